@@ -1,0 +1,259 @@
+"""The credential lifecycle: from settings to an ``Authorization`` header on every private call.
+
+Precedence: ``Configuration.access_token``, then ``token_provider``, then ``client_id`` with
+``client_secret`` used as ``auth_method`` says:
+
+* ``"client_signature"`` (default): tokens from ``public/auth`` with a signed grant, so the
+  secret never leaves the machine;
+* ``"client_credentials"``: tokens from ``public/auth`` with the secret in the request;
+* ``"signature"``: no token; each request signed with ``deri-hmac-sha256``.
+
+:class:`TokenManager` fetches a token before the first private call, refreshes it with the
+``refresh_token`` grant ahead of expiry, and falls back to the key when a refresh fails. It is
+thread-safe: threads that need a token at once share a single ``public/auth`` request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+
+from openapi_client import signing
+from openapi_client.configuration import Configuration
+from openapi_client.endpoint import Endpoint
+from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
+
+__all__ = ["Credentials", "Token", "TokenManager"]
+
+logger = logging.getLogger(__name__)
+
+#: Calls ``public/auth`` with these query arguments and returns the decoded envelope.
+FetchToken = Callable[[Endpoint, Mapping[str, Any]], Dict[str, Any]]
+
+# Header values must not be able to smuggle a second header or break the request line.
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+#: The largest share of a token's lifetime kept as refresh margin (for short-lived tokens).
+_MAX_MARGIN_SHARE = 0.2
+
+
+class Token(NamedTuple):
+    """A token as ``public/auth`` returned it, with monotonic deadlines."""
+
+    access_token: str
+    refresh_token: Optional[str]
+    expires_at: float
+    refresh_at: float
+
+
+def _checked(token: Any, origin: str) -> str:
+    if not isinstance(token, str) or not token:
+        raise ApiValueError(f"{origin} must be a non-empty string")
+    if _UNSAFE.search(token):
+        raise ApiValueError(f"{origin} contains whitespace or control characters")
+    return token
+
+
+class TokenManager:
+    """Fetches, caches and refreshes access tokens for one API key.
+
+    :param configuration: supplies ``client_id``, ``client_secret``, ``auth_method`` and
+        ``token_refresh_margin``.
+    :param fetch: calls ``public/auth`` (the ``ApiClient`` provides it).
+    :param clock: a monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        fetch: FetchToken,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._configuration = configuration
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: Optional[Token] = None
+        self._key = self._key_of(configuration)
+
+    @staticmethod
+    def _key_of(configuration: Configuration) -> Tuple[Optional[str], Optional[str], str]:
+        return (configuration.client_id, configuration.client_secret, configuration.auth_method)
+
+    @property
+    def key_changed(self) -> bool:
+        """Whether the configuration's API key or auth method changed since this manager began."""
+        return self._key_of(self._configuration) != self._key
+
+    def access_token(self) -> str:
+        """A valid access token, fetching or refreshing one first when needed."""
+        token = self._token
+        now = self._clock()
+        if token is not None and now < token.refresh_at:
+            return token.access_token
+        if token is not None and now < token.expires_at:
+            # Still valid: one thread refreshes ahead of expiry, the others carry on.
+            if self._lock.acquire(blocking=False):
+                try:
+                    if self._token is token:
+                        self._renew(token, keep_on_transport_error=True)
+                finally:
+                    self._lock.release()
+            return (self._token or token).access_token
+        with self._lock:
+            current = self._token
+            if current is not token and current is not None and self._clock() < current.expires_at:
+                return current.access_token
+            return self._renew(current, keep_on_transport_error=False).access_token
+
+    def invalidate(self, access_token: str) -> None:
+        """Forget ``access_token`` (the server refused it); the next call gets a fresh one."""
+        with self._lock:
+            token = self._token
+            if token is not None and token.access_token == access_token:
+                self._token = token._replace(expires_at=-math.inf, refresh_at=-math.inf)
+
+    def _renew(self, token: Optional[Token], keep_on_transport_error: bool) -> Token:
+        if token is not None and token.refresh_token:
+            try:
+                return self._grant(
+                    {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
+                )
+            except ApiTransportError:
+                if keep_on_transport_error:
+                    logger.warning("token refresh failed on the network; keeping the current token")
+                    return token
+                raise
+            except ApiException as error:
+                logger.info("token refresh refused (%r); authenticating with the API key", error)
+        return self._grant(self._key_grant())
+
+    def _key_grant(self) -> Dict[str, Any]:
+        configuration = self._configuration
+        client_id = _checked(configuration.client_id, "Configuration.client_id")
+        secret = _checked(configuration.client_secret, "Configuration.client_secret")
+        if configuration.auth_method == "client_credentials":
+            return {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            }
+        timestamp = signing.now_ms()
+        nonce = signing.new_nonce()
+        return {
+            "grant_type": "client_signature",
+            "client_id": client_id,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": signing.sign(secret, timestamp, nonce, ""),
+        }
+
+    def _grant(self, args: Mapping[str, Any]) -> Token:
+        from openapi_client.api.endpoints import PUBLIC_AUTH
+
+        started = self._clock()
+        envelope = self._fetch(PUBLIC_AUTH, args)
+        result = envelope.get("result")
+        if not isinstance(result, dict):
+            raise ApiException(200, "public/auth answered without a result")
+        access = result.get("access_token")
+        expires_in = result.get("expires_in")
+        if not isinstance(access, str) or not access:
+            raise ApiException(200, "public/auth answered without an access_token")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            raise ApiException(200, "public/auth answered without a numeric expires_in")
+        _checked(access, "the access token from public/auth")
+        refresh = result.get("refresh_token")
+        lifetime = float(expires_in)
+        margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
+        token = Token(
+            access_token=access,
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            expires_at=started + lifetime,
+            refresh_at=started + lifetime - margin,
+        )
+        self._token = token
+        logger.debug("got an access token by %s, valid %g s", args["grant_type"], lifetime)
+        return token
+
+
+class Credentials:
+    """Turns a configuration's credentials into ``Authorization`` header values.
+
+    Reads the configuration on every call, so a token set or changed later is used at once.
+    """
+
+    def __init__(self, configuration: Configuration, fetch: FetchToken) -> None:
+        self._configuration = configuration
+        self._fetch = fetch
+        self._manager: Optional[TokenManager] = None
+        self._manager_lock = threading.Lock()
+        self._bearer_cache = ("", "")
+
+    def _bearer(self, token: str) -> str:
+        cached_token, header = self._bearer_cache
+        if token is cached_token:
+            return header
+        header = "Bearer " + _checked(token, "the access token")
+        self._bearer_cache = (token, header)
+        return header
+
+    def token_manager(self) -> TokenManager:
+        """The manager for the configured API key (a new one when the key changed)."""
+        manager = self._manager
+        if manager is None or manager.key_changed:
+            with self._manager_lock:
+                manager = self._manager
+                if manager is None or manager.key_changed:
+                    manager = TokenManager(self._configuration, self._fetch)
+                    self._manager = manager
+        return manager
+
+    def authorization(self, endpoint: Endpoint, target: str) -> str:
+        """The ``Authorization`` value for a private request to ``target`` (path and query)."""
+        configuration = self._configuration
+        token = configuration.access_token
+        if token:
+            return self._bearer(token)
+        provider = configuration.token_provider
+        if provider is not None:
+            return self._bearer(_checked(provider(), "the token from token_provider"))
+        if configuration.client_id and configuration.client_secret:
+            if configuration.auth_method == "signature":
+                return signing.signature_header(
+                    _checked(configuration.client_id, "Configuration.client_id"),
+                    _checked(configuration.client_secret, "Configuration.client_secret"),
+                    "GET",
+                    target,
+                )
+            return self._bearer(self.token_manager().access_token())
+        raise ApiValueError(
+            f"{endpoint.operation} is a private method and needs credentials: set "
+            "Configuration.access_token, or Configuration.client_id and client_secret "
+            "(Configuration.from_env() reads DERIBIT_ACCESS_TOKEN, DERIBIT_CLIENT_ID and "
+            "DERIBIT_CLIENT_SECRET)"
+        )
+
+    def reauthenticate(self, authorization: str) -> bool:
+        """After ``13009 unauthorized`` for ``authorization``: whether a fresh credential exists.
+
+        True when the credential came from the API key (the token is dropped and fetched anew) or
+        from ``token_provider`` (which may hand out a newer token); False for a fixed
+        ``access_token`` or a per-request signature, which would fail the same way again.
+        """
+        configuration = self._configuration
+        if configuration.access_token:
+            return False
+        if configuration.token_provider is not None:
+            return True
+        if configuration.auth_method == "signature":
+            return False
+        manager = self._manager
+        if manager is None or not authorization.startswith("Bearer "):
+            return False
+        manager.invalidate(authorization[len("Bearer "):])
+        return True

@@ -1,0 +1,157 @@
+"""What an endpoint is: its path, whether it needs credentials, and its query parameters.
+
+Each API method is declared once as an :class:`Endpoint`; every method then takes the same path
+through :meth:`openapi_client.ApiClient.call`. Parameters check their arguments before any request
+(while ``Configuration.client_side_validation`` is on) and encode them for the query string.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+from urllib.parse import quote
+
+from openapi_client.exceptions import ApiTypeError, ApiValueError
+
+__all__ = ["ChoiceParam", "Endpoint", "NumberParam", "TextParam"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter.
+
+    :param name: the name on the wire and of the Python argument.
+    :param required: whether a call without it is refused.
+    :param description: what the value means, with its unit.
+    """
+
+    name: str
+    required: bool = False
+    description: str = ""
+
+    def encode(self, value: Any, validate: bool) -> str:
+        """The query-string form of ``value``, checked first when ``validate`` is true."""
+        if validate:
+            self.check(value)
+        return quote(str(value), safe="")
+
+    def check(self, value: Any) -> None:
+        """Raise ``ApiTypeError``/``ApiValueError`` when ``value`` is not acceptable."""
+
+
+@dataclass(frozen=True)
+class NumberParam(Param):
+    """A real number (``int`` or ``float``, not ``bool`` or text), finite, at least ``minimum``."""
+
+    minimum: Optional[float] = None
+    unit: str = ""
+
+    def _expected(self) -> str:
+        expected = "a finite number"
+        if self.minimum is not None:
+            expected += f" >= {self.minimum:g}"
+        return f"{expected} {self.unit}".rstrip()
+
+    def check(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ApiTypeError(
+                f"{self.name} must be {self._expected()} (int or float), "
+                f"got {type(value).__name__} {value!r}",
+                valid_classes=(int, float),
+            )
+        number = float(value)
+        if not math.isfinite(number) or (self.minimum is not None and number < self.minimum):
+            raise ApiValueError(f"{self.name} must be {self._expected()}, got {value!r}")
+
+    def encode(self, value: Any, validate: bool) -> str:
+        if validate:
+            self.check(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float):
+            return str(int(value)) if value.is_integer() else repr(value)
+        if isinstance(value, numbers.Real):
+            return repr(float(value))
+        return quote(str(value), safe="")
+
+
+@dataclass(frozen=True)
+class ChoiceParam(Param):
+    """One of a fixed set of strings."""
+
+    choices: Tuple[str, ...] = ()
+
+    def check(self, value: Any) -> None:
+        allowed = " or ".join(repr(choice) for choice in self.choices)
+        if not isinstance(value, str):
+            raise ApiTypeError(
+                f"{self.name} must be {allowed}, got {type(value).__name__} {value!r}",
+                valid_classes=(str,),
+            )
+        if value not in self.choices:
+            raise ApiValueError(f"{self.name} must be {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TextParam(Param):
+    """A string (an ``int`` is accepted for numeric fields such as timestamps)."""
+
+    allow_int: bool = False
+
+    def check(self, value: Any) -> None:
+        accepted: Tuple[type, ...] = (str, int) if self.allow_int else (str,)
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            names = " or ".join(kind.__name__ for kind in accepted)
+            raise ApiTypeError(
+                f"{self.name} must be {names}, got {type(value).__name__}",
+                valid_classes=accepted,
+            )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Deribit method over HTTP GET.
+
+    :param operation: the generated method name, used in error messages.
+    :param path: the method path below the API root, e.g. ``/public/set_heartbeat``.
+    :param private: whether the method needs credentials.
+    :param params: the query parameters, in the order they are sent.
+    :param summary: one line on what the method does.
+    """
+
+    operation: str
+    path: str
+    private: bool
+    params: Tuple[Param, ...] = ()
+    summary: str = ""
+    _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {param.name: param for param in self.params})
+
+    def query(self, args: Mapping[str, Any], validate: bool) -> str:
+        """The query string (without ``?``) for ``args``; ``None`` values are left out.
+
+        Raises ``ApiValueError`` for a missing required argument and ``ApiTypeError`` for an
+        unknown one, then lets each parameter check and encode its value.
+        """
+        for name in args:
+            if name not in self._by_name:
+                raise ApiTypeError(
+                    f"Got an unexpected keyword argument {name!r} to method {self.operation}"
+                )
+        pieces = []
+        for param in self.params:
+            value = args.get(param.name)
+            if value is None:
+                if param.required:
+                    raise ApiValueError(
+                        f"Missing the required parameter `{param.name}` when calling "
+                        f"`{self.operation}`"
+                    )
+                continue
+            pieces.append(f"{param.name}={param.encode(value, validate)}")
+        return "&".join(pieces)
+

@@ -1,0 +1,308 @@
+"""The library's exceptions, and the one place that turns a response into one.
+
+Every failure a caller can see is an :class:`OpenApiException`:
+
+* :class:`ApiTypeError` / :class:`ApiValueError`: a call was refused before any request;
+* :class:`ApiException`: the request was made and failed. ``status`` is the HTTP status, or ``0``
+  when no HTTP response arrived (:class:`ApiTransportError` and its subclasses). When Deribit
+  answered with a JSON-RPC error, ``error_code``, ``error_message`` and ``error_data`` carry it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Mapping, Optional, Sequence, Type, Union
+
+from openapi_client.redaction import redact
+
+__all__ = [
+    "RETRIABLE_ERROR_CODES",
+    "ApiAttributeError",
+    "ApiConnectionError",
+    "ApiException",
+    "ApiKeyError",
+    "ApiProtocolError",
+    "ApiSSLError",
+    "ApiTimeoutError",
+    "ApiTransportError",
+    "ApiTypeError",
+    "ApiValueError",
+    "BadRequestException",
+    "ForbiddenException",
+    "NotFoundException",
+    "OpenApiException",
+    "ServiceException",
+    "TooManyRequestsException",
+    "UnauthorizedException",
+    "exception_for_response",
+]
+
+PathToItem = Optional[Sequence[Union[str, int]]]
+
+#: Deribit's JSON-RPC error codes that report a transient condition (FACTS: "retry? yes").
+RETRIABLE_ERROR_CODES = frozenset(
+    {10028, 10040, 10041, 10047, 10066, 11051, 11094, 13028, 13888}
+)
+
+_BODY_PREVIEW = 500
+
+
+def _render_path(path_to_item: PathToItem) -> str:
+    return "".join(f"[{item!r}]" for item in path_to_item or ())
+
+
+class OpenApiException(Exception):
+    """The base class of every exception this library raises."""
+
+
+class ApiTypeError(OpenApiException, TypeError):
+    """An argument has the wrong type; raised before any request is made."""
+
+    def __init__(
+        self,
+        msg: str,
+        path_to_item: PathToItem = None,
+        valid_classes: Optional[Sequence[type]] = None,
+        key_type: Optional[bool] = None,
+    ) -> None:
+        self.path_to_item = path_to_item
+        self.valid_classes = valid_classes
+        self.key_type = key_type
+        if path_to_item:
+            msg = f"{msg} at {_render_path(path_to_item)}"
+        super().__init__(msg)
+
+
+class ApiValueError(OpenApiException, ValueError):
+    """An argument or setting has a wrong value; raised before any request is made."""
+
+    def __init__(self, msg: str, path_to_item: PathToItem = None) -> None:
+        self.path_to_item = path_to_item
+        if path_to_item:
+            msg = f"{msg} at {_render_path(path_to_item)}"
+        super().__init__(msg)
+
+
+class ApiAttributeError(OpenApiException, AttributeError):
+    """An attribute that does not exist was read."""
+
+    def __init__(self, msg: str, path_to_item: PathToItem = None) -> None:
+        self.path_to_item = path_to_item
+        super().__init__(msg)
+
+
+class ApiKeyError(OpenApiException, KeyError):
+    """A key that does not exist was looked up."""
+
+    def __init__(self, msg: str, path_to_item: PathToItem = None) -> None:
+        self.path_to_item = path_to_item
+        super().__init__(msg)
+
+
+class ApiException(OpenApiException):
+    """A request was made and did not succeed.
+
+    :param status: HTTP status, or ``0`` when no response arrived.
+    :param reason: HTTP reason phrase, or what went wrong on the way.
+    :param http_resp: a response object with ``status``, ``reason``, ``data`` and ``getheaders()``
+        (generated clients pass one); its fields fill those not given.
+    :param body: the response body as text.
+    :param headers: the response headers.
+    """
+
+    def __init__(
+        self,
+        status: Optional[int] = None,
+        reason: Optional[str] = None,
+        http_resp: Any = None,
+        *,
+        body: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        data: Any = None,
+    ) -> None:
+        if http_resp is not None:
+            status = http_resp.status if status is None else status
+            reason = http_resp.reason if reason is None else reason
+            if body is None:
+                raw = http_resp.data
+                body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            if headers is None:
+                headers = http_resp.getheaders()
+        self.status: int = status or 0
+        self.reason: str = reason or ""
+        self.body: Optional[str] = body
+        self.headers: Optional[Mapping[str, str]] = headers
+        #: The decoded JSON body, when it was a JSON object.
+        self.data: Optional[Dict[str, Any]] = data if data is not None else _decode_object(body)
+        error = self.data.get("error") if self.data else None
+        self.error_code: Optional[int] = None
+        self.error_message: Optional[str] = None
+        self.error_data: Any = None
+        if isinstance(error, dict):
+            code = error.get("code")
+            self.error_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            message = error.get("message")
+            self.error_message = str(message) if message is not None else None
+            self.error_data = error.get("data")
+        elif isinstance(error, int) and not isinstance(error, bool):
+            # The published description's older shape: {"error": <code>, "message": "..."}.
+            self.error_code = error
+            message = self.data.get("message") if self.data else None
+            self.error_message = str(message) if message is not None else None
+        super().__init__(self.status, self.reason)
+
+    @property
+    def retriable(self) -> bool:
+        """Whether Deribit documents this error as transient (its code, or the HTTP status)."""
+        if self.error_code is not None:
+            return self.error_code in RETRIABLE_ERROR_CODES
+        return self.status in (429, 500, 502, 503, 504)
+
+    @property
+    def retry_after(self) -> Optional[float]:
+        """Seconds the server asked the client to wait (``Retry-After``), if it said so."""
+        if not self.headers:
+            return None
+        value = self.headers.get("Retry-After") or self.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            return _http_date_delay(value)
+        return seconds if seconds >= 0 else None
+
+    def _headline(self) -> str:
+        if self.error_code is not None:
+            text = f"Deribit error {self.error_code}: {self.error_message or 'no message'}"
+            if self.error_data is not None:
+                text += f" ({_compact(self.error_data)})"
+            return text
+        if self.status == 0:
+            return self.reason or "no response"
+        return f"HTTP {self.status} {self.reason}".rstrip()
+
+    def __str__(self) -> str:
+        lines = [redact(self._headline())]
+        if self.status:
+            lines.append(f"HTTP status: {self.status} {self.reason}".rstrip())
+        if self.body and self.error_code is None:
+            preview = self.body[:_BODY_PREVIEW] + ("..." if len(self.body) > _BODY_PREVIEW else "")
+            lines.append(f"HTTP response body: {redact(preview)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        fields = [f"status={self.status}"]
+        if self.error_code is not None:
+            fields.append(f"error_code={self.error_code}")
+            fields.append(f"error_message={self.error_message!r}")
+        elif self.reason:
+            fields.append(f"reason={redact(self.reason)!r}")
+        return f"{type(self).__name__}({', '.join(fields)})"
+
+
+class BadRequestException(ApiException):
+    """HTTP 400: Deribit's usual status for a JSON-RPC error."""
+
+
+class UnauthorizedException(ApiException):
+    """HTTP 401."""
+
+
+class ForbiddenException(ApiException):
+    """HTTP 403."""
+
+
+class NotFoundException(ApiException):
+    """HTTP 404."""
+
+
+class TooManyRequestsException(ApiException):
+    """HTTP 429: too many requests or connections; ``retry_after`` says how long to wait."""
+
+
+class ServiceException(ApiException):
+    """HTTP 5xx: the server or its edge failed."""
+
+
+class ApiTransportError(ApiException):
+    """No HTTP response arrived (``status == 0``); the cause is chained as ``__cause__``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(status=0, reason=reason)
+
+    @property
+    def retriable(self) -> bool:
+        return True
+
+
+class ApiConnectionError(ApiTransportError):
+    """The connection could not be made, or was reset or closed by the other side."""
+
+
+class ApiTimeoutError(ApiTransportError):
+    """The server did not connect or answer within the request timeout."""
+
+
+class ApiSSLError(ApiConnectionError):
+    """TLS failed, for example because the server's certificate could not be verified."""
+
+    @property
+    def retriable(self) -> bool:
+        return False
+
+
+class ApiProtocolError(ApiTransportError):
+    """The server broke HTTP, for example by closing the connection mid-body."""
+
+
+_BY_STATUS: Dict[int, Type[ApiException]] = {
+    400: BadRequestException,
+    401: UnauthorizedException,
+    403: ForbiddenException,
+    404: NotFoundException,
+    429: TooManyRequestsException,
+}
+
+
+def exception_for_response(
+    status: int,
+    reason: str,
+    body: Optional[str],
+    headers: Optional[Mapping[str, str]],
+    data: Optional[Dict[str, Any]] = None,
+) -> ApiException:
+    """The exception for an HTTP response that is not a success, in its subclass by status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServiceException if 500 <= status <= 599 else ApiException
+    return cls(status, reason, body=body, headers=headers, data=data)
+
+
+def _decode_object(body: Optional[str]) -> Optional[Dict[str, Any]]:
+    if not body or body[0] != "{":
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items())
+    return str(value)
+
+
+def _http_date_delay(value: str) -> Optional[float]:
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

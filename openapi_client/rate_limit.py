@@ -1,0 +1,85 @@
+"""Deribit's credit model for non-matching-engine requests.
+
+Deribit gives each sub-account a pool of 50,000 credits, charges 500 credits a request and refills
+10,000 credits a second: a burst of 100 requests, then 20 a second. :class:`RateLimit` expresses
+the same model in requests rather than credits. The client uses :meth:`RateLimit.acquire` to wait
+for its turn; the simulator uses :meth:`RateLimit.try_acquire` to refuse a request with 10028.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+__all__ = ["RateLimit"]
+
+
+class RateLimit:
+    """A thread-safe token bucket matching Deribit's credit model.
+
+    :param per_second: sustained requests per second the pool refills (Deribit: 20).
+    :param burst: requests a full pool allows back to back (Deribit: 100).
+    :param clock: monotonic clock in seconds; replaceable for tests.
+    """
+
+    __slots__ = ("_available", "_clock", "_lock", "_updated", "burst", "per_second")
+
+    def __init__(
+        self,
+        per_second: float = 20.0,
+        burst: int = 100,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(per_second, bool) or not isinstance(per_second, (int, float)):
+            raise TypeError(f"per_second must be a number, got {per_second!r}")
+        if not (math.isfinite(per_second) and per_second > 0):
+            raise ValueError(f"per_second must be a finite number > 0, got {per_second!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"burst must be a whole number >= 1, got {burst!r}")
+        self.per_second = float(per_second)
+        self.burst = burst
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._available = float(burst)
+        self._updated = clock()
+
+    def __repr__(self) -> str:
+        return f"RateLimit(per_second={self.per_second:g}, burst={self.burst})"
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._updated
+        self._updated = now
+        if elapsed > 0:
+            self._available = min(float(self.burst), self._available + elapsed * self.per_second)
+
+    def reserve(self) -> float:
+        """Claim the next request slot and return how many seconds to wait before using it.
+
+        Slots are handed out in call order: a caller that reserves while the pool is empty is
+        placed behind earlier callers, so concurrent threads never overspend the pool.
+        """
+        with self._lock:
+            self._refill()
+            self._available -= 1.0
+            if self._available >= 0.0:
+                return 0.0
+            return -self._available / self.per_second
+
+    def acquire(self) -> None:
+        """Wait until a request may be sent under this limit, then return."""
+        delay = self.reserve()
+        if delay > 0.0:
+            time.sleep(delay)
+
+    def try_acquire(self) -> bool:
+        """Spend one request if the pool holds one now; never waits."""
+        with self._lock:
+            self._refill()
+            if self._available >= 1.0:
+                self._available -= 1.0
+                return True
+            return False

@@ -1,0 +1,352 @@
+"""Everything about the wire: urllib3 pools, TLS, proxies, timeouts, and transport failures.
+
+Nothing above this module touches a socket, and nothing from urllib3 or ``socket`` escapes it:
+every failure to get a response becomes an :class:`~openapi_client.exceptions.ApiTransportError`
+with ``status == 0`` and the original exception chained.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import socket
+import ssl
+import warnings
+from typing import Any, Dict, Mapping, Optional, Union
+from urllib.parse import urlencode, urlsplit
+
+import urllib3
+from urllib3 import exceptions as urllib3_errors
+from urllib3.util.retry import Retry
+
+from openapi_client.configuration import Configuration, Timeout, check_timeout
+from openapi_client.exceptions import (
+    ApiConnectionError,
+    ApiException,
+    ApiProtocolError,
+    ApiSSLError,
+    ApiTimeoutError,
+    ApiTransportError,
+    ApiValueError,
+    exception_for_response,
+)
+from openapi_client.redaction import RedactingFilter
+
+# Re-exported: generated clients import ApiException from here.
+__all__ = ["ApiException", "InsecureTLSWarning", "RESTClientObject", "RESTResponse"]
+
+logger = logging.getLogger(__name__)
+# urllib3 logs each request target at DEBUG; public/auth carries credentials in its query.
+logging.getLogger("urllib3.connectionpool").addFilter(RedactingFilter())
+
+_NO_RETRIES = Retry(total=False, redirect=False, raise_on_redirect=False)
+
+
+class InsecureTLSWarning(UserWarning):
+    """Issued once per client when ``verify_ssl`` is off."""
+
+
+class RESTResponse:
+    """A fully read HTTP response: ``status``, ``reason``, ``data`` (bytes) and ``headers``."""
+
+    __slots__ = ("data", "headers", "reason", "status", "urllib3_response")
+
+    def __init__(self, resp: Any) -> None:
+        self.urllib3_response = resp
+        self.status: int = resp.status
+        self.reason: str = resp.reason or http.client.responses.get(resp.status, "")
+        self.data: bytes = resp.data
+        self.headers: Mapping[str, str] = resp.headers
+
+    def getheaders(self) -> Mapping[str, str]:
+        """The response headers (case-insensitive)."""
+        return self.headers
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """One response header, or ``default``."""
+        return self.headers.get(name, default)
+
+    def __repr__(self) -> str:
+        return f"RESTResponse(status={self.status}, reason={self.reason!r})"
+
+
+class Origin:
+    """A parsed API root (``scheme://host:port/base``), computed once per host string."""
+
+    __slots__ = ("base_path", "hostname", "is_loopback", "origin", "port", "scheme", "url")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ApiValueError(
+                f"Configuration.host must be an http:// or https:// URL such as "
+                f"https://www.deribit.com/api/v2, got {url!r}"
+            )
+        if parts.username or parts.password:
+            raise ApiValueError("Configuration.host must not carry a user name or password")
+        self.url = url
+        self.scheme = parts.scheme
+        self.hostname = parts.hostname
+        try:
+            self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ApiValueError(f"Configuration.host has an invalid port: {url!r}") from None
+        self.base_path = parts.path
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.is_loopback = _is_loopback(self.hostname)
+
+    @property
+    def display(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+
+def _is_loopback(hostname: str) -> bool:
+    name = hostname.lower().strip("[]")
+    if name in ("localhost", "::1") or name.endswith(".localhost"):
+        return True
+    return re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", name) is not None
+
+
+class RESTClientObject:
+    """The transport: one urllib3 pool manager shared by every thread of an ``ApiClient``."""
+
+    def __init__(self, configuration: Configuration, pools_size: int = 4) -> None:
+        self.configuration = configuration
+        maxsize = configuration.connection_pool_maxsize
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ApiValueError(
+                f"connection_pool_maxsize must be a whole number >= 1, got {maxsize!r}"
+            )
+        pool_args: Dict[str, Any] = {
+            "num_pools": pools_size,
+            "maxsize": maxsize,
+            "block": False,
+            "retries": _NO_RETRIES,
+        }
+        if configuration.verify_ssl:
+            import certifi
+
+            pool_args["cert_reqs"] = ssl.CERT_REQUIRED
+            pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
+        else:
+            pool_args["cert_reqs"] = ssl.CERT_NONE
+            warnings.warn(
+                "TLS certificate verification is off (Configuration.verify_ssl = False): "
+                "anyone on the network path can read and change your requests and token.",
+                InsecureTLSWarning,
+                stacklevel=3,
+            )
+            # That warning replaces urllib3's, which it would repeat for every new connection.
+            warnings.filterwarnings("ignore", category=urllib3_errors.InsecureRequestWarning)
+        if configuration.cert_file:
+            pool_args["cert_file"] = configuration.cert_file
+        if configuration.key_file:
+            pool_args["key_file"] = configuration.key_file
+        if configuration.assert_hostname is not None:
+            pool_args["assert_hostname"] = configuration.assert_hostname
+        self.uses_proxy = bool(configuration.proxy)
+        self.pool_manager: urllib3.PoolManager
+        if configuration.proxy:
+            self.pool_manager = urllib3.ProxyManager(
+                proxy_url=configuration.proxy,
+                proxy_headers=configuration.proxy_headers,
+                **pool_args,
+            )
+        else:
+            self.pool_manager = urllib3.PoolManager(**pool_args)
+        self._timeouts: Dict[Any, urllib3.Timeout] = {}
+        self._pools: Dict[str, Any] = {}
+
+    # -- timeouts -------------------------------------------------------------------------------
+
+    def timeout(self, value: Optional[Timeout]) -> urllib3.Timeout:
+        """The urllib3 ``Timeout`` for a ``_request_timeout`` value (or the configured default)."""
+        if value is None:
+            value = self.configuration.request_timeout
+        cached = self._timeouts.get(value)
+        if cached is not None:
+            return cached
+        check_timeout(value)
+        if isinstance(value, tuple):
+            result = urllib3.Timeout(connect=value[0], read=value[1])
+        else:
+            result = urllib3.Timeout(total=None, connect=value, read=value)
+        if len(self._timeouts) < 64:
+            self._timeouts[value] = result
+        return result
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def send(
+        self,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, str],
+        timeout: urllib3.Timeout,
+        preload_content: bool = True,
+    ) -> Any:
+        """Send ``GET target`` to ``origin`` and return the urllib3 response.
+
+        With ``preload_content`` the body has been read and the connection is back in the pool.
+        Raises :class:`ApiTransportError` when no complete response arrived.
+        """
+        try:
+            if self.uses_proxy:
+                return self.pool_manager.urlopen(
+                    "GET",
+                    origin.origin + target,
+                    headers=headers,
+                    retries=_NO_RETRIES,
+                    redirect=False,
+                    timeout=timeout,
+                    preload_content=preload_content,
+                    enforce_content_length=True,
+                )
+            pool = self._pools.get(origin.origin)
+            if pool is None:
+                pool = self.pool_manager.connection_from_url(origin.origin)
+                self._pools[origin.origin] = pool
+            return pool.urlopen(
+                "GET",
+                target,
+                headers=headers,
+                retries=_NO_RETRIES,
+                redirect=False,
+                assert_same_host=False,
+                timeout=timeout,
+                preload_content=preload_content,
+                enforce_content_length=True,
+            )
+        except (urllib3_errors.HTTPError, OSError, http.client.HTTPException) as error:
+            raise transport_error(error, origin.display, timeout) from error
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        query_params: Optional[Any] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Optional[Any] = None,
+        post_params: Optional[Any] = None,
+        _preload_content: bool = True,
+        _request_timeout: Optional[Timeout] = None,
+    ) -> Union[RESTResponse, Any]:
+        """Generated-client style entry point: one request, raising ``ApiException`` on failure.
+
+        Only ``GET`` (and ``HEAD``) are needed by Deribit's session-management methods.
+        """
+        method = method.upper()
+        if method not in ("GET", "HEAD"):
+            raise ApiValueError(f"only GET and HEAD requests are supported, got {method}")
+        if body is not None or post_params:
+            raise ApiValueError("GET requests carry their parameters in the query, not a body")
+        origin = Origin(url)
+        target = urlsplit(url).path or "/"
+        if query_params:
+            target += "?" + urlencode(query_params)
+        response = self.send(
+            origin, target, headers or {}, self.timeout(_request_timeout), _preload_content
+        )
+        if not _preload_content:
+            return response
+        rest_response = RESTResponse(response)
+        if not 200 <= rest_response.status <= 299:
+            raise exception_for_response(
+                rest_response.status,
+                rest_response.reason,
+                rest_response.data.decode("utf-8", "replace"),
+                rest_response.headers,
+            )
+        return rest_response
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pools.clear()
+        self.pool_manager.clear()
+
+
+def transport_error(error: BaseException, where: str, timeout: Any = None) -> ApiTransportError:
+    """Describe a urllib3/socket failure as the library's exception (messages carry no URL)."""
+    if isinstance(error, urllib3_errors.SSLError) or isinstance(error, ssl.SSLError):
+        detail = _ssl_detail(error)
+        if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
+            return ApiSSLError(
+                f"TLS certificate verification failed for {where} ({detail}). If the server uses "
+                "a private CA, point Configuration.ssl_ca_cert at its bundle."
+            )
+        return ApiSSLError(f"TLS handshake with {where} failed ({detail})")
+    if isinstance(error, urllib3_errors.ProxyError):
+        return ApiConnectionError(f"the proxy refused or failed the connection to {where}")
+    if isinstance(error, urllib3_errors.NewConnectionError):
+        return ApiConnectionError(
+            f"could not connect to {where} ({_root_cause(error)}); check Configuration.host "
+            "and the network"
+        )
+    if isinstance(error, urllib3_errors.ConnectTimeoutError):
+        return ApiTimeoutError(
+            f"connecting to {where} timed out after {_seconds(timeout, 'connect')}"
+        )
+    if isinstance(error, (urllib3_errors.ReadTimeoutError, socket.timeout)):
+        return ApiTimeoutError(
+            f"{where} did not answer within {_seconds(timeout, 'read')} (read timeout)"
+        )
+    cause = _root_cause_exception(error)
+    if isinstance(cause, http.client.IncompleteRead) or "IncompleteRead" in repr(error):
+        return ApiProtocolError(f"the response from {where} was cut short (truncated body)")
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return ApiConnectionError(f"the connection to {where} was reset by the server")
+    if isinstance(cause, http.client.RemoteDisconnected):
+        return ApiConnectionError(f"{where} closed the connection without answering")
+    if isinstance(cause, ConnectionRefusedError):
+        return ApiConnectionError(f"{where} refused the connection")
+    if isinstance(cause, socket.timeout):
+        return ApiTimeoutError(f"{where} did not answer within {_seconds(timeout, 'read')}")
+    return ApiProtocolError(f"the exchange with {where} failed ({type(cause).__name__})")
+
+
+def _root_cause_exception(error: BaseException) -> BaseException:
+    seen = 0
+    current = error
+    while seen < 8:
+        nested = None
+        if isinstance(current, urllib3_errors.ProtocolError) and len(current.args) > 1:
+            nested = current.args[1]
+        nested = nested if isinstance(nested, BaseException) else current.__cause__
+        if nested is None or nested is current:
+            return current
+        current = nested
+        seen += 1
+    return current
+
+
+def _root_cause(error: BaseException) -> str:
+    cause = _root_cause_exception(error)
+    if isinstance(cause, socket.gaierror) or "NameResolution" in type(error).__name__:
+        return "the host name could not be resolved"
+    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(error):
+        return "connection refused"
+    text = str(getattr(cause, "strerror", None) or type(cause).__name__)
+    return text.lower()
+
+
+def _ssl_detail(error: BaseException) -> str:
+    cause = _root_cause_exception(error)
+    for candidate in (cause, error):
+        reason = getattr(candidate, "reason", None)
+        verify_message = getattr(candidate, "verify_message", None)
+        if verify_message:
+            return f"certificate verify failed: {verify_message}"
+        if isinstance(reason, str) and reason:
+            return reason
+    text = str(error)
+    match = re.search(r"\[SSL: [A-Z_]+\] ([^(]+)", text)
+    return match.group(1).strip() if match else "TLS error"
+
+
+def _seconds(timeout: Any, which: str) -> str:
+    value = getattr(timeout, f"{which}_timeout", None)
+    if isinstance(value, (int, float)):
+        return f"{value:g} s"
+    return "the timeout"
+
