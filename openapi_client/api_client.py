@@ -21,7 +21,6 @@ from openapi_client.exceptions import (
     ApiException,
     ApiTypeError,
     ApiValueError,
-    UnauthorizedException,
     exception_for_response,
 )
 from openapi_client.redaction import redact
@@ -266,8 +265,7 @@ class ApiClient:
         if query:
             target = f"{target}?{query}"
         authorization: Optional[str] = None
-        if endpoint.private:
-            self._check_transport_security(endpoint, origin)
+        credentials = self.credentials
         if timeout is None:
             timeout = self.rest_client.timeout(None)
         policy = self._retry_policy()
@@ -278,7 +276,11 @@ class ApiClient:
         while True:
             attempts += 1
             if endpoint.private:
-                authorization = self.credentials.authorization(endpoint, target)
+                authorization = credentials.authorization(endpoint, target)
+            else:
+                authorization = credentials.bearer_if_set()
+            if authorization is not None and origin.insecure:
+                self._check_transport_security(endpoint, origin)
             headers = self._headers(authorization)
             if rate_limit is not None:
                 rate_limit.acquire()
@@ -300,10 +302,13 @@ class ApiClient:
                 if debug:
                     logger.debug("GET %s%s failed: %r", origin.origin, redact(target), error)
                 if (
-                    error.error_code == _UNAUTHORIZED or isinstance(error, UnauthorizedException)
-                ) and authorization is not None and not reauthenticated:
+                    endpoint.private
+                    and not reauthenticated
+                    and authorization is not None
+                    and (error.error_code == _UNAUTHORIZED or error.status == 401)
+                ):
                     reauthenticated = True
-                    if self.credentials.reauthenticate(authorization):
+                    if credentials.reauthenticate(authorization):
                         attempts -= 1
                         continue
                 if not policy.should_retry(error, attempts):
@@ -326,13 +331,12 @@ class ApiClient:
             return data, response.status, response.headers
 
     def _check_transport_security(self, endpoint: Endpoint, origin: Origin) -> None:
-        if origin.scheme == "http" and not origin.is_loopback:
-            if not self.configuration.allow_insecure_http:
-                raise ApiValueError(
-                    f"{endpoint.operation} would send a credential over plain http to "
-                    f"{origin.hostname}; use an https:// host, or set "
-                    "Configuration.allow_insecure_http = True if you really mean it"
-                )
+        if origin.insecure and not self.configuration.allow_insecure_http:
+            raise ApiValueError(
+                f"{endpoint.operation} would send a credential over plain http to "
+                f"{origin.hostname}; use an https:// host, or set "
+                "Configuration.allow_insecure_http = True if you really mean it"
+            )
 
     def _fetch_token(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Dict[str, Any]:
         """Call ``public/auth`` (or another public endpoint) for the credential manager."""

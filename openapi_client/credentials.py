@@ -202,6 +202,15 @@ class Credentials:
         self._bearer_cache = (token, header)
         return header
 
+    def bearer_if_set(self) -> Optional[str]:
+        """``Bearer <access_token>`` when ``Configuration.access_token`` is set, else ``None``.
+
+        Sent with public calls too, as the API description asks; a key-based token is never
+        fetched just for a public call.
+        """
+        token = self._configuration.access_token
+        return self._bearer(token) if token else None
+
     def token_manager(self) -> TokenManager:
         """The manager for the configured API key (a new one when the key changed)."""
         manager = self._manager

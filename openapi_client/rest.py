@@ -74,7 +74,16 @@ class RESTResponse:
 class Origin:
     """A parsed API root (``scheme://host:port/base``), computed once per host string."""
 
-    __slots__ = ("base_path", "hostname", "is_loopback", "origin", "port", "scheme", "url")
+    __slots__ = (
+        "base_path",
+        "hostname",
+        "insecure",
+        "is_loopback",
+        "origin",
+        "port",
+        "scheme",
+        "url",
+    )
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url.rstrip("/"))
@@ -95,6 +104,8 @@ class Origin:
         self.base_path = parts.path
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.is_loopback = _is_loopback(self.hostname)
+        #: Plain http to a host off this machine: credentials would cross the network readable.
+        self.insecure = self.scheme == "http" and not self.is_loopback
 
     @property
     def display(self) -> str:

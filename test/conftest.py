@@ -1,0 +1,45 @@
+"""Shared fixtures: a fresh simulator per test, and a client configured against it."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from openapi_client import ApiClient, Configuration, RetryPolicy, SessionManagementApi
+from openapi_client.simulator import DeribitSimulator
+
+#: The simulator's built-in always-valid token and API key.
+TOKEN = "sim-token"
+CLIENT_ID = "sim-client"
+CLIENT_SECRET = "sim-secret"
+
+#: Retries as the default policy, but with waits short enough for a test suite.
+FAST_RETRIES = RetryPolicy(total=3, backoff_factor=0.01, backoff_max=0.05)
+
+
+@pytest.fixture
+def simulator() -> Iterator[DeribitSimulator]:
+    with DeribitSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def configuration(simulator: DeribitSimulator) -> Configuration:
+    return Configuration(
+        host=simulator.url,
+        access_token=TOKEN,
+        request_timeout=(2.0, 2.0),
+        retries=FAST_RETRIES,
+    )
+
+
+@pytest.fixture
+def api_client(configuration: Configuration) -> Iterator[ApiClient]:
+    with ApiClient(configuration) as client:
+        yield client
+
+
+@pytest.fixture
+def api(api_client: ApiClient) -> SessionManagementApi:
+    return SessionManagementApi(api_client)
