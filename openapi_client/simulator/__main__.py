@@ -1,0 +1,115 @@
+"""``python -m openapi_client.simulator``: serve the Deribit simulator until Ctrl-C or SIGTERM.
+
+Prints one line, the URL to use as ``Configuration.host``, and never prints a credential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .core import DEFAULT_CREDENTIALS, DEFAULT_TOKENS, DeribitSimulator, loopback_family
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m openapi_client.simulator",
+        description="Serve a local stand-in for Deribit's session-management HTTP API. "
+        "It listens on loopback only and prints the URL to use as Configuration.host.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="TCP port; 0 picks a free one (default 8080)"
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        metavar="TOKEN",
+        help="a static access token to accept; repeat for more (default: sim-token)",
+    )
+    parser.add_argument("--client-id", help="client id for public/auth (default: sim-client)")
+    parser.add_argument(
+        "--client-secret", help="client secret for --client-id (default: sim-secret)"
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="lifetime of issued access tokens (default 900)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help="enforce Deribit's credit model: 100 requests at once, then 20 a second (10028)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=32,
+        help="simultaneous connections served; the next gets HTTP 429 (default 32)",
+    )
+    parser.add_argument(
+        "--reject-connection-scope-over-http",
+        action="store_true",
+        help="answer cancel-on-disconnect calls with scope=connection with error 11050, "
+        "as Deribit does over HTTP",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator from the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        loopback_family(args.host)
+    except ValueError as error:
+        parser.error(str(error))
+    if (args.client_id is None) != (args.client_secret is None):
+        parser.error("give --client-id and --client-secret together")
+    credentials = (
+        {args.client_id: args.client_secret} if args.client_id is not None else DEFAULT_CREDENTIALS
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        simulator = DeribitSimulator(
+            host=args.host,
+            port=args.port,
+            tokens=args.token or DEFAULT_TOKENS,
+            credentials=credentials,
+            token_ttl=args.token_ttl,
+            rate_limit=args.rate_limit,
+            max_connections=args.max_connections,
+            reject_connection_scope_over_http=args.reject_connection_scope_over_http,
+        )
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    try:
+        simulator.start()
+    except OSError as error:
+        print(f"cannot listen on {args.host} port {args.port}: {error.strerror}", file=sys.stderr)
+        return 1
+    try:
+        print(simulator.url, flush=True)
+        while not stop.wait(3600):
+            pass
+    finally:
+        simulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""``DeribitSimulator``: the public face that wires credentials, state, faults and the server."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from .auth import Authenticator
+from .dispatch import AccountLimits, Dispatcher
+from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
+from .methods import Context
+from .recording import RecordedRequest, RequestLog
+from .server import HttpServer
+from .state import SessionState
+
+__all__ = ["DEFAULT_CREDENTIALS", "DEFAULT_TOKENS", "DeribitSimulator", "loopback_family"]
+
+#: Static access tokens accepted when none are given.
+DEFAULT_TOKENS = ("sim-token",)
+#: ``client_id -> client_secret`` accepted when none are given.
+DEFAULT_CREDENTIALS: Mapping[str, str] = MappingProxyType({"sim-client": "sim-secret"})
+
+#: How long :meth:`DeribitSimulator.stop` waits for threads to end, in seconds.
+_STOP_TIMEOUT = 2.0
+
+
+def loopback_family(host: str) -> socket.AddressFamily:
+    """The address family to listen on ``host``; ValueError unless ``host`` is loopback.
+
+    The simulator accepts fixed, well-known credentials, so it never listens beyond this machine.
+    """
+    if host.lower() == "localhost":
+        return socket.AF_INET
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise ValueError(
+            f"refusing to listen on {host!r}: the simulator accepts well-known test credentials, "
+            "so it only listens on loopback (127.0.0.0/8, ::1 or localhost)"
+        )
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+class DeribitSimulator:
+    """A local stand-in for Deribit's HTTP API, for testing clients and bots offline.
+
+    It answers ``public/auth``, ``public/set_heartbeat``, ``public/disable_heartbeat``,
+    ``public/test`` and ``private/{enable,disable,get}_cancel_on_disconnect`` over real HTTP/1.1
+    on loopback, records every request, and can be told to misbehave (see :meth:`inject`).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with DeribitSimulator() as sim:
+            configuration.host = sim.url
+
+    :param host: loopback address to listen on.
+    :param port: TCP port; 0 picks a free one (read it from :attr:`port`).
+    :param tokens: static access tokens that are always valid and never expire.
+    :param credentials: ``client_id -> client_secret`` pairs for ``public/auth``,
+        ``deri-hmac-sha256`` signatures and ``Basic`` authorization.
+    :param token_ttl: seconds an access token issued by ``public/auth`` lives.
+    :param rate_limit: enforce Deribit's credit model (error 10028 once a pool is empty).
+    :param rate_limit_per_second: requests per second each pool refills (Deribit: 20).
+    :param rate_limit_burst: requests a full pool allows back to back (Deribit: 100).
+    :param max_connections: simultaneous connections served; the next one gets HTTP 429.
+    :param reject_connection_scope_over_http: answer cancel-on-disconnect calls with scope
+        ``connection`` (the default scope) with error 11050, as Deribit now does over HTTP.
+    :param request_log_size: how many recent requests :attr:`requests` keeps.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Iterable[str] = DEFAULT_TOKENS,
+        credentials: Mapping[str, str] = DEFAULT_CREDENTIALS,
+        token_ttl: float = 900.0,
+        rate_limit: bool = False,
+        rate_limit_per_second: float = 20.0,
+        rate_limit_burst: int = 100,
+        max_connections: int = 32,
+        reject_connection_scope_over_http: bool = False,
+        request_log_size: int = 100_000,
+    ) -> None:
+        self._family = loopback_family(host)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be a whole number from 0 to 65535, got {port!r}")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ValueError(
+                f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            )
+        self._address = (host.strip("[]"), port)
+        self._max_connections = max_connections
+        self._auth = Authenticator(tokens=tokens, credentials=credentials, token_ttl=token_ttl)
+        self._state = SessionState()
+        self._faults = FaultQueue()
+        self._log = RequestLog(request_log_size)
+        limits = AccountLimits(rate_limit_per_second, rate_limit_burst) if rate_limit else None
+        context = Context(self._state, self._auth, reject_connection_scope_over_http)
+        self._dispatcher = Dispatcher(context, limits)
+        self._lifecycle = threading.Lock()
+        self._server: HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> DeribitSimulator:
+        """Listen and serve on a background thread; returns ``self``.
+
+        :raises OSError: when the address cannot be bound (e.g. the port is taken).
+        :raises RuntimeError: when already started or stopped (create a new simulator).
+        """
+        with self._lifecycle:
+            if self._server is not None or self._stopped:
+                raise RuntimeError("a DeribitSimulator starts once; create a new one to restart")
+            server = HttpServer(
+                self._address,
+                self._family,
+                dispatcher=self._dispatcher,
+                faults=self._faults,
+                log=self._log,
+                max_connections=self._max_connections,
+            )
+            self._thread = threading.Thread(
+                target=server.serve,
+                name="deribit-simulator",
+                daemon=True,
+            )
+            self._server = server
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: wake hung requests, close every connection and the listening socket.
+
+        Safe to call more than once, and before :meth:`start`.
+        """
+        with self._lifecycle:
+            if self._stopped:
+                return
+            self._stopped = True
+            server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.stop_serving()
+        thread.join(_STOP_TIMEOUT)
+        server.close_connections(_STOP_TIMEOUT)
+        server.server_close()
+
+    def __enter__(self) -> DeribitSimulator:
+        """Start (unless :meth:`start` was already called) and return ``self``."""
+        with self._lifecycle:
+            started = self._server is not None and not self._stopped
+        return self if started else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where it listens --------------------------------------------------------------------
+
+    def _bound(self) -> HttpServer:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started; call start() or use 'with'")
+        return self._server
+
+    @property
+    def host(self) -> str:
+        """The address the simulator listens on (e.g. ``127.0.0.1``)."""
+        return str(self._bound().server_address[0])
+
+    @property
+    def port(self) -> int:
+        """The TCP port the simulator listens on."""
+        return int(self._bound().server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The API root, e.g. ``http://127.0.0.1:8080/api/v2``: use it as ``Configuration.host``."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}{API_PREFIX}"
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def issue_token(self, client_id: str = "sim-client", ttl: float | None = None) -> str:
+        """Mint an access token as ``public/auth`` would, without a request.
+
+        :param client_id: the account the token belongs to.
+        :param ttl: seconds it lives; default ``token_ttl``.
+        """
+        return self._auth.issue_access_token(client_id, ttl)
+
+    def add_token(self, token: str) -> None:
+        """Accept ``token`` as a static access token (valid until the simulator stops)."""
+        self._auth.add_token(token)
+
+    def revoke_tokens(self, *, refresh_tokens: bool = False) -> None:
+        """Invalidate every issued access token, so private calls answer 13009 until the client
+        authenticates again. Static tokens stay valid; refresh tokens too unless asked.
+        """
+        self._auth.revoke(refresh_tokens=refresh_tokens)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def inject(
+        self, kind: Fault | str, count: int = 1, *, path: str | None = None, **params: Any
+    ) -> None:
+        """Deliver fault ``kind`` instead of an answer to the next ``count`` matching requests.
+
+        :param kind: a :class:`Fault` or its value, e.g. ``"reset"`` or ``"429"``.
+        :param count: how many requests get the fault.
+        :param path: only requests to this method path, e.g. ``"/public/set_heartbeat"``
+            (``/api/v2`` may be included); None matches every request.
+        :param params: the fault's parameters (see :class:`Fault`).
+        :raises ValueError: on an unknown kind, a bad count or path, or bad parameters.
+        """
+        self._faults.add(FaultSpec.build(kind, path, params), count)
+
+    def clear_faults(self) -> None:
+        """Drop every fault not yet delivered."""
+        self._faults.clear()
+
+    # -- what clients did --------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the recorded requests, oldest first (faulted ones included)."""
+        return self._log.snapshot()
+
+    @property
+    def auth_requests(self) -> int:
+        """How many ``public/auth`` requests arrived since the last :meth:`clear_requests`."""
+        return self._log.auth_requests
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        self._log.clear()
+
+    # -- session state -----------------------------------------------------------------------
+
+    @property
+    def heartbeat_interval(self) -> float | None:
+        """The interval set by ``public/set_heartbeat`` in seconds; None if not set."""
+        return self._state.heartbeat_interval
+
+    @property
+    def cancel_on_disconnect(self) -> dict[str, bool]:
+        """Cancel-on-disconnect per scope: ``{"connection": bool, "account": bool}`` (a copy)."""
+        return self._state.cancel_on_disconnect
+
+    def reset_state(self) -> None:
+        """Forget the heartbeat and turn cancel-on-disconnect off for both scopes."""
+        self._state.reset()
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not started"
+        status = "stopped" if self._stopped else where
+        return f"<DeribitSimulator {status}>"

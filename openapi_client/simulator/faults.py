@@ -1,0 +1,223 @@
+"""Faults the simulator can be told to produce instead of a normal answer.
+
+A fault is queued with :meth:`FaultQueue.add` for the next ``count`` requests whose method path
+matches, and taken by the server with :meth:`FaultQueue.take` as each request arrives.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["API_PREFIX", "Fault", "FaultQueue", "FaultSpec"]
+
+#: Where the API lives on the simulator; fault paths are matched below it.
+API_PREFIX = "/api/v2"
+
+
+class Fault(str, Enum):
+    """The kinds of faults; each also accepts its value as a plain string (``"reset"``)."""
+
+    #: Close the connection with a TCP reset instead of answering.
+    RESET = "reset"
+    #: Send the status line, headers and part of the body, then reset the connection.
+    RESET_MID_BODY = "reset_mid_body"
+    #: Read the request, answer nothing for ``seconds`` (default 30), then close the connection.
+    HANG = "hang"
+    #: HTTP 503 with an HTML page, as a CDN edge sends when the origin is down.
+    HTML_503 = "html_503"
+    #: HTTP 429 with ``Retry-After: retry_after`` (default 1) and a 10028 JSON-RPC error.
+    TOO_MANY_REQUESTS = "429"
+    #: A JSON-RPC error with ``code``, ``message``, optional ``data`` and ``status`` (400).
+    RPC_ERROR = "rpc_error"
+    #: HTTP 200 with a text/plain body that is not JSON.
+    NON_JSON = "non_json"
+    #: HTTP 200 whose Content-Length promises more bytes than are sent before a clean close.
+    TRUNCATED = "truncated"
+    #: A redirect (``status``, default 302) to ``location``.
+    REDIRECT = "redirect"
+    #: Wait ``seconds``, then answer normally.
+    DELAY = "delay"
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError
+    if value < 0:
+        raise ValueError
+    return float(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def _http_status(value: Any) -> int:
+    status = _int(value)
+    if not 200 <= status <= 599:
+        raise ValueError
+    return status
+
+
+def _redirect_status(value: Any) -> int:
+    status = _int(value)
+    if status not in (301, 302, 303, 307, 308):
+        raise ValueError
+    return status
+
+
+def _retry_after(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(max(0, _int(value)))
+
+
+def _location(value: Any) -> str:
+    location = _text(value)
+    if not location or any(c in location for c in "\r\n"):
+        raise ValueError
+    return location
+
+
+def _data(value: Any) -> Any:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError
+    return None if value is None else dict(value)
+
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class _Param:
+    convert: Callable[[Any], Any]
+    default: Any
+    expects: str
+
+
+#: For each fault, the parameters it takes: how to check them and their defaults.
+_PARAMS: Mapping[Fault, Mapping[str, _Param]] = {
+    Fault.RESET: {},
+    Fault.RESET_MID_BODY: {},
+    Fault.HANG: {"seconds": _Param(_seconds, 30.0, "a number of seconds >= 0")},
+    Fault.HTML_503: {},
+    Fault.TOO_MANY_REQUESTS: {
+        "retry_after": _Param(
+            _retry_after, "1", "whole seconds, an HTTP date string, or None to omit the header"
+        ),
+    },
+    Fault.RPC_ERROR: {
+        "code": _Param(_int, _REQUIRED, "an int error code"),
+        "message": _Param(_text, _REQUIRED, "a str error message"),
+        "data": _Param(_data, None, "a mapping or None"),
+        "status": _Param(_http_status, 400, "an HTTP status from 200 to 599"),
+    },
+    Fault.NON_JSON: {},
+    Fault.TRUNCATED: {},
+    Fault.REDIRECT: {
+        "location": _Param(_location, _REQUIRED, "a non-empty URL on one line"),
+        "status": _Param(_redirect_status, 302, "one of 301, 302, 303, 307, 308"),
+    },
+    Fault.DELAY: {"seconds": _Param(_seconds, _REQUIRED, "a number of seconds >= 0")},
+}
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A validated fault: its kind, its parameters (defaults filled in) and its path filter."""
+
+    kind: Fault
+    params: Mapping[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    @classmethod
+    def build(cls, kind: Fault | str, path: str | None, params: Mapping[str, Any]) -> FaultSpec:
+        """Check ``kind``, ``path`` and ``params``; raise ValueError saying what is wrong."""
+        try:
+            fault = Fault(kind)
+        except ValueError:
+            kinds = ", ".join(repr(f.value) for f in Fault)
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {kinds}") from None
+        accepted = _PARAMS[fault]
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) or "no parameters"
+            raise ValueError(
+                f"fault {fault.value!r} does not take {', '.join(unknown)}; it takes {takes}"
+            )
+        checked: dict[str, Any] = {}
+        for name, param in accepted.items():
+            if name not in params:
+                if param.default is _REQUIRED:
+                    raise ValueError(f"fault {fault.value!r} needs {name}= ({param.expects})")
+                checked[name] = param.default
+                continue
+            try:
+                checked[name] = param.convert(params[name])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"fault {fault.value!r}: {name} must be {param.expects}, got {params[name]!r}"
+                ) from None
+        return cls(fault, checked, _method_path(path))
+
+
+def _method_path(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+        raise ValueError(
+            f"path must be a method path like '/public/set_heartbeat' (no query), got {path!r}"
+        )
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        path = path[len(API_PREFIX) :]
+    return path
+
+
+class FaultQueue:
+    """Queued faults, each for a number of matching requests; thread-safe, first in first out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[list[Any]] = []  # [FaultSpec, remaining count]
+
+    def add(self, spec: FaultSpec, count: int) -> None:
+        """Apply ``spec`` to the next ``count`` requests it matches."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a whole number >= 1, got {count!r}")
+        with self._lock:
+            self._pending.append([spec, count])
+
+    def take(self, method_path: str) -> FaultSpec | None:
+        """The fault for a request to ``method_path`` (path below /api/v2), if any is due."""
+        if not self._pending:
+            return None
+        with self._lock:
+            for index, entry in enumerate(self._pending):
+                spec: FaultSpec = entry[0]
+                if spec.path is None or spec.path == method_path:
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        del self._pending[index]
+                    return spec
+        return None
+
+    def clear(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            self._pending.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)

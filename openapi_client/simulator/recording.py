@@ -1,0 +1,86 @@
+"""The simulator's record of what clients sent, for tests to inspect."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["RecordedRequest", "RequestLog"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the simulator received it.
+
+    :param method: the HTTP method (``"GET"``).
+    :param target: the raw request target, path and query (``/api/v2/public/test?x=1``).
+    :param path: the target without its query.
+    :param query: the decoded query parameters (the last value wins when a name repeats).
+    :param headers: the headers with their names as sent; use :meth:`header` to look one up
+        regardless of case.
+    :param client_address: the client's ``(host, port)``.
+    :param time: when the request arrived, in seconds since the Unix epoch.
+    """
+
+    method: str
+    target: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    client_address: tuple[str, int]
+    time: float
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The value of header ``name`` (any case), or ``default`` when it was not sent."""
+        wanted = name.lower()
+        for sent, value in self.headers.items():
+            if sent.lower() == wanted:
+                return value
+        return default
+
+    def __repr__(self) -> str:
+        # Header values and the query may hold credentials: show only names.
+        return (
+            f"RecordedRequest(method={self.method!r}, path={self.path!r}, "
+            f"query_params={sorted(self.query)!r}, headers={sorted(self.headers)!r}, "
+            f"client_address={self.client_address!r}, time={self.time!r})"
+        )
+
+
+class RequestLog:
+    """A bounded, thread-safe list of :class:`RecordedRequest`, oldest dropped first.
+
+    :param max_size: how many requests to keep.
+    """
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ValueError(f"the request log size must be a whole number >= 1, got {max_size!r}")
+        self._lock = threading.Lock()
+        self._entries: collections.deque[RecordedRequest] = collections.deque(maxlen=max_size)
+        self._auth_requests = 0
+
+    def append(self, request: RecordedRequest, *, is_auth: bool) -> None:
+        """Record ``request``; ``is_auth`` counts it as a ``public/auth`` call."""
+        with self._lock:
+            self._entries.append(request)
+            self._auth_requests += is_auth
+
+    def snapshot(self) -> list[RecordedRequest]:
+        """The recorded requests, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
+    @property
+    def auth_requests(self) -> int:
+        """``public/auth`` requests since the last :meth:`clear` (not bounded by the size)."""
+        with self._lock:
+            return self._auth_requests
+
+    def clear(self) -> None:
+        """Forget every recorded request and reset the ``public/auth`` count."""
+        with self._lock:
+            self._entries.clear()
+            self._auth_requests = 0

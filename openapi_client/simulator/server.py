@@ -1,0 +1,399 @@
+"""Serving connections: keep-alive, the connection limit, request recording and faults.
+
+Built on :mod:`socketserver` with one daemon thread per connection. Each response is written with
+a single ``send`` and Nagle's algorithm is off, so a request costs one round trip on loopback.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .dispatch import Dispatcher
+from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
+from .recording import RecordedRequest, RequestLog
+from .rpc import BAD_REQUEST, METHOD_NOT_FOUND, TOO_MANY_REQUESTS, RpcError, error_body, now_us
+from .wire import BadRequest, RequestHead, read_head, response
+
+__all__ = ["HttpServer"]
+
+JSON = "application/json"
+#: Largest request body read (and discarded); a bigger one is refused and the connection closed.
+MAX_BODY = 1 << 20
+
+HTML_503_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n"
+    b"<body><h1>503 Service Temporarily Unavailable</h1>\n"
+    b"<p>The server is temporarily unable to service your request.</p>\n"
+    b"<hr><p>edge</p></body></html>\n"
+)
+NON_JSON_BODY = b"OK - this answer is deliberately not JSON (simulator fault non_json)\n"
+_RESET_LINGER = struct.pack("ii", 1, 0)
+_ALLOW_GET = (("Allow", "GET"),)
+
+
+class _Connection:
+    """What the server needs to know about one accepted connection."""
+
+    __slots__ = ("admitted", "reset", "sock")
+
+    def __init__(self, sock: socket.socket, admitted: bool) -> None:
+        self.sock = sock
+        self.admitted = admitted
+        self.reset = False
+
+
+class HttpServer(socketserver.TCPServer):
+    """Accepts connections and serves each on its own daemon thread.
+
+    :param address: ``(host, port)`` to listen on.
+    :param family: ``socket.AF_INET`` or ``socket.AF_INET6``.
+    :param dispatcher: answers API requests.
+    :param faults: faults to deliver instead of answers.
+    :param log: where requests are recorded.
+    :param max_connections: simultaneous connections served; further ones get HTTP 429.
+    """
+
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        family: socket.AddressFamily,
+        *,
+        dispatcher: Dispatcher,
+        faults: FaultQueue,
+        log: RequestLog,
+        max_connections: int,
+    ) -> None:
+        self.address_family = family
+        self.dispatcher = dispatcher
+        self.faults = faults
+        self.log = log
+        self.max_connections = max_connections
+        #: Set when the server stops; wakes hung and delayed requests.
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._open: dict[_Connection, threading.Thread] = {}
+        self._admitted = 0
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        super().__init__(address, _Handler)
+
+    def serve(self) -> None:
+        """Accept connections until :meth:`stop_serving`; run it on its own thread."""
+        self.socket.setblocking(False)  # a connection aborted before accept must not block us
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self.stopping.is_set():
+                        self._accept()
+
+    def _accept(self) -> None:
+        try:
+            sock, address = self.socket.accept()
+        except OSError:  # nothing to accept after all, or the listener was closed
+            return
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.process_request(sock, address)
+
+    def stop_serving(self) -> None:
+        """Stop accepting: wakes :meth:`serve` at once; then call :meth:`close_connections`."""
+        self.stopping.set()
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:  # already woken and closed
+            pass
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            admitted = self._admitted < self.max_connections and not self.stopping.is_set()
+            self._admitted += admitted
+            connection = _Connection(request, admitted)
+            thread = threading.Thread(
+                target=self._serve_connection,
+                args=(connection, client_address),
+                name=f"deribit-simulator connection {client_address[1]}",
+                daemon=True,
+            )
+            self._open[connection] = thread
+        try:
+            thread.start()
+        except RuntimeError:  # out of threads: drop this connection, keep accepting
+            with self._lock:
+                self._admitted -= admitted
+                del self._open[connection]
+            request.close()
+
+    def _serve_connection(self, connection: _Connection, client_address: Any) -> None:
+        try:
+            _Handler(connection, client_address, self)
+        except (OSError, ValueError):  # the peer went away mid-request: nothing to report
+            pass
+        finally:
+            with self._lock:
+                self._admitted -= connection.admitted
+                del self._open[connection]
+            if connection.reset:
+                try:
+                    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
+                except OSError:
+                    pass
+                connection.sock.close()
+            else:
+                self.shutdown_request(connection.sock)
+
+    def close_connections(self, timeout: float) -> None:
+        """Shut every open connection and wait for their threads (after :meth:`stop_serving`).
+
+        :param timeout: the longest to wait for all connection threads together, in seconds.
+        """
+        with self._lock:
+            open_connections = list(self._open.items())
+        for connection, _ in open_connections:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        for _, thread in open_connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """Serves the requests of one connection in turn (HTTP/1.1 keep-alive)."""
+
+    server: HttpServer
+
+    def __init__(self, connection: _Connection, client_address: Any, server: HttpServer) -> None:
+        self.conn = connection
+        self.close_connection = False
+        self.head: RequestHead | None = None
+        super().__init__(connection.sock, client_address, server)
+
+    def handle(self) -> None:
+        while not self.close_connection:
+            try:
+                head = read_head(self.rfile)
+            except BadRequest as bad:
+                self.close_connection = True
+                self.head = None
+                self._send(bad.status, f"{bad.reason}\n".encode(), content_type="text/plain")
+                return
+            if head is None:
+                return
+            self.head = head
+            self.close_connection = not head.keep_alive
+            self._serve_request(head)
+
+    # -- one request -------------------------------------------------------------------------
+
+    def _serve_request(self, head: RequestHead) -> None:
+        us_in = now_us()
+        server = self.server
+        target = head.target
+        if not target.startswith("/"):  # absolute form, as sent to a proxy
+            parts = urlsplit(target)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path, _, query_string = target.partition("?")
+        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
+        in_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+        method_path = path[len(API_PREFIX) :] if in_api else path
+        server.log.append(
+            RecordedRequest(
+                method=head.method,
+                target=target,
+                path=path,
+                query=query,
+                headers=head.headers,
+                client_address=(str(self.client_address[0]), int(self.client_address[1])),
+                time=time.time(),
+            ),
+            is_auth=in_api and method_path == "/public/auth",
+        )
+        if not self._discard_body(head):
+            return
+        if not self.conn.admitted:
+            self.close_connection = True
+            limit = server.max_connections
+            reason = f"too many simultaneous connections (at most {limit})"
+            self._send_error(RpcError.of(TOO_MANY_REQUESTS, {"reason": reason}, status=429), us_in)
+            return
+        fault = server.faults.take(method_path)
+        if fault is not None:
+            if fault.kind is not Fault.DELAY:
+                self._deliver(fault, in_api, method_path, target, query, us_in)
+                return
+            if not self._wait(fault.params["seconds"]):
+                self.close_connection = True
+                return
+        status, body = self._answer(in_api, method_path, target, query, us_in)
+        self._send(status, body, extra=_ALLOW_GET if status == 405 else ())
+
+    def _answer(
+        self, in_api: bool, method_path: str, target: str, query: dict[str, str], us_in: int
+    ) -> tuple[int, bytes]:
+        assert self.head is not None
+        if self.head.method != "GET":
+            error = RpcError.of(
+                BAD_REQUEST,
+                {"reason": f"method {self.head.method} not allowed: every API method is a GET"},
+                status=405,
+            )
+            return error.status, error_body(error, us_in)
+        if not in_api:
+            error = RpcError.of(
+                METHOD_NOT_FOUND,
+                {"reason": f"{method_path} is outside the API; methods live under {API_PREFIX}/"},
+                status=404,
+            )
+            return error.status, error_body(error, us_in)
+        return self.server.dispatcher.answer(
+            method_path,
+            target,
+            query,
+            self.head.header("authorization"),
+            str(self.client_address[0]),
+            us_in,
+        )
+
+    def _discard_body(self, head: RequestHead) -> bool:
+        """Read a request body so the next request starts cleanly; False if the connection ends."""
+        if head.header("transfer-encoding"):
+            self.close_connection = True  # chunked bodies are not read: do not reuse
+            return True
+        length_header = head.header("content-length")
+        if not length_header:
+            return True
+        try:
+            length = int(length_header)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            self._send(413, b"request body too large or malformed\n", content_type="text/plain")
+            return False
+        if (head.header("expect") or "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if length and len(self.rfile.read(length)) < length:
+            self.close_connection = True
+            return False
+        return True
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _deliver(
+        self,
+        fault: FaultSpec,
+        in_api: bool,
+        method_path: str,
+        target: str,
+        query: dict[str, str],
+        us_in: int,
+    ) -> None:
+        kind, params = fault.kind, fault.params
+        if kind is Fault.RESET:
+            self._reset()
+        elif kind is Fault.RESET_MID_BODY or kind is Fault.TRUNCATED:
+            # The server did the work; the answer is lost on the way back.
+            status, body = self._answer(in_api, method_path, target, query, us_in)
+            self.close_connection = True
+            self._send(status, body[: len(body) // 2], content_length=len(body))
+            if kind is Fault.RESET_MID_BODY:
+                self._reset()
+        elif kind is Fault.HANG:
+            self._wait(params["seconds"])
+            self.close_connection = True
+        elif kind is Fault.HTML_503:
+            self._send(503, HTML_503_PAGE, content_type="text/html; charset=utf-8")
+        elif kind is Fault.TOO_MANY_REQUESTS:
+            retry_after = params["retry_after"]
+            self._send_error(
+                RpcError.of(TOO_MANY_REQUESTS, status=429),
+                us_in,
+                extra=() if retry_after is None else (("Retry-After", retry_after),),
+            )
+        elif kind is Fault.RPC_ERROR:
+            error = RpcError(params["code"], params["message"], params["data"])
+            error.status = params["status"]
+            self._send_error(error, us_in)
+        elif kind is Fault.NON_JSON:
+            self._send(200, NON_JSON_BODY, content_type="text/plain; charset=utf-8")
+        elif kind is Fault.REDIRECT:
+            self._send(params["status"], b"", extra=(("Location", params["location"]),))
+        else:  # pragma: no cover - FaultSpec.build accepts no other kind
+            raise AssertionError(kind)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; False as soon as the peer hangs up or the server stops.
+
+        Watching the socket lets a hung request end when its client gives up, so it does not
+        hold a connection slot for the full ``seconds``. Stopping shuts the socket down, which
+        wakes this wait too.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.connection, selectors.EVENT_READ)
+            while not self.server.stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                if selector.select(remaining):
+                    try:
+                        peer_closed = not self.connection.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        peer_closed = True
+                    if peer_closed:
+                        return False
+                    # The client sent more (a pipelined request): just sit out the time.
+                    return not self.server.stopping.wait(max(0.0, deadline - time.monotonic()))
+        return False
+
+    def _reset(self) -> None:
+        """End the connection with a TCP reset once this request returns."""
+        self.conn.reset = True
+        self.close_connection = True
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _send_error(
+        self, error: RpcError, us_in: int, extra: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self._send(error.status, error_body(error, us_in), extra=extra)
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: str = JSON,
+        extra: Iterable[tuple[str, str]] = (),
+        content_length: int | None = None,
+    ) -> None:
+        """Write the whole response in one call; HEAD answers get the headers only."""
+        self.wfile.write(
+            response(
+                status,
+                body,
+                content_type=content_type,
+                extra=extra,
+                close=self.close_connection,
+                content_length=content_length,
+                head_only=self.head is not None and self.head.method == "HEAD",
+            )
+        )
