@@ -7,6 +7,7 @@ exceptions, and retries what is transient. One instance is safe to share across 
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -24,7 +25,7 @@ from openapi_client.exceptions import (
     exception_for_response,
 )
 from openapi_client.redaction import redact
-from openapi_client.rest import Origin, RESTClientObject, RESTResponse
+from openapi_client.rest import Origin, RESTClientObject
 from openapi_client.retry import RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -363,7 +364,7 @@ def _decode(response: Any) -> Dict[str, Any]:
                 status, reason, raw.decode("utf-8", "replace"), response.headers, data
             )
         return data
-    reason = RESTResponse(response).reason
+    reason = response.reason or http.client.responses.get(status, "")
     if 300 <= status <= 399:
         location = response.headers.get("Location", "")
         reason = (

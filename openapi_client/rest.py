@@ -12,13 +12,16 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import warnings
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
+from urllib3 import HTTPHeaderDict
 from urllib3 import exceptions as urllib3_errors
 from urllib3.util.retry import Retry
+from urllib3.util.wait import wait_for_read
 
 from openapi_client.configuration import Configuration, Timeout, check_timeout
 from openapi_client.exceptions import (
@@ -50,25 +53,41 @@ class InsecureTLSWarning(UserWarning):
 class RESTResponse:
     """A fully read HTTP response: ``status``, ``reason``, ``data`` (bytes) and ``headers``."""
 
-    __slots__ = ("data", "headers", "reason", "status", "urllib3_response")
+    __slots__ = ("_headers", "_message", "data", "reason", "status")
 
-    def __init__(self, resp: Any) -> None:
-        self.urllib3_response = resp
-        self.status: int = resp.status
-        self.reason: str = resp.reason or http.client.responses.get(resp.status, "")
-        self.data: bytes = resp.data
-        self.headers: Mapping[str, str] = resp.headers
+    def __init__(self, status: int, reason: str, data: bytes, message: Any) -> None:
+        self.status = status
+        self.reason = reason or http.client.responses.get(status, "")
+        self.data = data
+        self._message = message
+        self._headers: Optional[HTTPHeaderDict] = None
 
-    def getheaders(self) -> Mapping[str, str]:
+    @property
+    def headers(self) -> HTTPHeaderDict:
+        """The response headers (case-insensitive), built on first use."""
+        if self._headers is None:
+            self._headers = HTTPHeaderDict(self._message.items())
+        return self._headers
+
+    def getheaders(self) -> HTTPHeaderDict:
         """The response headers (case-insensitive)."""
         return self.headers
 
     def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """One response header, or ``default``."""
-        return self.headers.get(name, default)
+        value: Optional[str] = self._message.get(name, default)
+        return value
 
     def __repr__(self) -> str:
         return f"RESTResponse(status={self.status}, reason={self.reason!r})"
+
+
+class RequestTimeout(NamedTuple):
+    """Connect and read timeouts in seconds, with the equivalent urllib3 ``Timeout``."""
+
+    connect: float
+    read: float
+    urllib3_timeout: urllib3.Timeout
 
 
 class Origin:
@@ -166,23 +185,28 @@ class RESTClientObject:
             )
         else:
             self.pool_manager = urllib3.PoolManager(**pool_args)
-        self._timeouts: Dict[Any, urllib3.Timeout] = {}
-        self._pools: Dict[str, Any] = {}
+        self._maxsize = maxsize
+        self._timeouts: Dict[Any, RequestTimeout] = {}
+        self._lanes: Dict[str, _KeepAliveLane] = {}
+        self._lanes_lock = threading.Lock()
 
     # -- timeouts -------------------------------------------------------------------------------
 
-    def timeout(self, value: Optional[Timeout]) -> urllib3.Timeout:
-        """The urllib3 ``Timeout`` for a ``_request_timeout`` value (or the configured default)."""
+    def timeout(self, value: Optional[Timeout]) -> RequestTimeout:
+        """The timeouts for a ``_request_timeout`` value (``None``: the configured default)."""
         if value is None:
             value = self.configuration.request_timeout
-        cached = self._timeouts.get(value)
+        try:
+            cached = self._timeouts.get(value)
+        except TypeError:  # unhashable: not a timeout, and check_timeout says why
+            cached = None
         if cached is not None:
             return cached
         check_timeout(value)
-        if isinstance(value, tuple):
-            result = urllib3.Timeout(connect=value[0], read=value[1])
-        else:
-            result = urllib3.Timeout(total=None, connect=value, read=value)
+        connect, read = value if isinstance(value, tuple) else (value, value)
+        result = RequestTimeout(
+            float(connect), float(read), urllib3.Timeout(connect=connect, read=read)
+        )
         if len(self._timeouts) < 64:
             self._timeouts[value] = result
         return result
@@ -194,43 +218,80 @@ class RESTClientObject:
         origin: Origin,
         target: str,
         headers: Mapping[str, str],
-        timeout: urllib3.Timeout,
+        timeout: RequestTimeout,
         preload_content: bool = True,
     ) -> Any:
-        """Send ``GET target`` to ``origin`` and return the urllib3 response.
+        """Send ``GET target`` to ``origin`` and return the response.
 
-        With ``preload_content`` the body has been read and the connection is back in the pool.
+        With ``preload_content`` the result is a :class:`RESTResponse` whose body has been read
+        and whose connection is back in the pool; without, an unread urllib3 response.
         Raises :class:`ApiTransportError` when no complete response arrived.
         """
+        if not preload_content or self.uses_proxy:
+            return self._send_through_pool_manager(
+                origin, target, headers, timeout, preload_content
+            )
+        lane = self._lanes.get(origin.origin)
+        if lane is None:
+            lane = self._lane(origin)
+        connection = lane.checkout()
         try:
-            if self.uses_proxy:
-                return self.pool_manager.urlopen(
-                    "GET",
-                    origin.origin + target,
-                    headers=headers,
-                    retries=_NO_RETRIES,
-                    redirect=False,
-                    timeout=timeout,
-                    preload_content=preload_content,
-                    enforce_content_length=True,
-                )
-            pool = self._pools.get(origin.origin)
-            if pool is None:
+            if connection.sock is None:
+                connection.timeout = timeout.connect
+                connection.connect()
+                sock: Any = connection.sock
+                sock.settimeout(timeout.read)
+            elif connection.sock.gettimeout() != timeout.read:
+                connection.sock.settimeout(timeout.read)
+            _send_request(connection, "GET", target, headers=headers)
+            response = _get_response(connection)
+            data = response.read()
+        except BaseException as error:
+            connection.close()
+            if isinstance(error, _TRANSPORT_ERRORS):
+                raise transport_error(error, origin.display, timeout) from error
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            lane.checkin(connection)
+        return RESTResponse(response.status, response.reason, data, response.msg)
+
+    def _lane(self, origin: Origin) -> "_KeepAliveLane":
+        with self._lanes_lock:
+            lane = self._lanes.get(origin.origin)
+            if lane is None:
                 pool = self.pool_manager.connection_from_url(origin.origin)
-                self._pools[origin.origin] = pool
-            return pool.urlopen(
+                lane = _KeepAliveLane(pool, self._maxsize)
+                self._lanes[origin.origin] = lane
+            return lane
+
+    def _send_through_pool_manager(
+        self,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        preload_content: bool,
+    ) -> Any:
+        try:
+            response = self.pool_manager.urlopen(
                 "GET",
-                target,
+                origin.origin + target,
                 headers=headers,
                 retries=_NO_RETRIES,
                 redirect=False,
-                assert_same_host=False,
-                timeout=timeout,
+                timeout=timeout.urllib3_timeout,
                 preload_content=preload_content,
                 enforce_content_length=True,
             )
-        except (urllib3_errors.HTTPError, OSError, http.client.HTTPException) as error:
+        except _TRANSPORT_ERRORS as error:
             raise transport_error(error, origin.display, timeout) from error
+        if not preload_content:
+            return response
+        return RESTResponse(
+            response.status, response.reason or "", response.data, response.headers
+        )
 
     def request(
         self,
@@ -243,13 +304,9 @@ class RESTClientObject:
         _preload_content: bool = True,
         _request_timeout: Optional[Timeout] = None,
     ) -> Union[RESTResponse, Any]:
-        """Generated-client style entry point: one request, raising ``ApiException`` on failure.
-
-        Only ``GET`` (and ``HEAD``) are needed by Deribit's session-management methods.
-        """
-        method = method.upper()
-        if method not in ("GET", "HEAD"):
-            raise ApiValueError(f"only GET and HEAD requests are supported, got {method}")
+        """Generated-client style entry point: one GET, raising ``ApiException`` on failure."""
+        if method.upper() != "GET":
+            raise ApiValueError(f"only GET requests are supported, got {method}")
         if body is not None or post_params:
             raise ApiValueError("GET requests carry their parameters in the query, not a body")
         origin = Origin(url)
@@ -261,20 +318,80 @@ class RESTClientObject:
         )
         if not _preload_content:
             return response
-        rest_response = RESTResponse(response)
-        if not 200 <= rest_response.status <= 299:
+        if not 200 <= response.status <= 299:
             raise exception_for_response(
-                rest_response.status,
-                rest_response.reason,
-                rest_response.data.decode("utf-8", "replace"),
-                rest_response.headers,
+                response.status,
+                response.reason,
+                response.data.decode("utf-8", "replace"),
+                response.headers,
             )
-        return rest_response
+        return response
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._pools.clear()
+        with self._lanes_lock:
+            lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            lane.close()
         self.pool_manager.clear()
+
+
+class _KeepAliveLane:
+    """Idle keep-alive connections to one origin, most recently used first.
+
+    Connections are made by urllib3's pool for that origin, so TLS settings (certifi or
+    ``ssl_ca_cert``, client certificates, hostname checks) are urllib3's. Requests then go
+    straight over ``http.client`` on those connections, which skips the per-request
+    bookkeeping of ``HTTPConnectionPool.urlopen`` that this client does not use: its retries,
+    redirects and timeout objects are handled once, above this module. ``list.pop`` and
+    ``list.append`` are atomic, so threads share a lane without a lock.
+    """
+
+    __slots__ = ("_idle", "_maxsize", "_pool")
+
+    def __init__(self, pool: Any, maxsize: int) -> None:
+        self._pool = pool
+        self._maxsize = maxsize
+        self._idle: List[Any] = []
+
+    def checkout(self) -> Any:
+        """An idle connection that the server has not closed, or a new unconnected one."""
+        idle = self._idle
+        while idle:
+            try:
+                connection = idle.pop()
+            except IndexError:
+                break
+            sock = connection.sock
+            # Readable while idle means the server closed it (or broke protocol): drop it.
+            if sock is not None and not wait_for_read(sock, timeout=0.0):
+                return connection
+            connection.close()
+        return self._pool._new_conn()
+
+    def checkin(self, connection: Any) -> None:
+        """Keep ``connection`` for reuse, or close it when enough are idle already."""
+        if len(self._idle) < self._maxsize:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while self._idle:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                break
+
+
+# The connection classes are urllib3's subclasses of http.client.HTTPConnection; calling the
+# base class's request/getresponse gives plain http.client responses, identically on urllib3 1.26
+# and 2.x, with TLS and connection set-up still done by urllib3.
+_send_request = http.client.HTTPConnection.request
+_get_response = http.client.HTTPConnection.getresponse
+
+_TRANSPORT_ERRORS = (urllib3_errors.HTTPError, OSError, http.client.HTTPException)
 
 
 def transport_error(error: BaseException, where: str, timeout: Any = None) -> ApiTransportError:
@@ -356,7 +473,7 @@ def _ssl_detail(error: BaseException) -> str:
 
 
 def _seconds(timeout: Any, which: str) -> str:
-    value = getattr(timeout, f"{which}_timeout", None)
+    value = getattr(timeout, which, None)
     if isinstance(value, (int, float)):
         return f"{value:g} s"
     return "the timeout"
