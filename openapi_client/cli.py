@@ -108,9 +108,9 @@ def _target(args: argparse.Namespace) -> Iterator[Configuration]:
     from openapi_client.simulator import DeribitSimulator
 
     with DeribitSimulator() as simulator:
-        configuration = Configuration.from_env(host=simulator.url, **overrides)
-        if not configuration.has_credentials:
-            configuration.access_token = simulator.issue_token()
+        # Credentials in the environment are meant for Deribit: never send them to the simulator.
+        overrides["host"] = simulator.url
+        configuration = Configuration(access_token=simulator.issue_token(), **overrides)
         yield configuration
 
 

@@ -47,7 +47,11 @@ def check_timeout(value: Any, name: str = "_request_timeout") -> Timeout:
                 f"{name} must be a number of seconds or a (connect, read) pair of numbers, "
                 f"got {value!r}"
             )
-        if not (math.isfinite(part) and part > 0):
+        try:
+            acceptable = math.isfinite(part) and part > 0
+        except OverflowError:
+            acceptable = False
+        if not acceptable:
             raise ApiValueError(
                 f"{name} must be finite and greater than 0 seconds, got {value!r}"
             )

@@ -61,7 +61,10 @@ class NumberParam(Param):
                 f"got {type(value).__name__} {value!r}",
                 valid_classes=(int, float),
             )
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if not math.isfinite(number) or (self.minimum is not None and number < self.minimum):
             raise ApiValueError(f"{self.name} must be {self._expected()}, got {value!r}")
 
