@@ -13,7 +13,19 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Dict, Generic, Mapping, Optional, Tuple, TypeVar
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from openapi_client.configuration import Configuration
 from openapi_client.credentials import Credentials
@@ -61,7 +73,7 @@ class AsyncResult(Generic[T]):
         """Wait until the call has finished, or ``timeout`` seconds."""
         try:
             self._future.exception(timeout)
-        except TimeoutError:
+        except FutureTimeoutError:  # not the builtin TimeoutError before Python 3.11
             pass
 
     def ready(self) -> bool:
@@ -255,16 +267,23 @@ class ApiClient:
     def _invoke(
         self,
         endpoint: Endpoint,
-        query: str,
+        query: Union[str, Callable[[], str]],
         data_only: bool,
         preload: bool,
         timeout: Any,
     ) -> Any:
+        """Send, decode and retry. ``query`` is the query string, or a callable building a new
+        one for every attempt (signed grants must never repeat a nonce)."""
         configuration = self.configuration
         origin = self._origin()
-        target = origin.base_path + endpoint.path
-        if query:
-            target = f"{target}?{query}"
+        path = origin.base_path + endpoint.path
+        target = path
+        fresh_query: Optional[Callable[[], str]] = None
+        if isinstance(query, str):
+            if query:
+                target = f"{path}?{query}"
+        else:
+            fresh_query = query
         authorization: Optional[str] = None
         credentials = self.credentials
         if timeout is None:
@@ -276,11 +295,13 @@ class ApiClient:
         reauthenticated = False
         while True:
             attempts += 1
+            if fresh_query is not None:
+                target = f"{path}?{fresh_query()}"
             if endpoint.private:
                 authorization = credentials.authorization(endpoint, target)
             else:
                 authorization = credentials.bearer_if_set()
-            if authorization is not None and origin.insecure:
+            if origin.insecure and (authorization is not None or endpoint.carries_credentials):
                 self._check_transport_security(endpoint, origin)
             headers = self._headers(authorization)
             if rate_limit is not None:
@@ -332,18 +353,20 @@ class ApiClient:
             return data, response.status, response.headers
 
     def _check_transport_security(self, endpoint: Endpoint, origin: Origin) -> None:
-        if origin.insecure and not self.configuration.allow_insecure_http:
+        if not self.configuration.allow_insecure_http:
             raise ApiValueError(
                 f"{endpoint.operation} would send a credential over plain http to "
                 f"{origin.hostname}; use an https:// host, or set "
                 "Configuration.allow_insecure_http = True if you really mean it"
             )
 
-    def _fetch_token(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Dict[str, Any]:
-        """Call ``public/auth`` (or another public endpoint) for the credential manager."""
-        self._check_transport_security(endpoint, self._origin())
-        query = self._query(endpoint, args)
-        result: Dict[str, Any] = self._invoke(endpoint, query, True, True, None)
+    def _fetch_token(
+        self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """Call ``public/auth`` for the credential manager, with fresh arguments per attempt."""
+        result: Dict[str, Any] = self._invoke(
+            endpoint, lambda: self._query(endpoint, make_args()), True, True, None
+        )
         return result
 
 

@@ -11,6 +11,12 @@ Precedence: ``Configuration.access_token``, then ``token_provider``, then ``clie
 :class:`TokenManager` fetches a token before the first private call, refreshes it with the
 ``refresh_token`` grant ahead of expiry, and falls back to the key when a refresh fails. It is
 thread-safe: threads that need a token at once share a single ``public/auth`` request.
+
+The refresh margin is ``Configuration.token_refresh_margin`` seconds (default 60), capped at a fifth
+of the token's lifetime so that short-lived tokens are not refreshed on every call. While a token is
+inside its margin, one thread refreshes it and the others keep using it; if that refresh fails, the
+still-valid token is kept and the refresh is tried again a little later, so a refresh failure
+never fails a call that the current token could make.
 """
 
 from __future__ import annotations
@@ -27,18 +33,22 @@ from openapi_client.configuration import Configuration
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
 
-__all__ = ["Credentials", "Token", "TokenManager"]
+__all__ = ["Credentials", "Token", "TokenManager", "with_clock_hint"]
 
 logger = logging.getLogger(__name__)
 
-#: Calls ``public/auth`` with these query arguments and returns the decoded envelope.
-FetchToken = Callable[[Endpoint, Mapping[str, Any]], Dict[str, Any]]
+#: Calls ``public/auth`` with the query arguments the callable builds (anew for every attempt)
+#: and returns the decoded envelope.
+FetchToken = Callable[[Endpoint, Callable[[], Mapping[str, Any]]], Dict[str, Any]]
 
 # Header values must not be able to smuggle a second header or break the request line.
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 #: The largest share of a token's lifetime kept as refresh margin (for short-lived tokens).
 _MAX_MARGIN_SHARE = 0.2
+
+#: After a failed refresh ahead of expiry, wait at most this long (seconds) before the next try.
+_REFRESH_RETRY_SECONDS = 5.0
 
 
 class Token(NamedTuple):
@@ -48,6 +58,10 @@ class Token(NamedTuple):
     refresh_token: Optional[str]
     expires_at: float
     refresh_at: float
+
+    def __repr__(self) -> str:
+        # Both tokens are credentials: never show them.
+        return f"Token(expires_at={self.expires_at!r}, refresh_at={self.refresh_at!r})"
 
 
 def _checked(token: Any, origin: str) -> str:
@@ -100,7 +114,7 @@ class TokenManager:
             if self._lock.acquire(blocking=False):
                 try:
                     if self._token is token:
-                        self._renew(token, keep_on_transport_error=True)
+                        self._refresh_early(token)
                 finally:
                     self._lock.release()
             return (self._token or token).access_token
@@ -108,7 +122,7 @@ class TokenManager:
             current = self._token
             if current is not token and current is not None and self._clock() < current.expires_at:
                 return current.access_token
-            return self._renew(current, keep_on_transport_error=False).access_token
+            return self._renew(current).access_token
 
     def invalidate(self, access_token: str) -> None:
         """Forget ``access_token`` (the server refused it); the next call gets a fresh one."""
@@ -117,22 +131,46 @@ class TokenManager:
             if token is not None and token.access_token == access_token:
                 self._token = token._replace(expires_at=-math.inf, refresh_at=-math.inf)
 
-    def _renew(self, token: Optional[Token], keep_on_transport_error: bool) -> Token:
+    def _refresh_early(self, token: Token) -> None:
+        """Renew ``token`` ahead of its expiry; on failure keep it and try again later."""
+        try:
+            self._renew(token)
+        except ApiException as error:
+            now = self._clock()
+            retry_in = min(_REFRESH_RETRY_SECONDS, max(0.0, token.expires_at - now) / 2)
+            logger.warning(
+                "could not renew the access token ahead of expiry (%r); keeping it for its "
+                "remaining %.1f s and trying again in %.1f s",
+                error,
+                max(0.0, token.expires_at - now),
+                retry_in,
+            )
+            self._token = token._replace(refresh_at=now + retry_in)
+
+    def _renew(self, token: Optional[Token]) -> Token:
         if token is not None and token.refresh_token:
             try:
+                refresh_token = token.refresh_token
                 return self._grant(
-                    {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
+                    lambda: {"grant_type": "refresh_token", "refresh_token": refresh_token}
                 )
             except ApiTransportError:
-                if keep_on_transport_error:
-                    logger.warning("token refresh failed on the network; keeping the current token")
-                    return token
                 raise
             except ApiException as error:
                 logger.info("token refresh refused (%r); authenticating with the API key", error)
-        return self._grant(self._key_grant())
+        try:
+            return self._grant(self._key_grant)
+        except ApiException as error:
+            if self._configuration.auth_method != "client_signature":
+                raise
+            # The refused grant was signed moments ago by this same clock.
+            explained = with_clock_hint(error, signing.now_ms())
+            if explained is error:
+                raise
+            raise explained from error
 
     def _key_grant(self) -> Dict[str, Any]:
+        """The grant's arguments, built anew for each attempt (a nonce is never sent twice)."""
         configuration = self._configuration
         client_id = _checked(configuration.client_id, "Configuration.client_id")
         secret = _checked(configuration.client_secret, "Configuration.client_secret")
@@ -152,11 +190,11 @@ class TokenManager:
             "signature": signing.sign(secret, timestamp, nonce, ""),
         }
 
-    def _grant(self, args: Mapping[str, Any]) -> Token:
+    def _grant(self, make_args: Callable[[], Mapping[str, Any]]) -> Token:
         from openapi_client.api.endpoints import PUBLIC_AUTH
 
         started = self._clock()
-        envelope = self._fetch(PUBLIC_AUTH, args)
+        envelope = self._fetch(PUBLIC_AUTH, make_args)
         result = envelope.get("result")
         if not isinstance(result, dict):
             raise ApiException(200, "public/auth answered without a result")
@@ -164,12 +202,17 @@ class TokenManager:
         expires_in = result.get("expires_in")
         if not isinstance(access, str) or not access:
             raise ApiException(200, "public/auth answered without an access_token")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, (int, float))
+            or not math.isfinite(expires_in)
+        ):
             raise ApiException(200, "public/auth answered without a numeric expires_in")
         _checked(access, "the access token from public/auth")
         refresh = result.get("refresh_token")
-        lifetime = float(expires_in)
+        lifetime = max(0.0, float(expires_in))
         margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
+        margin = max(0.0, margin)  # a negative setting would refresh only after expiry
         token = Token(
             access_token=access,
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
@@ -177,8 +220,31 @@ class TokenManager:
             refresh_at=started + lifetime - margin,
         )
         self._token = token
-        logger.debug("got an access token by %s, valid %g s", args["grant_type"], lifetime)
+        logger.debug("got an access token, valid %g s", lifetime)
         return token
+
+
+def with_clock_hint(error: ApiException, timestamp_ms: int) -> ApiException:
+    """``error`` restated as a clock problem when Deribit refused a signature made at
+    ``timestamp_ms`` and the answer's ``usIn`` shows the signature was outside its window.
+
+    Returns ``error`` itself when the server's time is unknown or the timestamp was in the window.
+    """
+    server_us = error.data.get("usIn") if error.data else None
+    if isinstance(server_us, bool) or not isinstance(server_us, int):
+        return error
+    skew = timestamp_ms / 1000.0 - server_us / 1_000_000.0
+    if abs(skew) <= signing.SIGNATURE_WINDOW_SECONDS:
+        return error
+    hint = (
+        f"this machine's clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} "
+        f"Deribit's, and a signed timestamp is valid for only "
+        f"{signing.SIGNATURE_WINDOW_SECONDS} s; synchronise the clock (e.g. with NTP)"
+    )
+    reason = f"{error.reason}: {hint}" if error.reason else hint
+    return type(error)(
+        error.status, reason, body=error.body, headers=error.headers, data=error.data
+    )
 
 
 class Credentials:

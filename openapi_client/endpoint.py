@@ -122,6 +122,8 @@ class Endpoint:
     :param private: whether the method needs credentials.
     :param params: the query parameters, in the order they are sent.
     :param summary: one line on what the method does.
+    :param carries_credentials: whether its query can hold a secret or token (``public/auth``),
+        so that it is refused over plain http like a call with an ``Authorization`` header.
     """
 
     operation: str
@@ -129,6 +131,7 @@ class Endpoint:
     private: bool
     params: Tuple[Param, ...] = ()
     summary: str = ""
+    carries_credentials: bool = False
     _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -95,4 +95,5 @@ PUBLIC_AUTH = Endpoint(
         TextParam("scope", description="The access scope asked for."),
     ),
     summary="Retrieve an access token (and a refresh token).",
+    carries_credentials=True,
 )

@@ -1,0 +1,774 @@
+"""The credential lifecycle, end to end against the simulator over loopback sockets.
+
+From an API key (or a token, or a token provider) to an ``Authorization`` header on every private
+call: lazy, cached and refreshed tokens, re-authentication after ``13009``, thread safety, the
+per-request signature, and secrets that stay out of the wire, the logs and exception text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import pytest
+from conftest import FAST_RETRIES
+
+from openapi_client import (
+    ApiClient,
+    ApiException,
+    ApiValueError,
+    AuthenticationApi,
+    Configuration,
+    SessionManagementApi,
+    signing,
+)
+from openapi_client.configuration import PRODUCTION_HOST, TESTNET_HOST
+from openapi_client.credentials import Token, TokenManager
+from openapi_client.endpoint import Endpoint
+from openapi_client.simulator import DeribitSimulator, RecordedRequest
+
+pytestmark = pytest.mark.timeout(30)
+
+CLIENT_ID = "bot-client"
+#: Distinctive, so that a leak anywhere is found by a plain substring search.
+SECRET = "Sx9-q4Lm7TzW2vRk"
+INSECURE_HOST = "http://deribit.invalid/api/v2"
+
+KEY_METHODS = ("client_signature", "client_credentials", "signature")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator(token_ttl: float = 900.0) -> Iterator[DeribitSimulator]:
+    with DeribitSimulator(credentials={CLIENT_ID: SECRET}, token_ttl=token_ttl) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim() -> Iterator[DeribitSimulator]:
+    with simulator() as running:
+        yield running
+
+
+def key_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
+    values: Dict[str, Any] = {
+        "host": sim.url,
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "request_timeout": (2.0, 2.0),
+        "retries": FAST_RETRIES,
+    }
+    values.update(settings)
+    return Configuration(**values)
+
+
+@contextlib.contextmanager
+def session(configuration: Configuration) -> Iterator[SessionManagementApi]:
+    with ApiClient(configuration) as client:
+        yield SessionManagementApi(client)
+
+
+def private_call(api: SessionManagementApi) -> Dict[str, Any]:
+    result: Dict[str, Any] = api.private_get_cancel_on_disconnect_get("account")
+    assert result["result"] == {"scope": "account", "enabled": False}
+    return result
+
+
+def auth_requests(sim: DeribitSimulator) -> List[RecordedRequest]:
+    return [r for r in sim.requests if r.path.endswith("/public/auth")]
+
+
+def grants(sim: DeribitSimulator) -> List[str]:
+    return [r.query.get("grant_type", "") for r in auth_requests(sim)]
+
+
+def private_requests(sim: DeribitSimulator) -> List[RecordedRequest]:
+    return [r for r in sim.requests if "/private/" in r.path]
+
+
+def bearer_of(request: RecordedRequest) -> str:
+    header = request.header("Authorization") or ""
+    assert header.startswith("Bearer "), "expected a bearer token"
+    return header[len("Bearer ") :]
+
+
+def is_signed(request: RecordedRequest) -> bool:
+    return (request.header("Authorization") or "").startswith("deri-hmac-sha256 ")
+
+
+def signature_fields(request: RecordedRequest) -> Dict[str, str]:
+    value = (request.header("Authorization") or "").split(" ", 1)[1]
+    return dict(part.split("=", 1) for part in value.split(","))
+
+
+def issued_tokens(sim: DeribitSimulator) -> List[str]:
+    """Every bearer token the client sent (the simulator's log is the only place they show)."""
+    return [bearer_of(r) for r in private_requests(sim)]
+
+
+def everything_logged(request: RecordedRequest) -> str:
+    return "\n".join(
+        [request.target, *request.query.keys(), *request.query.values()]
+        + [f"{name}: {value}" for name, value in request.headers.items()]
+    )
+
+
+def exception_text(error: BaseException) -> str:
+    """``str``, ``repr``, ``args`` and the full formatted traceback with its chained causes."""
+    return "\n".join(
+        [
+            str(error),
+            repr(error),
+            repr(error.args),
+            *traceback.format_exception(type(error), error, error.__traceback__),
+        ]
+    )
+
+
+def shifted_clock(offset_ms: int) -> Callable[[], int]:
+    real = signing.now_ms
+
+    def now_ms() -> int:
+        return real() + offset_ms
+
+    return now_ms
+
+
+# -- every method, end to end ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", KEY_METHODS)
+def test_each_key_method_makes_private_calls(sim: DeribitSimulator, method: str) -> None:
+    with session(key_configuration(sim, auth_method=method)) as api:
+        for _ in range(3):
+            private_call(api)
+    headers = [r.header("Authorization") or "" for r in private_requests(sim)]
+    assert len(headers) == 3
+    if method == "signature":
+        assert grants(sim) == []
+        assert all(h.startswith("deri-hmac-sha256 id=bot-client,") for h in headers)
+        assert len(set(headers)) == 3, "every request is signed afresh"
+    else:
+        assert grants(sim) == [method]
+        assert len({bearer_of(r) for r in private_requests(sim)}) == 1
+
+
+def test_client_signature_is_the_default_method(sim: DeribitSimulator) -> None:
+    configuration = key_configuration(sim)
+    assert configuration.auth_method == "client_signature"
+    with session(configuration) as api:
+        private_call(api)
+    (auth,) = auth_requests(sim)
+    assert auth.query["grant_type"] == "client_signature"
+    assert "client_secret" not in auth.query
+    timestamp, nonce = int(auth.query["timestamp"]), auth.query["nonce"]
+    assert auth.query["signature"] == signing.sign(SECRET, timestamp, nonce, "")
+
+
+def test_access_token_takes_precedence_over_the_key(sim: DeribitSimulator) -> None:
+    token = sim.issue_token(CLIENT_ID)
+    with session(key_configuration(sim, access_token=token)) as api:
+        private_call(api)
+        private_call(api)
+    assert grants(sim) == []
+    assert issued_tokens(sim) == [token, token]
+
+
+def test_token_provider_supplies_every_token(sim: DeribitSimulator) -> None:
+    calls: List[str] = []
+
+    def provider() -> str:
+        calls.append(sim.issue_token(CLIENT_ID))
+        return calls[-1]
+
+    with session(key_configuration(sim, token_provider=provider)) as api:
+        private_call(api)
+        private_call(api)
+        api.public_set_heartbeat_get(10)
+    assert grants(sim) == []
+    assert issued_tokens(sim) == calls, "asked once per private call, not for public calls"
+
+
+def test_token_provider_is_asked_again_once_after_13009(sim: DeribitSimulator) -> None:
+    first = sim.issue_token(CLIENT_ID)
+    handed_out: List[str] = []
+
+    def provider() -> str:
+        # Like a cache elsewhere that learns of the new token one call late.
+        token = first if len(handed_out) < 2 else sim.issue_token(CLIENT_ID)
+        handed_out.append(token)
+        return token
+
+    with session(key_configuration(sim, token_provider=provider)) as api:
+        private_call(api)
+        sim.revoke_tokens()
+        private_call(api)
+    assert len(handed_out) == 3
+    assert issued_tokens(sim) == handed_out
+    assert grants(sim) == []
+
+
+def test_from_env_reads_the_key(sim: DeribitSimulator) -> None:
+    environ = {
+        "DERIBIT_CLIENT_ID": CLIENT_ID,
+        "DERIBIT_CLIENT_SECRET": SECRET,
+        "DERIBIT_HOST": sim.url,
+    }
+    configuration = Configuration.from_env(environ, retries=FAST_RETRIES)
+    assert configuration.auth_method == "client_signature"
+    assert SECRET not in repr(configuration)
+    with session(configuration) as api:
+        private_call(api)
+    assert grants(sim) == ["client_signature"]
+
+
+def test_from_env_access_token_wins_and_method_is_read(sim: DeribitSimulator) -> None:
+    token = sim.issue_token(CLIENT_ID)
+    base = {"DERIBIT_CLIENT_ID": CLIENT_ID, "DERIBIT_CLIENT_SECRET": SECRET}
+    for extra in ({"DERIBIT_ACCESS_TOKEN": token}, {"DERIBIT_AUTH_METHOD": "signature"}):
+        with session(Configuration.from_env({**base, **extra}, host=sim.url)) as api:
+            private_call(api)
+    first, second = private_requests(sim)
+    assert bearer_of(first) == token
+    assert (second.header("Authorization") or "").startswith("deri-hmac-sha256 ")
+    assert grants(sim) == []
+
+
+@pytest.mark.parametrize(
+    ("switch", "host"),
+    [
+        ("1", TESTNET_HOST),
+        ("true", TESTNET_HOST),
+        ("YES", TESTNET_HOST),
+        ("0", PRODUCTION_HOST),
+        ("", PRODUCTION_HOST),
+        (None, PRODUCTION_HOST),
+    ],
+)
+def test_from_env_testnet_switch(switch: Optional[str], host: str) -> None:
+    environ = {"DERIBIT_CLIENT_ID": CLIENT_ID, "DERIBIT_CLIENT_SECRET": SECRET}
+    if switch is not None:
+        environ["DERIBIT_TESTNET"] = switch
+    configuration = Configuration.from_env(environ)
+    assert configuration.host == host
+    assert configuration.testnet == (host == TESTNET_HOST)
+    assert (configuration.client_id, configuration.client_secret) == (CLIENT_ID, SECRET)
+
+
+# -- AuthenticationApi.public_auth_get -------------------------------------------------------
+
+
+def test_public_auth_get_with_every_grant(sim: DeribitSimulator) -> None:
+    with ApiClient(Configuration(host=sim.url, retries=0)) as client:
+        auth = AuthenticationApi(client)
+        answer = auth.public_auth_get(
+            "client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+        )
+        first = answer["result"]
+        assert set(first) >= {"access_token", "refresh_token", "expires_in", "scope", "token_type"}
+        assert first["expires_in"] == 900
+
+        timestamp, nonce = signing.now_ms(), signing.new_nonce()
+        data, status, headers = auth.public_auth_get_with_http_info(
+            "client_signature",
+            client_id=CLIENT_ID,
+            timestamp=timestamp,
+            nonce=nonce,
+            data="hello",
+            signature=signing.sign(SECRET, timestamp, nonce, "hello"),
+        )
+        assert status == 200
+        assert headers["Content-Type"].startswith("application/json")
+        second = data["result"]
+
+        refreshed = auth.public_auth_get(
+            grant_type="refresh_token", refresh_token=first["refresh_token"]
+        )["result"]
+        with pytest.raises(ApiException) as reused:
+            auth.public_auth_get(grant_type="refresh_token", refresh_token=first["refresh_token"])
+        assert reused.value.error_code == 13009, "refresh tokens rotate"
+
+    tokens = [first["access_token"], second["access_token"], refreshed["access_token"]]
+    assert len(set(tokens)) == 3
+    for token in tokens:
+        with session(Configuration(host=sim.url, access_token=token, retries=0)) as api:
+            private_call(api)
+    assert grants(sim) == [
+        "client_credentials",
+        "client_signature",
+        "refresh_token",
+        "refresh_token",
+    ]
+
+
+# -- lazy, cached, and following the configuration --------------------------------------------
+
+
+def test_token_is_fetched_lazily_and_never_for_public_calls(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim)) as api:
+        api.public_set_heartbeat_get(10)
+        api.public_disable_heartbeat_get()
+        assert sim.auth_requests == 0
+        assert all(r.header("Authorization") is None for r in sim.requests)
+        private_call(api)
+        assert sim.auth_requests == 1
+        api.public_set_heartbeat_get(10)
+    assert sim.requests[-1].header("Authorization") is None
+    assert grants(sim) == ["client_signature"]
+
+
+def test_token_is_cached_across_calls(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim)) as api:
+        for _ in range(25):
+            private_call(api)
+    assert sim.auth_requests == 1
+    assert len(set(issued_tokens(sim))) == 1
+    assert len(private_requests(sim)) == 25
+
+
+def test_configuration_changes_apply_at_once() -> None:
+    other_id, other_secret = "other-client", "Other-S3cret-9x"
+    credentials = {CLIENT_ID: SECRET, other_id: other_secret}
+    with DeribitSimulator(credentials=credentials) as sim:
+        configuration = key_configuration(sim)
+        with session(configuration) as api:
+            private_call(api)
+            configuration.access_token = sim.issue_token(CLIENT_ID)
+            private_call(api)
+            configuration.access_token = None
+            private_call(api)  # the cached token again
+            configuration.client_id, configuration.client_secret = other_id, other_secret
+            private_call(api)
+            configuration.auth_method = "signature"
+            private_call(api)
+        tokens = [r.header("Authorization") or "" for r in private_requests(sim)]
+        assert [r.query.get("client_id") for r in auth_requests(sim)] == [CLIENT_ID, other_id]
+        assert tokens[0] == tokens[2] != tokens[1]
+        assert tokens[3] not in tokens[:3]
+        assert tokens[4].startswith("deri-hmac-sha256 id=other-client,")
+
+
+def test_refresh_margin(sim: DeribitSimulator) -> None:
+    """``token_refresh_margin`` seconds before expiry, at most a fifth of the lifetime.
+
+    The manager runs on a hand-driven monotonic clock; its requests go over the wire.
+    """
+    now = [0.0]
+    configuration = key_configuration(sim, token_refresh_margin=100.0)
+    with ApiClient(configuration) as client:
+        auth = AuthenticationApi(client)
+
+        def fetch(endpoint: Endpoint, make_args: Any) -> Dict[str, Any]:
+            assert endpoint.path == "/public/auth"
+            answer: Dict[str, Any] = auth.public_auth_get(**make_args())
+            return answer
+
+        manager = TokenManager(configuration, fetch, clock=lambda: now[0])
+        first = manager.access_token()  # lives 900 s; margin min(100, 180) = 100
+        now[0] = 799.9
+        assert manager.access_token() == first
+        configuration.token_refresh_margin = 500.0  # for the next token: capped at 180 s
+        now[0] = 800.1
+        second = manager.access_token()
+        assert second != first
+        now[0] = 800.1 + 719.9
+        assert manager.access_token() == second
+        now[0] = 800.1 + 720.1
+        third = manager.access_token()
+        assert third != second
+        now[0] = 10_000.0  # long expired: renewed before use
+        fourth = manager.access_token()
+        assert fourth != third
+    assert grants(sim) == ["client_signature"] + ["refresh_token"] * 3
+
+
+# -- expiry, refresh, fallback, re-authentication --------------------------------------------
+
+
+def test_short_lived_tokens_are_refreshed_ahead_of_expiry() -> None:
+    """Tokens live 1 s; three threads call for 3.5 s; no call fails, none is repeated."""
+    ttl, duration, workers = 1.0, 3.5, 3
+    with simulator(token_ttl=ttl) as sim, session(key_configuration(sim)) as api:
+        errors: List[BaseException] = []
+        done = [0] * workers
+
+        def work(index: int) -> None:
+            deadline = time.monotonic() + duration
+            try:
+                for _ in range(2000):  # bounded: about 100 per second per thread at most
+                    if time.monotonic() >= deadline:
+                        return
+                    private_call(api)
+                    done[index] += 1
+                    time.sleep(0.01)
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(duration + 10)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == []
+
+        assert len(private_requests(sim)) == sum(done), "no call needed a second attempt"
+        assert sum(done) > 100
+        kinds = grants(sim)
+        assert kinds[0] == "client_signature"
+        assert kinds[1:] == ["refresh_token"] * (len(kinds) - 1)
+        # About one refresh per 0.8 s (the margin is a fifth of a 1 s lifetime).
+        assert 4 <= len(kinds) <= 7
+        times = [r.time for r in auth_requests(sim)]
+        lifetimes = [later - earlier for earlier, later in zip(times, times[1:])]
+        assert all(0.7 <= gap < ttl for gap in lifetimes), lifetimes
+
+
+def test_refused_refresh_falls_back_to_the_key() -> None:
+    with simulator(token_ttl=1.0) as sim, session(key_configuration(sim)) as api:
+        private_call(api)
+        sim.revoke_tokens(refresh_tokens=True)
+        time.sleep(0.9)  # inside the refresh margin (the last 0.2 s of the token's life)
+        private_call(api)
+        private_call(api)
+        assert grants(sim) == ["client_signature", "refresh_token", "client_signature"]
+        first, second, third = issued_tokens(sim)
+        assert first != second == third
+        assert len(private_requests(sim)) == 3
+
+
+def test_failed_early_refresh_keeps_the_valid_token(caplog: pytest.LogCaptureFixture) -> None:
+    """A refresh that fails while the token is still valid must not fail the call."""
+    with simulator(token_ttl=1.0) as sim, session(key_configuration(sim, retries=0)) as api:
+        private_call(api)
+        time.sleep(0.85)
+        # The refresh grant is refused, and so is the API key after it.
+        sim.inject(
+            "rpc_error", 2, path="/public/auth", code=13028, message="temporarily_unavailable"
+        )
+        with caplog.at_level(logging.WARNING, logger="openapi_client"):
+            private_call(api)
+        assert grants(sim) == ["client_signature", "refresh_token", "client_signature"]
+        first, second = issued_tokens(sim)
+        assert first == second, "the still-valid token was used"
+        assert "keeping it" in caplog.text
+        time.sleep(0.2)  # past the first token's expiry; the faults are used up
+        private_call(api)
+        assert grants(sim)[3:] == ["refresh_token"]
+        assert issued_tokens(sim)[2] != first
+    for token in issued_tokens(sim):
+        assert token not in caplog.text
+
+
+def test_revoked_token_reauthenticates_once_and_repeats_the_call(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim)) as api:
+        private_call(api)
+        sim.revoke_tokens()
+        sim.clear_requests()
+        private_call(api)
+        assert sim.auth_requests == 1
+        old, new = issued_tokens(sim)
+        assert old != new
+        private_call(api)
+    assert sim.auth_requests == 1
+    assert len(private_requests(sim)) == 3
+
+
+def test_persistent_13009_is_raised_after_one_reauthentication(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim)) as api:
+        private_call(api)
+        sim.clear_requests()
+        sim.inject(
+            "rpc_error",
+            5,
+            path="/private/get_cancel_on_disconnect",
+            code=13009,
+            message="unauthorized",
+        )
+        with pytest.raises(ApiException) as raised:
+            private_call(api)
+    assert raised.value.error_code == 13009
+    assert len(private_requests(sim)) == 2
+    assert sim.auth_requests == 1
+
+
+def test_fixed_bad_access_token_is_not_retried(sim: DeribitSimulator) -> None:
+    configuration = key_configuration(sim, access_token="not-a-valid-token")
+    with session(configuration) as api, pytest.raises(ApiException) as raised:
+        private_call(api)
+    assert raised.value.error_code == 13009
+    assert len(sim.requests) == 1
+    assert sim.auth_requests == 0
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+def test_sixteen_threads_share_one_public_auth(sim: DeribitSimulator) -> None:
+    workers = 16
+    # Slow the token answer down so that every thread is waiting for it at once.
+    sim.inject("delay", path="/public/auth", seconds=0.2)
+    barrier = threading.Barrier(workers, timeout=5)
+    results: List[Any] = []
+    errors: List[BaseException] = []
+    with ApiClient(key_configuration(sim, connection_pool_maxsize=workers)) as client:
+        api = SessionManagementApi(client)
+
+        def first_call() -> None:
+            try:
+                barrier.wait()
+                results.append(private_call(api))
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=first_call) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert len(results) == workers
+    assert sim.auth_requests == 1
+    assert len(set(issued_tokens(sim))) == 1
+
+
+# -- failures with clear, secret-free errors -------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["client_signature", "client_credentials"])
+def test_wrong_secret_gives_13004_without_the_secret(sim: DeribitSimulator, method: str) -> None:
+    wrong = "Wr0ng-Secret-7Hq2"
+    configuration = key_configuration(sim, client_secret=wrong, auth_method=method)
+    with session(configuration) as api, pytest.raises(ApiException) as raised:
+        private_call(api)
+    error = raised.value
+    assert error.error_code == 13004
+    assert "13004" in str(error)
+    text = exception_text(error)
+    assert wrong not in text
+    assert SECRET not in text
+    assert sim.auth_requests == 1, "13004 is not retried"
+    assert private_requests(sim) == []
+
+
+@pytest.mark.parametrize("offset_s", [120, -120])
+@pytest.mark.parametrize("method", ["client_signature", "signature"])
+def test_clock_outside_the_signature_window_is_a_clear_error(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch, method: str, offset_s: int
+) -> None:
+    monkeypatch.setattr(signing, "now_ms", shifted_clock(offset_s * 1000))
+    configuration = key_configuration(sim, auth_method=method)
+    with session(configuration) as api, pytest.raises(ApiException) as raised:
+        private_call(api)
+    error = raised.value
+    text = str(error).lower()
+    assert "clock" in text and "timestamp" in text, str(error)
+    assert ("ahead" if offset_s > 0 else "behind") in text
+    assert SECRET not in exception_text(error)
+    assert len(sim.requests) == 1, "a signature outside the window is not retried"
+
+
+def test_client_signature_clock_error_is_explained_by_the_client(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only the server's wording: the client measures the skew from the answer's usIn."""
+    monkeypatch.setattr(signing, "now_ms", shifted_clock(-120_000))
+    with session(key_configuration(sim)) as api, pytest.raises(ApiException) as raised:
+        private_call(api)
+    assert raised.value.error_code == 13009
+    assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
+
+
+def test_clock_inside_the_window_still_works(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "now_ms", shifted_clock(30_000))
+    for method in ("client_signature", "signature"):
+        with session(key_configuration(sim, auth_method=method)) as api:
+            private_call(api)
+    assert len(private_requests(sim)) == 2
+
+
+def test_nonces_never_repeat(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim, auth_method="signature")) as api:
+        for _ in range(200):
+            private_call(api)
+    for _ in range(20):
+        with session(key_configuration(sim)) as api:
+            private_call(api)
+    nonces = [signature_fields(r)["nonce"] for r in private_requests(sim) if is_signed(r)]
+    nonces += [r.query["nonce"] for r in auth_requests(sim)]
+    assert len(nonces) == 220
+    assert len(set(nonces)) == 220
+
+
+def test_signature_header_shape(sim: DeribitSimulator) -> None:
+    before = time.time()
+    with session(key_configuration(sim, auth_method="signature")) as api:
+        private_call(api)
+    (request,) = private_requests(sim)
+    header = request.header("Authorization") or ""
+    match = re.fullmatch(
+        r"deri-hmac-sha256 id=(?P<id>[^,]+),ts=(?P<ts>\d{13}),sig=(?P<sig>[0-9a-f]{64}),"
+        r"nonce=(?P<nonce>[A-Za-z0-9_-]{16,})",
+        header,
+    )
+    assert match is not None, "header has the documented shape"
+    assert match["id"] == CLIENT_ID
+    assert before - 1 <= int(match["ts"]) / 1000 <= time.time() + 1
+    data = signing.request_data("GET", request.target)
+    assert data == "GET\n/api/v2/private/get_cancel_on_disconnect?scope=account\n\n"
+    assert match["sig"] == signing.sign(SECRET, int(match["ts"]), match["nonce"], data)
+    assert sim.auth_requests == 0
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def test_default_method_never_sends_the_secret(sim: DeribitSimulator) -> None:
+    with session(key_configuration(sim)) as api:
+        private_call(api)
+        api.public_set_heartbeat_get(10)
+        sim.revoke_tokens(refresh_tokens=True)
+        private_call(api)  # 13009, refresh refused, signed grant again
+    assert grants(sim) == ["client_signature", "refresh_token", "client_signature"]
+    assert len(sim.requests) >= 6
+    for request in sim.requests:
+        logged = everything_logged(request)
+        assert SECRET not in logged
+        assert SECRET.lower() not in logged.lower()
+    for token in issued_tokens(sim):
+        assert all(token not in r.target for r in sim.requests), "tokens never go in a URL"
+
+
+def test_client_credentials_keeps_secret_and_tokens_out_of_logs(
+    sim: DeribitSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    configuration = key_configuration(sim, auth_method="client_credentials", debug=True)
+    try:
+        with session(configuration) as api:
+            sim.inject("reset", path="/public/auth")  # retried: logs the failure
+            private_call(api)
+            sim.revoke_tokens()
+            private_call(api)
+            sim.revoke_tokens(refresh_tokens=True)
+            private_call(api)
+        wrong = key_configuration(sim, auth_method="client_credentials", client_secret=SECRET + "x")
+        with session(wrong) as api, pytest.raises(ApiException) as refused:
+            private_call(api)
+    finally:
+        configuration.debug = False
+    messages = "\n".join(record.getMessage() for record in caplog.records)
+    assert "public/auth" in messages, "the DEBUG lines were captured"
+    assert SECRET not in messages
+    assert SECRET not in exception_text(refused.value)
+    refresh_tokens = [
+        r.query["refresh_token"] for r in auth_requests(sim) if "refresh_token" in r.query
+    ]
+    assert refresh_tokens
+    for token in issued_tokens(sim) + refresh_tokens:
+        assert token not in messages
+
+
+def test_transport_failure_during_auth_keeps_the_secret_out(sim: DeribitSimulator) -> None:
+    sim.inject("reset", path="/public/auth")
+    configuration = key_configuration(sim, auth_method="client_credentials", retries=0)
+    with session(configuration) as api, pytest.raises(ApiException) as raised:
+        private_call(api)
+    assert raised.value.status == 0
+    assert SECRET not in exception_text(raised.value)
+
+
+def test_reprs_show_no_credential(sim: DeribitSimulator) -> None:
+    configuration = key_configuration(sim, access_token="tok-abc-123")
+    token = Token("acc-xyz-789", "ref-uvw-456", 10.0, 8.0)
+    with ApiClient(configuration) as client:
+        shown = " ".join(
+            [
+                repr(configuration),
+                str(configuration),
+                repr(client),
+                repr(client.credentials),
+                repr(token),
+                str(token),
+                configuration.to_debug_report(),
+            ]
+        )
+    for secret in (SECRET, "tok-abc-123", "acc-xyz-789", "ref-uvw-456"):
+        assert secret not in shown
+
+
+# -- refused before any request --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", KEY_METHODS)
+def test_key_over_plain_http_is_refused_before_connecting(method: str) -> None:
+    configuration = Configuration(
+        host=INSECURE_HOST,
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        auth_method=method,
+        retries=0,
+        request_timeout=(1.0, 1.0),
+    )
+    with session(configuration) as api:
+        with pytest.raises(ApiValueError) as refused:
+            private_call(api)
+        assert "http" in str(refused.value) and "allow_insecure_http" in str(refused.value)
+        assert SECRET not in exception_text(refused.value)
+
+        configuration.allow_insecure_http = True
+        with pytest.raises(ApiException) as failed:
+            private_call(api)
+    assert failed.value.status == 0, "it tried to connect, and could not"
+    assert SECRET not in exception_text(failed.value)
+
+
+@pytest.mark.parametrize(
+    "bad", ["two words", "line\nbreak", "crlf\r\nX-Injected: 1", "tab\there", "nul\x00", " "]
+)
+def test_token_with_whitespace_or_controls_is_refused(sim: DeribitSimulator, bad: str) -> None:
+    for configuration in (
+        key_configuration(sim, access_token=bad),
+        key_configuration(sim, token_provider=lambda: bad),
+    ):
+        with session(configuration) as api, pytest.raises(ApiValueError) as refused:
+            private_call(api)
+        message = str(refused.value)
+        assert "whitespace" in message
+        assert bad.strip() not in message or not bad.strip()
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET},
+        {"grant_type": "refresh_token", "refresh_token": "a-refresh-token"},
+    ],
+    ids=["client_credentials", "refresh_token"],
+)
+def test_public_auth_get_over_plain_http_is_refused(args: Dict[str, str]) -> None:
+    configuration = Configuration(host=INSECURE_HOST, retries=0, request_timeout=(1.0, 1.0))
+    with ApiClient(configuration) as client, pytest.raises(ApiValueError):
+        AuthenticationApi(client).public_auth_get(**args)
+
+
+def test_a_retried_signed_grant_signs_again_with_a_new_nonce(sim: DeribitSimulator) -> None:
+    """A lost public/auth answer is retried with a fresh timestamp, nonce and signature."""
+    sim.inject("reset", count=1, path="/public/auth")
+    with session(key_configuration(sim)) as api:
+        assert private_call(api)["result"] == {"scope": "account", "enabled": False}
+    grants = auth_requests(sim)
+    assert len(grants) == 2
+    assert grants[0].query["nonce"] != grants[1].query["nonce"]
+    assert grants[0].query["signature"] != grants[1].query["signature"]
