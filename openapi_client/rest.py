@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from urllib3 import HTTPHeaderDict
 from urllib3 import exceptions as urllib3_errors
+from urllib3._collections import HTTPHeaderDict  # public as urllib3.HTTPHeaderDict in 2.x only
 from urllib3.util.retry import Retry
 from urllib3.util.wait import wait_for_read
 
@@ -448,9 +448,23 @@ def _root_cause_exception(error: BaseException) -> BaseException:
     return current
 
 
+# How a failed DNS lookup reads in urllib3 1.26, which keeps only the text of socket.gaierror.
+_NAME_RESOLUTION_SIGNS = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "No address associated with hostname",
+    "getaddrinfo failed",
+)
+
+
 def _root_cause(error: BaseException) -> str:
     cause = _root_cause_exception(error)
-    if isinstance(cause, socket.gaierror) or "NameResolution" in type(error).__name__:
+    if (
+        isinstance(cause, socket.gaierror)
+        or "NameResolution" in type(error).__name__
+        or any(sign in str(error) for sign in _NAME_RESOLUTION_SIGNS)
+    ):
         return "the host name could not be resolved"
     if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(error):
         return "connection refused"
