@@ -333,6 +333,9 @@ class ApiClient:
                     if credentials.reauthenticate(authorization):
                         attempts -= 1
                         continue
+                    explained = credentials.explain_refusal(error, authorization)
+                    if explained is not error:
+                        raise explained from error
                 if not policy.should_retry(error, attempts):
                     raise
                 delay = policy.delay(error, attempts)

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 #: and returns the decoded envelope.
 FetchToken = Callable[[Endpoint, Callable[[], Mapping[str, Any]]], Dict[str, Any]]
 
+_SIGNED_AT = re.compile(rf"^{signing.SCHEME} .*\bts=(\d+)")
+
 # Header values must not be able to smuggle a second header or break the request line.
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -332,3 +334,12 @@ class Credentials:
             return False
         manager.invalidate(authorization[len("Bearer "):])
         return True
+
+    @staticmethod
+    def explain_refusal(error: ApiException, authorization: str) -> ApiException:
+        """``error`` with a clock hint when a request signed at a timestamp outside Deribit's
+        window was refused; otherwise ``error`` itself."""
+        signed_at = _SIGNED_AT.search(authorization)
+        if signed_at is None:
+            return error
+        return with_clock_hint(error, int(signed_at.group(1)))

@@ -576,12 +576,14 @@ def test_clock_outside_the_signature_window_is_a_clear_error(
     assert len(sim.requests) == 1, "a signature outside the window is not retried"
 
 
-def test_client_signature_clock_error_is_explained_by_the_client(
-    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("method", ["client_signature", "signature"])
+def test_clock_error_is_explained_by_the_client(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     """Not only the server's wording: the client measures the skew from the answer's usIn."""
     monkeypatch.setattr(signing, "now_ms", shifted_clock(-120_000))
-    with session(key_configuration(sim)) as api, pytest.raises(ApiException) as raised:
+    configuration = key_configuration(sim, auth_method=method)
+    with session(configuration) as api, pytest.raises(ApiException) as raised:
         private_call(api)
     assert raised.value.error_code == 13009
     assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
