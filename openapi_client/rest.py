@@ -128,7 +128,9 @@ class Origin:
 
     @property
     def display(self) -> str:
-        return f"{self.hostname}:{self.port}"
+        """``host:port`` for messages (``[::1]:port`` for an IPv6 address)."""
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{host}:{self.port}"
 
 
 def _is_loopback(hostname: str) -> bool:

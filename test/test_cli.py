@@ -1,0 +1,258 @@
+"""The deribit-session command line: JSON on stdout, one line on stderr on failure."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import pytest
+from conftest import TOKEN
+
+from openapi_client.cli import COMMANDS, main
+from openapi_client.simulator import DeribitSimulator
+
+pytestmark = pytest.mark.timeout(20)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENT = (
+    "DERIBIT_ACCESS_TOKEN",
+    "DERIBIT_CLIENT_ID",
+    "DERIBIT_CLIENT_SECRET",
+    "DERIBIT_AUTH_METHOD",
+    "DERIBIT_HOST",
+    "DERIBIT_TESTNET",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(*argv: str) -> Tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def succeed(*argv: str) -> Dict[str, Any]:
+    status, out, err = run(*argv)
+    assert (status, err) == (0, "")
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    assert data["jsonrpc"] == "2.0"
+    assert out.endswith("}\n")
+    return data
+
+
+def fail(expected_status: int, *argv: str) -> str:
+    """Run a failing command; return its one stderr line."""
+    status, out, err = run(*argv)
+    assert status == expected_status
+    assert out == ""
+    assert err.endswith("\n")
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert err.startswith("deribit-session: error: ")
+    return err.strip()
+
+
+# -- --simulator ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "result"),
+    [
+        (["set-heartbeat", "30"], "ok"),
+        (["set-heartbeat", "30.5"], "ok"),
+        (["disable-heartbeat"], "ok"),
+        (["enable-cancel-on-disconnect"], "ok"),
+        (["enable-cancel-on-disconnect", "--scope", "account"], "ok"),
+        (["disable-cancel-on-disconnect", "--scope", "connection"], "ok"),
+        (["disable-cancel-on-disconnect"], "ok"),
+        (["get-cancel-on-disconnect"], {"scope": "connection", "enabled": False}),
+        (
+            ["get-cancel-on-disconnect", "--scope", "account"],
+            {"scope": "account", "enabled": False},
+        ),
+    ],
+)
+def test_simulator_commands(argv: List[str], result: Any) -> None:
+    data = succeed("--simulator", *argv)
+    assert data["result"] == result
+    assert data["testnet"] is True
+
+
+def test_every_command_is_covered() -> None:
+    assert set(COMMANDS) == {
+        "set-heartbeat",
+        "disable-heartbeat",
+        "enable-cancel-on-disconnect",
+        "disable-cancel-on-disconnect",
+        "get-cancel-on-disconnect",
+    }
+
+
+def test_python_dash_m_with_simulator() -> None:
+    env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT}
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if part
+    )
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "openapi_client", "--simulator", "set-heartbeat", "30"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=str(REPO_ROOT),
+        env=env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    data = json.loads(completed.stdout)
+    assert data["result"] == "ok"
+    assert set(data) == {"jsonrpc", "result", "testnet", "usIn", "usOut", "usDiff"}
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"DERIBIT_ACCESS_TOKEN": "a-real-deribit-token"},
+        {"DERIBIT_CLIENT_ID": "real-id", "DERIBIT_CLIENT_SECRET": "real-secret"},
+    ],
+    ids=["token", "key"],
+)
+def test_simulator_ignores_credentials_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, environment: Dict[str, str]
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    data = succeed("--simulator", "get-cancel-on-disconnect", "--scope", "account")
+    assert data["result"] == {"scope": "account", "enabled": False}
+
+
+# -- --host with credentials from the environment -------------------------------------------------
+
+
+def test_host_with_token_from_environment(
+    simulator: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIBIT_ACCESS_TOKEN", TOKEN)
+    succeed("--host", simulator.url, "enable-cancel-on-disconnect", "--scope", "account")
+    assert simulator.cancel_on_disconnect == {"connection": False, "account": True}
+    data = succeed("--host", simulator.url, "get-cancel-on-disconnect", "--scope", "account")
+    assert data["result"] == {"scope": "account", "enabled": True}
+    succeed("--host", simulator.url, "set-heartbeat", "45")
+    assert simulator.heartbeat_interval == 45
+    requests = simulator.requests
+    assert [r.target for r in requests] == [
+        "/api/v2/private/enable_cancel_on_disconnect?scope=account",
+        "/api/v2/private/get_cancel_on_disconnect?scope=account",
+        "/api/v2/public/set_heartbeat?interval=45",
+    ]
+    assert {r.header("Authorization") for r in requests} == {f"Bearer {TOKEN}"}
+
+
+def test_host_from_environment(
+    simulator: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIBIT_HOST", simulator.url)
+    succeed("disable-heartbeat")
+    assert [r.path for r in simulator.requests] == ["/api/v2/public/disable_heartbeat"]
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_bad_interval_is_a_usage_error() -> None:
+    line = fail(2, "--simulator", "set-heartbeat", "5")
+    assert "interval must be a finite number >= 10" in line
+    assert "got 5" in line
+
+
+def test_private_call_without_credentials(simulator: DeribitSimulator) -> None:
+    line = fail(2, "--host", simulator.url, "enable-cancel-on-disconnect")
+    assert "needs credentials" in line
+    assert "DERIBIT_ACCESS_TOKEN" in line
+    assert simulator.requests == []
+
+
+def test_deribit_error_exits_1_with_the_code(
+    simulator: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIBIT_ACCESS_TOKEN", "not-a-valid-token")
+    line = fail(1, "--host", simulator.url, "get-cancel-on-disconnect", "--scope", "account")
+    assert "13009" in line
+    assert "unauthorized" in line
+    assert "not-a-valid-token" not in line
+
+
+def test_injected_error_exits_1(simulator: DeribitSimulator) -> None:
+    simulator.inject("rpc_error", code=11050, message="bad_request", data={"reason": "nope"})
+    line = fail(1, "--host", simulator.url, "--retries", "0", "disable-heartbeat")
+    assert line.startswith("deribit-session: error: Deribit error 11050: bad_request")
+    assert "HTTP 400" in line
+
+
+def test_unreachable_host_exits_1() -> None:
+    line = fail(
+        1, "--host", "http://nothing.invalid/api/v2", "--retries", "0", "set-heartbeat", "30"
+    )
+    assert "nothing.invalid" in line
+
+
+def test_timeout_option(simulator: DeribitSimulator) -> None:
+    simulator.inject("hang", seconds=10)
+    started = time.monotonic()
+    line = fail(
+        1, "--host", simulator.url, "--timeout", "0.3", "--retries", "0", "disable-heartbeat"
+    )
+    assert time.monotonic() - started < 3
+    assert "0.3 s" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["set-heartbeat"],
+        ["set-heartbeat", "abc"],
+        ["frobnicate"],
+        ["--simulator", "--testnet", "disable-heartbeat"],
+        ["get-cancel-on-disconnect", "--scope", "global"],
+    ],
+)
+def test_usage_errors_exit_2(argv: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(*argv)
+    captured = capsys.readouterr()
+    assert status == 2
+    assert out == "" and captured.out == "" and captured.err == ""
+    assert "error:" in err
+    assert "Traceback" not in err
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    status, text, err = run("--help")
+    assert capsys.readouterr().out == "", "help goes to main()'s stdout"
+    assert status == 0
+    assert err == ""
+    assert text.startswith("usage: deribit-session")
+    for option in ("--host", "--testnet", "--simulator", *COMMANDS):
+        assert option in text
+    assert "DERIBIT_ACCESS_TOKEN" in text
+
+
+def test_command_help(capsys: pytest.CaptureFixture[str]) -> None:
+    status, text, _ = run("get-cancel-on-disconnect", "--help")
+    assert capsys.readouterr().out == ""
+    assert status == 0
+    assert "--scope" in text
+    assert "account" in text
