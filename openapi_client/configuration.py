@@ -195,7 +195,8 @@ class Configuration:
     @debug.setter
     def debug(self, value: bool) -> None:
         self._debug = bool(value)
-        level = logging.DEBUG if value else logging.WARNING
+        # Off hands the loggers back to the logging configuration (their parents' levels).
+        level = logging.DEBUG if value else logging.NOTSET
         for logger in self.logger.values():
             logger.setLevel(level)
 

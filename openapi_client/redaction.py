@@ -22,7 +22,7 @@ SENSITIVE_KEYS = (
 _KEYS = "|".join(SENSITIVE_KEYS)
 # key=value in a query string or a deri-hmac-sha256 header; "key": "value" in JSON;
 # and the credential part of an Authorization header.
-_QUERY_OR_HEADER = re.compile(rf"(?i)(\b(?:{_KEYS})=)[^&\s,\"']+")
+_QUERY_OR_HEADER = re.compile(rf"(?i)(\b(?:{_KEYS})=)[^&\s,;)\"']+")
 _JSON = re.compile(rf"(?i)(\"(?:{_KEYS})\"\s*:\s*\")[^\"]*")
 _AUTHORIZATION = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
