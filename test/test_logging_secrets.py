@@ -182,10 +182,8 @@ def test_debug_switches_both_loggers(
     assert configuration.debug is True
     assert [logging.getLogger(name).level for name in LOGGERS] == [logging.DEBUG] * 2
     configuration.debug = False
-    assert [logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in LOGGERS] == [
-        False,
-        False,
-    ]
+    # Off hands the levels back to the application's logging configuration.
+    assert [logging.getLogger(name).level for name in LOGGERS] == [logging.NOTSET] * 2
 
 
 def test_package_logger_has_a_null_handler() -> None:
