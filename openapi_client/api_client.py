@@ -12,8 +12,6 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -41,6 +39,7 @@ from openapi_client.rest import Origin, RESTClientObject
 from openapi_client.retry import RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future, ThreadPoolExecutor
     from types import TracebackType
 
 __all__ = ["ApiClient", "AsyncResult"]
@@ -71,6 +70,8 @@ class AsyncResult(Generic[T]):
 
     def wait(self, timeout: Optional[float] = None) -> None:
         """Wait until the call has finished, or ``timeout`` seconds."""
+        from concurrent.futures import TimeoutError as FutureTimeoutError
+
         try:
             self._future.exception(timeout)
         except FutureTimeoutError:  # not the builtin TimeoutError before Python 3.11
@@ -121,7 +122,7 @@ class ApiClient:
         self.pool_threads = pool_threads
         self.rest_client = RESTClientObject(self.configuration)
         self.credentials = Credentials(self.configuration, self._fetch_token)
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._executor: Optional["ThreadPoolExecutor"] = None
         self._executor_lock = threading.Lock()
         self._origin_cache: Tuple[str, Origin] = ("", None)  # type: ignore[assignment]
         self._retry_cache: Tuple[Any, RetryPolicy] = (object(), RetryPolicy())
@@ -213,7 +214,10 @@ class ApiClient:
     def _query(self, endpoint: Endpoint, args: Mapping[str, Any]) -> str:
         return endpoint.query(args, self.configuration.client_side_validation)
 
-    def _pool(self) -> ThreadPoolExecutor:
+    def _pool(self) -> "ThreadPoolExecutor":
+        # Imported here: plain calls never need a thread pool.
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._executor_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from openapi_client.exceptions import ApiTypeError, ApiValueError
@@ -18,7 +17,6 @@ from openapi_client.exceptions import ApiTypeError, ApiValueError
 __all__ = ["ChoiceParam", "Endpoint", "NumberParam", "TextParam"]
 
 
-@dataclass(frozen=True)
 class Param:
     """A query parameter.
 
@@ -27,9 +25,15 @@ class Param:
     :param description: what the value means, with its unit.
     """
 
-    name: str
-    required: bool = False
-    description: str = ""
+    __slots__ = ("description", "name", "required")
+
+    def __init__(self, name: str, *, required: bool = False, description: str = "") -> None:
+        self.name = name
+        self.required = required
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, required={self.required})"
 
     def encode(self, value: Any, validate: bool) -> str:
         """The query-string form of ``value``, checked first when ``validate`` is true."""
@@ -41,12 +45,23 @@ class Param:
         """Raise ``ApiTypeError``/``ApiValueError`` when ``value`` is not acceptable."""
 
 
-@dataclass(frozen=True)
 class NumberParam(Param):
     """A real number (``int`` or ``float``, not ``bool`` or text), finite, at least ``minimum``."""
 
-    minimum: Optional[float] = None
-    unit: str = ""
+    __slots__ = ("minimum", "unit")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        description: str = "",
+        minimum: Optional[float] = None,
+        unit: str = "",
+    ) -> None:
+        super().__init__(name, required=required, description=description)
+        self.minimum = minimum
+        self.unit = unit
 
     def _expected(self) -> str:
         expected = "a finite number"
@@ -80,11 +95,21 @@ class NumberParam(Param):
         return quote(str(value), safe="")
 
 
-@dataclass(frozen=True)
 class ChoiceParam(Param):
     """One of a fixed set of strings."""
 
-    choices: Tuple[str, ...] = ()
+    __slots__ = ("choices",)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        choices: Tuple[str, ...],
+        required: bool = False,
+        description: str = "",
+    ) -> None:
+        super().__init__(name, required=required, description=description)
+        self.choices = choices
 
     def check(self, value: Any) -> None:
         allowed = " or ".join(repr(choice) for choice in self.choices)
@@ -97,11 +122,21 @@ class ChoiceParam(Param):
             raise ApiValueError(f"{self.name} must be {allowed}, got {value!r}")
 
 
-@dataclass(frozen=True)
 class TextParam(Param):
     """A string (an ``int`` is accepted for numeric fields such as timestamps)."""
 
-    allow_int: bool = False
+    __slots__ = ("allow_int",)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        description: str = "",
+        allow_int: bool = False,
+    ) -> None:
+        super().__init__(name, required=required, description=description)
+        self.allow_int = allow_int
 
     def check(self, value: Any) -> None:
         accepted: Tuple[type, ...] = (str, int) if self.allow_int else (str,)
@@ -113,7 +148,6 @@ class TextParam(Param):
             )
 
 
-@dataclass(frozen=True)
 class Endpoint:
     """One Deribit method over HTTP GET.
 
@@ -126,16 +160,36 @@ class Endpoint:
         so that it is refused over plain http like a call with an ``Authorization`` header.
     """
 
-    operation: str
-    path: str
-    private: bool
-    params: Tuple[Param, ...] = ()
-    summary: str = ""
-    carries_credentials: bool = False
-    _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+    __slots__ = (
+        "_by_name",
+        "carries_credentials",
+        "operation",
+        "params",
+        "path",
+        "private",
+        "summary",
+    )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_name", {param.name: param for param in self.params})
+    def __init__(
+        self,
+        operation: str,
+        path: str,
+        *,
+        private: bool,
+        params: Tuple[Param, ...] = (),
+        summary: str = "",
+        carries_credentials: bool = False,
+    ) -> None:
+        self.operation = operation
+        self.path = path
+        self.private = private
+        self.params = params
+        self.summary = summary
+        self.carries_credentials = carries_credentials
+        self._by_name: Dict[str, Param] = {param.name: param for param in params}
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.operation!r}, {self.path!r}, private={self.private})"
 
     def query(self, args: Mapping[str, Any], validate: bool) -> str:
         """The query string (without ``?``) for ``args``; ``None`` values are left out.

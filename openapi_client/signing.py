@@ -10,9 +10,10 @@ Both formulas come from Deribit's API documentation:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import secrets
+import os
 import time
 
 __all__ = [
@@ -37,7 +38,7 @@ def now_ms() -> int:
 
 def new_nonce() -> str:
     """A fresh random nonce (16 URL-safe characters, 96 bits); never repeats in practice."""
-    return secrets.token_urlsafe(12)
+    return base64.urlsafe_b64encode(os.urandom(12)).decode("ascii")
 
 
 def sign(secret: str, timestamp: int, nonce: str, data: str) -> str:
