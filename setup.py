@@ -15,6 +15,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
+    license_files=["LICENSE"],
     packages=find_packages(include=["openapi_client", "openapi_client.*"]),
     package_data={"openapi_client": ["py.typed"]},
     include_package_data=True,

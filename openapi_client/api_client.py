@@ -88,7 +88,11 @@ class AsyncResult(Generic[T]):
         return self._future.exception() is None
 
     def __repr__(self) -> str:
-        return f"AsyncResult({'ready' if self.ready() else 'pending'})"
+        future = self._future
+        if not future.done():
+            return "AsyncResult(pending)"
+        error = future.exception()
+        return f"AsyncResult(failed: {error!r})" if error else "AsyncResult(done)"
 
 
 class ApiClient:
