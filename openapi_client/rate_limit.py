@@ -13,7 +13,10 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["RateLimit"]
+__all__ = ["DEFAULT_MARGIN", "RateLimit"]
+
+#: Seconds a request waits past the moment the pool can pay for it (see ``RateLimit.margin``).
+DEFAULT_MARGIN = 0.01
 
 
 class RateLimit:
@@ -21,16 +24,23 @@ class RateLimit:
 
     :param per_second: sustained requests per second the pool refills (Deribit: 20).
     :param burst: requests a full pool allows back to back (Deribit: 100).
+    :param margin: seconds :meth:`acquire` lets a request wait beyond the moment this pool can
+        pay for it. Deribit's pool is charged when a request *arrives*, and the first request
+        (which also opens the connection) arrives later after taking its turn than the ones that
+        follow, so Deribit's pool runs that much behind this one. The margin absorbs that
+        difference; it delays a request only when the pool is (nearly) empty and never lowers
+        the sustained rate. Raise it to about the connection set-up time on a slow network.
     :param clock: monotonic clock in seconds; replaceable for tests.
     """
 
-    __slots__ = ("_available", "_clock", "_lock", "_updated", "burst", "per_second")
+    __slots__ = ("_available", "_clock", "_lock", "_updated", "burst", "margin", "per_second")
 
     def __init__(
         self,
         per_second: float = 20.0,
         burst: int = 100,
         *,
+        margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(per_second, bool) or not isinstance(per_second, (int, float)):
@@ -39,15 +49,23 @@ class RateLimit:
             raise ValueError(f"per_second must be a finite number > 0, got {per_second!r}")
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"burst must be a whole number >= 1, got {burst!r}")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise TypeError(f"margin must be a number of seconds, got {margin!r}")
+        if not (math.isfinite(margin) and margin >= 0):
+            raise ValueError(f"margin must be a finite number of seconds >= 0, got {margin!r}")
         self.per_second = float(per_second)
         self.burst = burst
+        self.margin = float(margin)
         self._clock = clock
         self._lock = threading.Lock()
         self._available = float(burst)
         self._updated = clock()
 
     def __repr__(self) -> str:
-        return f"RateLimit(per_second={self.per_second:g}, burst={self.burst})"
+        text = f"RateLimit(per_second={self.per_second:g}, burst={self.burst}"
+        if self.margin != DEFAULT_MARGIN:
+            text += f", margin={self.margin:g}"
+        return text + ")"
 
     def _refill(self) -> None:
         now = self._clock()
@@ -60,14 +78,14 @@ class RateLimit:
         """Claim the next request slot and return how many seconds to wait before using it.
 
         Slots are handed out in call order: a caller that reserves while the pool is empty is
-        placed behind earlier callers, so concurrent threads never overspend the pool.
+        placed behind earlier callers, so concurrent threads never overspend the pool. The wait
+        ends ``margin`` seconds after the pool has refilled enough to pay for the slot.
         """
         with self._lock:
             self._refill()
             self._available -= 1.0
-            if self._available >= 0.0:
-                return 0.0
-            return -self._available / self.per_second
+            available = self._available
+        return max(0.0, self.margin - available / self.per_second)
 
     def acquire(self) -> None:
         """Wait until a request may be sent under this limit, then return."""

@@ -8,11 +8,17 @@ one place that says how long to wait.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Optional, Union
 
-from openapi_client.exceptions import RETRIABLE_ERROR_CODES, ApiException, ApiTypeError
+from openapi_client.exceptions import (
+    RETRIABLE_ERROR_CODES,
+    ApiException,
+    ApiTypeError,
+    ApiValueError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from urllib3.util.retry import Retry
@@ -21,6 +27,9 @@ __all__ = ["DEFAULT_RETRY_POLICY", "RETRIABLE_STATUSES", "RetryPolicy"]
 
 #: HTTP statuses retried when the body carries no JSON-RPC error code.
 RETRIABLE_STATUSES: FrozenSet[int] = frozenset({429, 500, 502, 503, 504})
+
+# Beyond this many doublings every backoff is capped anyway; stops 2.0 ** n from overflowing.
+_MAX_DOUBLINGS = 64
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,26 @@ class RetryPolicy:
     error_codes: FrozenSet[int] = field(default=RETRIABLE_ERROR_CODES)
 
     def __post_init__(self) -> None:
-        if isinstance(self.total, bool) or not isinstance(self.total, int) or self.total < 0:
+        if isinstance(self.total, bool) or not isinstance(self.total, int):
             raise ApiTypeError(f"retries must be a whole number >= 0, got {self.total!r}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ApiTypeError(f"jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.total < 0:
+            raise ApiValueError(f"retries must be a whole number >= 0, got {self.total!r}")
+        for name in ("backoff_factor", "backoff_max", "jitter", "retry_after_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ApiTypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ApiValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.jitter > 1.0:
+            raise ApiValueError(f"jitter must be between 0 and 1, got {self.jitter!r}")
+        # Accept any collection of ints, but keep the policy immutable and hashable.
+        for name in ("statuses", "error_codes"):
+            try:
+                object.__setattr__(self, name, frozenset(getattr(self, name)))
+            except TypeError:
+                raise ApiTypeError(
+                    f"{name} must be a collection of ints, got {getattr(self, name)!r}"
+                ) from None
 
     @property
     def max_attempts(self) -> int:
@@ -77,7 +102,8 @@ class RetryPolicy:
         Exponential backoff (``backoff_factor * 2 ** (attempts - 1)``, capped at ``backoff_max``),
         less a random share of up to ``jitter``; never less than ``Retry-After``.
         """
-        backoff = min(self.backoff_max, self.backoff_factor * (2.0 ** (attempts - 1)))
+        doublings = min(max(attempts - 1, 0), _MAX_DOUBLINGS)
+        backoff = min(self.backoff_max, self.backoff_factor * (2.0**doublings))
         backoff *= 1.0 - self.jitter * rand()
         if self.respect_retry_after:
             asked = error.retry_after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
@@ -72,6 +73,9 @@ class DeribitSimulator:
     :param reject_connection_scope_over_http: answer cancel-on-disconnect calls with scope
         ``connection`` (the default scope) with error 11050, as Deribit now does over HTTP.
     :param request_log_size: how many recent requests :attr:`requests` keeps.
+    :param ssl_context: a server-side :class:`ssl.SSLContext` holding a certificate and key:
+        serve HTTPS instead of HTTP (:attr:`url` then starts with ``https://``). The certificate
+        must name the host the client connects to (``127.0.0.1`` or ``localhost``).
     """
 
     def __init__(
@@ -88,8 +92,14 @@ class DeribitSimulator:
         max_connections: int = 32,
         reject_connection_scope_over_http: bool = False,
         request_log_size: int = 100_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._family = loopback_family(host)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ValueError(
+                f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
+            )
+        self._ssl_context = ssl_context
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be a whole number from 0 to 65535, got {port!r}")
         if (
@@ -132,6 +142,7 @@ class DeribitSimulator:
                 faults=self._faults,
                 log=self._log,
                 max_connections=self._max_connections,
+                ssl_context=self._ssl_context,
             )
             self._thread = threading.Thread(
                 target=server.serve,
@@ -192,11 +203,25 @@ class DeribitSimulator:
 
     @property
     def url(self) -> str:
-        """The API root, e.g. ``http://127.0.0.1:8080/api/v2``: use it as ``Configuration.host``."""
+        """The API root, e.g. ``http://127.0.0.1:8080/api/v2``: use it as ``Configuration.host``.
+
+        ``https://`` when the simulator was given an ``ssl_context``.
+        """
         host = self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}{API_PREFIX}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}{API_PREFIX}"
+
+    @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections were accepted since :meth:`start` (refused ones included)."""
+        return self._bound().connections_accepted
+
+    @property
+    def tls_failures(self) -> int:
+        """How many TLS handshakes failed (e.g. the client did not trust the certificate)."""
+        return self._bound().tls_failures
 
     # -- credentials -------------------------------------------------------------------------
 

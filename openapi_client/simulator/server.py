@@ -2,6 +2,9 @@
 
 Built on :mod:`socketserver` with one daemon thread per connection. Each response is written with
 a single ``send`` and Nagle's algorithm is off, so a request costs one round trip on loopback.
+With an :class:`ssl.SSLContext` each accepted connection is wrapped server-side and its TLS
+handshake runs on the connection's own thread, so a client that fails or stalls the handshake
+never holds up the others.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import selectors
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 import time
@@ -36,6 +40,8 @@ HTML_503_PAGE = (
 )
 NON_JSON_BODY = b"OK - this answer is deliberately not JSON (simulator fault non_json)\n"
 _RESET_LINGER = struct.pack("ii", 1, 0)
+#: The longest a client may take over its TLS handshake, in seconds.
+HANDSHAKE_TIMEOUT = 5.0
 _ALLOW_GET = (("Allow", "GET"),)
 
 
@@ -59,6 +65,7 @@ class HttpServer(socketserver.TCPServer):
     :param faults: faults to deliver instead of answers.
     :param log: where requests are recorded.
     :param max_connections: simultaneous connections served; further ones get HTTP 429.
+    :param ssl_context: a server-side TLS context to serve HTTPS; None serves plain HTTP.
     """
 
     allow_reuse_address = True
@@ -73,8 +80,10 @@ class HttpServer(socketserver.TCPServer):
         faults: FaultQueue,
         log: RequestLog,
         max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.address_family = family
+        self.ssl_context = ssl_context
         self.dispatcher = dispatcher
         self.faults = faults
         self.log = log
@@ -84,6 +93,9 @@ class HttpServer(socketserver.TCPServer):
         self._lock = threading.Lock()
         self._open: dict[_Connection, threading.Thread] = {}
         self._admitted = 0
+        #: Connections accepted since the start, and TLS handshakes that failed.
+        self.connections_accepted = 0
+        self.tls_failures = 0
         self._wake_reader, self._wake_writer = socket.socketpair()
         super().__init__(address, _Handler)
 
@@ -104,7 +116,18 @@ class HttpServer(socketserver.TCPServer):
         except OSError:  # nothing to accept after all, or the listener was closed
             return
         sock.setblocking(True)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self.connections_accepted += 1
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                # No I/O here: the handshake happens on the connection's thread.
+                sock = self.ssl_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+        except OSError:  # the peer is already gone
+            sock.close()
+            return
         self.process_request(sock, address)
 
     def stop_serving(self) -> None:
@@ -142,6 +165,8 @@ class HttpServer(socketserver.TCPServer):
 
     def _serve_connection(self, connection: _Connection, client_address: Any) -> None:
         try:
+            if isinstance(connection.sock, ssl.SSLSocket) and not self._handshake(connection.sock):
+                return
             _Handler(connection, client_address, self)
         except (OSError, ValueError):  # the peer went away mid-request: nothing to report
             pass
@@ -158,6 +183,18 @@ class HttpServer(socketserver.TCPServer):
             else:
                 self.shutdown_request(connection.sock)
 
+    def _handshake(self, sock: ssl.SSLSocket) -> bool:
+        """Complete the TLS handshake; False (counted, nothing printed) when it fails."""
+        try:
+            sock.settimeout(HANDSHAKE_TIMEOUT)
+            sock.do_handshake()
+            sock.settimeout(None)
+        except (OSError, ValueError):  # ssl.SSLError is an OSError: untrusted cert, bad version...
+            with self._lock:
+                self.tls_failures += 1
+            return False
+        return True
+
     def close_connections(self, timeout: float) -> None:
         """Shut every open connection and wait for their threads (after :meth:`stop_serving`).
 
@@ -167,7 +204,9 @@ class HttpServer(socketserver.TCPServer):
             open_connections = list(self._open.items())
         for connection, _ in open_connections:
             try:
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown: SSLSocket.shutdown would also drop its TLS state
+                # under the feet of the thread still using it.
+                socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
             except OSError:
                 pass
         deadline = time.monotonic() + timeout
@@ -355,7 +394,9 @@ class _Handler(socketserver.StreamRequestHandler):
                     return True
                 if selector.select(remaining):
                     try:
-                        peer_closed = not self.connection.recv(1, socket.MSG_PEEK)
+                        # Peek at the raw bytes (a TLS socket refuses recv flags): none means
+                        # the peer closed.
+                        peer_closed = not socket.socket.recv(self.connection, 1, socket.MSG_PEEK)
                     except OSError:
                         peer_closed = True
                     if peer_closed:
