@@ -153,10 +153,11 @@ class ApiException(OpenApiException):
 
     @property
     def retriable(self) -> bool:
-        """Whether Deribit documents this error as transient (its code, or the HTTP status)."""
-        if self.error_code is not None:
-            return self.error_code in RETRIABLE_ERROR_CODES
-        return self.status in (429, 500, 502, 503, 504)
+        """Whether the failure is transient, as the default retry policy judges it: no response
+        (except a TLS failure), one of Deribit's retriable codes, or HTTP 429/500/502/503/504."""
+        from openapi_client.retry import DEFAULT_RETRY_POLICY
+
+        return DEFAULT_RETRY_POLICY.is_transient(self)
 
     @property
     def retry_after(self) -> Optional[float]:
@@ -231,10 +232,6 @@ class ApiTransportError(ApiException):
     def __init__(self, reason: str) -> None:
         super().__init__(status=0, reason=reason)
 
-    @property
-    def retriable(self) -> bool:
-        return True
-
 
 class ApiConnectionError(ApiTransportError):
     """The connection could not be made, or was reset or closed by the other side."""
@@ -246,10 +243,6 @@ class ApiTimeoutError(ApiTransportError):
 
 class ApiSSLError(ApiConnectionError):
     """TLS failed, for example because the server's certificate could not be verified."""
-
-    @property
-    def retriable(self) -> bool:
-        return False
 
 
 class ApiProtocolError(ApiTransportError):

@@ -163,14 +163,14 @@ class RESTClientObject:
             pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
         else:
             pool_args["cert_reqs"] = ssl.CERT_NONE
+            # Said once here; the keep-alive lanes connect without urllib3's per-connection
+            # warning (only the proxy and unread-response paths still go through urllib3's).
             warnings.warn(
                 "TLS certificate verification is off (Configuration.verify_ssl = False): "
                 "anyone on the network path can read and change your requests and token.",
                 InsecureTLSWarning,
                 stacklevel=3,
             )
-            # That warning replaces urllib3's, which it would repeat for every new connection.
-            warnings.filterwarnings("ignore", category=urllib3_errors.InsecureRequestWarning)
         if configuration.cert_file:
             pool_args["cert_file"] = configuration.cert_file
         if configuration.key_file:
@@ -399,6 +399,8 @@ _TRANSPORT_ERRORS = (urllib3_errors.HTTPError, OSError, http.client.HTTPExceptio
 def transport_error(error: BaseException, where: str, timeout: Any = None) -> ApiTransportError:
     """Describe a urllib3/socket failure as the library's exception (messages carry no URL)."""
     if isinstance(error, urllib3_errors.SSLError) or isinstance(error, ssl.SSLError):
+        if isinstance(_root_cause_exception(error), (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return ApiConnectionError(f"{where} closed the connection during the TLS handshake")
         detail = _ssl_detail(error)
         if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
             return ApiSSLError(

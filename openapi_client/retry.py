@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, Optional, Tuple, Union
 
 from openapi_client.exceptions import (
     RETRIABLE_ERROR_CODES,
     ApiException,
+    ApiSSLError,
     ApiTypeError,
     ApiValueError,
 )
@@ -32,7 +32,18 @@ RETRIABLE_STATUSES: FrozenSet[int] = frozenset({429, 500, 502, 503, 504})
 _MAX_DOUBLINGS = 64
 
 
-@dataclass(frozen=True)
+_FIELDS = (
+    "total",
+    "backoff_factor",
+    "backoff_max",
+    "jitter",
+    "respect_retry_after",
+    "retry_after_max",
+    "statuses",
+    "error_codes",
+)
+
+
 class RetryPolicy:
     """An immutable retry policy.
 
@@ -48,51 +59,99 @@ class RetryPolicy:
     :param error_codes: Deribit JSON-RPC error codes that are retried, whatever the HTTP status.
     """
 
-    total: int = 3
-    backoff_factor: float = 0.25
-    backoff_max: float = 8.0
-    jitter: float = 0.5
-    respect_retry_after: bool = True
-    retry_after_max: float = 30.0
-    statuses: FrozenSet[int] = field(default=RETRIABLE_STATUSES)
-    error_codes: FrozenSet[int] = field(default=RETRIABLE_ERROR_CODES)
+    __slots__ = _FIELDS
 
-    def __post_init__(self) -> None:
-        if isinstance(self.total, bool) or not isinstance(self.total, int):
-            raise ApiTypeError(f"retries must be a whole number >= 0, got {self.total!r}")
-        if self.total < 0:
-            raise ApiValueError(f"retries must be a whole number >= 0, got {self.total!r}")
-        for name in ("backoff_factor", "backoff_max", "jitter", "retry_after_max"):
-            value = getattr(self, name)
+    total: int
+    backoff_factor: float
+    backoff_max: float
+    jitter: float
+    respect_retry_after: bool
+    retry_after_max: float
+    statuses: FrozenSet[int]
+    error_codes: FrozenSet[int]
+
+    def __init__(
+        self,
+        total: int = 3,
+        backoff_factor: float = 0.25,
+        backoff_max: float = 8.0,
+        jitter: float = 0.5,
+        respect_retry_after: bool = True,
+        retry_after_max: float = 30.0,
+        statuses: Iterable[int] = RETRIABLE_STATUSES,
+        error_codes: Iterable[int] = RETRIABLE_ERROR_CODES,
+    ) -> None:
+        if isinstance(total, bool) or not isinstance(total, int):
+            raise ApiTypeError(f"retries must be a whole number >= 0, got {total!r}")
+        if total < 0:
+            raise ApiValueError(f"retries must be a whole number >= 0, got {total!r}")
+        seconds = {
+            "backoff_factor": backoff_factor,
+            "backoff_max": backoff_max,
+            "jitter": jitter,
+            "retry_after_max": retry_after_max,
+        }
+        for name, value in seconds.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ApiTypeError(f"{name} must be a number of seconds, got {value!r}")
             if not (math.isfinite(value) and value >= 0):
                 raise ApiValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.jitter > 1.0:
-            raise ApiValueError(f"jitter must be between 0 and 1, got {self.jitter!r}")
-        # Accept any collection of ints, but keep the policy immutable and hashable.
-        for name in ("statuses", "error_codes"):
+        if jitter > 1.0:
+            raise ApiValueError(f"jitter must be between 0 and 1, got {jitter!r}")
+        sets = {}
+        for name, values in (("statuses", statuses), ("error_codes", error_codes)):
             try:
-                object.__setattr__(self, name, frozenset(getattr(self, name)))
+                sets[name] = frozenset(values)
             except TypeError:
-                raise ApiTypeError(
-                    f"{name} must be a collection of ints, got {getattr(self, name)!r}"
-                ) from None
+                raise ApiTypeError(f"{name} must be a collection of ints, got {values!r}") from None
+        setattr_ = object.__setattr__
+        setattr_(self, "total", total)
+        setattr_(self, "respect_retry_after", bool(respect_retry_after))
+        for name, value in seconds.items():
+            setattr_(self, name, float(value))
+        for name, frozen in sets.items():
+            setattr_(self, name, frozen)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RetryPolicy is immutable; build a new one instead of setting {name}")
+
+    def _values(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RetryPolicy):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        changed = [
+            f"{name}={getattr(self, name)!r}"
+            for name in _FIELDS
+            if getattr(self, name) != getattr(DEFAULT_RETRY_POLICY, name)
+        ]
+        return f"RetryPolicy({', '.join(changed)})"
 
     @property
     def max_attempts(self) -> int:
         """How many times a request is sent at most."""
         return self.total + 1
 
-    def should_retry(self, error: ApiException, attempts: int) -> bool:
-        """Whether to send the request again after ``attempts`` attempts ended in ``error``."""
-        if attempts > self.total:
-            return False
+    def is_transient(self, error: ApiException) -> bool:
+        """Whether ``error`` is worth another attempt: no response at all (but for a TLS
+        failure, which would fail the same way), a retriable JSON-RPC code, or else a
+        retriable HTTP status."""
         if error.status == 0:
-            return error.retriable
+            return not isinstance(error, ApiSSLError)
         if error.error_code is not None:
             return error.error_code in self.error_codes
         return error.status in self.statuses
+
+    def should_retry(self, error: ApiException, attempts: int) -> bool:
+        """Whether to send the request again after ``attempts`` attempts ended in ``error``."""
+        return attempts <= self.total and self.is_transient(error)
 
     def delay(
         self, error: ApiException, attempts: int, rand: Callable[[], float] = random.random

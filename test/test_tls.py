@@ -149,12 +149,6 @@ def test_verify_ssl_false_works_and_warns_once_per_client(tls_simulator: Deribit
     assert len(tls_simulator.requests) == 5
 
 
-@pytest.mark.xfail(
-    reason="BUG: RESTClientObject.__init__ (verify_ssl=False) calls warnings.filterwarnings("
-    "'ignore', InsecureRequestWarning), silencing urllib3's warning for every other user of "
-    "urllib3 in the process, for good",
-    strict=True,
-)
 def test_unverified_client_leaves_other_urllib3_users_warned(
     tls_simulator: DeribitSimulator,
 ) -> None:
@@ -228,12 +222,6 @@ def test_plain_simulator_url_is_http(simulator: DeribitSimulator) -> None:
     assert simulator.tls_failures == 0
 
 
-@pytest.mark.xfail(
-    reason="BUG: rest.transport_error() turns every ssl.SSLError into ApiSSLError (not retried), "
-    "so a peer closing the connection during the TLS handshake (SSLEOFError, "
-    "UNEXPECTED_EOF_WHILE_READING) is reported as a TLS failure and never retried",
-    strict=True,
-)
 def test_connection_closed_during_handshake_is_a_retried_connection_error() -> None:
     # Not the simulator: a listener that reads the ClientHello and closes cleanly, as an
     # overloaded edge may.
