@@ -21,6 +21,7 @@ import urllib3
 from urllib3 import exceptions as urllib3_errors
 from urllib3._collections import HTTPHeaderDict  # public as urllib3.HTTPHeaderDict in 2.x only
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatch
 from urllib3.util.wait import wait_for_read
 
 from openapi_client.configuration import Configuration, Timeout, check_timeout
@@ -393,11 +394,23 @@ class _KeepAliveLane:
 _send_request = http.client.HTTPConnection.request
 _get_response = http.client.HTTPConnection.getresponse
 
-_TRANSPORT_ERRORS = (urllib3_errors.HTTPError, OSError, http.client.HTTPException)
+# urllib3 1.26 reports a certificate for another host name as its own CertificateError, which
+# is a ValueError, not an SSLError.
+_TRANSPORT_ERRORS = (
+    urllib3_errors.HTTPError,
+    OSError,
+    http.client.HTTPException,
+    HostnameMismatch,
+)
 
 
 def transport_error(error: BaseException, where: str, timeout: Any = None) -> ApiTransportError:
     """Describe a urllib3/socket failure as the library's exception (messages carry no URL)."""
+    if isinstance(error, HostnameMismatch):
+        return ApiSSLError(
+            f"TLS certificate verification failed for {where} (certificate verify failed: "
+            f"{error}). Connect by a name the certificate covers."
+        )
     if isinstance(error, urllib3_errors.SSLError) or isinstance(error, ssl.SSLError):
         if isinstance(_root_cause_exception(error), (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
             return ApiConnectionError(f"{where} closed the connection during the TLS handshake")

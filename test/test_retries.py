@@ -8,6 +8,7 @@ the number of attempts.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from typing import Any, Dict, List, Optional, Tuple, Type
@@ -420,10 +421,18 @@ def test_from_setting() -> None:
     assert RetryPolicy.from_setting(True).total == 3
     assert RetryPolicy.from_setting(False).total == 0
     assert RetryPolicy.from_setting(FAST_RETRIES) is FAST_RETRIES
+    # urllib3 2.x takes backoff_max per Retry; 1.26 has only the class-wide cap.
+    has_backoff_max = "backoff_max" in inspect.signature(Retry.__init__).parameters
+    cap = {"backoff_max": 4} if has_backoff_max else {}
     converted = RetryPolicy.from_setting(
-        Retry(total=2, backoff_factor=0.5, backoff_max=4, status_forcelist=[502, 503])
+        Retry(total=2, backoff_factor=0.5, status_forcelist=[502, 503], **cap)
     )
-    assert (converted.total, converted.backoff_factor, converted.backoff_max) == (2, 0.5, 4.0)
+    expected_cap = 4.0 if has_backoff_max else float(Retry.DEFAULT_BACKOFF_MAX)
+    assert (converted.total, converted.backoff_factor, converted.backoff_max) == (
+        2,
+        0.5,
+        expected_cap,
+    )
     assert converted.statuses == {502, 503}
     assert converted.error_codes == RETRIABLE_ERROR_CODES
     assert RetryPolicy.from_setting(Retry(total=1)).statuses == RETRIABLE_STATUSES
