@@ -107,6 +107,7 @@ class Configuration:
         connection_pool_maxsize: int = 16,
         client_side_validation: bool = True,
         debug: bool = False,
+        logger: Optional[Mapping[str, logging.Logger]] = None,
         user_agent: Optional[str] = None,
         request_timeout: Timeout = DEFAULT_REQUEST_TIMEOUT,
         retries: Union[int, "Retry", "RetryPolicy", None] = None,
@@ -139,11 +140,14 @@ class Configuration:
         self.retries = retries
         self.rate_limit = rate_limit
         self.allow_insecure_http = allow_insecure_http
-        #: The loggers ``debug`` switches: this package's and urllib3's.
+        #: The loggers ``debug`` switches: this package's and urllib3's (keys ``package_logger``
+        #: and ``urllib3_logger``; the ``logger`` keyword replaces either).
         self.logger: Dict[str, logging.Logger] = {
             "package_logger": logging.getLogger("openapi_client"),
             "urllib3_logger": logging.getLogger("urllib3"),
         }
+        if logger is not None:
+            self.logger.update(logger)
         self._debug = False
         if debug:
             self.debug = True

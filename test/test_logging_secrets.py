@@ -234,3 +234,16 @@ def test_exception_text_is_redacted() -> None:
     error = ApiException(502, "Bad Gateway", body=body)
     assert "r3fr3sh-value" not in str(error)
     assert "r3fr3sh-value" not in repr(error)
+
+
+def test_logger_keyword_replaces_a_switched_logger() -> None:
+    mine = logging.getLogger("my_bot.deribit")
+    configuration = Configuration(logger={"package_logger": mine})
+    assert configuration.logger["package_logger"] is mine
+    assert configuration.logger["urllib3_logger"] is logging.getLogger("urllib3")
+    configuration.debug = True
+    try:
+        assert mine.level == logging.DEBUG
+    finally:
+        configuration.debug = False
+    assert mine.level == logging.NOTSET
