@@ -1,0 +1,58 @@
+"""Configuration.proxy: requests go to the proxy, in absolute form, with proxy_headers.
+
+The simulator accepts absolute-form targets as an HTTP proxy receives them, so it stands in for
+the proxy here; the exchange's host name is under .invalid and is never resolved by the client.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from openapi_client import ApiClient, ApiValueError, Configuration, SessionManagementApi
+from openapi_client.simulator import DeribitSimulator
+
+EXCHANGE = "http://exchange.invalid/api/v2"
+
+
+def proxy_of(simulator: DeribitSimulator) -> str:
+    return f"http://{simulator.host}:{simulator.port}"
+
+
+def test_requests_go_through_the_proxy_with_its_headers(simulator: DeribitSimulator) -> None:
+    configuration = Configuration(
+        host=EXCHANGE,
+        proxy=proxy_of(simulator),
+        proxy_headers={"Proxy-Authorization": "Basic cHJveHk6cGFzcw=="},
+        retries=0,
+        request_timeout=(2.0, 2.0),
+    )
+    with ApiClient(configuration) as client:
+        api = SessionManagementApi(client)
+        assert api.public_set_heartbeat_get(30)["result"] == "ok"
+        data, status, headers = api.public_disable_heartbeat_get_with_http_info()
+    assert (data["result"], status, headers["Content-Type"]) == ("ok", 200, "application/json")
+    first, second = simulator.requests
+    assert first.target == "/api/v2/public/set_heartbeat?interval=30"
+    assert first.header("Host") == "exchange.invalid"
+    assert first.header("Proxy-Authorization") == "Basic cHJveHk6cGFzcw=="
+    assert second.path == "/api/v2/public/disable_heartbeat"
+    assert simulator.heartbeat_interval is None
+
+
+def test_proxy_repr_hides_the_proxy_url(simulator: DeribitSimulator) -> None:
+    configuration = Configuration(host=EXCHANGE, proxy="http://user:pass@127.0.0.1:1")
+    assert "pass" not in repr(configuration)
+    assert "proxy=set" in repr(configuration)
+
+
+def test_credentials_through_a_plain_http_proxy_to_a_remote_host_are_refused(
+    simulator: DeribitSimulator,
+) -> None:
+    configuration = Configuration(
+        host=EXCHANGE, proxy=proxy_of(simulator), access_token="sim-token", retries=0
+    )
+    with ApiClient(configuration) as client:
+        api = SessionManagementApi(client)
+        with pytest.raises(ApiValueError, match="allow_insecure_http"):
+            api.private_get_cancel_on_disconnect_get()
+    assert simulator.requests == []
