@@ -131,7 +131,11 @@ class ApiClient:
         self._origin_cache: Tuple[str, Origin] = ("", None)  # type: ignore[assignment]
         self._retry_cache: Tuple[Any, RetryPolicy] = (object(), RetryPolicy())
         self._header_cache: Tuple[Any, Dict[str, str]] = (None, {})
-        self._auth_header_cache: Tuple[Optional[str], Dict[str, str]] = (None, {})
+        self._auth_header_cache: Tuple[Optional[str], Dict[str, str], Dict[str, str]] = (
+            None,
+            {},
+            {},
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -264,12 +268,12 @@ class ApiClient:
         base = self._base_headers()
         if authorization is None:
             return base
-        cached_value, headers = self._auth_header_cache
-        if authorization == cached_value and headers.get("User-Agent") is base["User-Agent"]:
+        cached_value, cached_base, headers = self._auth_header_cache
+        if authorization == cached_value and cached_base is base:
             return headers
         headers = dict(base)
         headers["Authorization"] = authorization
-        self._auth_header_cache = (authorization, headers)
+        self._auth_header_cache = (authorization, base, headers)
         return headers
 
     def _invoke(

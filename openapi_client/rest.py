@@ -253,6 +253,11 @@ class RESTClientObject:
             connection.close()
             if isinstance(error, _TRANSPORT_ERRORS):
                 raise transport_error(error, origin.display, timeout) from error
+            if isinstance(error, ValueError):  # http.client refusing a header name or value
+                raise ApiValueError(
+                    "a request header is not valid HTTP (a line break or control character in "
+                    "a header set with set_default_header, user_agent or a credential?)"
+                ) from None
             raise
         if response.will_close:
             connection.close()

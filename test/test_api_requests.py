@@ -186,6 +186,28 @@ def test_user_agent_can_be_changed(
     assert only_request(simulator).header("User-Agent") == "my-bot/2.0"
 
 
+def test_default_header_added_between_private_calls_is_sent(
+    api: SessionManagementApi, simulator: DeribitSimulator
+) -> None:
+    api.private_get_cancel_on_disconnect_get()
+    api.api_client.set_default_header("X-Bot", "grid-7")
+    api.private_get_cancel_on_disconnect_get()
+    first, second = simulator.requests
+    assert first.header("X-Bot") is None
+    assert second.header("X-Bot") == "grid-7"
+    assert second.header("Authorization") == f"Bearer {TOKEN}"
+
+
+def test_header_that_is_not_valid_http_is_an_api_value_error(
+    api: SessionManagementApi, simulator: DeribitSimulator
+) -> None:
+    api.api_client.set_default_header("X-Bot", "grid\r\nX-Injected: 1")
+    with pytest.raises(ApiValueError, match="not valid HTTP") as refused:
+        api.public_disable_heartbeat_get()
+    assert "Injected" not in str(refused.value)
+    assert simulator.requests == []
+
+
 @pytest.mark.parametrize(
     "credential",
     [
