@@ -35,6 +35,12 @@ def configuration(simulator: DeribitSimulator) -> Configuration:
 
 
 @pytest.fixture
+def single_attempt(configuration: Configuration) -> None:
+    """The default policy retries transient errors; with this fixture each call is one attempt."""
+    configuration.retries = 0
+
+
+@pytest.fixture
 def api_client(configuration: Configuration) -> Iterator[ApiClient]:
     with ApiClient(configuration) as client:
         yield client

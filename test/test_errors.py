@@ -23,13 +23,7 @@ from openapi_client import (
 )
 from openapi_client.simulator import DeribitSimulator
 
-pytestmark = pytest.mark.timeout(15)
-
-
-@pytest.fixture(autouse=True)
-def single_attempt(configuration: Configuration) -> None:
-    """The default policy retries transient errors; here each call is one attempt."""
-    configuration.retries = 0
+pytestmark = [pytest.mark.timeout(15), pytest.mark.usefixtures("single_attempt")]
 
 
 def raised(api: SessionManagementApi, method: str = "public_disable_heartbeat_get") -> ApiException:

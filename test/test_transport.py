@@ -23,12 +23,7 @@ from openapi_client import (
 )
 from openapi_client.simulator import DeribitSimulator
 
-pytestmark = pytest.mark.timeout(15)
-
-
-@pytest.fixture(autouse=True)
-def single_attempt(configuration: Configuration) -> None:
-    configuration.retries = 0
+pytestmark = [pytest.mark.timeout(15), pytest.mark.usefixtures("single_attempt")]
 
 
 def free_port() -> int:
