@@ -7,7 +7,7 @@ imports it. Bars are medians; dots are the individual rounds or runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -26,7 +26,7 @@ FAIL = "#d62728"
 Bar = Tuple[str, Sequence[float], str]
 
 
-def _bars(axes: Axes, bars: List[Bar], unit: str, digits: int = 0) -> None:
+def _bars(axes: Axes, bars: Sequence[Bar], unit: str, digits: int = 0) -> None:
     """Median bars with each sample as a dot, the median written on the bar."""
     for position, (_, values, colour) in enumerate(bars):
         ordered = sorted(values)
@@ -42,6 +42,8 @@ def _bars(axes: Axes, bars: List[Bar], unit: str, digits: int = 0) -> None:
             xytext=(0, 3),
             ha="center",
             fontsize=8,
+            zorder=4,  # above the dots, on a light backing so that they do not hide it
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0},
         )
     axes.set_xticks(range(len(bars)))
     axes.set_xticklabels([label for label, _, _ in bars], fontsize=8)
@@ -65,68 +67,83 @@ def _missing(axes: Axes, title: str) -> None:
     axes.set_axis_off()
 
 
-def _cpu(axes: Axes, data: Optional[Dict[str, Any]], target: float) -> None:
-    title = "1. Client CPU per call (lower is better)"
+class Panel(NamedTuple):
+    """What a bar panel shows, drawn by :func:`_bar_panel`."""
+
+    bars: Sequence[Bar]
+    unit: str
+    digits: int = 0
+    #: A dashed target line: its value and legend.
+    target: Optional[Tuple[float, str]] = None
+
+
+Content = Callable[[Dict[str, Any], Dict[str, float]], Panel]
+
+
+def _bar_panel(
+    axes: Axes,
+    title: str,
+    data: Optional[Dict[str, Any]],
+    content: Content,
+    targets: Dict[str, float],
+) -> None:
+    """One benchmark's bars, titled with its ratio, or a note that it was not measured."""
     if data is None:
         return _missing(axes, title)
-    cpu = data["cpu_us_per_call"]
-    _bars(
-        axes,
-        [
-            ("openapi_client", cpu["client"], CLIENT),
-            ("bare urllib3", cpu["urllib3"], BASELINE),
-            ("http.client\n(floor)", cpu["httpclient"], FLOOR),
-        ],
-        "CPU us per call",
-    )
-    _target_line(axes, target * data["median_cpu_us"]["urllib3"], f"target {target:.2f}x urllib3")
+    panel = content(data, targets)
+    _bars(axes, panel.bars, panel.unit, panel.digits)
+    if panel.target is not None:
+        _target_line(axes, *panel.target)
     axes.set_title(f"{title}\nratio {data['ratio']:.2f}", fontsize=9)
     return None
 
 
-def _import(axes: Axes, data: Optional[Dict[str, Any]], target: float) -> None:
-    title = "2. Import time over bare python (lower is better)"
-    if data is None:
-        return _missing(axes, title)
+def _against_urllib3(target: float, medians: Dict[str, float]) -> Tuple[float, str]:
+    """A target line at ``target`` times the baseline's median."""
+    return target * medians["urllib3"], f"target {target:.2f}x urllib3"
+
+
+def _cpu(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+    cpu = data["cpu_us_per_call"]
+    bars = [
+        ("openapi_client", cpu["client"], CLIENT),
+        ("bare urllib3", cpu["urllib3"], BASELINE),
+        ("http.client\n(floor)", cpu["httpclient"], FLOOR),
+    ]
+    target = _against_urllib3(targets["cpu"], data["median_cpu_us"])
+    return Panel(bars, "CPU us per call", target=target)
+
+
+def _import(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     bare = data["median_wall_ms"]["bare"]
     wall = data["wall_ms"]
-    _bars(
-        axes,
-        [
-            ("import\nopenapi_client", [v - bare for v in wall["client"]], CLIENT),
-            ("import\nurllib3", [v - bare for v in wall["urllib3"]], BASELINE),
-            (
-                "+ ApiClient,\nConfiguration, Api",
-                [v - bare for v in wall["client_call_names"]],
-                FLOOR,
-            ),
-        ],
-        "ms (wall, minus bare interpreter)",
-        digits=1,
-    )
-    _target_line(axes, target * data["net_ms"]["urllib3"], f"target {target:.2f}x urllib3")
-    axes.set_title(f"{title}\nratio {data['ratio']:.2f}", fontsize=9)
-    return None
+    bars = [
+        ("import\nopenapi_client", [v - bare for v in wall["client"]], CLIENT),
+        ("import\nurllib3", [v - bare for v in wall["urllib3"]], BASELINE),
+        ("+ ApiClient,\nConfiguration, Api", [v - bare for v in wall["client_call_names"]], FLOOR),
+    ]
+    target = _against_urllib3(targets["import"], data["net_ms"])
+    return Panel(bars, "ms (wall, minus bare interpreter)", digits=1, target=target)
 
 
-def _throughput(axes: Axes, data: Optional[Dict[str, Any]], target: float, threads: int) -> None:
-    title = f"3. {threads} threads sharing one client (higher is better)"
-    if data is None:
-        return _missing(axes, title)
+def _throughput(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     rates = data["calls_per_s"]
-    _bars(
-        axes,
-        [
-            ("openapi_client\n(one ApiClient)", rates["client"], CLIENT),
-            ("bare urllib3\n(one PoolManager)", rates["urllib3"], BASELINE),
-        ],
-        "calls per second",
-    )
-    _target_line(
-        axes, target * data["median_calls_per_s"]["urllib3"], f"target {target:.2f}x urllib3"
-    )
-    axes.set_title(f"{title}\nratio {data['ratio']:.2f}", fontsize=9)
-    return None
+    bars = [
+        ("openapi_client\n(one ApiClient)", rates["client"], CLIENT),
+        ("bare urllib3\n(one PoolManager)", rates["urllib3"], BASELINE),
+    ]
+    target = _against_urllib3(targets["throughput"], data["median_calls_per_s"])
+    return Panel(bars, "calls per second", target=target)
+
+
+def _first(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+    wall = data["wall_ms"]
+    bars = [
+        ("python -c pass", wall["bare"], BARE),
+        ("bare urllib3", wall["urllib3"], BASELINE),
+        ("openapi_client", wall["client"], CLIENT),
+    ]
+    return Panel(bars, "ms (wall, whole process)", digits=1)
 
 
 def _memory(axes: Axes, data: Optional[Dict[str, Any]], target_kib: float) -> None:
@@ -138,7 +155,9 @@ def _memory(axes: Axes, data: Optional[Dict[str, Any]], target_kib: float) -> No
         label, colour = styles.get(variant, (variant, "#000000"))
         calls = [point[0] for point in result["trace"]]
         growth = [point[1] for point in result["trace"]]
-        axes.plot(calls, growth, marker="o", markersize=3, color=colour, label=label)
+        # The client on top: where both stay flat, the line that the target applies to shows.
+        on_top = 3 if variant == "client" else 2
+        axes.plot(calls, growth, marker="o", markersize=3, color=colour, label=label, zorder=on_top)
     _target_line(axes, target_kib, f"target {target_kib:.0f} KiB")
     axes.set_ylim(-0.05 * target_kib, target_kib * 1.25)
     axes.set_xlabel("calls after warm-up", fontsize=8)
@@ -147,25 +166,6 @@ def _memory(axes: Axes, data: Optional[Dict[str, Any]], target_kib: float) -> No
     axes.grid(alpha=0.3)
     growth_kib = data["client"]["growth_kib"]
     axes.set_title(f"{title}\nclient: {growth_kib} KiB", fontsize=9)
-    return None
-
-
-def _first(axes: Axes, data: Optional[Dict[str, Any]]) -> None:
-    title = "5. Process start to first result (lower is better)"
-    if data is None:
-        return _missing(axes, title)
-    wall = data["wall_ms"]
-    _bars(
-        axes,
-        [
-            ("python -c pass", wall["bare"], BARE),
-            ("bare urllib3", wall["urllib3"], BASELINE),
-            ("openapi_client", wall["client"], CLIENT),
-        ],
-        "ms (wall, whole process)",
-        digits=1,
-    )
-    axes.set_title(f"{title}\nratio {data['ratio']:.2f}", fontsize=9)
     return None
 
 
@@ -231,11 +231,16 @@ def draw(
     :param targets: ``cpu``, ``import`` and ``throughput`` ratios and ``memory`` in KiB.
     """
     figure, grid = plt.subplots(2, 3, figsize=(15, 8.6))
-    _cpu(grid[0][0], results.get("cpu"), targets["cpu"])
-    _import(grid[0][1], results.get("import"), targets["import"])
-    _throughput(grid[0][2], results.get("throughput"), targets["throughput"], threads)
+    threads_title = f"3. {threads} threads sharing one client (higher is better)"
+    bar_panels: List[Tuple[Axes, str, str, Content]] = [
+        (grid[0][0], "cpu", "1. Client CPU per call (lower is better)", _cpu),
+        (grid[0][1], "import", "2. Import time over bare python (lower is better)", _import),
+        (grid[0][2], "throughput", threads_title, _throughput),
+        (grid[1][1], "first", "5. Process start to first result (lower is better)", _first),
+    ]
+    for axes, name, title, content in bar_panels:
+        _bar_panel(axes, title, results.get(name), content, targets)
     _memory(grid[1][0], results.get("memory"), targets["memory"])
-    _first(grid[1][1], results.get("first"))
     _targets(grid[1][2], results, targets)
     figure.suptitle(
         f"openapi_client vs bare urllib3 against the Deribit simulator on loopback - "

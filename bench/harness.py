@@ -11,6 +11,7 @@ import io
 import json
 import os
 import selectors
+import shutil
 import signal
 import statistics
 import subprocess
@@ -18,9 +19,10 @@ import sys
 import tarfile
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 #: The repository root: by default workers import ``openapi_client`` from here.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +91,27 @@ def snapshot(ref: str, into: Path) -> str:
         except TypeError:  # Python without extraction filters: our own repository's archive
             tar.extractall(into)
     return commit
+
+
+@contextmanager
+def measured_library(ref: Optional[str], prefix: str) -> Iterator[Optional[str]]:
+    """Measure ``openapi_client`` as of git revision ``ref`` while the block runs; yield its commit.
+
+    The revision is extracted (:func:`snapshot`) into a temporary directory named ``prefix...``,
+    removed afterwards. Without ``ref`` the work tree is measured and ``None`` is yielded.
+    """
+    if not ref:
+        yield None
+        return
+    previous = library_root()
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        commit = snapshot(ref, scratch)
+        use_library(scratch)
+        yield commit
+    finally:
+        _Library.root = previous
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def worker_env(root: Optional[Path] = None) -> Dict[str, str]:

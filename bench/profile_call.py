@@ -20,11 +20,9 @@ import argparse
 import cProfile
 import os
 import pstats
-import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -34,9 +32,8 @@ from harness import (
     BenchError,
     SimulatorProcess,
     library_root,
-    snapshot,
+    measured_library,
     terminate_on_sigterm,
-    use_library,
     worker_env,
 )
 
@@ -103,6 +100,37 @@ def profile(variant: str, url: str, calls: int, top: int, timer: str, dump: Opti
     )
 
 
+def _profile_in_worker(variant: str, url: str, args: argparse.Namespace) -> None:
+    """Run this script on ``variant`` in a fresh interpreter (``--url``); it prints the report."""
+    command = [
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--url",
+        url,
+        "--variant",
+        variant,
+        "--calls",
+        str(args.calls),
+        "--top",
+        str(args.top),
+        "--timer",
+        args.timer,
+    ]
+    if args.dump is not None:
+        dump = args.dump.with_name(f"{args.dump.stem}-{variant}{args.dump.suffix}")
+        command += ["--dump", str(dump.resolve())]
+    completed = subprocess.run(
+        command,
+        cwd=library_root(),
+        env=worker_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60 + args.calls * 0.01,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"profiling {variant} failed (exit {completed.returncode})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python bench/profile_call.py", description="cProfile one call's path."
@@ -142,48 +170,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(profile(variants[0], args.url, args.calls, args.top, args.timer, args.dump))
         return 0
     terminate_on_sigterm()
-    scratch: Optional[Path] = None
     try:
-        if args.ref:
-            scratch = Path(tempfile.mkdtemp(prefix="openapi-client-profile-"))
-            commit = snapshot(args.ref, scratch)
-            use_library(scratch)
-            print(f"profiling openapi_client at {args.ref} ({commit})", file=sys.stderr)
-        with SimulatorProcess() as simulator:
-            for variant in variants:
-                command = [
-                    PYTHON,
-                    str(Path(__file__).resolve()),
-                    "--url",
-                    simulator.url,
-                    "--variant",
-                    variant,
-                    "--calls",
-                    str(args.calls),
-                    "--top",
-                    str(args.top),
-                    "--timer",
-                    args.timer,
-                ]
-                if args.dump is not None:
-                    dump = args.dump.with_name(f"{args.dump.stem}-{variant}{args.dump.suffix}")
-                    command += ["--dump", str(dump.resolve())]
-                completed = subprocess.run(
-                    command,
-                    cwd=library_root(),
-                    env=worker_env(),
-                    stdin=subprocess.DEVNULL,
-                    timeout=60 + args.calls * 0.01,
-                    check=False,
-                )
-                if completed.returncode != 0:
-                    raise BenchError(f"profiling {variant} failed (exit {completed.returncode})")
+        with measured_library(args.ref, "openapi-client-profile-") as commit:
+            if commit is not None:
+                print(f"profiling openapi_client at {args.ref} ({commit})", file=sys.stderr)
+            with SimulatorProcess() as simulator:
+                for variant in variants:
+                    _profile_in_worker(variant, simulator.url, args)
     except (BenchError, subprocess.TimeoutExpired) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -17,19 +17,18 @@ The exit status is 0 whatever the figures (it is a report) unless ``--check`` is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from harness import (
     PYTHON,
@@ -37,14 +36,13 @@ from harness import (
     BenchError,
     SimulatorProcess,
     library_root,
+    measured_library,
     median,
     rotated,
     run_worker,
-    snapshot,
     spread,
     terminate_on_sigterm,
     time_command,
-    use_library,
 )
 from workloads import FIRST_RESULT_SNIPPETS, IMPORT_SNIPPETS
 
@@ -137,69 +135,153 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+# -- what the benchmarks share --------------------------------------------------------------------
+
+#: Timeout of one ``python -c`` snippet run (benchmarks 2 and 5).
+SNIPPET_TIMEOUT = 60.0
+
+Samples = Dict[str, List[Dict[str, Any]]]
+
+
+def _worker_args(url: str, max_seconds: float, **counts: int) -> List[str]:
+    """A worker's options: ``--url URL``, ``--NAME VALUE`` for each count, then the time bound."""
+    args = ["--url", url]
+    for name, value in counts.items():
+        args += [f"--{name}", str(value)]
+    return [*args, "--max-seconds", str(max_seconds)]
+
+
+def _worker_rounds(
+    workload: str,
+    variants: Sequence[str],
+    args: Sequence[str],
+    timeout: float,
+    plan: Plan,
+    progress: Progress,
+    title: str,
+) -> Samples:
+    """``plan.rounds`` rounds of worker ``workload``, the variants in rotating order: by variant."""
+    samples: Samples = {variant: [] for variant in variants}
+    for index in range(plan.rounds):
+        progress(f"{title}: round {index + 1}/{plan.rounds}")
+        for variant in rotated(variants, index):
+            samples[variant].append(run_worker(workload, [variant, *args], timeout))
+    return samples
+
+
+def _column(samples: Samples, key: str) -> Dict[str, List[Any]]:
+    """Field ``key`` of every worker result, by variant."""
+    return {variant: [result[key] for result in results] for variant, results in samples.items()}
+
+
+def _medians(values: Dict[str, List[float]]) -> Dict[str, float]:
+    return {variant: median(series) for variant, series in values.items()}
+
+
+class Paired(NamedTuple):
+    """One figure of interleaved rounds, the client against the baseline (bare urllib3)."""
+
+    values: Dict[str, List[float]]
+    medians: Dict[str, float]
+    #: The client's median over the baseline's: the figure a target applies to.
+    ratio: float
+    #: The client's value over the baseline's within each round.
+    per_round: List[float]
+
+    @classmethod
+    def of(cls, samples: Samples, key: str) -> "Paired":
+        values = _column(samples, key)
+        medians = _medians(values)
+        per_round = [c / b for c, b in zip(values["client"], values["urllib3"])]
+        return cls(values, medians, medians["client"] / medians["urllib3"], per_round)
+
+    def ratios(self) -> Dict[str, Any]:
+        """The JSON fields of the comparison."""
+        return {
+            "ratio": self.ratio,
+            "per_round_ratio": self.per_round,
+            "median_per_round_ratio": median(self.per_round),
+        }
+
+
+def _truncated(samples: Samples) -> bool:
+    """Whether any worker stopped at its time bound before making all its calls."""
+    return any(result["truncated"] for results in samples.values() for result in results)
+
+
+def _time_snippets(
+    snippets: Dict[str, str],
+    runs: int,
+    title: str,
+    progress: Progress,
+    argv: Sequence[str] = (),
+    after_run: Optional[Callable[[int], None]] = None,
+) -> Dict[str, List[float]]:
+    """Wall milliseconds of ``python -c SNIPPET ARGV...`` over ``runs`` interleaved runs by variant.
+
+    Each snippet first runs once untimed: bytecode caches, and the same warm page cache for all.
+    ``after_run(index)`` is called once every variant has had run ``index``.
+    """
+    variants = tuple(snippets)
+    for variant in variants:
+        time_command([PYTHON, "-c", snippets[variant], *argv], SNIPPET_TIMEOUT)
+    wall: Dict[str, List[float]] = {variant: [] for variant in variants}
+    for index in range(runs):
+        if index % 5 == 0:
+            progress(f"{title}: run {index + 1}/{runs}")
+        for variant in rotated(variants, index):
+            elapsed, _ = time_command([PYTHON, "-c", snippets[variant], *argv], SNIPPET_TIMEOUT)
+            wall[variant].append(elapsed * 1000.0)
+        if after_run is not None:
+            after_run(index)
+    return wall
+
+
 # -- benchmark 1 ----------------------------------------------------------------------------------
 
 
 def bench_cpu(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+    args = _worker_args(
+        url, plan.max_seconds, calls=plan.cpu_calls, warmup=plan.cpu_warmup, blocks=plan.cpu_blocks
+    )
     variants = ("client", "urllib3", "httpclient")
-    samples: Dict[str, List[Dict[str, Any]]] = {variant: [] for variant in variants}
-    for index in range(plan.rounds):
-        progress(f"1. CPU per call: round {index + 1}/{plan.rounds}")
-        for variant in rotated(variants, index):
-            args = [
-                variant,
-                "--url",
-                url,
-                "--calls",
-                str(plan.cpu_calls),
-                "--warmup",
-                str(plan.cpu_warmup),
-                "--blocks",
-                str(plan.cpu_blocks),
-                "--max-seconds",
-                str(plan.max_seconds),
-            ]
-            samples[variant].append(run_worker("cpu", args, plan.max_seconds * 1.5 + 30))
+    timeout = plan.max_seconds * 1.5 + 30
+    samples = _worker_rounds("cpu", variants, args, timeout, plan, progress, "1. CPU per call")
     # Per process: the median of its timed blocks; per variant: the median over the rounds.
-    cpu_us = {v: [s["cpu_us_block_median"] for s in samples[v]] for v in variants}
-    wall_us = {v: [s["wall_us_block_median"] for s in samples[v]] for v in variants}
-    whole_us = {v: [s["cpu_us_per_call"] for s in samples[v]] for v in variants}
-    medians = {v: median(cpu_us[v]) for v in variants}
-    ratio = medians["client"] / medians["urllib3"]
-    per_round = [c / b for c, b in zip(cpu_us["client"], cpu_us["urllib3"])]
+    cpu = Paired.of(samples, "cpu_us_block_median")
+    wall = Paired.of(samples, "wall_us_block_median")
+    whole = Paired.of(samples, "cpu_us_per_call")
     data = {
-        "cpu_us_per_call": cpu_us,
-        "wall_us_per_call": wall_us,
-        "whole_run_cpu_us_per_call": whole_us,
-        "whole_run_ratio": median(whole_us["client"]) / median(whole_us["urllib3"]),
-        "block_cpu_us": {v: [s["block_cpu_us"] for s in samples[v]] for v in variants},
-        "median_cpu_us": medians,
-        "median_wall_us": {v: median(wall_us[v]) for v in variants},
-        "ratio": ratio,
-        "per_round_ratio": per_round,
-        "median_per_round_ratio": median(per_round),
-        "truncated": any(s["truncated"] for v in variants for s in samples[v]),
+        "cpu_us_per_call": cpu.values,
+        "wall_us_per_call": wall.values,
+        "whole_run_cpu_us_per_call": whole.values,
+        "whole_run_ratio": whole.ratio,
+        "block_cpu_us": _column(samples, "block_cpu_us"),
+        "median_cpu_us": cpu.medians,
+        "median_wall_us": wall.medians,
+        **cpu.ratios(),
+        "truncated": _truncated(samples),
     }
     rows = [
         Row(
             "cpu",
             f"1. client CPU per call, us ({plan.rounds} x {plan.cpu_calls:,})",
-            medians["client"],
-            medians["urllib3"],
-            ratio,
+            cpu.medians["client"],
+            cpu.medians["urllib3"],
+            cpu.ratio,
             f"<= {CPU_TARGET:.2f}",
-            verdict(ratio <= CPU_TARGET),
-            spread(per_round),
+            verdict(cpu.ratio <= CPU_TARGET),
+            spread(cpu.per_round),
         ),
         Row(
             "cpu_floor",
             "   floor: http.client kept alive, us",
-            medians["httpclient"],
-            medians["urllib3"],
-            medians["httpclient"] / medians["urllib3"],
+            cpu.medians["httpclient"],
+            cpu.medians["urllib3"],
+            cpu.medians["httpclient"] / cpu.medians["urllib3"],
             "-",
             "info",
-            note=f"client/floor {medians['client'] / medians['httpclient']:.2f}",
+            note=f"client/floor {cpu.medians['client'] / cpu.medians['httpclient']:.2f}",
         ),
     ]
     return data, rows
@@ -218,29 +300,25 @@ def _importtime_ms(stderr: str, module: str) -> float:
 
 
 def bench_import(plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
-    variants = tuple(IMPORT_SNIPPETS)
-    timeout = 60.0
-    for variant in variants:  # untimed: make sure cached bytecode exists for every module
-        time_command([PYTHON, "-c", IMPORT_SNIPPETS[variant]], timeout)
-    wall: Dict[str, List[float]] = {variant: [] for variant in variants}
     self_timed: Dict[str, List[float]] = {"client": [], "urllib3": []}
     modules = {"client": "openapi_client", "urllib3": "urllib3"}
-    for index in range(plan.import_runs):
-        if index % 5 == 0:
-            progress(f"2. import: run {index + 1}/{plan.import_runs}")
-        for variant in rotated(variants, index):
-            elapsed, _ = time_command([PYTHON, "-c", IMPORT_SNIPPETS[variant]], timeout)
-            wall[variant].append(elapsed * 1000.0)
+
+    def importtime(index: int) -> None:
+        """After each run, the same imports as the interpreter itself times them."""
         for variant in rotated(tuple(self_timed), index):
             _, stderr = time_command(
                 [PYTHON, "-X", "importtime", "-c", IMPORT_SNIPPETS[variant]],
-                timeout,
+                SNIPPET_TIMEOUT,
                 capture_stderr=True,
             )
             self_timed[variant].append(_importtime_ms(stderr, modules[variant]))
-    medians = {variant: median(wall[variant]) for variant in variants}
-    net = {variant: medians[variant] - medians["bare"] for variant in variants if variant != "bare"}
-    self_medians = {variant: median(values) for variant, values in self_timed.items()}
+
+    wall = _time_snippets(
+        IMPORT_SNIPPETS, plan.import_runs, "2. import", progress, after_run=importtime
+    )
+    medians = _medians(wall)
+    net = {variant: medians[variant] - medians["bare"] for variant in wall if variant != "bare"}
+    self_medians = _medians(self_timed)
     ratio = net["client"] / net["urllib3"]
     self_ratio = self_medians["client"] / self_medians["urllib3"]
     names_ratio = net["client_call_names"] / net["urllib3"]
@@ -295,49 +373,35 @@ def bench_import(plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[R
 
 
 def bench_throughput(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+    args = _worker_args(
+        url,
+        plan.max_seconds,
+        threads=plan.threads,
+        calls=plan.thread_calls,
+        warmup=plan.thread_warmup,
+    )
     variants = ("client", "urllib3")
-    samples: Dict[str, List[Dict[str, Any]]] = {variant: [] for variant in variants}
-    for index in range(plan.rounds):
-        progress(f"3. throughput: round {index + 1}/{plan.rounds}")
-        for variant in rotated(variants, index):
-            args = [
-                variant,
-                "--url",
-                url,
-                "--threads",
-                str(plan.threads),
-                "--calls",
-                str(plan.thread_calls),
-                "--warmup",
-                str(plan.thread_warmup),
-                "--max-seconds",
-                str(plan.max_seconds),
-            ]
-            samples[variant].append(run_worker("throughput", args, plan.max_seconds * 3 + 30))
-    rates = {v: [s["calls_per_s"] for s in samples[v]] for v in variants}
-    cpu_us = {v: [s["cpu_us_per_call"] for s in samples[v]] for v in variants}
-    medians = {v: median(rates[v]) for v in variants}
-    ratio = medians["client"] / medians["urllib3"]
-    per_round = [c / b for c, b in zip(rates["client"], rates["urllib3"])]
+    timeout = plan.max_seconds * 3 + 30
+    samples = _worker_rounds("throughput", variants, args, timeout, plan, progress, "3. throughput")
+    rates = Paired.of(samples, "calls_per_s")
+    cpu_us = Paired.of(samples, "cpu_us_per_call")
     data = {
-        "calls_per_s": rates,
-        "cpu_us_per_call": cpu_us,
-        "median_calls_per_s": medians,
-        "median_cpu_us_per_call": {v: median(cpu_us[v]) for v in variants},
-        "ratio": ratio,
-        "per_round_ratio": per_round,
-        "median_per_round_ratio": median(per_round),
-        "truncated": any(s["truncated"] for v in variants for s in samples[v]),
+        "calls_per_s": rates.values,
+        "cpu_us_per_call": cpu_us.values,
+        "median_calls_per_s": rates.medians,
+        "median_cpu_us_per_call": cpu_us.medians,
+        **rates.ratios(),
+        "truncated": _truncated(samples),
     }
     row = Row(
         "throughput",
         f"3. {plan.threads} threads x {plan.thread_calls} calls, calls/s",
-        medians["client"],
-        medians["urllib3"],
-        ratio,
+        rates.medians["client"],
+        rates.medians["urllib3"],
+        rates.ratio,
         f">= {THROUGHPUT_TARGET:.2f}",
-        verdict(ratio >= THROUGHPUT_TARGET),
-        spread(per_round),
+        verdict(rates.ratio >= THROUGHPUT_TARGET),
+        spread(rates.per_round),
         digits=0,
     )
     return data, [row]
@@ -347,23 +411,13 @@ def bench_throughput(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str
 
 
 def bench_memory(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+    args = _worker_args(
+        url, plan.max_seconds, calls=plan.memory_calls, warmup=plan.memory_warmup, samples=20
+    )
     data: Dict[str, Any] = {}
     for variant in plan.memory_variants:
         progress(f"4. memory: {variant}, {plan.memory_calls:,} calls")
-        args = [
-            variant,
-            "--url",
-            url,
-            "--calls",
-            str(plan.memory_calls),
-            "--warmup",
-            str(plan.memory_warmup),
-            "--samples",
-            "20",
-            "--max-seconds",
-            str(plan.max_seconds),
-        ]
-        data[variant] = run_worker("memory", args, plan.max_seconds * 1.5 + 30)
+        data[variant] = run_worker("memory", [variant, *args], plan.max_seconds * 1.5 + 30)
     growth = float(data["client"]["growth_kib"])
     baseline = float(data["urllib3"]["growth_kib"]) if "urllib3" in data else None
     truncated = data["client"]["truncated"]
@@ -385,18 +439,10 @@ def bench_memory(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, An
 
 
 def bench_first(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
-    variants = tuple(FIRST_RESULT_SNIPPETS)
-    timeout = 60.0
-    for variant in variants:  # untimed: bytecode caches, and the same warm page cache for all
-        time_command([PYTHON, "-c", FIRST_RESULT_SNIPPETS[variant], url], timeout)
-    wall: Dict[str, List[float]] = {variant: [] for variant in variants}
-    for index in range(plan.first_runs):
-        if index % 5 == 0:
-            progress(f"5. first result: run {index + 1}/{plan.first_runs}")
-        for variant in rotated(variants, index):
-            elapsed, _ = time_command([PYTHON, "-c", FIRST_RESULT_SNIPPETS[variant], url], timeout)
-            wall[variant].append(elapsed * 1000.0)
-    medians = {variant: median(wall[variant]) for variant in variants}
+    wall = _time_snippets(
+        FIRST_RESULT_SNIPPETS, plan.first_runs, "5. first result", progress, argv=(url,)
+    )
+    medians = _medians(wall)
     ratio = medians["client"] / medians["urllib3"]
     data = {"wall_ms": wall, "median_wall_ms": medians, "ratio": ratio}
     row = Row(
@@ -555,23 +601,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise BenchError(f"the run's time budget of {plan.budget_seconds:.0f} s is used up")
         say(message)
 
-    scratch: Optional[Path] = None
-    simulator: Optional[SimulatorProcess] = None
-    try:
-        if args.ref:
-            scratch = Path(tempfile.mkdtemp(prefix="openapi-client-bench-"))
-            try:
-                report.meta["commit"] = snapshot(args.ref, scratch)
-            except BenchError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            use_library(scratch)
+    with contextlib.ExitStack() as cleanup:  # on leaving: the simulator stops, the snapshot goes
+        try:
+            commit = cleanup.enter_context(measured_library(args.ref, "openapi-client-bench-"))
+        except BenchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if commit is not None:
+            report.meta["commit"] = commit
             report.meta["measured"] = f"git revision {args.ref}"
         else:
             report.meta["measured"] = "work tree"
         say(f"measuring openapi_client from {library_root()} ({report.meta['measured']})")
-        simulator = SimulatorProcess()
-        simulator.start()
+        simulator = cleanup.enter_context(SimulatorProcess())
         url = simulator.url
         say(f"simulator pid {simulator.pid} at {url}")
         steps: List[Tuple[str, Callable[[], Tuple[Dict[str, Any], List[Row]]]]] = [
@@ -591,11 +633,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 report.errors[name] = str(error)
                 say(f"{name}: {error}")
         report.rows = [row for name in BENCHMARKS for row in rows.get(name, [])]
-    finally:
-        if simulator is not None:
-            simulator.stop()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     report.meta["seconds"] = round(time.monotonic() - started, 1)
     say("done")
 

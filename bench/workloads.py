@@ -29,7 +29,8 @@ import statistics
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 TOKEN = "sim-token"
@@ -163,6 +164,24 @@ def _calls(call: Call, count: int, deadline: float) -> Tuple[int, Any]:
     return done, last
 
 
+@contextmanager
+def _warmed_up(variant: str, url: str, warmup: int, max_seconds: float) -> Iterator[Call]:
+    """``variant``'s call, checked, after ``warmup`` calls and a full collection; closed after."""
+    call, close = build(variant, url)
+    try:
+        _check(call(), variant)
+        _calls(call, warmup, time.perf_counter() + max_seconds / 4)
+        gc.collect()
+        yield call
+    finally:
+        close()
+
+
+def _result(variant: str, done: int, asked: int, **figures: Any) -> Dict[str, Any]:
+    """A worker's JSON result: the variant, the calls made, and whether the time bound cut them."""
+    return {"variant": variant, "calls": done, "truncated": done < asked, **figures}
+
+
 # -- benchmark 1: CPU per call ------------------------------------------------------------------
 
 
@@ -174,13 +193,9 @@ def cpu(
     The calls are timed in ``blocks`` consecutive blocks as well as in total: the median block
     drops a burst of noise from a neighbour that a total would keep.
     """
-    call, close = build(variant, url)
     block_cpu_us: List[float] = []
     block_wall_us: List[float] = []
-    try:
-        _check(call(), variant)
-        _calls(call, warmup, time.perf_counter() + max_seconds / 4)
-        gc.collect()
+    with _warmed_up(variant, url, warmup, max_seconds) as call:
         deadline = time.perf_counter() + max_seconds
         size = max(1, calls // blocks)
         done = 0
@@ -199,21 +214,19 @@ def cpu(
         wall = perf_counter() - wall_started
         cpu_time = process_time() - cpu_started
         _check(last, variant)
-    finally:
-        close()
-    return {
-        "variant": variant,
-        "calls": done,
-        "truncated": done < calls,
-        "cpu_s": cpu_time,
-        "wall_s": wall,
-        "cpu_us_per_call": cpu_time / done * 1e6,
-        "wall_us_per_call": wall / done * 1e6,
-        "block_cpu_us": block_cpu_us,
-        "block_wall_us": block_wall_us,
-        "cpu_us_block_median": statistics.median(block_cpu_us),
-        "wall_us_block_median": statistics.median(block_wall_us),
-    }
+    return _result(
+        variant,
+        done,
+        calls,
+        cpu_s=cpu_time,
+        wall_s=wall,
+        cpu_us_per_call=cpu_time / done * 1e6,
+        wall_us_per_call=wall / done * 1e6,
+        block_cpu_us=block_cpu_us,
+        block_wall_us=block_wall_us,
+        cpu_us_block_median=statistics.median(block_cpu_us),
+        wall_us_block_median=statistics.median(block_wall_us),
+    )
 
 
 # -- benchmark 3: threads sharing one client ----------------------------------------------------
@@ -271,16 +284,16 @@ def throughput(
     if any(thread.is_alive() for thread in pool):
         raise WorkloadError("a thread did not finish in time")
     total = sum(counts)
-    return {
-        "variant": variant,
-        "threads": threads,
-        "calls": total,
-        "truncated": total < threads * calls,
-        "wall_s": wall,
-        "cpu_s": cpu_time,
-        "calls_per_s": total / wall,
-        "cpu_us_per_call": cpu_time / total * 1e6,
-    }
+    return _result(
+        variant,
+        total,
+        threads * calls,
+        threads=threads,
+        wall_s=wall,
+        cpu_s=cpu_time,
+        calls_per_s=total / wall,
+        cpu_us_per_call=cpu_time / total * 1e6,
+    )
 
 
 # -- benchmark 4: resident memory ---------------------------------------------------------------
@@ -299,11 +312,7 @@ def memory(
     variant: str, url: str, calls: int, warmup: int, samples: int, max_seconds: float
 ) -> Dict[str, Any]:
     """VmRSS growth over ``calls`` calls after ``warmup`` calls (and a full collection)."""
-    call, close = build(variant, url)
-    try:
-        _check(call(), variant)
-        _calls(call, warmup, time.perf_counter() + max_seconds / 4)
-        gc.collect()
+    with _warmed_up(variant, url, warmup, max_seconds) as call:
         before = vm_rss_kib()
         deadline = time.perf_counter() + max_seconds
         step = max(1, calls // max(1, samples))
@@ -317,17 +326,15 @@ def memory(
         gc.collect()
         after = vm_rss_kib()
         _check(last, variant)
-    finally:
-        close()
-    return {
-        "variant": variant,
-        "calls": done,
-        "truncated": done < calls,
-        "rss_before_kib": before,
-        "rss_after_kib": after,
-        "growth_kib": after - before,
-        "trace": trace,
-    }
+    return _result(
+        variant,
+        done,
+        calls,
+        rss_before_kib=before,
+        rss_after_kib=after,
+        growth_kib=after - before,
+        trace=trace,
+    )
 
 
 # -- command line -------------------------------------------------------------------------------
