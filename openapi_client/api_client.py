@@ -36,7 +36,7 @@ from openapi_client.exceptions import (
 )
 from openapi_client.redaction import redact
 from openapi_client.rest import Origin, RESTClientObject
-from openapi_client.retry import RetryPolicy
+from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -129,7 +129,7 @@ class ApiClient:
         self._executor: Optional["ThreadPoolExecutor"] = None
         self._executor_lock = threading.Lock()
         self._origin_cache: Tuple[str, Origin] = ("", None)  # type: ignore[assignment]
-        self._retry_cache: Tuple[Any, RetryPolicy] = (object(), RetryPolicy())
+        self._retry_cache: Tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
         self._header_cache: Tuple[Any, Dict[str, str]] = (None, {})
         self._auth_header_cache: Tuple[Optional[str], Dict[str, str], Dict[str, str]] = (
             None,
