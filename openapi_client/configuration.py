@@ -204,15 +204,6 @@ class Configuration:
         for logger in self.logger.values():
             logger.setLevel(level)
 
-    @property
-    def has_credentials(self) -> bool:
-        """Whether any credential is configured (a token, a provider, or an id and secret)."""
-        return bool(
-            self.access_token
-            or self.token_provider is not None
-            or (self.client_id and self.client_secret)
-        )
-
     # -- construction helpers -----------------------------------------------------------------
 
     @classmethod
