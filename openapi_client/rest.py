@@ -102,7 +102,6 @@ class Origin:
         "origin",
         "port",
         "scheme",
-        "url",
     )
 
     def __init__(self, url: str) -> None:
@@ -114,7 +113,6 @@ class Origin:
             )
         if parts.username or parts.password:
             raise ApiValueError("Configuration.host must not carry a user name or password")
-        self.url = url
         self.scheme = parts.scheme
         self.hostname = parts.hostname
         try:
@@ -318,9 +316,9 @@ class RESTClientObject:
         if body is not None or post_params:
             raise ApiValueError("GET requests carry their parameters in the query, not a body")
         origin = Origin(url)
-        target = urlsplit(url).path or "/"
-        if query_params:
-            target += "?" + urlencode(query_params)
+        parts = urlsplit(url)
+        query = "&".join(filter(None, (parts.query, urlencode(query_params or {}))))
+        target = (parts.path or "/") + (f"?{query}" if query else "")
         response = self.send(
             origin, target, headers or {}, self.timeout(_request_timeout), _preload_content
         )
