@@ -6,6 +6,7 @@ import copy
 import logging
 import math
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
@@ -30,6 +31,10 @@ Timeout = Union[float, Tuple[float, float]]
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (5.0, 10.0)
 
 AUTH_METHODS = ("client_signature", "client_credentials", "signature")
+
+#: The Deribit session that key-based tokens are asked for (``scope=session:NAME``).
+DEFAULT_SESSION_NAME = "openapi-client"
+_SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 
@@ -75,7 +80,10 @@ class Configuration:
         ``access_token`` (a bearer token; takes precedence), ``token_provider`` (a callable
         returning a token), ``client_id``/``client_secret`` with ``auth_method``
         (``"client_signature"``, the default, ``"client_credentials"`` or ``"signature"``) and
-        ``token_refresh_margin`` (seconds before expiry to refresh, default 60).
+        ``token_refresh_margin`` (seconds before expiry to refresh, default 60) and
+        ``session_name`` (the Deribit session key-based tokens belong to, default
+        ``"openapi-client"``, so they work on every connection; ``None`` asks for
+        connection-scoped tokens, which Deribit ties to the connection that obtained them).
 
     Behaviour:
         ``request_timeout`` (seconds, a number or ``(connect, read)``; default ``(5, 10)``),
@@ -97,6 +105,7 @@ class Configuration:
         auth_method: Optional[str] = None,
         token_provider: Optional[Callable[[], str]] = None,
         token_refresh_margin: float = 60.0,
+        session_name: Optional[str] = DEFAULT_SESSION_NAME,
         verify_ssl: bool = True,
         ssl_ca_cert: Optional[str] = None,
         cert_file: Optional[str] = None,
@@ -121,6 +130,7 @@ class Configuration:
         self.auth_method = auth_method
         self.token_provider = token_provider
         self.token_refresh_margin = token_refresh_margin
+        self.session_name = session_name
         self.verify_ssl = verify_ssl
         self.ssl_ca_cert = ssl_ca_cert
         self.cert_file = cert_file
@@ -177,6 +187,28 @@ class Configuration:
                 f"auth_method must be one of {', '.join(AUTH_METHODS)}, got {value!r}"
             )
         self._auth_method = value
+
+    @property
+    def session_name(self) -> Optional[str]:
+        """The Deribit session (``scope=session:NAME``) key-based tokens are requested for.
+
+        A ``connection``-scoped token (``None`` here) dies with the connection that obtained it,
+        and over HTTP every request may arrive on another connection; a session token works on
+        any connection until it expires. Deribit allows 16 sessions per API key: processes that
+        share a key should share a name, or use a few fixed ones.
+        """
+        return self._session_name
+
+    @session_name.setter
+    def session_name(self, value: Optional[str]) -> None:
+        if value is not None and (
+            not isinstance(value, str) or _SESSION_NAME.fullmatch(value) is None
+        ):
+            raise ApiValueError(
+                "session_name must be None or 1 to 64 letters, digits, '_', '.' or '-', "
+                f"got {value!r}"
+            )
+        self._session_name = value
 
     @property
     def request_timeout(self) -> Timeout:

@@ -33,7 +33,7 @@ from openapi_client.configuration import Configuration
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
 
-__all__ = ["Credentials", "Token", "TokenManager", "with_clock_hint"]
+__all__ = ["Credentials", "Token", "TokenManager", "requested_scope", "with_clock_hint"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,21 +176,27 @@ class TokenManager:
         configuration = self._configuration
         client_id = _checked(configuration.client_id, "Configuration.client_id")
         secret = _checked(configuration.client_secret, "Configuration.client_secret")
+        grant: Dict[str, Any]
         if configuration.auth_method == "client_credentials":
-            return {
+            grant = {
                 "grant_type": "client_credentials",
                 "client_id": client_id,
                 "client_secret": secret,
             }
-        timestamp = signing.now_ms()
-        nonce = signing.new_nonce()
-        return {
-            "grant_type": "client_signature",
-            "client_id": client_id,
-            "timestamp": timestamp,
-            "nonce": nonce,
-            "signature": signing.sign(secret, timestamp, nonce, ""),
-        }
+        else:
+            timestamp = signing.now_ms()
+            nonce = signing.new_nonce()
+            grant = {
+                "grant_type": "client_signature",
+                "client_id": client_id,
+                "timestamp": timestamp,
+                "nonce": nonce,
+                "signature": signing.sign(secret, timestamp, nonce, ""),
+            }
+        scope = requested_scope(configuration)
+        if scope is not None:
+            grant["scope"] = scope
+        return grant
 
     def _grant(self, make_args: Callable[[], Mapping[str, Any]]) -> Token:
         from openapi_client.api.endpoints import PUBLIC_AUTH
@@ -211,6 +217,7 @@ class TokenManager:
         ):
             raise ApiException(200, "public/auth answered without a numeric expires_in")
         _checked(access, "the access token from public/auth")
+        _warn_if_narrowed(requested_scope(self._configuration), result.get("scope"))
         refresh = result.get("refresh_token")
         lifetime = max(0.0, float(expires_in))
         margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
@@ -224,6 +231,25 @@ class TokenManager:
         self._token = token
         logger.debug("got an access token, valid %g s", lifetime)
         return token
+
+
+def requested_scope(configuration: Configuration) -> Optional[str]:
+    """The ``scope`` a key-based grant asks for: ``session:NAME``, or None for Deribit's default
+    (a ``connection``-scoped token)."""
+    name = configuration.session_name
+    return None if name is None else f"session:{name}"
+
+
+def _warn_if_narrowed(requested: Optional[str], granted: Any) -> None:
+    """Deribit may grant less than was asked: say so when a session scope did not come back."""
+    if requested is None or not isinstance(granted, str) or requested in granted.split():
+        return
+    logger.warning(
+        "asked Deribit for tokens with scope %r but got %r: tokens tied to one connection fail "
+        "on the next (13009); check the API key's permissions and the session limit (16 a key)",
+        requested,
+        granted,
+    )
 
 
 def with_clock_hint(error: ApiException, timestamp_ms: int) -> ApiException:

@@ -16,6 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Type, Union
 from openapi_client.redaction import redact
 
 __all__ = [
+    "MUST_BE_WEBSOCKET",
     "RETRIABLE_ERROR_CODES",
     "ApiAttributeError",
     "ApiConnectionError",
@@ -45,6 +46,16 @@ RETRIABLE_ERROR_CODES = frozenset(
 )
 
 _BODY_PREVIEW = 500
+
+#: What to do about an error code, where the code alone does not say.
+MUST_BE_WEBSOCKET = 10030
+_HINTS: Dict[int, str] = {
+    MUST_BE_WEBSOCKET: (
+        "this method works only over a WebSocket connection on today's Deribit: call it on a "
+        "session, SessionManagementApi(openapi_client.websocket.WebSocketApiClient(...)) "
+        "(see docs/WebSocket.md); over HTTP only scope='account' cancel-on-disconnect works"
+    ),
+}
 
 
 def _render_path(path_to_item: PathToItem) -> str:
@@ -178,7 +189,8 @@ class ApiException(OpenApiException):
             text = f"Deribit error {self.error_code}: {self.error_message or 'no message'}"
             if self.error_data is not None:
                 text += f" ({_compact(self.error_data)})"
-            return text
+            hint = _HINTS.get(self.error_code)
+            return f"{text}; {hint}" if hint else text
         if self.status == 0:
             return self.reason or "no response"
         return f"HTTP {self.status} {self.reason}".rstrip()
