@@ -11,13 +11,14 @@ Every failure a caller can see is an :class:`OpenApiException`:
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional, Sequence, Type, Union
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Type, Union
 
 from openapi_client.redaction import redact
 
 __all__ = [
     "MUST_BE_WEBSOCKET",
     "RETRIABLE_ERROR_CODES",
+    "RETRIABLE_STATUSES",
     "ApiAttributeError",
     "ApiConnectionError",
     "ApiException",
@@ -36,6 +37,7 @@ __all__ = [
     "TooManyRequestsException",
     "UnauthorizedException",
     "exception_for_response",
+    "is_transient",
 ]
 
 PathToItem = Optional[Sequence[Union[str, int]]]
@@ -44,6 +46,8 @@ PathToItem = Optional[Sequence[Union[str, int]]]
 RETRIABLE_ERROR_CODES = frozenset(
     {10028, 10040, 10041, 10047, 10066, 11051, 11094, 13028, 13888}
 )
+#: HTTP statuses retried when the body carries no JSON-RPC error code.
+RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _BODY_PREVIEW = 500
 
@@ -166,9 +170,7 @@ class ApiException(OpenApiException):
     def retriable(self) -> bool:
         """Whether the failure is transient, as the default retry policy judges it: no response
         (except a TLS failure), one of Deribit's retriable codes, or HTTP 429/500/502/503/504."""
-        from openapi_client.retry import DEFAULT_RETRY_POLICY
-
-        return DEFAULT_RETRY_POLICY.is_transient(self)
+        return is_transient(self)
 
     @property
     def retry_after(self) -> Optional[float]:
@@ -268,6 +270,20 @@ _BY_STATUS: Dict[int, Type[ApiException]] = {
     404: NotFoundException,
     429: TooManyRequestsException,
 }
+
+
+def is_transient(
+    error: ApiException,
+    statuses: FrozenSet[int] = RETRIABLE_STATUSES,
+    error_codes: FrozenSet[int] = RETRIABLE_ERROR_CODES,
+) -> bool:
+    """The one rule of transience: no response at all (but for a TLS failure, which would fail
+    the same way again), else a retriable JSON-RPC code, else a retriable HTTP status."""
+    if error.status == 0:
+        return not isinstance(error, ApiSSLError)
+    if error.error_code is not None:
+        return error.error_code in error_codes
+    return error.status in statuses
 
 
 def exception_for_response(

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, Optional, 
 
 from openapi_client.exceptions import (
     RETRIABLE_ERROR_CODES,
+    RETRIABLE_STATUSES,
     ApiException,
-    ApiSSLError,
     ApiTypeError,
     ApiValueError,
+    is_transient,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["DEFAULT_RETRY_POLICY", "RETRIABLE_STATUSES", "RetryPolicy"]
 
-#: HTTP statuses retried when the body carries no JSON-RPC error code.
-RETRIABLE_STATUSES: FrozenSet[int] = frozenset({429, 500, 502, 503, 504})
 
 # Beyond this many doublings every backoff is capped anyway; stops 2.0 ** n from overflowing.
 _MAX_DOUBLINGS = 64
@@ -143,11 +142,7 @@ class RetryPolicy:
         """Whether ``error`` is worth another attempt: no response at all (but for a TLS
         failure, which would fail the same way), a retriable JSON-RPC code, or else a
         retriable HTTP status."""
-        if error.status == 0:
-            return not isinstance(error, ApiSSLError)
-        if error.error_code is not None:
-            return error.error_code in self.error_codes
-        return error.status in self.statuses
+        return is_transient(error, self.statuses, self.error_codes)
 
     def should_retry(self, error: ApiException, attempts: int) -> bool:
         """Whether to send the request again after ``attempts`` attempts ended in ``error``."""
