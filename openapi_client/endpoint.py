@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from openapi_client.exceptions import ApiTypeError, ApiValueError
@@ -40,6 +40,12 @@ class Param:
         if validate:
             self.check(value)
         return quote(str(value), safe="")
+
+    def json_value(self, value: Any, validate: bool) -> Any:
+        """The JSON-RPC ``params`` form of ``value``, checked first when ``validate`` is true."""
+        if validate:
+            self.check(value)
+        return value
 
     def check(self, value: Any) -> None:
         """Raise ``ApiTypeError``/``ApiValueError`` when ``value`` is not acceptable."""
@@ -93,6 +99,18 @@ class NumberParam(Param):
         if isinstance(value, numbers.Real):
             return repr(float(value))
         return quote(str(value), safe="")
+
+    def json_value(self, value: Any, validate: bool) -> Any:
+        if validate:
+            self.check(value)
+        if isinstance(value, bool):
+            return value  # unchecked: sent as given, for the server to judge
+        if isinstance(value, int):
+            return int(value)  # a plain int, whatever subclass came in
+        if not isinstance(value, numbers.Real):
+            return value
+        number = float(value)
+        return int(number) if number.is_integer() else number
 
 
 class ChoiceParam(Param):
@@ -191,18 +209,34 @@ class Endpoint:
     def __repr__(self) -> str:
         return f"Endpoint({self.operation!r}, {self.path!r}, private={self.private})"
 
+    @property
+    def method(self) -> str:
+        """The JSON-RPC method name, e.g. ``public/set_heartbeat``."""
+        return self.path.lstrip("/")
+
     def query(self, args: Mapping[str, Any], validate: bool) -> str:
         """The query string (without ``?``) for ``args``; ``None`` values are left out.
 
         Raises ``ApiValueError`` for a missing required argument and ``ApiTypeError`` for an
         unknown one, then lets each parameter check and encode its value.
         """
+        return "&".join(
+            f"{param.name}={param.encode(value, validate)}"
+            for param, value in self._given(args)
+        )
+
+    def json_params(self, args: Mapping[str, Any], validate: bool) -> Dict[str, Any]:
+        """The JSON-RPC ``params`` object for ``args``, checked as :meth:`query` checks them."""
+        return {param.name: param.json_value(value, validate) for param, value in self._given(args)}
+
+    def _given(self, args: Mapping[str, Any]) -> List[Tuple[Param, Any]]:
+        """The parameters given a value, in declaration order; refuses unknown and missing ones."""
         for name in args:
             if name not in self._by_name:
                 raise ApiTypeError(
                     f"Got an unexpected keyword argument {name!r} to method {self.operation}"
                 )
-        pieces = []
+        given = []
         for param in self.params:
             value = args.get(param.name)
             if value is None:
@@ -212,6 +246,6 @@ class Endpoint:
                         f"`{self.operation}`"
                     )
                 continue
-            pieces.append(f"{param.name}={param.encode(value, validate)}")
-        return "&".join(pieces)
+            given.append((param, value))
+        return given
 
