@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from openapi_client.api_client import ApiClient
+if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.core import ClientCore
 
 __all__ = ["BaseApi"]
 
 
 class BaseApi:
-    """An API class: thin methods over :meth:`ApiClient.call`.
+    """An API class: thin methods over :meth:`ClientCore.call`.
 
-    :param api_client: the client to call through; a new ``ApiClient()`` (with the default
-        configuration) when omitted.
+    :param api_client: the client to call through: an :class:`~openapi_client.ApiClient` (HTTP)
+        or a :class:`~openapi_client.websocket.WebSocketApiClient`; a new ``ApiClient()`` (with
+        the default configuration) when omitted.
     """
 
-    def __init__(self, api_client: Optional[ApiClient] = None) -> None:
-        self.api_client = api_client if api_client is not None else ApiClient()
+    def __init__(self, api_client: Optional["ClientCore"] = None) -> None:
+        if api_client is None:
+            from openapi_client.api_client import ApiClient
+
+            api_client = ApiClient()
+        self.api_client = api_client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_client!r})"
