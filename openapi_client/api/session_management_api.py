@@ -1,20 +1,22 @@
 """Deribit's session-management methods.
 
-Every method returns the decoded JSON-RPC envelope as a ``dict`` (``result`` holds ``"ok"``) and
-accepts the generated-style keywords:
+Every method returns the decoded JSON-RPC envelope as a ``dict`` (typed as the ``TypedDict``s of
+:mod:`openapi_client.models`) and accepts the generated-style keywords:
 
 * ``async_req`` (bool): run in the client's thread pool and return an ``AsyncResult``;
 * ``_return_http_data_only`` (bool): ``False`` returns ``(data, status, headers)``;
-* ``_preload_content`` (bool): ``False`` returns the raw urllib3 response, unread;
+* ``_preload_content`` (bool): ``False`` returns the undecoded response;
 * ``_request_timeout`` (float or ``(connect, read)``): seconds, overriding
   ``Configuration.request_timeout`` for this call.
 
-Each has a ``*_with_http_info`` twin returning ``(data, status, headers)``.
+Each has a ``*_with_http_info`` twin returning ``(data, status, headers)``. The overloads tell a
+type checker what each combination returns; required parameters are required there, while at
+run time a missing one still raises a clear ``ApiValueError``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, overload
 
 from openapi_client.api.base import BaseApi
 from openapi_client.api.endpoints import (
@@ -25,14 +27,47 @@ from openapi_client.api.endpoints import (
     SET_HEARTBEAT,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.configuration import Timeout
+    from openapi_client.core import AsyncResult
+    from openapi_client.models import CancelOnDisconnectEnvelope, HttpInfo, OkEnvelope, Scope
+
 __all__ = ["SessionManagementApi"]
 
 
 class SessionManagementApi(BaseApi):
     """Heartbeats and cancel-on-disconnect."""
 
+    @overload
+    def public_set_heartbeat_get(
+        self,
+        interval: float,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> OkEnvelope: ...
+
+    @overload
+    def public_set_heartbeat_get(
+        self,
+        interval: float,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> AsyncResult[OkEnvelope]: ...
+
+    @overload
+    def public_set_heartbeat_get(self, interval: float, **kwargs: Any) -> Any: ...
+
     def public_set_heartbeat_get(self, interval: Optional[float] = None, **kwargs: Any) -> Any:
-        """Signal the connection to send and request heartbeats (``public/set_heartbeat``).
+        """Ask for heartbeats every ``interval`` seconds (``public/set_heartbeat``).
+
+        On today's Deribit this works only on a WebSocket session
+        (:class:`~openapi_client.websocket.WebSocketApiClient`); over HTTP Deribit answers 10030.
 
         :param interval: the heartbeat interval in seconds, a number not less than 10 (required).
         :raises ApiTypeError: ``interval`` is not a number.
@@ -41,49 +76,253 @@ class SessionManagementApi(BaseApi):
         """
         return self.api_client.call(SET_HEARTBEAT, {"interval": interval}, kwargs)
 
+    @overload
+    def public_set_heartbeat_get_with_http_info(
+        self,
+        interval: float,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> HttpInfo[OkEnvelope]: ...
+
+    @overload
+    def public_set_heartbeat_get_with_http_info(
+        self,
+        interval: float,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
+
+    @overload
+    def public_set_heartbeat_get_with_http_info(self, interval: float, **kwargs: Any) -> Any: ...
+
     def public_set_heartbeat_get_with_http_info(
         self, interval: Optional[float] = None, **kwargs: Any
     ) -> Any:
-        """Like :meth:`public_set_heartbeat_get`; returns ``(data, status, headers)``."""
+        """As :meth:`public_set_heartbeat_get`, returning ``(data, status, headers)``."""
         return self.api_client.call(SET_HEARTBEAT, {"interval": interval}, kwargs, True)
 
+    @overload
+    def public_disable_heartbeat_get(
+        self,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> OkEnvelope: ...
+
+    @overload
+    def public_disable_heartbeat_get(
+        self,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> AsyncResult[OkEnvelope]: ...
+
+    @overload
+    def public_disable_heartbeat_get(self, **kwargs: Any) -> Any: ...
+
     def public_disable_heartbeat_get(self, **kwargs: Any) -> Any:
-        """Stop sending heartbeat messages (``public/disable_heartbeat``)."""
+        """Stop heartbeat messages (``public/disable_heartbeat``).
+
+        On today's Deribit this works only on a WebSocket session; over HTTP it answers 10030.
+        """
         return self.api_client.call(DISABLE_HEARTBEAT, {}, kwargs)
 
+    @overload
+    def public_disable_heartbeat_get_with_http_info(
+        self,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> HttpInfo[OkEnvelope]: ...
+
+    @overload
+    def public_disable_heartbeat_get_with_http_info(
+        self,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
+
+    @overload
+    def public_disable_heartbeat_get_with_http_info(self, **kwargs: Any) -> Any: ...
+
     def public_disable_heartbeat_get_with_http_info(self, **kwargs: Any) -> Any:
-        """Like :meth:`public_disable_heartbeat_get`; returns ``(data, status, headers)``."""
+        """As :meth:`public_disable_heartbeat_get`, returning ``(data, status, headers)``."""
         return self.api_client.call(DISABLE_HEARTBEAT, {}, kwargs, True)
+
+    @overload
+    def private_enable_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> OkEnvelope: ...
+
+    @overload
+    def private_enable_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> AsyncResult[OkEnvelope]: ...
+
+    @overload
+    def private_enable_cancel_on_disconnect_get(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
 
     def private_enable_cancel_on_disconnect_get(
         self, scope: Optional[str] = None, **kwargs: Any
     ) -> Any:
         """Enable cancel-on-disconnect (``private/enable_cancel_on_disconnect``).
 
-        Needs credentials. :param scope: ``"connection"`` or ``"account"``; sent only when given.
+        Needs credentials. :param scope: ``"connection"`` (Deribit's default; WebSocket only on
+        today's Deribit) or ``"account"`` (the default of every new connection; works over HTTP
+        too); sent only when given.
         """
         return self.api_client.call(ENABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs)
+
+    @overload
+    def private_enable_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> HttpInfo[OkEnvelope]: ...
+
+    @overload
+    def private_enable_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
+
+    @overload
+    def private_enable_cancel_on_disconnect_get_with_http_info(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
 
     def private_enable_cancel_on_disconnect_get_with_http_info(
         self, scope: Optional[str] = None, **kwargs: Any
     ) -> Any:
-        """Like :meth:`private_enable_cancel_on_disconnect_get`; returns a 3-tuple."""
+        """As :meth:`private_enable_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(ENABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)
+
+    @overload
+    def private_disable_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> OkEnvelope: ...
+
+    @overload
+    def private_disable_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> AsyncResult[OkEnvelope]: ...
+
+    @overload
+    def private_disable_cancel_on_disconnect_get(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
 
     def private_disable_cancel_on_disconnect_get(
         self, scope: Optional[str] = None, **kwargs: Any
     ) -> Any:
         """Disable cancel-on-disconnect (``private/disable_cancel_on_disconnect``).
 
-        Needs credentials. :param scope: ``"connection"`` or ``"account"``; sent only when given.
+        Needs credentials. :param scope: ``"connection"`` or ``"account"``, as for
+        :meth:`private_enable_cancel_on_disconnect_get`; sent only when given.
         """
         return self.api_client.call(DISABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs)
+
+    @overload
+    def private_disable_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> HttpInfo[OkEnvelope]: ...
+
+    @overload
+    def private_disable_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
+
+    @overload
+    def private_disable_cancel_on_disconnect_get_with_http_info(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
 
     def private_disable_cancel_on_disconnect_get_with_http_info(
         self, scope: Optional[str] = None, **kwargs: Any
     ) -> Any:
-        """Like :meth:`private_disable_cancel_on_disconnect_get`; returns a 3-tuple."""
+        """As :meth:`private_disable_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(DISABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)
+
+    @overload
+    def private_get_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> CancelOnDisconnectEnvelope: ...
+
+    @overload
+    def private_get_cancel_on_disconnect_get(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+        _return_http_data_only: Literal[True] = ...,
+    ) -> AsyncResult[CancelOnDisconnectEnvelope]: ...
+
+    @overload
+    def private_get_cancel_on_disconnect_get(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
 
     def private_get_cancel_on_disconnect_get(
         self, scope: Optional[str] = None, **kwargs: Any
@@ -94,8 +333,33 @@ class SessionManagementApi(BaseApi):
         """
         return self.api_client.call(GET_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs)
 
+    @overload
+    def private_get_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> HttpInfo[CancelOnDisconnectEnvelope]: ...
+
+    @overload
+    def private_get_cancel_on_disconnect_get_with_http_info(
+        self,
+        scope: Optional[Scope] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+        _preload_content: Literal[True] = ...,
+    ) -> AsyncResult[HttpInfo[CancelOnDisconnectEnvelope]]: ...
+
+    @overload
+    def private_get_cancel_on_disconnect_get_with_http_info(
+        self, scope: Optional[Scope] = None, **kwargs: Any
+    ) -> Any: ...
+
     def private_get_cancel_on_disconnect_get_with_http_info(
         self, scope: Optional[str] = None, **kwargs: Any
     ) -> Any:
-        """Like :meth:`private_get_cancel_on_disconnect_get`; returns a 3-tuple."""
+        """As :meth:`private_get_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(GET_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)

@@ -1,0 +1,15 @@
+"""Mistakes a type checker must catch: mypy must report each line marked as one."""
+
+from __future__ import annotations
+
+from openapi_client import SessionManagementApi
+
+
+def mistakes(api: SessionManagementApi) -> None:
+    api.public_set_heartbeat_get()  # error: interval is required
+    api.private_enable_cancel_on_disconnect_get(scope="everywhere")  # error: not a scope
+    envelope = api.private_get_cancel_on_disconnect_get()
+    count: int = envelope["result"]["scope"]  # error: a str, not an int
+    pending = api.public_set_heartbeat_get(30, async_req=True)
+    pending["result"]  # error: an AsyncResult must be waited for with get()
+    print(count)
