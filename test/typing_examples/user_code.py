@@ -18,6 +18,7 @@ def heartbeat_later(api: SessionManagementApi) -> AsyncResult[OkEnvelope]:
 def with_status(api: SessionManagementApi) -> int:
     info: HttpInfo[OkEnvelope] = api.public_disable_heartbeat_get_with_http_info()
     envelope, status, headers = info
+    print(dict(headers))
     assert envelope["result"] == "ok"
     return status
 
