@@ -6,16 +6,62 @@ fetches and refreshes tokens on its own (see ``docs/Authentication.md``).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Union, overload
 
 from openapi_client.api.base import BaseApi
 from openapi_client.api.endpoints import PUBLIC_AUTH
 
+if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.configuration import Timeout
+    from openapi_client.core import AsyncResult
+    from openapi_client.models import AuthEnvelope, HttpInfo
+
 __all__ = ["AuthenticationApi"]
+
+GrantType = Literal["client_credentials", "client_signature", "refresh_token"]
 
 
 class AuthenticationApi(BaseApi):
     """Token retrieval."""
+
+    @overload
+    def public_auth_get(
+        self,
+        grant_type: GrantType,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        refresh_token: Optional[str] = None,
+        timestamp: Optional[Union[int, str]] = None,
+        signature: Optional[str] = None,
+        nonce: Optional[str] = None,
+        data: Optional[str] = None,
+        state: Optional[str] = None,
+        scope: Optional[str] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+    ) -> AuthEnvelope: ...
+
+    @overload
+    def public_auth_get(
+        self,
+        grant_type: GrantType,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        refresh_token: Optional[str] = None,
+        timestamp: Optional[Union[int, str]] = None,
+        signature: Optional[str] = None,
+        nonce: Optional[str] = None,
+        data: Optional[str] = None,
+        state: Optional[str] = None,
+        scope: Optional[str] = None,
+        *,
+        async_req: Literal[True],
+        _request_timeout: Optional[Timeout] = ...,
+    ) -> AsyncResult[AuthEnvelope]: ...
+
+    @overload
+    def public_auth_get(self, grant_type: GrantType, **kwargs: Any) -> Any: ...
 
     def public_auth_get(
         self,
@@ -35,26 +81,52 @@ class AuthenticationApi(BaseApi):
 
         :param grant_type: ``"client_credentials"``, ``"client_signature"`` or
             ``"refresh_token"`` (required).
+        :param scope: the access asked for, e.g. ``"session:NAME"`` for tokens that outlive the
+            connection (without it Deribit ties the tokens to the connection that got them).
         :return: the envelope; ``result`` holds ``access_token``, ``refresh_token``,
             ``expires_in`` (seconds), ``scope`` and ``token_type``.
         """
-        args = {
-            "grant_type": grant_type,
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "refresh_token": refresh_token,
-            "timestamp": timestamp,
-            "signature": signature,
-            "nonce": nonce,
-            "data": data,
-            "state": state,
-            "scope": scope,
-        }
-        http_info = kwargs.pop("_with_http_info", False)
-        return self.api_client.call(PUBLIC_AUTH, args, kwargs, bool(http_info))
+        return self.api_client.call(PUBLIC_AUTH, _auth_args(locals()), kwargs)
+
+    @overload
+    def public_auth_get_with_http_info(
+        self,
+        grant_type: GrantType,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        refresh_token: Optional[str] = None,
+        timestamp: Optional[Union[int, str]] = None,
+        signature: Optional[str] = None,
+        nonce: Optional[str] = None,
+        data: Optional[str] = None,
+        state: Optional[str] = None,
+        scope: Optional[str] = None,
+        *,
+        async_req: Literal[False] = ...,
+        _request_timeout: Optional[Timeout] = ...,
+    ) -> HttpInfo[AuthEnvelope]: ...
+
+    @overload
+    def public_auth_get_with_http_info(self, grant_type: GrantType, **kwargs: Any) -> Any: ...
 
     def public_auth_get_with_http_info(
-        self, grant_type: Optional[str] = None, **kwargs: Any
+        self,
+        grant_type: Optional[str] = None,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        refresh_token: Optional[str] = None,
+        timestamp: Optional[Union[int, str]] = None,
+        signature: Optional[str] = None,
+        nonce: Optional[str] = None,
+        data: Optional[str] = None,
+        state: Optional[str] = None,
+        scope: Optional[str] = None,
+        **kwargs: Any,
     ) -> Any:
-        """Like :meth:`public_auth_get`; returns ``(data, status, headers)``."""
-        return self.public_auth_get(grant_type, _with_http_info=True, **kwargs)
+        """As :meth:`public_auth_get`, returning ``(data, status, headers)``."""
+        return self.api_client.call(PUBLIC_AUTH, _auth_args(locals()), kwargs, True)
+
+
+def _auth_args(given: Dict[str, Any]) -> Dict[str, Any]:
+    """The method's arguments by name, as the endpoint declares them."""
+    return {param.name: given[param.name] for param in PUBLIC_AUTH.params}
