@@ -137,6 +137,11 @@ class ClientCore:
         """``error`` restated when the refusal has a known cause (e.g. a skewed clock)."""
         return error
 
+    def _may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
+        """Whether the transport allows another attempt after ``error``, which the retry policy
+        calls transient (False e.g. for a call the caller did not declare idempotent)."""
+        return True
+
     # -- calls ----------------------------------------------------------------------------------
 
     def call(
@@ -241,7 +246,9 @@ class ClientCore:
                     explained = self._explain_refusal(error, credential)
                     if explained is not error:
                         raise explained from error
-                if not policy.should_retry(error, attempts):
+                if not policy.should_retry(error, attempts) or not self._may_retry(
+                    endpoint, error
+                ):
                     raise
                 delay = policy.delay(error, attempts)
                 if delay is None:

@@ -105,6 +105,11 @@ class TokenManager:
         """Whether the configuration's API key or auth method changed since this manager began."""
         return self._key_of(self._configuration) != self._key
 
+    @property
+    def token(self) -> Optional[Token]:
+        """The token held now (None before the first grant), for scheduling its refresh."""
+        return self._token
+
     def access_token(self) -> str:
         """A valid access token, fetching or refreshing one first when needed."""
         token = self._token
