@@ -27,7 +27,14 @@ setup(
         "six >= 1.16",
         "certifi >= 2023.7.22",
     ],
-    extras_require={"bench": ["matplotlib >= 3.7"]},
+    extras_require={
+        "bench": ["matplotlib >= 3.7"],
+        # The simulator's WebSocket endpoint; 15.0.x is the last release for Python 3.9.
+        "websocket": [
+            'websockets >= 15.0, < 16; python_version < "3.10"',
+            'websockets >= 15.0; python_version >= "3.10"',
+        ],
+    },
     entry_points={"console_scripts": ["deribit-session = openapi_client.cli:console_main"]},
     keywords=["Deribit", "OpenAPI", "heartbeat", "cancel-on-disconnect", "trading"],
     project_urls={

@@ -331,7 +331,7 @@ def ipv6_loopback_available() -> bool:
 def test_other_loopback_hosts(host: str) -> None:
     if host == "::1" and not ipv6_loopback_available():
         pytest.skip("no IPv6 loopback on this machine")
-    with DeribitSimulator(host=host) as simulator:
+    with DeribitSimulator(host=host, legacy_http=True) as simulator:
         configuration = Configuration(host=simulator.url, access_token=TOKEN, retries=0)
         with ApiClient(configuration) as client:
             api = SessionManagementApi(client)

@@ -47,7 +47,9 @@ KEY_METHODS = ("client_signature", "client_credentials", "signature")
 
 @contextlib.contextmanager
 def simulator(token_ttl: float = 900.0) -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(credentials={CLIENT_ID: SECRET}, token_ttl=token_ttl) as sim:
+    with DeribitSimulator(
+        credentials={CLIENT_ID: SECRET}, token_ttl=token_ttl, legacy_http=True
+    ) as sim:
         yield sim
 
 
@@ -336,7 +338,7 @@ def test_token_is_cached_across_calls(sim: DeribitSimulator) -> None:
 def test_configuration_changes_apply_at_once() -> None:
     other_id, other_secret = "other-client", "Other-S3cret-9x"
     credentials = {CLIENT_ID: SECRET, other_id: other_secret}
-    with DeribitSimulator(credentials=credentials) as sim:
+    with DeribitSimulator(credentials=credentials, legacy_http=True) as sim:
         configuration = key_configuration(sim)
         with session(configuration) as api:
             private_call(api)

@@ -26,7 +26,7 @@ PRELUDE = """
 from openapi_client import ApiClient, Configuration, SessionManagementApi
 from openapi_client.simulator import DeribitSimulator
 
-simulator = DeribitSimulator().start()
+simulator = DeribitSimulator(legacy_http=True).start()
 configuration = Configuration(host=simulator.url, access_token="sim-token", retries=0)
 api = SessionManagementApi(ApiClient(configuration))
 """

@@ -74,7 +74,7 @@ from openapi_client.cli import main as cli_main
 from openapi_client.simulator import DeribitSimulator
 
 def exercise(debug):
-    with DeribitSimulator() as sim:
+    with DeribitSimulator(legacy_http=True) as sim:
         configuration = Configuration(
             host=sim.url,
             client_id="sim-client",

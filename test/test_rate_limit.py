@@ -59,7 +59,10 @@ def run_threads(target: Callable[[], None], count: int, timeout: float = 10.0) -
 
 def limited_simulator(per_second: float = PER_SECOND, burst: int = BURST) -> DeribitSimulator:
     return DeribitSimulator(
-        rate_limit=True, rate_limit_per_second=per_second, rate_limit_burst=burst
+        rate_limit=True,
+        rate_limit_per_second=per_second,
+        rate_limit_burst=burst,
+        legacy_http=True,  # the heartbeat methods over HTTP are the vehicle here
     )
 
 

@@ -35,12 +35,20 @@ TOKEN = "sim-token"
 CLIENT_ID = "sim-client"
 SECRET = "sim-secret"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-GET_COD = "/api/v2/private/get_cancel_on_disconnect"
+GET_COD = "/api/v2/private/get_cancel_on_disconnect?scope=account"
+ACCOUNT = {"scope": "account"}
 
 
 @pytest.fixture
 def sim() -> Iterator[DeribitSimulator]:
     with DeribitSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def legacy() -> Iterator[DeribitSimulator]:
+    """A simulator answering the heartbeat and connection-scoped methods over HTTP."""
+    with DeribitSimulator(legacy_http=True) as simulator:
         yield simulator
 
 
@@ -108,8 +116,10 @@ def assert_error(
         assert reason_has in data["reason"], data
 
 
-def authenticate(sim: DeribitSimulator, **params: Any) -> dict[str, Any]:
-    status, body = rpc(sim, "public/auth", params)
+def authenticate(
+    sim: DeribitSimulator, conn: http.client.HTTPConnection | None = None, **params: Any
+) -> dict[str, Any]:
+    status, body = rpc(sim, "public/auth", params, conn=conn)
     assert status == 200, body
     result: dict[str, Any] = body["result"]
     return result
@@ -145,6 +155,14 @@ def get_request(target: str, extra: str = "") -> bytes:
     return f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n".encode()
 
 
+@pytest.fixture
+def conn(sim: DeribitSimulator) -> Iterator[http.client.HTTPConnection]:
+    """One keep-alive connection: where a connection-scoped token obtained on it is valid."""
+    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
+    yield connection
+    connection.close()
+
+
 # -- envelope and the four methods -----------------------------------------------------------
 
 
@@ -169,15 +187,15 @@ def test_url_is_the_api_root(sim: DeribitSimulator) -> None:
 
 
 @pytest.mark.parametrize(("raw", "stored"), [("30", 30.0), ("30.5", 30.5), ("10", 10.0)])
-def test_set_heartbeat_stores_interval(sim: DeribitSimulator, raw: str, stored: float) -> None:
-    status, body = rpc(sim, "public/set_heartbeat", {"interval": raw})
+def test_set_heartbeat_stores_interval(legacy: DeribitSimulator, raw: str, stored: float) -> None:
+    status, body = rpc(legacy, "public/set_heartbeat", {"interval": raw})
     assert (status, body["result"]) == (200, "ok")
-    assert sim.heartbeat_interval == stored
+    assert legacy.heartbeat_interval == stored
 
 
 @pytest.mark.parametrize("raw", ["9.99", "5", "0", "-30", "abc", "", "nan", "inf", "-inf", "1e999"])
-def test_set_heartbeat_refuses_bad_interval(sim: DeribitSimulator, raw: str) -> None:
-    status, body = rpc(sim, "public/set_heartbeat", {"interval": raw})
+def test_set_heartbeat_refuses_bad_interval(legacy: DeribitSimulator, raw: str) -> None:
+    status, body = rpc(legacy, "public/set_heartbeat", {"interval": raw})
     assert_error(
         status,
         body,
@@ -186,37 +204,41 @@ def test_set_heartbeat_refuses_bad_interval(sim: DeribitSimulator, raw: str) -> 
         param="interval",
         reason_has="must be a number not less than 10",
     )
-    assert sim.heartbeat_interval is None
+    assert legacy.heartbeat_interval is None
 
 
-def test_set_heartbeat_without_interval_says_missing(sim: DeribitSimulator) -> None:
-    status, body = rpc(sim, "public/set_heartbeat")
+def test_set_heartbeat_without_interval_says_missing(legacy: DeribitSimulator) -> None:
+    status, body = rpc(legacy, "public/set_heartbeat")
     assert_error(status, body, -32602, "Invalid params", param="interval")
     assert body["error"]["data"]["reason"] == "missing"
 
 
-def test_disable_heartbeat_clears_interval(sim: DeribitSimulator) -> None:
-    rpc(sim, "public/set_heartbeat", {"interval": 15})
-    assert sim.heartbeat_interval == 15.0
-    status, body = rpc(sim, "public/disable_heartbeat")
+def test_disable_heartbeat_clears_interval(legacy: DeribitSimulator) -> None:
+    rpc(legacy, "public/set_heartbeat", {"interval": 15})
+    assert legacy.heartbeat_interval == 15.0
+    status, body = rpc(legacy, "public/disable_heartbeat")
     assert (status, body["result"]) == (200, "ok")
-    assert sim.heartbeat_interval is None
+    assert legacy.heartbeat_interval is None
 
 
 def test_private_method_needs_credentials(sim: DeribitSimulator) -> None:
-    status, body = rpc(sim, "private/enable_cancel_on_disconnect")
+    status, body = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT)
     assert_error(status, body, 13009, "unauthorized", reason_has="missing credentials")
     status, body = rpc(
-        sim, "private/enable_cancel_on_disconnect", headers={"Authorization": "Bearer not-a-token"}
+        sim,
+        "private/enable_cancel_on_disconnect",
+        ACCOUNT,
+        headers={"Authorization": "Bearer not-a-token"},
     )
     assert_error(status, body, 13009, "unauthorized", reason_has="invalid or expired")
     status, body = rpc(
-        sim, "private/enable_cancel_on_disconnect", headers={"Authorization": "Token abc"}
+        sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers={"Authorization": "Token abc"}
     )
     assert_error(status, body, 13009, "unauthorized", reason_has="unsupported")
     assert sim.cancel_on_disconnect == {"connection": False, "account": False}
-    status, body = rpc(sim, "private/enable_cancel_on_disconnect", headers=BEARER)
+    status, body = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers=BEARER)
     assert (status, body["result"]) == (200, "ok")
+    assert sim.cancel_on_disconnect == {"connection": False, "account": True}
 
 
 def test_public_methods_ignore_credentials(sim: DeribitSimulator) -> None:
@@ -224,22 +246,22 @@ def test_public_methods_ignore_credentials(sim: DeribitSimulator) -> None:
     assert status == 200 and body["result"] == {"version": "1.2.26"}
 
 
-def test_cancel_on_disconnect_is_tracked_per_scope(sim: DeribitSimulator) -> None:
-    assert sim.cancel_on_disconnect == {"connection": False, "account": False}
-    rpc(sim, "private/enable_cancel_on_disconnect", headers=BEARER)
-    assert sim.cancel_on_disconnect == {"connection": True, "account": False}
-    rpc(sim, "private/enable_cancel_on_disconnect", {"scope": "account"}, BEARER)
-    assert sim.cancel_on_disconnect == {"connection": True, "account": True}
-    rpc(sim, "private/disable_cancel_on_disconnect", {"scope": "connection"}, BEARER)
-    assert sim.cancel_on_disconnect == {"connection": False, "account": True}
+def test_cancel_on_disconnect_is_tracked_per_scope(legacy: DeribitSimulator) -> None:
+    assert legacy.cancel_on_disconnect == {"connection": False, "account": False}
+    rpc(legacy, "private/enable_cancel_on_disconnect", headers=BEARER)
+    assert legacy.cancel_on_disconnect == {"connection": True, "account": False}
+    rpc(legacy, "private/enable_cancel_on_disconnect", {"scope": "account"}, BEARER)
+    assert legacy.cancel_on_disconnect == {"connection": True, "account": True}
+    rpc(legacy, "private/disable_cancel_on_disconnect", {"scope": "connection"}, BEARER)
+    assert legacy.cancel_on_disconnect == {"connection": False, "account": True}
 
-    status, body = rpc(sim, "private/get_cancel_on_disconnect", {"scope": "account"}, BEARER)
+    status, body = rpc(legacy, "private/get_cancel_on_disconnect", {"scope": "account"}, BEARER)
     assert (status, body["result"]) == (200, {"scope": "account", "enabled": True})
-    status, body = rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)
+    status, body = rpc(legacy, "private/get_cancel_on_disconnect", headers=BEARER)
     assert body["result"] == {"scope": "connection", "enabled": False}
 
-    rpc(sim, "private/disable_cancel_on_disconnect", {"scope": "account"}, BEARER)
-    assert sim.cancel_on_disconnect == {"connection": False, "account": False}
+    rpc(legacy, "private/disable_cancel_on_disconnect", {"scope": "account"}, BEARER)
+    assert legacy.cancel_on_disconnect == {"connection": False, "account": False}
 
 
 @pytest.mark.parametrize(
@@ -251,22 +273,56 @@ def test_cancel_on_disconnect_refuses_unknown_scope(sim: DeribitSimulator, metho
     assert_error(status, body, -32602, "Invalid params", param="scope")
 
 
-def test_connection_scope_can_be_refused_over_http() -> None:
-    with DeribitSimulator(reject_connection_scope_over_http=True) as sim:
-        for params in ({}, {"scope": "connection"}):
-            status, body = rpc(sim, "private/enable_cancel_on_disconnect", params, BEARER)
-            assert_error(status, body, 11050, "bad_request", param="scope", reason_has="WebSocket")
-        status, body = rpc(sim, "private/enable_cancel_on_disconnect", {"scope": "account"}, BEARER)
-        assert (status, body["result"]) == (200, "ok")
-        assert sim.cancel_on_disconnect == {"connection": False, "account": True}
-
-
-def test_reset_state(sim: DeribitSimulator) -> None:
-    rpc(sim, "public/set_heartbeat", {"interval": 10})
-    rpc(sim, "private/enable_cancel_on_disconnect", {"scope": "account"}, BEARER)
-    sim.reset_state()
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("public/set_heartbeat", {"interval": 30}),
+        ("public/set_heartbeat", {"interval": 5}),  # refused before the interval is checked
+        ("public/disable_heartbeat", {}),
+        ("private/enable_cancel_on_disconnect", {}),
+        ("private/enable_cancel_on_disconnect", {"scope": "connection"}),
+        ("private/disable_cancel_on_disconnect", {}),
+        ("private/get_cancel_on_disconnect", {"scope": "connection"}),
+        ("public/hello", {"client_name": "bot", "client_version": "1"}),
+        ("public/subscribe", {"channels": ["platform_state"]}),
+        ("private/logout", {}),
+    ],
+)
+def test_websocket_only_methods_answer_10030_over_http(
+    sim: DeribitSimulator, method: str, params: dict[str, Any]
+) -> None:
+    status, body = rpc(sim, method, params, BEARER)
+    assert_error(status, body, 10030, "must_be_websocket_request")
+    assert "data" not in body["error"]  # as observed on the wire
     assert sim.heartbeat_interval is None
     assert sim.cancel_on_disconnect == {"connection": False, "account": False}
+
+
+def test_account_scope_works_over_http(sim: DeribitSimulator) -> None:
+    status, body = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT, BEARER)
+    assert (status, body["result"]) == (200, "ok")
+    status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, BEARER)
+    assert body["result"] == {"scope": "account", "enabled": True}
+    assert sim.cancel_on_disconnect == {"connection": False, "account": True}
+
+
+def test_legacy_http_answers_the_session_methods(legacy: DeribitSimulator) -> None:
+    for params in ({}, {"scope": "connection"}):
+        status, body = rpc(legacy, "private/enable_cancel_on_disconnect", params, BEARER)
+        assert (status, body["result"]) == (200, "ok")
+    assert rpc(legacy, "public/set_heartbeat", {"interval": 10})[0] == 200
+    assert legacy.heartbeat_interval == 10.0
+    # WebSocket-only in every description: still refused.
+    status, body = rpc(legacy, "public/hello", {"client_name": "x", "client_version": "1"})
+    assert_error(status, body, 10030, "must_be_websocket_request")
+
+
+def test_reset_state(legacy: DeribitSimulator) -> None:
+    rpc(legacy, "public/set_heartbeat", {"interval": 10})
+    rpc(legacy, "private/enable_cancel_on_disconnect", {"scope": "account"}, BEARER)
+    legacy.reset_state()
+    assert legacy.heartbeat_interval is None
+    assert legacy.cancel_on_disconnect == {"connection": False, "account": False}
 
 
 def test_public_test_can_answer_an_exception(sim: DeribitSimulator) -> None:
@@ -299,16 +355,16 @@ def test_malformed_request_gets_400_and_close(sim: DeribitSimulator) -> None:
 # -- public/auth -----------------------------------------------------------------------------
 
 
-def test_client_credentials_grant(sim: DeribitSimulator) -> None:
+def test_client_credentials_grant(sim: DeribitSimulator, conn: http.client.HTTPConnection) -> None:
     result = authenticate(
-        sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+        sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET, conn=conn
     )
     assert set(result) == {"access_token", "refresh_token", "expires_in", "scope", "token_type"}
     assert result["expires_in"] == 900
     assert result["token_type"] == "bearer"
-    assert "mainaccount" in result["scope"]
+    assert result["scope"] == "connection mainaccount"
     headers = {"Authorization": f"Bearer {result['access_token']}"}
-    status, _ = rpc(sim, "private/enable_cancel_on_disconnect", headers=headers)
+    status, _ = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers, conn=conn)
     assert status == 200
 
 
@@ -365,33 +421,43 @@ def test_auth_refuses_missing_params(
 def test_access_tokens_expire() -> None:
     with DeribitSimulator(token_ttl=0.2) as sim:
         result = authenticate(
-            sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+            sim,
+            grant_type="client_credentials",
+            client_id=CLIENT_ID,
+            client_secret=SECRET,
+            scope="session:expiry",
         )
         assert result["expires_in"] == 1  # whole seconds, rounded up
         headers = {"Authorization": f"Bearer {result['access_token']}"}
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=headers)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)[0] == 200
         time.sleep(0.3)
-        status, body = rpc(sim, "private/get_cancel_on_disconnect", headers=headers)
+        status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)
         assert_error(status, body, 13009, "unauthorized", reason_has="expired")
         # The static token never expires.
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=BEARER)[0] == 200
 
 
-def test_refresh_tokens_rotate(sim: DeribitSimulator) -> None:
+def test_refresh_tokens_rotate(sim: DeribitSimulator, conn: http.client.HTTPConnection) -> None:
     first = authenticate(
-        sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+        sim, conn, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET
     )
-    second = authenticate(sim, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    second = authenticate(
+        sim, conn, grant_type="refresh_token", refresh_token=first["refresh_token"]
+    )
     assert second["access_token"] != first["access_token"]
     assert second["refresh_token"] != first["refresh_token"]
+    assert second["scope"] == first["scope"] == "connection mainaccount"
     headers = {"Authorization": f"Bearer {second['access_token']}"}
-    assert rpc(sim, "private/get_cancel_on_disconnect", headers=headers)[0] == 200
+    assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers, conn=conn)[0] == 200
 
     status, body = rpc(
-        sim, "public/auth", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+        sim,
+        "public/auth",
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        conn=conn,
     )
     assert_error(status, body, 13009, "unauthorized", reason_has="already used")
-    authenticate(sim, grant_type="refresh_token", refresh_token=second["refresh_token"])
+    authenticate(sim, conn, grant_type="refresh_token", refresh_token=second["refresh_token"])
 
 
 def signature_params(
@@ -446,15 +512,15 @@ def test_deri_hmac_sha256_request_signature(sim: DeribitSimulator) -> None:
     response, raw = fetch(sim, target, hmac_header(target, nonce="h-1"))
     assert response.status == 200, raw
     assert sim.cancel_on_disconnect["account"] is True
-    bare = target_of("private/get_cancel_on_disconnect")
+    bare = target_of("private/get_cancel_on_disconnect", ACCOUNT)
     assert fetch(sim, bare, hmac_header(bare, nonce="h-2"))[0].status == 200
 
 
 def test_deri_hmac_sha256_refuses_replayed_nonce(sim: DeribitSimulator) -> None:
-    target = target_of("private/get_cancel_on_disconnect")
+    target = target_of("private/get_cancel_on_disconnect", ACCOUNT)
     headers = hmac_header(target, nonce="replayed")
     assert fetch(sim, target, headers)[0].status == 200
-    status, body = rpc(sim, "private/get_cancel_on_disconnect", headers=headers)
+    status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)
     assert_error(status, body, 13009, "unauthorized", reason_has="nonce")
 
 
@@ -481,20 +547,17 @@ def test_deri_hmac_sha256_refuses_stale_timestamp(sim: DeribitSimulator) -> None
 def test_deri_hmac_sha256_refuses_bad_signature(
     sim: DeribitSimulator, make_headers: Callable[[], dict[str, str]], reason: str
 ) -> None:
-    status, body = rpc(sim, "private/get_cancel_on_disconnect", headers=make_headers())
+    status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=make_headers())
     assert_error(status, body, 13009, "unauthorized", reason_has=reason)
 
 
 def test_basic_authorization(sim: DeribitSimulator) -> None:
     good = base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
     bad = base64.b64encode(f"{CLIENT_ID}:nope".encode()).decode()
-    assert (
-        rpc(sim, "private/get_cancel_on_disconnect", headers={"Authorization": f"Basic {good}"})[0]
-        == 200
-    )
-    status, body = rpc(
-        sim, "private/get_cancel_on_disconnect", headers={"Authorization": f"Basic {bad}"}
-    )
+    good_header = {"Authorization": f"Basic {good}"}
+    assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, good_header)[0] == 200
+    bad_header = {"Authorization": f"Basic {bad}"}
+    status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, bad_header)
     assert_error(status, body, 13009, "unauthorized")
 
 
@@ -502,18 +565,22 @@ def test_issue_add_and_revoke_tokens(sim: DeribitSimulator) -> None:
     issued = sim.issue_token()
     sim.add_token("extra-token")
     refresh = authenticate(
-        sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+        sim,
+        grant_type="client_credentials",
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        scope="session:revoke",
     )["refresh_token"]
     for token in (issued, "extra-token", TOKEN):
         headers = {"Authorization": f"Bearer {token}"}
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=headers)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)[0] == 200
 
     sim.revoke_tokens()
     status, body = rpc(
-        sim, "private/get_cancel_on_disconnect", headers={"Authorization": f"Bearer {issued}"}
+        sim, "private/get_cancel_on_disconnect", ACCOUNT, {"Authorization": f"Bearer {issued}"}
     )
     assert_error(status, body, 13009, "unauthorized")
-    assert rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)[0] == 200
+    assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=BEARER)[0] == 200
     refresh = authenticate(sim, grant_type="refresh_token", refresh_token=refresh)["refresh_token"]
 
     sim.revoke_tokens(refresh_tokens=True)
@@ -527,7 +594,7 @@ def test_issue_token_with_short_ttl(sim: DeribitSimulator) -> None:
     token = sim.issue_token(ttl=0.05)
     time.sleep(0.1)
     status, body = rpc(
-        sim, "private/get_cancel_on_disconnect", headers={"Authorization": f"Bearer {token}"}
+        sim, "private/get_cancel_on_disconnect", ACCOUNT, {"Authorization": f"Bearer {token}"}
     )
     assert_error(status, body, 13009, "unauthorized", reason_has="expired")
 
@@ -545,7 +612,8 @@ def test_fault_reset_sends_rst(sim: DeribitSimulator) -> None:
     assert fetch(sim, "/api/v2/public/test")[0].status == 200
 
 
-def test_fault_reset_mid_body(sim: DeribitSimulator) -> None:
+def test_fault_reset_mid_body(legacy: DeribitSimulator) -> None:
+    sim = legacy
     sim.inject("reset_mid_body", path="/public/set_heartbeat")
     connection = http.client.HTTPConnection(sim.host, sim.port, timeout=2)
     try:
@@ -690,19 +758,19 @@ def test_fault_delay_then_answers(sim: DeribitSimulator) -> None:
         fetch(sim, "/api/v2/public/test", timeout=0.2)
 
 
-def test_faults_follow_count_and_path(sim: DeribitSimulator) -> None:
-    sim.inject("html_503", count=2, path="/public/test")
-    sim.inject("non_json", path="/api/v2/public/disable_heartbeat")
-    assert rpc(sim, "public/set_heartbeat", {"interval": 10})[0] == 200
-    assert fetch(sim, "/api/v2/public/test")[0].status == 503
-    assert fetch(sim, "/api/v2/public/test")[0].status == 503
-    assert fetch(sim, "/api/v2/public/test")[0].status == 200
-    assert fetch(sim, "/api/v2/public/disable_heartbeat")[1].startswith(b"OK")
-    assert len(sim.requests) == 5  # faulted requests are recorded too
+def test_faults_follow_count_and_path(legacy: DeribitSimulator) -> None:
+    legacy.inject("html_503", count=2, path="/public/test")
+    legacy.inject("non_json", path="/api/v2/public/disable_heartbeat")
+    assert rpc(legacy, "public/set_heartbeat", {"interval": 10})[0] == 200
+    assert fetch(legacy, "/api/v2/public/test")[0].status == 503
+    assert fetch(legacy, "/api/v2/public/test")[0].status == 503
+    assert fetch(legacy, "/api/v2/public/test")[0].status == 200
+    assert fetch(legacy, "/api/v2/public/disable_heartbeat")[1].startswith(b"OK")
+    assert len(legacy.requests) == 5  # faulted requests are recorded too
 
-    sim.inject("html_503", count=3)
-    sim.clear_faults()
-    assert fetch(sim, "/api/v2/public/test")[0].status == 200
+    legacy.inject("html_503", count=3)
+    legacy.clear_faults()
+    assert fetch(legacy, "/api/v2/public/test")[0].status == 200
 
 
 @pytest.mark.parametrize(
@@ -766,18 +834,18 @@ def test_rate_limit_follows_the_credit_model() -> None:
         status, body = answers[-1]
         assert_error(status, body, 10028, "too_many_requests")
         # Another sub-account has its own pool.
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=BEARER)[0] == 200
 
 
 def test_rate_limit_pools_are_per_account_and_refill() -> None:
     with DeribitSimulator(rate_limit=True, rate_limit_burst=2, rate_limit_per_second=10) as sim:
         assert [
-            rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)[0] for _ in range(3)
+            rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, BEARER)[0] for _ in range(3)
         ] == [200, 200, 400]
         other = {"Authorization": f"Bearer {sim.issue_token('another-client')}"}
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=other)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=other)[0] == 200
         time.sleep(0.15)
-        assert rpc(sim, "private/get_cancel_on_disconnect", headers=BEARER)[0] == 200
+        assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=BEARER)[0] == 200
 
 
 def test_connection_limit_answers_429() -> None:
@@ -936,10 +1004,11 @@ def test_cli_serves_until_sigterm() -> None:
         parts = urlsplit(url)
         assert parts.scheme == "http" and parts.hostname == "127.0.0.1" and parts.path == "/api/v2"
         assert parts.port is not None
+        assert process.stdout.readline().strip() == f"ws://127.0.0.1:{parts.port}/ws/api/v2"
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
         connection.request(
             "GET",
-            "/api/v2/private/get_cancel_on_disconnect",
+            "/api/v2/private/get_cancel_on_disconnect?scope=account",
             headers={"Authorization": "Bearer cli-token"},
         )
         assert connection.getresponse().status == 200

@@ -53,7 +53,7 @@ def call(api: SessionManagementApi, index: int) -> None:
 
 @pytest.mark.skipif(not STATUS.exists(), reason="needs /proc/self/status (Linux)")
 def test_soak_memory_stays_flat() -> None:
-    with DeribitSimulator(request_log_size=100) as simulator:
+    with DeribitSimulator(request_log_size=100, legacy_http=True) as simulator:
         configuration = Configuration(
             host=simulator.url, access_token=TOKEN, request_timeout=(5.0, 5.0)
         )

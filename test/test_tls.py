@@ -53,7 +53,9 @@ def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
 
 @pytest.fixture
 def tls_simulator(ca: trustme.CA) -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(ssl_context=server_context(ca, "127.0.0.1", "localhost")) as sim:
+    with DeribitSimulator(
+        ssl_context=server_context(ca, "127.0.0.1", "localhost"), legacy_http=True
+    ) as sim:
         yield sim
 
 
@@ -125,7 +127,7 @@ def test_trusted_by_host_name(tls_simulator: DeribitSimulator, ca_file: str) -> 
 
 def test_certificate_for_another_name_is_refused(ca: trustme.CA, ca_file: str) -> None:
     context = server_context(ca, "deribit.invalid")
-    with DeribitSimulator(ssl_context=context) as simulator:
+    with DeribitSimulator(ssl_context=context, legacy_http=True) as simulator:
         error = failure(configuration_for(simulator.url, ssl_ca_cert=ca_file))
         assert type(error) is ApiSSLError
         assert error.status == 0

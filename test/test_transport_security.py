@@ -192,7 +192,7 @@ def test_no_credential_on_any_channel_with_debug_on(
     def expect_failure(call: Callable[[], Any]) -> None:
         failures.append(raised_by(call))
 
-    with DeribitSimulator(token_ttl=0.5) as simulator:
+    with DeribitSimulator(token_ttl=0.5, legacy_http=True) as simulator:
         # A bearer token: success, a retried fault, Deribit errors, a transport failure.
         bearer = Configuration(
             host=simulator.url, access_token=TOKEN, retries=FAST_RETRIES, debug=True

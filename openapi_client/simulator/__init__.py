@@ -4,7 +4,8 @@
 >>> with DeribitSimulator() as sim:
 ...     url = sim.url  # use as Configuration.host
 
-It imports only the standard library and ``openapi_client.rate_limit`` / ``signing``. See
+It imports only the standard library, plus ``websockets`` for its WebSocket API when that is
+installed (the ``[websocket]`` extra); it shares no code with the client it judges. See
 ``docs/Simulator.md``.
 """
 
@@ -12,6 +13,15 @@ from __future__ import annotations
 
 from .core import DEFAULT_CREDENTIALS, DEFAULT_TOKENS, DeribitSimulator
 from .faults import Fault
-from .recording import RecordedRequest
+from .recording import CancelOnDisconnectEvent, RecordedRequest
+from .state import WsConnectionInfo
 
-__all__ = ["DEFAULT_CREDENTIALS", "DEFAULT_TOKENS", "DeribitSimulator", "Fault", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_CREDENTIALS",
+    "DEFAULT_TOKENS",
+    "CancelOnDisconnectEvent",
+    "DeribitSimulator",
+    "Fault",
+    "RecordedRequest",
+    "WsConnectionInfo",
+]

@@ -1,6 +1,7 @@
 """``python -m openapi_client.simulator``: serve the Deribit simulator until Ctrl-C or SIGTERM.
 
-Prints one line, the URL to use as ``Configuration.host``, and never prints a credential.
+Prints two lines, the HTTP API root to use as ``Configuration.host`` and the WebSocket URL, and
+never prints a credential.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from .core import DEFAULT_CREDENTIALS, DEFAULT_TOKENS, DeribitSimulator, loopbac
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m openapi_client.simulator",
-        description="Serve a local stand-in for Deribit's session-management HTTP API. "
-        "It listens on loopback only and prints the URL to use as Configuration.host.",
+        description="Serve a local stand-in for Deribit's session-management API over HTTP and "
+        "WebSocket. It listens on loopback only and prints two lines: the HTTP URL to use as "
+        "Configuration.host, then the WebSocket URL.",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)"
@@ -56,10 +58,19 @@ def _parser() -> argparse.ArgumentParser:
         help="simultaneous connections served; the next gets HTTP 429 (default 32)",
     )
     parser.add_argument(
-        "--reject-connection-scope-over-http",
+        "--legacy-http",
         action="store_true",
-        help="answer cancel-on-disconnect calls with scope=connection with error 11050, "
-        "as Deribit does over HTTP",
+        help="answer set_heartbeat, disable_heartbeat and cancel-on-disconnect with "
+        "scope=connection over HTTP, as the published API description says (default: error "
+        "10030 must_be_websocket_request, as Deribit answers today)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="real seconds per API second for heartbeats and idle timers, e.g. 0.01 runs a 10 s "
+        "heartbeat every 0.1 s (default 1)",
     )
     return parser
 
@@ -93,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_ttl=args.token_ttl,
             rate_limit=args.rate_limit,
             max_connections=args.max_connections,
-            reject_connection_scope_over_http=args.reject_connection_scope_over_http,
+            legacy_http=args.legacy_http,
+            time_scale=args.time_scale,
         )
     except (TypeError, ValueError) as error:
         parser.error(str(error))
@@ -103,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot listen on {args.host} port {args.port}: {error.strerror}", file=sys.stderr)
         return 1
     try:
-        print(simulator.url, flush=True)
+        print(simulator.url, simulator.ws_url, sep="\n", flush=True)
         while not stop.wait(3600):
             pass
     finally:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+import math
 import socket
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import Authenticator
-from .dispatch import AccountLimits, Dispatcher
+from .connections import WebSocketRegistry, platform_state
+from .credits import AccountCredits
+from .deribit import WS_PATH
+from .dispatch import Dispatcher
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
 from .methods import Context
-from .recording import RecordedRequest, RequestLog
+from .recording import CancelOnDisconnectEvent, RecordedRequest, RequestLog
 from .server import HttpServer
-from .state import SessionState
+from .state import SessionState, WsConnectionInfo
+
+if TYPE_CHECKING:
+    from .ws import WebSocketEndpoint
 
 __all__ = ["DEFAULT_CREDENTIALS", "DEFAULT_TOKENS", "DeribitSimulator", "loopback_family"]
 
@@ -48,12 +56,23 @@ def loopback_family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-class DeribitSimulator:
-    """A local stand-in for Deribit's HTTP API, for testing clients and bots offline.
+def _websocket_endpoint(**services: Any) -> WebSocketEndpoint | None:
+    """The WebSocket endpoint, or None when the ``websockets`` package is not installed."""
+    try:
+        ws = importlib.import_module(f"{__package__}.ws")
+    except ImportError:
+        return None
+    endpoint: WebSocketEndpoint = ws.WebSocketEndpoint(**services)
+    return endpoint
 
-    It answers ``public/auth``, ``public/set_heartbeat``, ``public/disable_heartbeat``,
-    ``public/test`` and ``private/{enable,disable,get}_cancel_on_disconnect`` over real HTTP/1.1
-    on loopback, records every request, and can be told to misbehave (see :meth:`inject`).
+
+class DeribitSimulator:
+    """A local stand-in for Deribit's API, for testing clients and bots offline.
+
+    It answers ``public/auth``, ``public/test``, the heartbeat and cancel-on-disconnect methods
+    and more over real HTTP/1.1 (:attr:`url`) and WebSocket (:attr:`ws_url`, with the
+    ``[websocket]`` extra) on loopback, records every request, and can be told to misbehave
+    (see :meth:`inject`).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -69,9 +88,15 @@ class DeribitSimulator:
     :param rate_limit: enforce Deribit's credit model (error 10028 once a pool is empty).
     :param rate_limit_per_second: requests per second each pool refills (Deribit: 20).
     :param rate_limit_burst: requests a full pool allows back to back (Deribit: 100).
-    :param max_connections: simultaneous connections served; the next one gets HTTP 429.
-    :param reject_connection_scope_over_http: answer cancel-on-disconnect calls with scope
-        ``connection`` (the default scope) with error 11050, as Deribit now does over HTTP.
+    :param max_connections: simultaneous connections served, HTTP and WebSocket together; the
+        next one gets HTTP 429.
+    :param time_scale: real seconds per API second for the WebSocket timers (heartbeats, idle
+        rules): with 0.01 a heartbeat interval of 10 s runs as 0.1 s, while ``set_heartbeat``
+        still requires ``interval >= 10``. Fault durations are real seconds.
+    :param legacy_http: answer ``public/set_heartbeat``, ``public/disable_heartbeat`` and the
+        cancel-on-disconnect methods with scope ``connection`` over HTTP, as the published API
+        description says, with state shared by all HTTP requests. By default they answer
+        HTTP 400 with error 10030 ``must_be_websocket_request``, as Deribit does today.
     :param request_log_size: how many recent requests :attr:`requests` keeps.
     :param ssl_context: a server-side :class:`ssl.SSLContext` holding a certificate and key:
         serve HTTPS instead of HTTP (:attr:`url` then starts with ``https://``). The certificate
@@ -90,7 +115,8 @@ class DeribitSimulator:
         rate_limit_per_second: float = 20.0,
         rate_limit_burst: int = 100,
         max_connections: int = 32,
-        reject_connection_scope_over_http: bool = False,
+        time_scale: float = 1.0,
+        legacy_http: bool = False,
         request_log_size: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -110,15 +136,37 @@ class DeribitSimulator:
             raise ValueError(
                 f"max_connections must be a whole number >= 1, got {max_connections!r}"
             )
+        if (
+            isinstance(time_scale, bool)
+            or not isinstance(time_scale, (int, float))
+            or not (math.isfinite(time_scale) and time_scale > 0)
+        ):
+            raise ValueError(f"time_scale must be a finite number > 0, got {time_scale!r}")
         self._address = (host.strip("[]"), port)
         self._max_connections = max_connections
+        self._time_scale = float(time_scale)
         self._auth = Authenticator(tokens=tokens, credentials=credentials, token_ttl=token_ttl)
         self._state = SessionState()
         self._faults = FaultQueue()
         self._log = RequestLog(request_log_size)
-        limits = AccountLimits(rate_limit_per_second, rate_limit_burst) if rate_limit else None
-        context = Context(self._state, self._auth, reject_connection_scope_over_http)
-        self._dispatcher = Dispatcher(context, limits)
+        self._registry = WebSocketRegistry()
+        credits = (
+            AccountCredits.from_requests(rate_limit_per_second, rate_limit_burst)
+            if rate_limit
+            else None
+        )
+        context = Context(self._state, self._auth, bool(legacy_http))
+        self._dispatcher = Dispatcher(context, credits)
+        self._stopping = threading.Event()
+        self._websocket = _websocket_endpoint(
+            dispatcher=self._dispatcher,
+            faults=self._faults,
+            log=self._log,
+            registry=self._registry,
+            state=self._state,
+            time_scale=self._time_scale,
+            stopping=self._stopping,
+        )
         self._lifecycle = threading.Lock()
         self._server: HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -143,6 +191,8 @@ class DeribitSimulator:
                 log=self._log,
                 max_connections=self._max_connections,
                 ssl_context=self._ssl_context,
+                websocket=self._websocket,
+                stopping=self._stopping,
             )
             self._thread = threading.Thread(
                 target=server.serve,
@@ -214,6 +264,17 @@ class DeribitSimulator:
         return f"{scheme}://{host}:{self.port}{API_PREFIX}"
 
     @property
+    def ws_url(self) -> str:
+        """The WebSocket API, e.g. ``ws://127.0.0.1:8080/ws/api/v2`` (``wss://`` with an
+        ``ssl_context``). Serving it needs the ``websockets`` package (the ``[websocket]``
+        extra); without it a handshake is answered with HTTP 501 naming the extra."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "ws" if self._ssl_context is None else "wss"
+        return f"{scheme}://{host}:{self.port}{WS_PATH}"
+
+    @property
     def connections_accepted(self) -> int:
         """How many TCP connections were accepted since :meth:`start` (refused ones included)."""
         return self._bound().connections_accepted
@@ -283,17 +344,50 @@ class DeribitSimulator:
 
     @property
     def heartbeat_interval(self) -> float | None:
-        """The interval set by ``public/set_heartbeat`` in seconds; None if not set."""
+        """The interval set by ``public/set_heartbeat`` over HTTP in ``legacy_http`` mode, in
+        seconds; None if not set. A WebSocket connection's own interval is in
+        :attr:`ws_connections`."""
         return self._state.heartbeat_interval
 
     @property
     def cancel_on_disconnect(self) -> dict[str, bool]:
-        """Cancel-on-disconnect per scope: ``{"connection": bool, "account": bool}`` (a copy)."""
+        """Cancel-on-disconnect per scope (a copy): ``"account"`` is the account default every
+        new connection starts with (set with scope ``account`` over HTTP or WebSocket);
+        ``"connection"`` is the flag HTTP requests share in ``legacy_http`` mode. A WebSocket
+        connection's own setting is in :attr:`ws_connections`."""
         return self._state.cancel_on_disconnect
 
     def reset_state(self) -> None:
-        """Forget the heartbeat and turn cancel-on-disconnect off for both scopes."""
+        """Forget the legacy HTTP heartbeat and turn both flags of :attr:`cancel_on_disconnect`
+        off (open WebSocket connections keep their own settings)."""
         self._state.reset()
+
+    # -- WebSocket connections ---------------------------------------------------------------
+
+    @property
+    def ws_connections(self) -> list[WsConnectionInfo]:
+        """A snapshot of the open WebSocket connections, oldest first."""
+        return self._registry.snapshot()
+
+    @property
+    def cancel_on_disconnect_events(self) -> list[CancelOnDisconnectEvent]:
+        """Every time cancel-on-disconnect fired, oldest first (a copy)."""
+        return self._registry.events
+
+    def clear_cancel_on_disconnect_events(self) -> None:
+        """Forget the recorded cancel-on-disconnect events."""
+        self._registry.clear_events()
+
+    def publish_platform_state(self, data: Mapping[str, Any]) -> int:
+        """Send a ``platform_state`` notice to every WebSocket connection subscribed to it::
+
+            {"jsonrpc": "2.0", "method": "subscription",
+             "params": {"channel": "platform_state", "data": data}}
+
+        :param data: the notice, e.g. ``{"maintenance": True}`` or ``{"locked": True}``.
+        :returns: how many connections it was sent to.
+        """
+        return self._registry.publish("platform_state", platform_state(data))
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not started"

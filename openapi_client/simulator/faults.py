@@ -1,7 +1,9 @@
 """Faults the simulator can be told to produce instead of a normal answer.
 
 A fault is queued with :meth:`FaultQueue.add` for the next ``count`` requests whose method path
-matches, and taken by the server with :meth:`FaultQueue.take` as each request arrives.
+matches, and taken by the server with :meth:`FaultQueue.take` as each request arrives. HTTP faults
+apply to HTTP requests only and WebSocket faults (``ws_*``) to WebSocket requests only, except
+:attr:`Fault.WS_REFUSE`, which applies to the WebSocket opening handshake.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["API_PREFIX", "Fault", "FaultQueue", "FaultSpec"]
+__all__ = ["API_PREFIX", "WEBSOCKET_FAULTS", "Fault", "FaultQueue", "FaultSpec"]
 
 #: Where the API lives on the simulator; fault paths are matched below it.
 API_PREFIX = "/api/v2"
@@ -42,6 +44,33 @@ class Fault(str, Enum):
     REDIRECT = "redirect"
     #: Wait ``seconds``, then answer normally.
     DELAY = "delay"
+
+    # -- WebSocket ---------------------------------------------------------------------------
+    #: Drop the TCP connection without a close frame instead of answering.
+    WS_DROP = "ws_drop"
+    #: Close with ``code`` (default 1011) and ``reason`` (default "") instead of answering.
+    WS_CLOSE = "ws_close"
+    #: From this request on, read and send nothing (no answers, no heartbeats) for ``seconds``
+    #: (real seconds, not scaled), then carry on with this request.
+    WS_SILENCE = "ws_silence"
+    #: Answer this request ``seconds`` late while later answers go out at once (reordering).
+    WS_DELAY = "ws_delay"
+    #: Refuse the next WebSocket opening handshake with HTTP 429 and ``Retry-After:
+    #: retry_after`` (default 1); takes no ``path``.
+    WS_REFUSE = "ws_refuse"
+    #: Answer with a text frame that is not valid UTF-8.
+    WS_MALFORMED_FRAME = "ws_malformed_frame"
+    #: Answer with one JSON message of ``size`` bytes (default 20 MiB).
+    WS_OVERSIZED = "ws_oversized"
+    #: Neither answer this request nor count it as the answer to a ``test_request`` (use with
+    #: ``path="/public/test"``), so the client's heartbeat fails as if its answers were lost.
+    WS_IGNORE_TEST = "ws_ignore_test"
+
+
+#: The faults that apply to WebSocket requests (and handshakes), not to HTTP requests.
+WEBSOCKET_FAULTS = frozenset(fault for fault in Fault if fault.value.startswith("ws_"))
+#: Largest ``size`` of :attr:`Fault.WS_OVERSIZED`, in bytes.
+MAX_OVERSIZED = 1 << 30
 
 
 def _seconds(value: Any) -> float:
@@ -82,6 +111,28 @@ def _retry_after(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return str(max(0, _int(value)))
+
+
+def _close_code(value: Any) -> int:
+    code = _int(value)
+    if not (code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+            or 3000 <= code <= 4999):
+        raise ValueError
+    return code
+
+
+def _close_reason(value: Any) -> str:
+    reason = _text(value)
+    if len(reason.encode()) > 123:
+        raise ValueError
+    return reason
+
+
+def _size(value: Any) -> int:
+    size = _int(value)
+    if not 64 <= size <= MAX_OVERSIZED:
+        raise ValueError
+    return size
 
 
 def _location(value: Any) -> str:
@@ -131,6 +182,23 @@ _PARAMS: Mapping[Fault, Mapping[str, _Param]] = {
         "status": _Param(_redirect_status, 302, "one of 301, 302, 303, 307, 308"),
     },
     Fault.DELAY: {"seconds": _Param(_seconds, _REQUIRED, "a number of seconds >= 0")},
+    Fault.WS_DROP: {},
+    Fault.WS_CLOSE: {
+        "code": _Param(_close_code, 1011, "a close code a server may send (1000-1014, 3000-4999)"),
+        "reason": _Param(_close_reason, "", "a str of at most 123 UTF-8 bytes"),
+    },
+    Fault.WS_SILENCE: {"seconds": _Param(_seconds, _REQUIRED, "a number of seconds >= 0")},
+    Fault.WS_DELAY: {"seconds": _Param(_seconds, _REQUIRED, "a number of seconds >= 0")},
+    Fault.WS_REFUSE: {
+        "retry_after": _Param(
+            _retry_after, "1", "whole seconds, an HTTP date string, or None to omit the header"
+        ),
+    },
+    Fault.WS_MALFORMED_FRAME: {},
+    Fault.WS_OVERSIZED: {
+        "size": _Param(_size, 20 << 20, f"a whole number of bytes from 64 to {MAX_OVERSIZED}")
+    },
+    Fault.WS_IGNORE_TEST: {},
 }
 
 
@@ -170,7 +238,14 @@ class FaultSpec:
                 raise ValueError(
                     f"fault {fault.value!r}: {name} must be {param.expects}, got {params[name]!r}"
                 ) from None
+        if fault is Fault.WS_REFUSE and path is not None:
+            raise ValueError("fault 'ws_refuse' applies to the next handshakes: it takes no path")
         return cls(fault, checked, _method_path(path))
+
+    @property
+    def websocket(self) -> bool:
+        """Whether this fault applies to WebSocket requests rather than HTTP ones."""
+        return self.kind in WEBSOCKET_FAULTS
 
 
 def _method_path(path: str | None) -> str | None:
@@ -199,14 +274,29 @@ class FaultQueue:
         with self._lock:
             self._pending.append([spec, count])
 
-    def take(self, method_path: str) -> FaultSpec | None:
-        """The fault for a request to ``method_path`` (path below /api/v2), if any is due."""
+    def take(self, method_path: str, *, websocket: bool = False) -> FaultSpec | None:
+        """The fault for a request to ``method_path`` (path below /api/v2), if any is due.
+
+        :param websocket: whether the request came over a WebSocket (it then takes only
+            WebSocket faults, an HTTP request only HTTP faults).
+        """
+        return self._take(
+            lambda spec: spec.websocket == websocket
+            and spec.kind is not Fault.WS_REFUSE
+            and (spec.path is None or spec.path == method_path)
+        )
+
+    def take_handshake(self) -> FaultSpec | None:
+        """The :attr:`Fault.WS_REFUSE` due for a WebSocket opening handshake, if any."""
+        return self._take(lambda spec: spec.kind is Fault.WS_REFUSE)
+
+    def _take(self, matches: Callable[[FaultSpec], bool]) -> FaultSpec | None:
         if not self._pending:
             return None
         with self._lock:
             for index, entry in enumerate(self._pending):
                 spec: FaultSpec = entry[0]
-                if spec.path is None or spec.path == method_path:
+                if matches(spec):
                     entry[1] -= 1
                     if entry[1] == 0:
                         del self._pending[index]

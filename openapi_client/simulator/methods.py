@@ -1,4 +1,8 @@
-"""What each API method does: its checks and its result, declared once in :data:`METHODS`."""
+"""What each API method does: its checks and its result, declared once in :data:`METHODS`.
+
+The handlers serve HTTP and WebSocket requests alike; :class:`Call` tells them which transport a
+request came over and, on a WebSocket, the connection's own settings.
+"""
 
 from __future__ import annotations
 
@@ -8,88 +12,188 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth import Authenticator
-from .rpc import BAD_REQUEST, INTERNAL_SERVER_ERROR, RpcError
-from .state import SCOPES, SessionState
+from .deribit import API_VERSION, CLOSE_LOGOUT, KNOWN_CHANNELS, MIN_HEARTBEAT_INTERVAL
+from .recording import HTTP, WEBSOCKET
+from .rpc import INTERNAL_SERVER_ERROR, MUST_BE_WEBSOCKET, RpcError
+from .state import SCOPES, ConnectionState, SessionState
 
-__all__ = ["API_VERSION", "METHODS", "MIN_HEARTBEAT_INTERVAL", "Context", "Method"]
-
-#: What ``public/test`` reports as the API version.
-API_VERSION = "1.2.26"
-#: The smallest heartbeat interval Deribit accepts, in seconds.
-MIN_HEARTBEAT_INTERVAL = 10.0
+__all__ = ["METHODS", "Call", "Context", "Method"]
 
 
 @dataclass(frozen=True)
 class Context:
-    """What a method may read or change."""
+    """What a method may read or change, shared by every connection.
+
+    :param legacy_http: answer the WebSocket-only session methods over HTTP, as the published
+        API description does, with state shared by all HTTP requests.
+    """
 
     state: SessionState
     auth: Authenticator
-    reject_connection_scope_over_http: bool
+    legacy_http: bool
 
 
-Handler = Callable[[Context, Mapping[str, str]], Any]
+@dataclass
+class Call:
+    """One request as a method sees it.
+
+    :param transport: :data:`~.recording.HTTP` or :data:`~.recording.WEBSOCKET`.
+    :param connection_id: the connection it came on.
+    :param client_ip: the caller's address.
+    :param authorization: the HTTP ``Authorization`` header, if any.
+    :param target: the raw HTTP request target, which a request signature covers.
+    :param connection: a WebSocket connection's settings (None over HTTP).
+    """
+
+    transport: str
+    connection_id: int
+    client_ip: str
+    authorization: str | None = None
+    target: str = ""
+    connection: ConnectionState | None = None
+    #: The account the request is authenticated as (set by the dispatcher for private methods).
+    client_id: str | None = None
+    #: Set by a method that ends the connection instead of answering: ``(code, reason)``.
+    close_instead: tuple[int, str] | None = None
+
+    @property
+    def websocket(self) -> ConnectionState:
+        """The WebSocket connection's settings; only for methods that checked the transport."""
+        assert self.connection is not None, "a WebSocket-only method was called over HTTP"
+        return self.connection
+
+
+Handler = Callable[[Context, Call, Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
 class Method:
-    """One API method: whether it needs credentials, and what answers it."""
+    """One API method.
+
+    :param private: it needs credentials.
+    :param handler: what answers it.
+    :param websocket_only: over HTTP it answers 10030, as Deribit does today.
+    :param legacy_http: ...unless the simulator runs with ``legacy_http=True``, where it works
+        over HTTP as the published API description says.
+    """
 
     private: bool
     handler: Handler
+    websocket_only: bool = False
+    legacy_http: bool = False
+
+    def refused_over_http(self, context: Context) -> bool:
+        return self.websocket_only and not (self.legacy_http and context.legacy_http)
 
 
-def _set_heartbeat(context: Context, params: Mapping[str, str]) -> str:
+def must_be_websocket() -> RpcError:
+    """Deribit's answer to a WebSocket-only method called over HTTP."""
+    return RpcError.of(MUST_BE_WEBSOCKET)
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def _interval(params: Mapping[str, Any]) -> float:
     raw = params.get("interval")
     if raw is None:
         raise RpcError.invalid_param("interval", "missing")
-    try:
-        interval = float(raw)
-    except ValueError:
-        interval = math.nan
+    interval = math.nan
+    if isinstance(raw, (int, float, str)) and not isinstance(raw, bool):
+        try:
+            interval = float(raw)
+        except ValueError:
+            pass
     if not (math.isfinite(interval) and interval >= MIN_HEARTBEAT_INTERVAL):
         raise RpcError.invalid_param("interval", "must be a number not less than 10")
-    context.state.heartbeat_interval = interval
-    return "ok"
+    return interval
 
 
-def _disable_heartbeat(context: Context, params: Mapping[str, str]) -> str:
-    context.state.heartbeat_interval = None
-    return "ok"
-
-
-def _scope(context: Context, params: Mapping[str, str]) -> str:
+def _scope(context: Context, call: Call, params: Mapping[str, Any]) -> str:
     scope = params.get("scope", SCOPES[0])
     if scope not in SCOPES:
         raise RpcError.invalid_param("scope", f"must be one of {', '.join(SCOPES)}")
-    if scope == "connection" and context.reject_connection_scope_over_http:
-        raise RpcError.of(
-            BAD_REQUEST,
-            {
-                "param": "scope",
-                "reason": "scope connection only applies to WebSocket connections; "
-                "over HTTP use scope=account",
-            },
-        )
-    return scope
+    if scope == "connection" and call.transport == HTTP and not context.legacy_http:
+        raise must_be_websocket()
+    return str(scope)
 
 
-def _enable_cancel_on_disconnect(context: Context, params: Mapping[str, str]) -> str:
-    context.state.set_cancel_on_disconnect(_scope(context, params), True)
+def _channels(params: Mapping[str, Any]) -> list[str]:
+    channels = params.get("channels")
+    if channels is None:
+        raise RpcError.invalid_param("channels", "missing")
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(channel, str) and channel for channel in channels)
+    ):
+        raise RpcError.invalid_param("channels", "must be a non-empty list of channel names")
+    return channels
+
+
+def _flag(params: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise RpcError.invalid_param(name, "must be true or false")
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def _set_heartbeat(context: Context, call: Call, params: Mapping[str, Any]) -> str:
+    interval = _interval(params)
+    if call.transport == WEBSOCKET:
+        call.websocket.set_heartbeat(interval)
+    else:
+        context.state.heartbeat_interval = interval
     return "ok"
 
 
-def _disable_cancel_on_disconnect(context: Context, params: Mapping[str, str]) -> str:
-    context.state.set_cancel_on_disconnect(_scope(context, params), False)
+def _disable_heartbeat(context: Context, call: Call, params: Mapping[str, Any]) -> str:
+    if call.transport == WEBSOCKET:
+        call.websocket.set_heartbeat(None)
+    else:
+        context.state.heartbeat_interval = None
     return "ok"
 
 
-def _get_cancel_on_disconnect(context: Context, params: Mapping[str, str]) -> dict[str, Any]:
-    scope = _scope(context, params)
-    return {"scope": scope, "enabled": context.state.cancel_on_disconnect[scope]}
+def _set_cancel_on_disconnect(
+    context: Context, call: Call, params: Mapping[str, Any], enabled: bool
+) -> str:
+    scope = _scope(context, call, params)
+    if call.transport == WEBSOCKET:
+        # Scope account changes the default of new connections and applies to this one too.
+        call.websocket.cancel_on_disconnect = enabled
+        if scope == "account":
+            context.state.set_cancel_on_disconnect("account", enabled)
+    else:
+        context.state.set_cancel_on_disconnect(scope, enabled)
+    return "ok"
 
 
-def _test(context: Context, params: Mapping[str, str]) -> dict[str, str]:
+def _enable_cancel_on_disconnect(context: Context, call: Call, params: Mapping[str, Any]) -> str:
+    return _set_cancel_on_disconnect(context, call, params, True)
+
+
+def _disable_cancel_on_disconnect(context: Context, call: Call, params: Mapping[str, Any]) -> str:
+    return _set_cancel_on_disconnect(context, call, params, False)
+
+
+def _get_cancel_on_disconnect(
+    context: Context, call: Call, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    scope = _scope(context, call, params)
+    if call.transport == WEBSOCKET and scope == "connection":
+        enabled = call.websocket.cancel_on_disconnect
+    else:
+        enabled = context.state.cancel_on_disconnect[scope]
+    return {"scope": scope, "enabled": enabled}
+
+
+def _test(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, str]:
     expected = params.get("expected_result")
     if expected is not None:
         if expected != "exception":
@@ -98,16 +202,54 @@ def _test(context: Context, params: Mapping[str, str]) -> dict[str, str]:
     return {"version": API_VERSION}
 
 
-def _auth(context: Context, params: Mapping[str, str]) -> dict[str, Any]:
-    return context.auth.grant(params)
+def _auth(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+    result = context.auth.grant(params, call.connection_id)
+    if call.connection is not None:
+        client_id, _ = context.auth.check_token(result["access_token"], call.connection_id)
+        call.connection.authenticate(client_id, result["access_token"], result["scope"])
+    return result
+
+
+def _hello(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, str]:
+    for name in ("client_name", "client_version"):
+        value = params.get(name)
+        if value is None:
+            raise RpcError.invalid_param(name, "missing")
+        if not isinstance(value, str):
+            raise RpcError.invalid_param(name, "must be a string")
+    connection = call.websocket
+    connection.client_name = params["client_name"]
+    connection.client_version = params["client_version"]
+    return {"version": API_VERSION}
+
+
+def _subscribe(context: Context, call: Call, params: Mapping[str, Any]) -> list[str]:
+    accepted = [channel for channel in _channels(params) if channel in KNOWN_CHANNELS]
+    call.websocket.subscribe(accepted)
+    return accepted
+
+
+def _unsubscribe(context: Context, call: Call, params: Mapping[str, Any]) -> list[str]:
+    return call.websocket.unsubscribe(_channels(params))
+
+
+def _logout(context: Context, call: Call, params: Mapping[str, Any]) -> None:
+    if _flag(params, "invalidate_token", True):
+        token = params.get("access_token") or call.websocket.access_token
+        context.auth.log_out(token if isinstance(token, str) else None, call.connection_id)
+    call.close_instead = CLOSE_LOGOUT
 
 
 #: Every method the simulator answers, keyed by its path below ``/api/v2``.
 METHODS: Mapping[str, Method] = {
     "/public/auth": Method(private=False, handler=_auth),
-    "/public/set_heartbeat": Method(private=False, handler=_set_heartbeat),
-    "/public/disable_heartbeat": Method(private=False, handler=_disable_heartbeat),
     "/public/test": Method(private=False, handler=_test),
+    "/public/set_heartbeat": Method(
+        private=False, handler=_set_heartbeat, websocket_only=True, legacy_http=True
+    ),
+    "/public/disable_heartbeat": Method(
+        private=False, handler=_disable_heartbeat, websocket_only=True, legacy_http=True
+    ),
     "/private/enable_cancel_on_disconnect": Method(
         private=True, handler=_enable_cancel_on_disconnect
     ),
@@ -115,4 +257,10 @@ METHODS: Mapping[str, Method] = {
         private=True, handler=_disable_cancel_on_disconnect
     ),
     "/private/get_cancel_on_disconnect": Method(private=True, handler=_get_cancel_on_disconnect),
+    "/public/hello": Method(private=False, handler=_hello, websocket_only=True),
+    "/public/subscribe": Method(private=False, handler=_subscribe, websocket_only=True),
+    "/public/unsubscribe": Method(private=False, handler=_unsubscribe, websocket_only=True),
+    "/private/subscribe": Method(private=True, handler=_subscribe, websocket_only=True),
+    "/private/unsubscribe": Method(private=True, handler=_unsubscribe, websocket_only=True),
+    "/private/logout": Method(private=True, handler=_logout, websocket_only=True),
 }

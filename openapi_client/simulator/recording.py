@@ -6,15 +6,26 @@ import collections
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["RecordedRequest", "RequestLog"]
+__all__ = ["HTTP", "WEBSOCKET", "CancelOnDisconnectEvent", "RecordedRequest", "RequestLog"]
+
+#: The transports a request can arrive over (:attr:`RecordedRequest.transport`).
+HTTP = "http"
+WEBSOCKET = "websocket"
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request as the simulator received it.
 
-    :param method: the HTTP method (``"GET"``).
+    A request over a WebSocket is recorded with ``transport="websocket"``, ``method="WS"``,
+    ``target`` the WebSocket endpoint (``/ws/api/v2``), ``path`` the JSON-RPC method under the
+    HTTP API root (``/api/v2/public/test``; the endpoint itself when the message could not be
+    read as a request), ``query`` its params (values that are not strings JSON-encoded),
+    ``headers`` those of the opening handshake and ``rpc_id`` its ``id``.
+
+    :param method: the HTTP method (``"GET"``), or ``"WS"`` for a WebSocket message.
     :param target: the raw request target, path and query (``/api/v2/public/test?x=1``).
     :param path: the target without its query.
     :param query: the decoded query parameters (the last value wins when a name repeats).
@@ -22,6 +33,10 @@ class RecordedRequest:
         regardless of case.
     :param client_address: the client's ``(host, port)``.
     :param time: when the request arrived, in seconds since the Unix epoch.
+    :param transport: ``"http"`` or ``"websocket"``.
+    :param connection_id: the connection it came on (the same id for every request of a
+        keep-alive connection or a WebSocket).
+    :param rpc_id: the JSON-RPC ``id`` of a WebSocket request; None over HTTP.
     """
 
     method: str
@@ -31,6 +46,9 @@ class RecordedRequest:
     headers: Mapping[str, str]
     client_address: tuple[str, int]
     time: float
+    transport: str = HTTP
+    connection_id: int | None = None
+    rpc_id: Any = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name`` (any case), or ``default`` when it was not sent."""
@@ -45,8 +63,27 @@ class RecordedRequest:
         return (
             f"RecordedRequest(method={self.method!r}, path={self.path!r}, "
             f"query_params={sorted(self.query)!r}, headers={sorted(self.headers)!r}, "
-            f"client_address={self.client_address!r}, time={self.time!r})"
+            f"client_address={self.client_address!r}, time={self.time!r}, "
+            f"transport={self.transport!r}, connection_id={self.connection_id!r})"
         )
+
+
+@dataclass(frozen=True)
+class CancelOnDisconnectEvent:
+    """Cancel-on-disconnect fired: the simulator cancelled a connection's orders.
+
+    :param connection_id: the connection that ended.
+    :param client_id: the account it was authenticated as.
+    :param reason: why it ended: ``"closed"`` (by either side, or the TCP connection was lost),
+        ``"heartbeat"`` (a ``test_request`` went unanswered), ``"inactivity"`` (nothing received
+        for too long) or ``"fault"`` (an injected fault broke it).
+    :param time: when, in seconds since the Unix epoch.
+    """
+
+    connection_id: int
+    client_id: str
+    reason: str
+    time: float
 
 
 class RequestLog:

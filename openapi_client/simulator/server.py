@@ -5,6 +5,9 @@ a single ``send`` and Nagle's algorithm is off, so a request costs one round tri
 With an :class:`ssl.SSLContext` each accepted connection is wrapped server-side and its TLS
 handshake runs on the connection's own thread, so a client that fails or stalls the handshake
 never holds up the others.
+
+A GET on ``/ws/api/v2`` asking to upgrade to WebSocket is handed, with its connection, to
+:class:`~.ws.WebSocketEndpoint` (when the ``websockets`` package is installed).
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ import struct
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from itertools import count
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .deribit import WS_PATH
 from .dispatch import Dispatcher
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
-from .recording import RecordedRequest, RequestLog
+from .methods import Call
+from .recording import HTTP, RecordedRequest, RequestLog
 from .rpc import BAD_REQUEST, METHOD_NOT_FOUND, TOO_MANY_REQUESTS, RpcError, error_body, now_us
 from .wire import BadRequest, RequestHead, read_head, response
+
+if TYPE_CHECKING:
+    from .ws import WebSocketEndpoint
 
 __all__ = ["HttpServer"]
 
@@ -43,16 +52,22 @@ _RESET_LINGER = struct.pack("ii", 1, 0)
 #: The longest a client may take over its TLS handshake, in seconds.
 HANDSHAKE_TIMEOUT = 5.0
 _ALLOW_GET = (("Allow", "GET"),)
+#: What a WebSocket upgrade gets when the ``websockets`` package is missing.
+NO_WEBSOCKETS_BODY = (
+    b"The simulator's WebSocket API needs the 'websockets' package: "
+    b"pip install 'openapi-client-deribit-session[websocket]'\n"
+)
 
 
 class _Connection:
     """What the server needs to know about one accepted connection."""
 
-    __slots__ = ("admitted", "reset", "sock")
+    __slots__ = ("admitted", "id", "reset", "sock")
 
-    def __init__(self, sock: socket.socket, admitted: bool) -> None:
+    def __init__(self, sock: socket.socket, admitted: bool, connection_id: int) -> None:
         self.sock = sock
         self.admitted = admitted
+        self.id = connection_id
         self.reset = False
 
 
@@ -66,6 +81,7 @@ class HttpServer(socketserver.TCPServer):
     :param log: where requests are recorded.
     :param max_connections: simultaneous connections served; further ones get HTTP 429.
     :param ssl_context: a server-side TLS context to serve HTTPS; None serves plain HTTP.
+    :param websocket: serves WebSocket connections; None when ``websockets`` is not installed.
     """
 
     allow_reuse_address = True
@@ -81,15 +97,19 @@ class HttpServer(socketserver.TCPServer):
         log: RequestLog,
         max_connections: int,
         ssl_context: ssl.SSLContext | None = None,
+        websocket: WebSocketEndpoint | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.address_family = family
+        self.websocket = websocket
         self.ssl_context = ssl_context
         self.dispatcher = dispatcher
         self.faults = faults
         self.log = log
         self.max_connections = max_connections
         #: Set when the server stops; wakes hung and delayed requests.
-        self.stopping = threading.Event()
+        self.stopping = stopping if stopping is not None else threading.Event()
+        self._ids = count(1)
         self._lock = threading.Lock()
         self._open: dict[_Connection, threading.Thread] = {}
         self._admitted = 0
@@ -147,7 +167,7 @@ class HttpServer(socketserver.TCPServer):
         with self._lock:
             admitted = self._admitted < self.max_connections and not self.stopping.is_set()
             self._admitted += admitted
-            connection = _Connection(request, admitted)
+            connection = _Connection(request, admitted, next(self._ids))
             thread = threading.Thread(
                 target=self._serve_connection,
                 args=(connection, client_address),
@@ -174,6 +194,8 @@ class HttpServer(socketserver.TCPServer):
             with self._lock:
                 self._admitted -= connection.admitted
                 del self._open[connection]
+            # Connection-scoped tokens die with their connection.
+            self.dispatcher.context.auth.forget_connection(connection.id)
             if connection.reset:
                 try:
                     connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
@@ -262,6 +284,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 headers=head.headers,
                 client_address=(str(self.client_address[0]), int(self.client_address[1])),
                 time=time.time(),
+                transport=HTTP,
+                connection_id=self.conn.id,
             ),
             is_auth=in_api and method_path == "/public/auth",
         )
@@ -272,6 +296,9 @@ class _Handler(socketserver.StreamRequestHandler):
             limit = server.max_connections
             reason = f"too many simultaneous connections (at most {limit})"
             self._send_error(RpcError.of(TOO_MANY_REQUESTS, {"reason": reason}, status=429), us_in)
+            return
+        if path == WS_PATH and head.method == "GET":
+            self._upgrade(head, target, us_in)
             return
         fault = server.faults.take(method_path)
         if fault is not None:
@@ -302,13 +329,44 @@ class _Handler(socketserver.StreamRequestHandler):
                 status=404,
             )
             return error.status, error_body(error, us_in)
-        return self.server.dispatcher.answer(
-            method_path,
-            target,
-            query,
-            self.head.header("authorization"),
+        call = Call(
+            HTTP,
+            self.conn.id,
             str(self.client_address[0]),
-            us_in,
+            authorization=self.head.header("authorization"),
+            target=target,
+        )
+        return self.server.dispatcher.answer(method_path, query, call, us_in)
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    def _upgrade(self, head: RequestHead, target: str, us_in: int) -> None:
+        """Hand the connection to the WebSocket endpoint, or refuse the handshake."""
+        self.close_connection = True
+        server = self.server
+        if server.websocket is None:
+            self._send(501, NO_WEBSOCKETS_BODY, content_type="text/plain; charset=utf-8")
+            return
+        refusal = server.faults.take_handshake()
+        if refusal is not None:
+            retry_after = refusal.params["retry_after"]
+            self._send_error(
+                RpcError.of(
+                    TOO_MANY_REQUESTS, {"reason": "handshake refused (fault ws_refuse)"}, status=429
+                ),
+                us_in,
+                extra=() if retry_after is None else (("Retry-After", retry_after),),
+            )
+            return
+        lines = [f"{head.method} {target} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in head.headers.items()]
+        raw_request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        server.websocket.serve(
+            self.connection,
+            (str(self.client_address[0]), int(self.client_address[1])),
+            self.conn.id,
+            raw_request,
+            head.headers,
         )
 
     def _discard_body(self, head: RequestHead) -> bool:
