@@ -113,12 +113,14 @@ class AccountCredits:
         self._pools: dict[str, CreditPool] = {}
 
     @classmethod
-    def from_requests(cls, per_second: float, burst: int) -> AccountCredits:
+    def from_requests(
+        cls, per_second: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> AccountCredits:
         """Pools described in requests: ``burst`` back to back, then ``per_second``."""
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"rate_limit_burst must be a whole number >= 1, got {burst!r}")
         rate = _positive("rate_limit_per_second", per_second)
-        return cls(burst * CREDITS_PER_REQUEST, rate * CREDITS_PER_REQUEST)
+        return cls(burst * CREDITS_PER_REQUEST, rate * CREDITS_PER_REQUEST, clock=clock)
 
     def spend(self, account: str) -> bool:
         """Charge one request to ``account``; False when its pool cannot pay."""

@@ -115,8 +115,10 @@ def _retry_after(value: Any) -> str | None:
 
 def _close_code(value: Any) -> int:
     code = _int(value)
-    if not (code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
-            or 3000 <= code <= 4999):
+    if not (
+        code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+        or 3000 <= code <= 4999
+    ):
         raise ValueError
     return code
 
@@ -281,9 +283,11 @@ class FaultQueue:
             WebSocket faults, an HTTP request only HTTP faults).
         """
         return self._take(
-            lambda spec: spec.websocket == websocket
-            and spec.kind is not Fault.WS_REFUSE
-            and (spec.path is None or spec.path == method_path)
+            lambda spec: (
+                spec.websocket == websocket
+                and spec.kind is not Fault.WS_REFUSE
+                and (spec.path is None or spec.path == method_path)
+            )
         )
 
     def take_handshake(self) -> FaultSpec | None:

@@ -67,9 +67,7 @@ class RpcError(Exception):
         super().__init__(f"{code} {message}")
         self.code = code
         self.message = message
-        self.data: dict[str, Any] | str | None = (
-            dict(data) if isinstance(data, Mapping) else data
-        )
+        self.data: dict[str, Any] | str | None = dict(data) if isinstance(data, Mapping) else data
         self.status = status
 
     @classmethod
