@@ -1,0 +1,102 @@
+"""Shared helpers of the WebSocket session tests (no tests here): an event recorder and clients
+configured for a test suite's time scale."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, List, Optional, Type, TypeVar
+
+import pytest
+from conftest import CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, TOKEN
+
+from openapi_client import Configuration, RetryPolicy
+from openapi_client.simulator import DeribitSimulator
+from openapi_client.websocket import Event, WebSocketApiClient
+
+#: Simulator seconds per real second: a heartbeat interval of 10 s runs as 0.1 s.
+TIME_SCALE = 0.01
+#: Reconnect quickly in tests (the default waits about 0.1 s first, then doubles).
+FAST_BACKOFF = RetryPolicy(backoff_factor=0.02, backoff_max=0.2, jitter=0.5, retry_after_max=5.0)
+#: Generous bound for anything that should happen "at once" on loopback, in seconds.
+SOON = 10.0
+
+E = TypeVar("E")
+
+
+class Recorder:
+    """Collects events from ``on_event`` (the callback thread) for assertions."""
+
+    def __init__(self) -> None:
+        self.events: List[Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def of(self, kind: Type[E]) -> List[E]:
+        with self._cond:
+            return [event for event in self.events if isinstance(event, kind)]
+
+    def wait_for(
+        self, kind: Type[E], count: int = 1, where: Callable[[E], bool] = lambda _: True
+    ) -> List[E]:
+        deadline = time.monotonic() + SOON
+        with self._cond:
+            while True:
+                found = [e for e in self.events if isinstance(e, kind) and where(e)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    names = [type(e).__name__ for e in self.events]
+                    pytest.fail(f"no {count} {kind.__name__} event(s) within {SOON} s: {names}")
+                self._cond.wait(left)
+
+
+def wait_until(condition: Callable[[], Any], what: str, bound: float = SOON) -> Any:
+    deadline = time.monotonic() + bound
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {bound} s")
+        time.sleep(0.01)
+
+
+def key_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
+    return Configuration(
+        host=sim.url,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        request_timeout=(3.0, 3.0),
+        retries=FAST_RETRIES,
+        **settings,
+    )
+
+
+def token_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
+    return Configuration(
+        host=sim.url,
+        access_token=TOKEN,
+        request_timeout=(3.0, 3.0),
+        retries=FAST_RETRIES,
+        **settings,
+    )
+
+
+def session(
+    configuration: Configuration, recorder: Optional[Recorder] = None, **options: Any
+) -> WebSocketApiClient:
+    settings: Any = {
+        "heartbeat": 10,
+        "reconnect_backoff": FAST_BACKOFF,
+        "throttle_delay": 0.3,
+        "close_timeout": 0.5,
+        "on_event": recorder,
+    }
+    settings.update(options)
+    return WebSocketApiClient(configuration, **settings)
