@@ -327,26 +327,28 @@ def test_interval_is_validated_in_api_seconds_whatever_the_scale(fast: DeribitSi
 # -- idle rules ------------------------------------------------------------------------------
 
 
-def test_silent_unauthenticated_socket_is_dropped_without_a_close_frame(
-    fast: DeribitSimulator,
-) -> None:
-    client = open_client(fast)
-    started = time.monotonic()
-    closed = client.closed()
-    assert closed.rcvd is None  # 1006: no close frame
-    assert 0.6 * 0.9 <= time.monotonic() - started < 5
+def test_silent_unauthenticated_socket_is_dropped_without_a_close_frame() -> None:
+    with DeribitSimulator(time_scale=0.003) as sim:  # 60 s run as 0.18 s
+        client = open_client(sim)
+        started = time.monotonic()
+        closed = client.closed()
+        assert closed.rcvd is None  # 1006: no close frame
+        assert 0.18 * 0.8 <= time.monotonic() - started < 5
 
 
-def test_subscribed_socket_is_not_dropped_at_60_s(fast: DeribitSimulator) -> None:
-    client = open_client(fast)
-    client.result("public/subscribe", {"channels": ["platform_state"]})
-    time.sleep(60 * FAST * 1.5)
-    assert client.result("public/test")
-    client.ws.close()
+def test_subscribed_socket_is_not_dropped_at_60_s() -> None:
+    with DeribitSimulator(time_scale=0.005) as sim:  # 60 s run as 0.3 s
+        client = open_client(sim)
+        client.result("public/subscribe", {"channels": ["platform_state"]})
+        time.sleep(60 * 0.005 * 1.5)
+        assert client.result("public/test")
+        client.ws.close()
 
 
 def test_inactivity_closes_and_fires_cancel_on_disconnect() -> None:
-    with DeribitSimulator(time_scale=0.001) as sim:  # 600 s run as 0.6 s
+    # 600 s run as 1.2 s; the 60 s rule for unauthenticated sockets as 0.12 s, time enough to
+    # authenticate first.
+    with DeribitSimulator(time_scale=0.002) as sim:
         client = open_client(sim)
         client.auth()
         client.result("private/enable_cancel_on_disconnect")

@@ -257,22 +257,20 @@ class DeribitSimulator:
 
         ``https://`` when the simulator was given an ``ssl_context``.
         """
-        host = self.host
-        if ":" in host:
-            host = f"[{host}]"
-        scheme = "http" if self._ssl_context is None else "https"
-        return f"{scheme}://{host}:{self.port}{API_PREFIX}"
+        return self._root("http" if self._ssl_context is None else "https", API_PREFIX)
 
     @property
     def ws_url(self) -> str:
         """The WebSocket API, e.g. ``ws://127.0.0.1:8080/ws/api/v2`` (``wss://`` with an
         ``ssl_context``). Serving it needs the ``websockets`` package (the ``[websocket]``
         extra); without it a handshake is answered with HTTP 501 naming the extra."""
+        return self._root("ws" if self._ssl_context is None else "wss", WS_PATH)
+
+    def _root(self, scheme: str, path: str) -> str:
         host = self.host
         if ":" in host:
             host = f"[{host}]"
-        scheme = "ws" if self._ssl_context is None else "wss"
-        return f"{scheme}://{host}:{self.port}{WS_PATH}"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     @property
     def connections_accepted(self) -> int:
