@@ -20,7 +20,8 @@ from openapi_client.core import AsyncResult, Attempt, ClientCore, Reply
 from openapi_client.credentials import Credentials
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiValueError, exception_for_response
-from openapi_client.redaction import redact
+from openapi_client.headers import check_header
+from openapi_client.redaction import install_filter, redact
 from openapi_client.rest import Origin, RequestTimeout, RESTClientObject
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # AsyncResult is re-exported: it lived here first.
 __all__ = ["ApiClient", "AsyncResult"]
 
-logger = logging.getLogger(__name__)
+logger = install_filter(logging.getLogger(__name__))
 
 
 class ApiClient(ClientCore):
@@ -42,8 +43,11 @@ class ApiClient(ClientCore):
     :param pool_threads: threads serving ``async_req=True`` calls; the pool starts on first use.
 
     Use it as a context manager, or call :meth:`close`, to release connections promptly; a script
-    that does neither still exits at once.
+    that does neither still exits at once, even with ``async_req`` calls in flight. A closed
+    client refuses further calls (``ApiValueError``).
     """
+
+    charges_rate_limit_on_send = True
 
     def __init__(
         self,
@@ -59,7 +63,7 @@ class ApiClient(ClientCore):
         )
         self.default_headers: Dict[str, str] = {}
         if header_name is not None and header_value is not None:
-            self.default_headers[header_name] = header_value
+            self.set_default_header(header_name, header_value)
         self.cookie = cookie
         self.rest_client = RESTClientObject(self.configuration)
         self.credentials = Credentials(self.configuration, self._fetch_token)
@@ -85,9 +89,30 @@ class ApiClient(ClientCore):
         self.close()
 
     def close(self) -> None:
-        """Stop the ``async_req`` threads (after calls in flight) and close every connection."""
+        """Stop the ``async_req`` threads (after calls in flight) and close every connection.
+
+        The client refuses calls from then on: build a new one to go on."""
         self._close_pool()
+        self._closed = True
         self.rest_client.close()
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self.rest_client.after_fork()
+        self.credentials.after_fork()
+
+    @property
+    def cookie(self) -> Optional[str]:
+        """A ``Cookie`` header sent with every request (``None``: none)."""
+        return self._cookie
+
+    @cookie.setter
+    def cookie(self, value: Optional[str]) -> None:
+        if value is not None:
+            problem = check_header("Cookie", value, "ApiClient.cookie")
+            if problem:
+                raise ApiValueError(problem)
+        self._cookie = value
 
     @property
     def user_agent(self) -> str:
@@ -99,7 +124,18 @@ class ApiClient(ClientCore):
         self.configuration.user_agent = value
 
     def set_default_header(self, header_name: str, header_value: str) -> None:
-        """Send ``header_name: header_value`` with every request."""
+        """Send ``header_name: header_value`` with every request.
+
+        Names are case-insensitive: this replaces any default header of the same name, and
+        ``User-Agent`` here replaces the configured one. ``Authorization`` is the credentials'
+        own: a private call's credential always takes its place.
+        """
+        problem = check_header(header_name, header_value, "set_default_header")
+        if problem:
+            raise ApiValueError(problem)
+        for existing in [name for name in self.default_headers if name.lower() ==
+                         header_name.lower()]:
+            del self.default_headers[existing]
         self.default_headers[header_name] = header_value
 
     def __repr__(self) -> str:
@@ -125,14 +161,26 @@ class ApiClient(ClientCore):
 
     def _base_headers(self) -> Dict[str, str]:
         configuration = self.configuration
-        key = (configuration.user_agent, self.cookie, tuple(self.default_headers.items()))
+        key = (configuration.user_agent, self._cookie, tuple(self.default_headers.items()))
         cached_key, headers = self._header_cache
         if key == cached_key:
             return headers
-        headers = {"Accept": "application/json", "User-Agent": configuration.user_agent}
-        headers.update(self.default_headers)
-        if self.cookie:
-            headers["Cookie"] = self.cookie
+        # Built anew only when a header changed: checked here, since default_headers is a
+        # plain dict that code may change without set_default_header.
+        by_name: Dict[str, Tuple[str, str]] = {}
+        fields = [
+            ("Accept", "application/json"),
+            ("User-Agent", configuration.user_agent),
+            *self.default_headers.items(),
+        ]
+        if self._cookie:
+            fields.append(("Cookie", self._cookie))
+        for name, value in fields:
+            problem = check_header(name, value, "ApiClient.default_headers")
+            if problem:
+                raise ApiValueError(problem)
+            by_name[name.lower()] = (name, value)  # case-insensitive: the later one wins
+        headers = dict(by_name.values())
         self._header_cache = (key, headers)
         return headers
 
@@ -143,7 +191,7 @@ class ApiClient(ClientCore):
         cached_value, cached_base, headers = self._auth_header_cache
         if authorization == cached_value and cached_base is base:
             return headers
-        headers = dict(base)
+        headers = {name: value for name, value in base.items() if name.lower() != "authorization"}
         headers["Authorization"] = authorization
         self._auth_header_cache = (authorization, base, headers)
         return headers
@@ -173,8 +221,11 @@ class ApiClient(ClientCore):
         headers = self._headers(authorization)
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
+        ready = attempt.wait_for_rate_limit if attempt._rate_limit is not None else None
         try:
-            response = self.rest_client.send(origin, target, headers, timeout, preload)
+            response = self.rest_client.send(
+                origin, target, headers, timeout, preload, attempt.deadline, ready
+            )
             if debug:
                 logger.debug(
                     "GET %s%s -> %d in %.1f ms",
@@ -222,8 +273,11 @@ def _decode(response: Any) -> Dict[str, Any]:
     if 200 <= status <= 299:
         try:
             data = json.loads(raw)
-        except ValueError:
-            raise _unexpected_body(response, "the response body is not JSON") from None
+        except RecursionError as error:
+            what = "the response body is JSON nested too deeply"
+            raise _unexpected_body(response, what) from error
+        except ValueError as error:  # not JSON, not UTF-8, or a number too long to convert
+            raise _unexpected_body(response, "the response body is not JSON") from error
         if not isinstance(data, dict):
             raise _unexpected_body(response, "the response body is not a JSON object")
         if "error" in data:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 import math
 import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import SplitResult, urlsplit
 
 from openapi_client._version import __version__
-from openapi_client.exceptions import ApiTypeError, ApiValueError
+from openapi_client.exceptions import ApiTypeError, ApiUnknownSettingError, ApiValueError
+from openapi_client.headers import check_header
+from openapi_client.redaction import register_secret
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     from urllib3.util.retry import Retry
@@ -29,6 +33,14 @@ Timeout = Union[float, Tuple[float, float]]
 
 #: Connect and read timeouts used when a call passes no ``_request_timeout``.
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (5.0, 10.0)
+#: Seconds one attempt may take as a whole: connecting, sending and reading the whole answer.
+DEFAULT_ATTEMPT_TIMEOUT = 15.0
+#: Seconds one call may take as a whole: every attempt, backoff and rate-limit wait.
+DEFAULT_CALL_TIMEOUT = 60.0
+#: Bytes of response body accepted; Deribit's largest answers are about 5 MB.
+DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
+#: Simultaneous connections to one host (Deribit allows 32 per IP address).
+DEFAULT_MAX_CONNECTIONS = 32
 
 AUTH_METHODS = ("client_signature", "client_credentials", "signature")
 
@@ -37,6 +49,84 @@ DEFAULT_SESSION_NAME = "openapi-client"
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+# A host name: letters, digits, '-', '.', '_' (IDNA names arrive here already encoded).
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+")
+
+
+def check_host(url: Any, setting: str = "Configuration.host") -> SplitResult:
+    """The parts of an API root URL, or ``ApiValueError`` saying what is wrong with it."""
+    if not isinstance(url, str):
+        raise ApiTypeError(f"{setting} must be a string, got {type(url).__name__}")
+    example = "such as https://www.deribit.com/api/v2"
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        raise ApiValueError(
+            f"{setting} must be a URL {example} without spaces or control characters, "
+            f"got {url!r}"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiValueError(f"{setting} must be an http:// or https:// URL {example}, got {url!r}")
+    if "@" in parts.netloc:
+        raise ApiValueError(f"{setting} must not carry a user name or password")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ApiValueError(f"{setting} must not have a query or fragment, got {url!r}")
+    hostname = parts.hostname or ""
+    bracketed = parts.netloc.startswith("[")
+    if not hostname or not (_IPV6 if bracketed else _HOST_NAME).fullmatch(hostname):
+        raise ApiValueError(f"{setting} has an invalid host name: {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (parts.netloc.endswith(":") and not bracketed):
+        raise ApiValueError(f"{setting} has an invalid port (1 to 65535): {url!r}")
+    return parts
+
+
+def _check_file(value: Any, setting: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ApiTypeError(f"{setting} must be a file path or None, got {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise ApiValueError(f"{setting}: no such file: {path!r}")
+    if not os.access(path, os.R_OK):
+        raise ApiValueError(f"{setting}: the file cannot be read: {path!r}")
+    return path
+
+
+def _check_credential(value: Any, setting: str, secret: bool = True) -> Optional[str]:
+    """A credential-like string (token, client id or secret): no whitespace, no control
+    characters, never quoted in the message. A secret is registered for redaction."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiTypeError(f"{setting} must be a string or None, got {type(value).__name__}")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ApiValueError(f"{setting} contains whitespace or control characters")
+    if secret:
+        register_secret(value)
+    return value
+
+
+def _check_number(
+    value: Any, setting: str, *, whole: bool = False, minimum: float = 0.0, unit: str = "seconds"
+) -> Any:
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise ApiTypeError(f"{setting} must be {kind} of {unit}, got {value!r}")
+    try:
+        acceptable = math.isfinite(value) and value > minimum
+    except OverflowError:
+        acceptable = False
+    if not acceptable:
+        raise ApiValueError(f"{setting} must be finite and greater than {minimum:g} {unit}, "
+                            f"got {value!r}")
+    return value
 
 
 def check_timeout(value: Any, name: str = "_request_timeout") -> Timeout:
@@ -66,15 +156,20 @@ def check_timeout(value: Any, name: str = "_request_timeout") -> Timeout:
 class Configuration:
     """Everything an :class:`~openapi_client.ApiClient` needs to know.
 
-    Every setting is a constructor keyword and an attribute of the same name.
+    Every setting is a constructor keyword and an attribute of the same name. Each is checked
+    when it is set (``ApiTypeError``/``ApiValueError`` naming the setting), and a name that is
+    not a setting (a typo such as ``verify_sll``) raises :class:`ApiUnknownSettingError`.
 
     Connection:
         ``host`` (the API root, default production ``https://www.deribit.com/api/v2``;
         ``testnet=True`` selects ``https://test.deribit.com/api/v2``), ``verify_ssl`` (on),
         ``ssl_ca_cert`` (a CA bundle path; default certifi's), ``cert_file``/``key_file`` (a client
-        certificate), ``proxy``, ``proxy_headers``, ``connection_pool_maxsize`` (connections kept
-        per host), ``user_agent``, ``allow_insecure_http`` (send credentials over plain http to a
-        host that is not loopback; off).
+        certificate), ``proxy``, ``proxy_headers``, ``connection_pool_maxsize`` (idle connections
+        kept per host), ``max_connections`` (simultaneous connections per host, default 32:
+        Deribit's limit per IP address; more threads wait for one), ``user_agent``,
+        ``allow_insecure_http`` (send credentials over plain http to a host that is not
+        loopback; off), ``fast_path`` (on: direct requests use the client's own keep-alive
+        connections; off: every request goes through urllib3's ``PoolManager.urlopen``).
 
     Credentials:
         ``access_token`` (a bearer token; takes precedence), ``token_provider`` (a callable
@@ -87,6 +182,9 @@ class Configuration:
 
     Behaviour:
         ``request_timeout`` (seconds, a number or ``(connect, read)``; default ``(5, 10)``),
+        ``attempt_timeout`` (seconds one attempt may take in all, default 15),
+        ``call_timeout`` (seconds one call may take in all, retries included, default 60),
+        ``max_response_size`` (bytes of body accepted, default 8 MiB),
         ``retries`` (an int, a urllib3 ``Retry`` or a :class:`~openapi_client.RetryPolicy`;
         default 3 retries), ``rate_limit`` (a :class:`~openapi_client.RateLimit`, default
         ``None``), ``client_side_validation`` (on), ``debug`` (off).
@@ -114,15 +212,25 @@ class Configuration:
         proxy: Optional[str] = None,
         proxy_headers: Optional[Mapping[str, str]] = None,
         connection_pool_maxsize: int = 16,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         client_side_validation: bool = True,
         debug: bool = False,
         logger: Optional[Mapping[str, logging.Logger]] = None,
         user_agent: Optional[str] = None,
         request_timeout: Timeout = DEFAULT_REQUEST_TIMEOUT,
+        attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         retries: Union[int, "Retry", "RetryPolicy", None] = None,
         rate_limit: Optional["RateLimit"] = None,
         allow_insecure_http: bool = False,
+        fast_path: bool = True,
     ) -> None:
+        if testnet and host is not None and host.rstrip("/") != TESTNET_HOST:
+            raise ApiValueError(
+                f"testnet=True and host={host!r} disagree: pass one of them (testnet=True means "
+                f"{TESTNET_HOST})"
+            )
         self.host: str = host or (TESTNET_HOST if testnet else PRODUCTION_HOST)
         self.access_token = access_token
         self.client_id = client_id
@@ -137,19 +245,22 @@ class Configuration:
         self.key_file = key_file
         self.assert_hostname = assert_hostname
         self.proxy = proxy
-        self.proxy_headers: Optional[Dict[str, str]] = (
-            dict(proxy_headers) if proxy_headers is not None else None
-        )
+        self.proxy_headers = proxy_headers
         self.connection_pool_maxsize = connection_pool_maxsize
+        self.max_connections = max_connections
         self.client_side_validation = client_side_validation
         self.user_agent: str = user_agent or (
             f"openapi_client/{__version__} (Deribit; python "
             f"{sys.version_info[0]}.{sys.version_info[1]})"
         )
         self.request_timeout = request_timeout
+        self.attempt_timeout = attempt_timeout
+        self.call_timeout = call_timeout
+        self.max_response_size = max_response_size
         self.retries = retries
         self.rate_limit = rate_limit
         self.allow_insecure_http = allow_insecure_http
+        self.fast_path = fast_path
         #: The loggers ``debug`` switches: this package's and urllib3's (keys ``package_logger``
         #: and ``urllib3_logger``; the ``logger`` keyword replaces either).
         self.logger: Dict[str, logging.Logger] = {
@@ -162,7 +273,20 @@ class Configuration:
         if debug:
             self.debug = True
 
-    # -- settings with behaviour --------------------------------------------------------------
+    # -- every setting checked when it is set -------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _SETTINGS and not hasattr(type(self), name):
+            known = sorted(setting for setting in _SETTINGS if not setting.startswith("_"))
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ApiUnknownSettingError(
+                f"Configuration has no setting {name!r}{hint} (see help(Configuration))"
+            )
+        check = _CHECKS.get(name)
+        if check is not None:
+            value = check(value)
+        object.__setattr__(self, name, value)
 
     @property
     def testnet(self) -> bool:
@@ -246,7 +370,9 @@ class Configuration:
 
         Reads ``DERIBIT_ACCESS_TOKEN``, ``DERIBIT_CLIENT_ID``, ``DERIBIT_CLIENT_SECRET``,
         ``DERIBIT_AUTH_METHOD``, ``DERIBIT_HOST`` and ``DERIBIT_TESTNET`` (``1``/``true``/``yes``).
-        Keyword arguments override what the environment says.
+        Keyword arguments override what the environment says; a ``host`` or ``testnet`` keyword
+        replaces both ``DERIBIT_HOST`` and ``DERIBIT_TESTNET``. ``DERIBIT_TESTNET`` with a
+        ``DERIBIT_HOST`` other than the testnet's raises ``ApiValueError``.
         """
         env = os.environ if environ is None else environ
         settings: Dict[str, Any] = {
@@ -254,9 +380,11 @@ class Configuration:
             "client_id": env.get("DERIBIT_CLIENT_ID") or None,
             "client_secret": env.get("DERIBIT_CLIENT_SECRET") or None,
             "auth_method": env.get("DERIBIT_AUTH_METHOD") or None,
-            "host": env.get("DERIBIT_HOST") or None,
-            "testnet": env.get("DERIBIT_TESTNET", "").strip().lower() in _TRUE_WORDS,
         }
+        # Where to connect: an explicit keyword (host or testnet) wins over the environment.
+        if "host" not in overrides and "testnet" not in overrides:
+            settings["host"] = env.get("DERIBIT_HOST") or None
+            settings["testnet"] = env.get("DERIBIT_TESTNET", "").strip().lower() in _TRUE_WORDS
         settings.update(overrides)
         return cls(**settings)
 
@@ -288,6 +416,10 @@ class Configuration:
         if self.proxy:
             parts.append("proxy=set")
         parts.append(f"request_timeout={self.request_timeout!r}")
+        if self.attempt_timeout != DEFAULT_ATTEMPT_TIMEOUT:
+            parts.append(f"attempt_timeout={self.attempt_timeout!r}")
+        if self.call_timeout != DEFAULT_CALL_TIMEOUT:
+            parts.append(f"call_timeout={self.call_timeout!r}")
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Configuration({', '.join(parts)})"
@@ -305,3 +437,157 @@ class Configuration:
             f"urllib3 {version('urllib3')}\n"
             f"{self!r}"
         )
+
+
+def _check_host_setting(value: Any) -> str:
+    check_host(value)
+    return str(value)
+
+
+def _check_proxy(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiTypeError(f"Configuration.proxy must be a URL or None, got {type(value).__name__}")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in value):
+        raise ApiValueError("Configuration.proxy must not contain spaces or control characters")
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        # Not quoted: a proxy URL may carry a password.
+        raise ApiValueError(
+            "Configuration.proxy must be an http:// or https:// URL with a host and a valid port"
+        )
+    return value
+
+
+def _check_proxy_headers(value: Any) -> Optional[Dict[str, str]]:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ApiTypeError("Configuration.proxy_headers must be a mapping of names to values")
+    for name, header in value.items():
+        problem = check_header(name, header, "Configuration.proxy_headers")
+        if problem:
+            raise ApiValueError(problem)
+    return dict(value)
+
+
+def _check_user_agent(value: Any) -> str:
+    problem = check_header("User-Agent", value, "Configuration.user_agent")
+    if problem:
+        raise ApiValueError(problem)
+    return str(value)
+
+
+def _check_secret(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiTypeError(
+            f"Configuration.client_secret must be a string or None, got {type(value).__name__}"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ApiValueError("Configuration.client_secret contains control characters")
+    register_secret(value)
+    return value
+
+
+def _check_token(value: Any) -> Optional[str]:
+    # An empty token counts as none (documented); anything else must fit in a header.
+    return _check_credential(value, "Configuration.access_token") if value else value
+
+
+def _check_pool_size(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ApiValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_assert_hostname(value: Any) -> Any:
+    if value is None or value is False or value is True:
+        return value
+    if not isinstance(value, str) or not _HOST_NAME.fullmatch(value.strip("[]")):
+        raise ApiValueError(
+            f"Configuration.assert_hostname must be None, False or a host name, got {value!r}"
+        )
+    return value
+
+
+def _check_retries(value: Any) -> Any:
+    from openapi_client.retry import RetryPolicy
+
+    RetryPolicy.from_setting(value)  # raises ApiTypeError/ApiValueError for a bad setting
+    return value
+
+
+def _check_rate_limit(value: Any) -> Any:
+    if value is not None and not callable(getattr(value, "reserve", None)):
+        raise ApiTypeError(
+            "Configuration.rate_limit must be an openapi_client.RateLimit or None, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def _check_provider(value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ApiTypeError("Configuration.token_provider must be a callable returning a token")
+    return value
+
+
+_CHECKS: Dict[str, Callable[[Any], Any]] = {
+    "host": _check_host_setting,
+    "access_token": _check_token,
+    "client_id": lambda value: _check_credential(value, "Configuration.client_id", False),
+    "client_secret": _check_secret,
+    "token_provider": _check_provider,
+    "token_refresh_margin": lambda value: _check_number(
+        value, "Configuration.token_refresh_margin", minimum=-math.inf
+    ),
+    "ssl_ca_cert": lambda value: _check_file(value, "Configuration.ssl_ca_cert"),
+    "cert_file": lambda value: _check_file(value, "Configuration.cert_file"),
+    "key_file": lambda value: _check_file(value, "Configuration.key_file"),
+    "assert_hostname": _check_assert_hostname,
+    "proxy": _check_proxy,
+    "proxy_headers": _check_proxy_headers,
+    "connection_pool_maxsize": _check_pool_size("connection_pool_maxsize"),
+    "max_connections": _check_pool_size("max_connections"),
+    "user_agent": _check_user_agent,
+    "attempt_timeout": lambda value: float(
+        _check_number(value, "Configuration.attempt_timeout")
+    ),
+    "call_timeout": lambda value: float(_check_number(value, "Configuration.call_timeout")),
+    "max_response_size": lambda value: _check_number(
+        value, "Configuration.max_response_size", whole=True, unit="bytes"
+    ),
+    "retries": _check_retries,
+    "rate_limit": _check_rate_limit,
+    "verify_ssl": bool,
+    "client_side_validation": bool,
+    "allow_insecure_http": bool,
+    "fast_path": bool,
+}
+
+#: Every attribute a Configuration may be given (properties are found on the class).
+_SETTINGS = frozenset(
+    {
+        *_CHECKS,
+        "auth_method",
+        "session_name",
+        "request_timeout",
+        "debug",
+        "testnet",
+        "logger",
+        "_auth_method",
+        "_session_name",
+        "_request_timeout",
+        "_debug",
+    }
+)

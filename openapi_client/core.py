@@ -12,21 +12,45 @@ its answer: it implements :meth:`~ClientCore._prepare`, :meth:`~ClientCore._atte
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Generic, Mapping, NamedTuple, Optional, Tuple, TypeVar
+import weakref
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Tuple,
+    TypeVar,
+)
 
 from openapi_client.configuration import Configuration
+from openapi_client.deadline import Deadline
 from openapi_client.endpoint import Endpoint
-from openapi_client.exceptions import ApiException, ApiTypeError
+from openapi_client.exceptions import (
+    ApiCallTimeoutError,
+    ApiException,
+    ApiTimeoutError,
+    ApiTypeError,
+    ApiValueError,
+)
+from openapi_client.redaction import install_filter, redact
 from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
-__all__ = ["CALL_OPTIONS", "AsyncResult", "Attempt", "ClientCore", "Reply"]
+    from openapi_client.rate_limit import RateLimit
 
-logger = logging.getLogger("openapi_client.api_client")
+__all__ = ["CALL_OPTIONS", "AsyncResult", "Attempt", "ClientCore", "Deadline", "Reply"]
+
+logger = install_filter(logging.getLogger("openapi_client.api_client"))
 
 T = TypeVar("T")
 
@@ -47,16 +71,57 @@ class Reply(NamedTuple):
 
 
 class Attempt:
-    """What one attempt used, for the loop to act on its failure.
+    """What one attempt used, for the loop to act on its failure, and the limits it runs under.
 
     :ivar credential: the credential the transport sent (an ``Authorization`` value, or the
         token a WebSocket connection authenticated with); None when it sent none.
+    :ivar deadline: when this attempt must be over (connect, send and the whole answer): the
+        sooner of ``attempt_timeout`` from its start and the call's ``call_timeout``.
+    :ivar call_deadline: when the call as a whole must be over.
     """
 
-    __slots__ = ("credential",)
+    __slots__ = ("_rate_limit", "call_deadline", "credential", "deadline")
 
-    def __init__(self) -> None:
+    def __init__(self, call_deadline: Optional[Deadline] = None) -> None:
         self.credential: Optional[str] = None
+        self.call_deadline = call_deadline or Deadline(float("inf"), "call_timeout", 0.0)
+        self.deadline = self.call_deadline
+        self._rate_limit: Optional["RateLimit"] = None
+
+    def wait_for_rate_limit(self) -> Deadline:
+        """Take this attempt's turn under the rate limit, once, and return its deadline.
+
+        A transport whose class sets ``charges_rate_limit_on_send`` calls this at the last moment
+        before the request leaves (after the connection is made, so that the time a new TLS
+        connection takes is not counted against Deribit's credit pool before the request can
+        arrive there). The wait is bounded by ``call_timeout`` and does not count against
+        ``attempt_timeout``.
+        """
+        rate_limit, self._rate_limit = self._rate_limit, None
+        if rate_limit is not None:
+            waited = _wait_for_turn(rate_limit, self.call_deadline)
+            if waited > 0.0:
+                self.deadline = Deadline(
+                    min(self.deadline.at + waited, self.call_deadline.at),
+                    self.deadline.setting,
+                    self.deadline.seconds,
+                )
+        return self.deadline
+
+
+def _wait_for_turn(rate_limit: "RateLimit", call_deadline: Deadline) -> float:
+    """Wait for a turn under ``rate_limit``; the seconds waited. A wait that would outlast
+    ``call_deadline`` raises :class:`ApiCallTimeoutError` at once instead."""
+    delay = rate_limit.reserve()
+    if delay <= 0.0:
+        return 0.0
+    if delay >= call_deadline.remaining():
+        raise ApiCallTimeoutError(
+            f"the rate limit would delay this request by {delay:.2f} s, past the "
+            f"{call_deadline.describe()}"
+        )
+    time.sleep(delay)
+    return delay
 
 
 class AsyncResult(Generic[T]):
@@ -95,7 +160,99 @@ class AsyncResult(Generic[T]):
         if not future.done():
             return "AsyncResult(pending)"
         error = future.exception()
-        return f"AsyncResult(failed: {error!r})" if error else "AsyncResult(done)"
+        return f"AsyncResult(failed: {redact(repr(error))})" if error else "AsyncResult(done)"
+
+
+_STOP = None
+
+
+class _DaemonPool:
+    """Threads for ``async_req`` calls that never hold up the interpreter's exit.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit, so a script that ends
+    with calls in flight waits for all of them (retries included). These threads are daemons:
+    the interpreter exits at once, abandoning what is in flight; :meth:`shutdown` still lets a
+    client wait for its calls when it is closed.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = max(1, size)
+        self._name = name
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads: List[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def submit(self, function: Callable[..., T], *args: Any) -> "Future[T]":
+        from concurrent.futures import Future
+
+        future: "Future[T]" = Future()
+        with self._lock:
+            if self._stopped:
+                raise ApiValueError("the client is closed: build a new one to make calls")
+            self._queue.put((future, function, args))
+            if self._idle == 0 and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"{self._name}-{len(self._threads)}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle = max(0, self._idle - 1)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            future, function, args = item
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = function(*args)
+                except BaseException as error:  # handed to the caller through the future
+                    future.set_exception(error)
+                    del error
+                else:
+                    future.set_result(result)
+                    del result
+            del future, function, args
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the threads after the calls already submitted; wait for them if ``wait``."""
+        with self._lock:
+            self._stopped = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(_STOP)
+        if wait:
+            current = threading.current_thread()
+            for thread in threads:
+                if thread is not current:
+                    thread.join()
+
+
+#: Every live client, so that a forked child can drop what it inherited (see ``_after_fork``).
+_CLIENTS: "weakref.WeakSet[ClientCore]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+#: The deadline of the call this thread is making, so that a call made on its behalf (a token
+#: fetched for it) shares the caller's call_timeout.
+_CURRENT = threading.local()
 
 
 class ClientCore:
@@ -105,12 +262,39 @@ class ClientCore:
     :param pool_threads: threads serving ``async_req=True`` calls; the pool starts on first use.
     """
 
+    #: Whether the transport calls :meth:`Attempt.wait_for_rate_limit` itself, just before the
+    #: request leaves; otherwise the loop waits for the rate limit before each attempt.
+    charges_rate_limit_on_send = False
+
     def __init__(self, configuration: Configuration, pool_threads: int = 1) -> None:
         self.configuration = configuration
         self.pool_threads = pool_threads
-        self._executor: Optional["ThreadPoolExecutor"] = None
+        self._executor: Optional[_DaemonPool] = None
         self._executor_lock = threading.Lock()
         self._retry_cache: Tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
+        self._closed = False
+        _CLIENTS.add(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client has been closed; a closed client refuses calls."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ApiValueError(
+                f"this {type(self).__name__} is closed: build a new one to make more calls"
+            )
+
+    def _after_fork(self) -> None:
+        """In a child process just forked: forget the parent's threads and locks.
+
+        A transport extends this to drop its connections without closing them for the parent.
+        """
+        self._executor = None
+        self._executor_lock = threading.Lock()
 
     # -- transport hooks ------------------------------------------------------------------------
 
@@ -158,6 +342,8 @@ class ClientCore:
         ``_preload_content=False`` the undecoded response; with ``async_req=True`` an
         :class:`AsyncResult` of any of these.
         """
+        if self._closed:
+            self._check_open()
         data_only = not http_info
         preload = True
         timeout = None
@@ -174,9 +360,11 @@ class ClientCore:
             if options.get("async_req"):
                 request = self._prepare(endpoint, args)
                 resolved = self._timeout(timeout)
+                # The call's time starts now, while it waits for a thread too.
+                deadline = Deadline.after(self.configuration.call_timeout, "call_timeout")
                 return AsyncResult(
                     self._pool().submit(
-                        self._invoke, endpoint, request, data_only, preload, resolved
+                        self._invoke, endpoint, request, data_only, preload, resolved, deadline
                     )
                 )
         return self._invoke(
@@ -187,15 +375,11 @@ class ClientCore:
             None if timeout is None else self._timeout(timeout),
         )
 
-    def _pool(self) -> "ThreadPoolExecutor":
-        # Imported here: plain calls never need a thread pool.
-        from concurrent.futures import ThreadPoolExecutor
-
+    def _pool(self) -> _DaemonPool:
         with self._executor_lock:
+            self._check_open()
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.pool_threads, thread_name_prefix="openapi_client"
-                )
+                self._executor = _DaemonPool(self.pool_threads, "openapi_client")
             return self._executor
 
     def _close_pool(self) -> None:
@@ -215,23 +399,66 @@ class ClientCore:
         return policy
 
     def _invoke(
-        self, endpoint: Endpoint, request: Any, data_only: bool, preload: bool, timeout: Any
+        self,
+        endpoint: Endpoint,
+        request: Any,
+        data_only: bool,
+        preload: bool,
+        timeout: Any,
+        deadline: Optional[Deadline] = None,
     ) -> Any:
-        """Attempt, re-authenticate once on 13009, and retry what is transient."""
+        """Attempt, re-authenticate once on 13009, and retry what is transient, all within
+        ``deadline`` (default: ``call_timeout`` from now, or the deadline of the call this
+        thread is already making, if sooner)."""
+        if self._closed:
+            self._check_open()
+        configuration = self.configuration
+        outer: Optional[Deadline] = getattr(_CURRENT, "deadline", None)
+        if deadline is None:
+            deadline = Deadline.after(configuration.call_timeout, "call_timeout", outer)
+        _CURRENT.deadline = deadline
+        try:
+            return self._attempts(endpoint, request, data_only, preload, timeout, deadline)
+        finally:
+            _CURRENT.deadline = outer
+
+    def _attempts(
+        self,
+        endpoint: Endpoint,
+        request: Any,
+        data_only: bool,
+        preload: bool,
+        timeout: Any,
+        deadline: Deadline,
+    ) -> Any:
         if timeout is None:
             timeout = self._timeout(None)
+        configuration = self.configuration
         policy = self._retry_policy()
-        rate_limit = self.configuration.rate_limit
-        attempt = Attempt()
+        rate_limit = configuration.rate_limit
+        attempt = Attempt(deadline)
         attempts = 0
         reauthenticated = False
+        last_error: Optional[ApiException] = None
         while True:
+            if deadline.remaining() <= 0.0:
+                raise _out_of_time(endpoint, deadline, attempts, last_error) from last_error
             attempts += 1
+            attempt.deadline = Deadline.after(
+                configuration.attempt_timeout, "attempt_timeout", deadline
+            )
             if rate_limit is not None:
-                rate_limit.acquire()
+                attempt._rate_limit = rate_limit
+                if not self.charges_rate_limit_on_send:
+                    attempt.wait_for_rate_limit()
             try:
                 reply = self._attempt(endpoint, request, preload, timeout, attempt)
+            except ApiCallTimeoutError:
+                raise
             except ApiException as error:
+                last_error = error
+                if isinstance(error, ApiTimeoutError) and deadline.remaining() <= 0.0:
+                    raise _out_of_time(endpoint, deadline, attempts, error) from error
                 credential = attempt.credential
                 if (
                     endpoint.private
@@ -253,6 +480,8 @@ class ClientCore:
                 delay = policy.delay(error, attempts)
                 if delay is None:
                     raise
+                if delay >= deadline.remaining():
+                    raise _out_of_time(endpoint, deadline, attempts, error) from error
                 logger.info(
                     "retrying %s after %r (attempt %d of %d) in %.2f s",
                     endpoint.operation,
@@ -268,3 +497,14 @@ class ClientCore:
             if data_only:
                 return reply.data
             return reply.data, reply.status, reply.headers
+
+
+def _out_of_time(
+    endpoint: Endpoint, deadline: Deadline, attempts: int, last: Optional[ApiException]
+) -> ApiCallTimeoutError:
+    text = f"{endpoint.operation}: the {deadline.describe()} ran out"
+    if attempts:
+        text += f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    if last is not None:
+        text += f"; the last failed with: {str(last).splitlines()[0]}"
+    return ApiCallTimeoutError(text)

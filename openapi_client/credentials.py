@@ -32,6 +32,7 @@ from openapi_client import signing
 from openapi_client.configuration import Configuration
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
+from openapi_client.redaction import register_secret
 
 __all__ = ["Credentials", "Token", "TokenManager", "requested_scope", "with_clock_hint"]
 
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 FetchToken = Callable[[Endpoint, Callable[[], Mapping[str, Any]]], Dict[str, Any]]
 
 _SIGNED_AT = re.compile(rf"^{signing.SCHEME} .*\bts=(\d+)")
+_SIGNATURE = re.compile(r"\bsig=([0-9A-Fa-f]+)")
 
 # Header values must not be able to smuggle a second header or break the request line.
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -66,11 +68,13 @@ class Token(NamedTuple):
         return f"Token(expires_at={self.expires_at!r}, refresh_at={self.refresh_at!r})"
 
 
-def _checked(token: Any, origin: str) -> str:
+def _checked(token: Any, origin: str, secret: bool = True) -> str:
     if not isinstance(token, str) or not token:
         raise ApiValueError(f"{origin} must be a non-empty string")
     if _UNSAFE.search(token):
         raise ApiValueError(f"{origin} contains whitespace or control characters")
+    if secret:
+        register_secret(token)  # redacted from every text the library writes from now on
     return token
 
 
@@ -179,7 +183,7 @@ class TokenManager:
     def _key_grant(self) -> Dict[str, Any]:
         """The grant's arguments, built anew for each attempt (a nonce is never sent twice)."""
         configuration = self._configuration
-        client_id = _checked(configuration.client_id, "Configuration.client_id")
+        client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
         secret = _checked(configuration.client_secret, "Configuration.client_secret")
         grant: Dict[str, Any]
         if configuration.auth_method == "client_credentials":
@@ -191,12 +195,14 @@ class TokenManager:
         else:
             timestamp = signing.now_ms()
             nonce = signing.new_nonce()
+            signature = signing.sign(secret, timestamp, nonce, "")
+            register_secret(signature)
             grant = {
                 "grant_type": "client_signature",
                 "client_id": client_id,
                 "timestamp": timestamp,
                 "nonce": nonce,
-                "signature": signing.sign(secret, timestamp, nonce, ""),
+                "signature": signature,
             }
         scope = requested_scope(configuration)
         if scope is not None:
@@ -224,6 +230,7 @@ class TokenManager:
         _checked(access, "the access token from public/auth")
         _warn_if_narrowed(requested_scope(self._configuration), result.get("scope"))
         refresh = result.get("refresh_token")
+        register_secret(refresh)
         lifetime = max(0.0, float(expires_in))
         margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
         margin = max(0.0, margin)  # a negative setting would refresh only after expiry
@@ -293,6 +300,13 @@ class Credentials:
         self._manager_lock = threading.Lock()
         self._bearer_cache = ("", "")
 
+    def after_fork(self) -> None:
+        """In a child process just forked: locks held by the parent's threads are new here."""
+        self._manager_lock = threading.Lock()
+        manager = self._manager
+        if manager is not None:
+            manager._lock = threading.Lock()
+
     def _bearer(self, token: str) -> str:
         cached_token, header = self._bearer_cache
         if token is cached_token:
@@ -332,12 +346,16 @@ class Credentials:
             return self._bearer(_checked(provider(), "the token from token_provider"))
         if configuration.client_id and configuration.client_secret:
             if configuration.auth_method == "signature":
-                return signing.signature_header(
-                    _checked(configuration.client_id, "Configuration.client_id"),
+                header = signing.signature_header(
+                    _checked(configuration.client_id, "Configuration.client_id", secret=False),
                     _checked(configuration.client_secret, "Configuration.client_secret"),
                     "GET",
                     target,
                 )
+                signed = _SIGNATURE.search(header)
+                if signed is not None:
+                    register_secret(signed.group(1))
+                return header
             return self._bearer(self.token_manager().access_token())
         raise ApiValueError(
             f"{endpoint.operation} is a private method and needs credentials: set "

@@ -90,15 +90,31 @@ class NumberParam(Param):
             raise ApiValueError(f"{self.name} must be {self._expected()}, got {value!r}")
 
     def encode(self, value: Any, validate: bool) -> str:
+        """The canonical decimal form of the number's value: computed with ``int``'s and
+        ``float``'s own methods, so a subclass's ``__str__``/``__repr__`` never reaches the
+        query."""
         if validate:
             self.check(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, float):
-            return str(int(value)) if value.is_integer() else repr(value)
-        if isinstance(value, numbers.Real):
-            return repr(float(value))
-        return quote(str(value), safe="")
+        try:
+            if isinstance(value, bool):
+                return str(value)  # unchecked: sent as given, for the server to judge
+            if isinstance(value, int):
+                return int.__repr__(value)
+            number = float.__float__(value) if isinstance(value, float) else None
+            if number is None and isinstance(value, numbers.Real):
+                number = float(value)
+                if type(number) is not float:
+                    number = float.__float__(number)
+        except (ValueError, OverflowError, TypeError) as error:
+            raise ApiValueError(
+                f"{self.name} must be {self._expected()}, got a {type(value).__name__} that "
+                "cannot be written as one"
+            ) from error
+        if number is None:
+            return quote(str(value), safe="")  # unchecked: sent as text, for the server to judge
+        if number.is_integer():
+            return int.__repr__(int(number))
+        return float.__repr__(number)
 
     def json_value(self, value: Any, validate: bool) -> Any:
         if validate:

@@ -13,21 +13,24 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Type, Union
 
-from openapi_client.redaction import redact
+from openapi_client.redaction import redact, redact_value
 
 __all__ = [
     "MUST_BE_WEBSOCKET",
     "RETRIABLE_ERROR_CODES",
     "RETRIABLE_STATUSES",
     "ApiAttributeError",
+    "ApiCallTimeoutError",
     "ApiConnectionError",
     "ApiException",
     "ApiKeyError",
     "ApiProtocolError",
+    "ApiResponseTooLargeError",
     "ApiSSLError",
     "ApiTimeoutError",
     "ApiTransportError",
     "ApiTypeError",
+    "ApiUnknownSettingError",
     "ApiValueError",
     "BadRequestException",
     "ForbiddenException",
@@ -106,6 +109,16 @@ class ApiAttributeError(OpenApiException, AttributeError):
         super().__init__(msg)
 
 
+class ApiUnknownSettingError(ApiValueError, ApiAttributeError):
+    """A setting name that does not exist (a typo such as ``verify_sll``) was assigned.
+
+    Both an :class:`ApiValueError` (a wrong setting) and an ``AttributeError`` (what Python raises
+    for an attribute that cannot be set)."""
+
+    def __init__(self, msg: str) -> None:
+        ApiValueError.__init__(self, msg)
+
+
 class ApiKeyError(OpenApiException, KeyError):
     """A key that does not exist was looked up."""
 
@@ -144,11 +157,17 @@ class ApiException(OpenApiException):
             if headers is None:
                 headers = http_resp.getheaders()
         self.status: int = status or 0
-        self.reason: str = reason or ""
-        self.body: Optional[str] = body
-        self.headers: Optional[Mapping[str, str]] = headers
+        # Everything kept is redacted: a server may echo a credential anywhere.
+        self.reason: str = redact(reason or "")
+        clean_body = redact(body) if body else body
+        self.body: Optional[str] = clean_body
+        self.headers: Optional[Mapping[str, str]] = _redacted_headers(headers)
+        if data is not None and clean_body != body:
+            data = redact_value(data)
         #: The decoded JSON body, when it was a JSON object.
-        self.data: Optional[Dict[str, Any]] = data if data is not None else _decode_object(body)
+        self.data: Optional[Dict[str, Any]] = (
+            data if data is not None else _decode_object(clean_body)
+        )
         error = self.data.get("error") if self.data else None
         self.error_code: Optional[int] = None
         self.error_message: Optional[str] = None
@@ -157,13 +176,13 @@ class ApiException(OpenApiException):
             code = error.get("code")
             self.error_code = code if isinstance(code, int) and not isinstance(code, bool) else None
             message = error.get("message")
-            self.error_message = str(message) if message is not None else None
-            self.error_data = error.get("data")
+            self.error_message = _text(message) if message is not None else None
+            self.error_data = redact_value(error.get("data"))
         elif isinstance(error, int) and not isinstance(error, bool):
             # The published description's older shape: {"error": <code>, "message": "..."}.
             self.error_code = error
             message = self.data.get("message") if self.data else None
-            self.error_message = str(message) if message is not None else None
+            self.error_message = _text(message) if message is not None else None
         super().__init__(self.status, self.reason)
 
     @property
@@ -178,12 +197,13 @@ class ApiException(OpenApiException):
         if not self.headers:
             return None
         value = self.headers.get("Retry-After") or self.headers.get("retry-after")
-        if value is None:
+        if not isinstance(value, str):
             return None
         try:
             seconds = float(value)
         except ValueError:
             return _http_date_delay(value)
+        # NaN compares false; an infinite wait is reported as is (the retry policy refuses it).
         return seconds if seconds >= 0 else None
 
     def _headline(self) -> str:
@@ -252,7 +272,14 @@ class ApiConnectionError(ApiTransportError):
 
 
 class ApiTimeoutError(ApiTransportError):
-    """The server did not connect or answer within the request timeout."""
+    """The server did not connect or answer in time: within the connect or read timeout
+    (``request_timeout``), or within the whole attempt's ``attempt_timeout``."""
+
+
+class ApiCallTimeoutError(ApiTimeoutError):
+    """The call as a whole ran out of ``Configuration.call_timeout`` (attempts, backoff and the
+    rate limiter's waits together); the last attempt's error, if any, is chained as
+    ``__cause__``. Never retried: it is the end of the call."""
 
 
 class ApiSSLError(ApiConnectionError):
@@ -261,6 +288,11 @@ class ApiSSLError(ApiConnectionError):
 
 class ApiProtocolError(ApiTransportError):
     """The server broke HTTP, for example by closing the connection mid-body."""
+
+
+class ApiResponseTooLargeError(ApiException):
+    """The response was larger than ``Configuration.max_response_size``; refused while it was
+    being read (or as soon as its declared length said so). ``status`` is the HTTP status."""
 
 
 _BY_STATUS: Dict[int, Type[ApiException]] = {
@@ -305,15 +337,43 @@ def _decode_object(body: Optional[str]) -> Optional[Dict[str, Any]]:
         return None
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python can follow
         return None
     return value if isinstance(value, dict) else None
 
 
+def _text(value: Any) -> str:
+    """A JSON value as redacted text, whatever its nesting."""
+    if isinstance(value, str):
+        return redact(value)
+    try:
+        return redact(str(value))
+    except (RecursionError, ValueError):  # deeply nested, or an int too long to print
+        return f"<{type(value).__name__} too large to show>"
+
+
 def _compact(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items())
-    return str(value)
+        return ", ".join(f"{key}: {_text(item)}" for key, item in value.items())
+    return _text(value)
+
+
+def _redacted_headers(headers: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
+    """``headers`` as given, or a redacted copy when a value carries a credential."""
+    if not headers:
+        return headers
+    try:
+        items = list(headers.items())
+    except Exception:  # not a mapping we can read: keep it as given
+        return headers
+    if all(not isinstance(value, str) or redact(value) == value for _, value in items):
+        return headers
+    from openapi_client.headers import HTTPHeaders
+
+    cleaned = HTTPHeaders()
+    for name, value in items:
+        cleaned.add(name, redact(value) if isinstance(value, str) else value)
+    return cleaned
 
 
 def _http_date_delay(value: str) -> Optional[float]:
@@ -322,8 +382,8 @@ def _http_date_delay(value: str) -> Optional[float]:
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError, OverflowError, IndexError):  # not a date Python can hold
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

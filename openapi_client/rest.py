@@ -1,50 +1,83 @@
-"""Everything about the wire: urllib3 pools, TLS, proxies, timeouts, and transport failures.
+"""Everything about the wire: connections, TLS, proxies, timeouts, limits and transport failures.
 
-Nothing above this module touches a socket, and nothing from urllib3 or ``socket`` escapes it:
-every failure to get a response becomes an :class:`~openapi_client.exceptions.ApiTransportError`
-with ``status == 0`` and the original exception chained.
+Nothing above this module touches a socket, and nothing from urllib3, ``ssl`` or ``socket``
+escapes it: every failure becomes an :class:`~openapi_client.exceptions.OpenApiException`
+subclass with the original exception chained.
+
+Two paths carry a request, with the same promises:
+
+* **the direct path** (the default for a host reached without a proxy): the client's own
+  keep-alive HTTP/1.1 connections, made with the standard library's ``socket`` and ``ssl``. It
+  reads every answer itself, so it can hold each attempt to one total deadline, refuse a body
+  larger than ``max_response_size`` while reading it, skip informational (1xx) answers and close
+  any connection whose framing is in doubt;
+* **urllib3's own path** (``PoolManager.urlopen``), used wherever the direct path cannot vouch
+  for the connection: through a proxy, when urllib3's connection classes have been replaced (its
+  HTTP/2 support, for instance), or when ``Configuration.fast_path`` is off. Deadlines there are
+  kept by a watchdog that shuts the socket of an exchange that outlives its attempt.
+
+Both use only the public APIs of urllib3 (1.26 and 2.x) and of the standard library.
 """
 
 from __future__ import annotations
 
+import heapq
 import http.client
 import logging
-import re
+import os
+import select
 import socket
 import ssl
 import threading
+import time
 import warnings
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union
-from urllib.parse import urlencode, urlsplit
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
+from urllib3 import connection as urllib3_connection
+from urllib3 import connectionpool as urllib3_connectionpool
 from urllib3 import exceptions as urllib3_errors
-from urllib3._collections import HTTPHeaderDict  # public as urllib3.HTTPHeaderDict in 2.x only
-from urllib3.util.retry import Retry
-from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatch
-from urllib3.util.wait import wait_for_read
 
-from openapi_client.configuration import Configuration, Timeout, check_timeout
+from openapi_client.configuration import Configuration, Timeout, check_host, check_timeout
+from openapi_client.deadline import Deadline
 from openapi_client.exceptions import (
     ApiConnectionError,
     ApiException,
     ApiProtocolError,
+    ApiResponseTooLargeError,
     ApiSSLError,
     ApiTimeoutError,
     ApiTransportError,
     ApiValueError,
     exception_for_response,
 )
-from openapi_client.redaction import RedactingFilter
+from openapi_client.headers import HTTPHeaders, check_header
+from openapi_client.redaction import RedactingFilter, install_filter
 
 # Re-exported: generated clients import ApiException from here.
-__all__ = ["ApiException", "InsecureTLSWarning", "RESTClientObject", "RESTResponse"]
+__all__ = [
+    "ApiException",
+    "InsecureTLSWarning",
+    "RESTClientObject",
+    "RESTResponse",
+    "StreamedResponse",
+]
 
-logger = logging.getLogger(__name__)
+logger = install_filter(logging.getLogger(__name__))
 # urllib3 logs each request target at DEBUG; public/auth carries credentials in its query.
 logging.getLogger("urllib3.connectionpool").addFilter(RedactingFilter())
 
-_NO_RETRIES = Retry(total=False, redirect=False, raise_on_redirect=False)
+_NO_RETRIES = urllib3.Retry(total=False, redirect=False, raise_on_redirect=False)
+
+#: Bytes read from a socket at a time.
+_RECV_SIZE = 65536
+#: The status line and headers of one answer may not exceed this many bytes.
+_MAX_HEAD = 65536
+#: Informational answers skipped before the final one; more is a server in a loop.
+_MAX_INFORMATIONAL = 16
+#: A chunk-size line: hex digits (at most 16: 2**64 bytes), extensions, CRLF.
+_MAX_CHUNK_LINE = 4096
 
 
 class InsecureTLSWarning(UserWarning):
@@ -54,29 +87,22 @@ class InsecureTLSWarning(UserWarning):
 class RESTResponse:
     """A fully read HTTP response: ``status``, ``reason``, ``data`` (bytes) and ``headers``."""
 
-    __slots__ = ("_headers", "_message", "data", "reason", "status")
+    __slots__ = ("data", "headers", "reason", "status")
 
-    def __init__(self, status: int, reason: str, data: bytes, message: Any) -> None:
+    def __init__(self, status: int, reason: str, data: bytes, headers: HTTPHeaders) -> None:
         self.status = status
         self.reason = reason or http.client.responses.get(status, "")
         self.data = data
-        self._message = message
-        self._headers: Optional[HTTPHeaderDict] = None
+        #: The response headers (case-insensitive).
+        self.headers = headers
 
-    @property
-    def headers(self) -> HTTPHeaderDict:
-        """The response headers (case-insensitive), built on first use."""
-        if self._headers is None:
-            self._headers = HTTPHeaderDict(self._message.items())
-        return self._headers
-
-    def getheaders(self) -> HTTPHeaderDict:
+    def getheaders(self) -> HTTPHeaders:
         """The response headers (case-insensitive)."""
         return self.headers
 
     def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """One response header, or ``default``."""
-        value: Optional[str] = self._message.get(name, default)
+        value: Optional[str] = self.headers.get(name, default)
         return value
 
     def __repr__(self) -> str:
@@ -96,6 +122,7 @@ class Origin:
 
     __slots__ = (
         "base_path",
+        "host_header",
         "hostname",
         "insecure",
         "is_loopback",
@@ -105,22 +132,16 @@ class Origin:
     )
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ApiValueError(
-                f"Configuration.host must be an http:// or https:// URL such as "
-                f"https://www.deribit.com/api/v2, got {url!r}"
-            )
-        if parts.username or parts.password:
-            raise ApiValueError("Configuration.host must not carry a user name or password")
+        parts = check_host(url.rstrip("/") if isinstance(url, str) else url)
         self.scheme = parts.scheme
-        self.hostname = parts.hostname
-        try:
-            self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise ApiValueError(f"Configuration.host has an invalid port: {url!r}") from None
-        self.base_path = parts.path
+        self.hostname: str = parts.hostname or ""
+        default_port = 443 if parts.scheme == "https" else 80
+        self.port: int = parts.port or default_port
+        # Percent-encode what is not ASCII, keeping what is already encoded.
+        self.base_path = quote(parts.path, safe="/%:@!$&'()*+,;=-._~")
         self.origin = f"{parts.scheme}://{parts.netloc}"
+        bracketed = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        self.host_header = bracketed if self.port == default_port else f"{bracketed}:{self.port}"
         self.is_loopback = _is_loopback(self.hostname)
         #: Plain http to a host off this machine: credentials would cross the network readable.
         self.insecure = self.scheme == "http" and not self.is_loopback
@@ -136,23 +157,88 @@ def _is_loopback(hostname: str) -> bool:
     name = hostname.lower().strip("[]")
     if name in ("localhost", "::1") or name.endswith(".localhost"):
         return True
-    return re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", name) is not None
+    parts = name.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and len(p) <= 3 for p in parts)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+def _tls_context(configuration: Configuration) -> ssl.SSLContext:
+    """The TLS settings of the direct path, checked now: a bad file is a setting error."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    if configuration.verify_ssl:
+        import certifi
+
+        ca = configuration.ssl_ca_cert or certifi.where()
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (ssl.SSLError, OSError, ValueError) as error:
+            raise ApiValueError(
+                f"Configuration.ssl_ca_cert: {ca!r} is not a usable CA bundle (PEM "
+                f"certificates expected): {_error_text(error)}"
+            ) from error
+        if configuration.assert_hostname is False:
+            context.check_hostname = False
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file or configuration.key_file:
+        if not configuration.cert_file:
+            raise ApiValueError("Configuration.key_file is set without cert_file")
+        try:
+            context.load_cert_chain(
+                configuration.cert_file, configuration.key_file, password=_no_password
+            )
+        except (ssl.SSLError, OSError, ValueError) as error:
+            raise ApiValueError(
+                "Configuration.cert_file/key_file: not a usable client certificate and key "
+                f"(PEM, key unencrypted and matching the certificate): {_error_text(error)}"
+            ) from error
+    return context
+
+
+def _no_password() -> bytes:
+    # Without this, OpenSSL would prompt on the terminal for an encrypted key's passphrase.
+    return b""
+
+
+def _error_text(error: BaseException) -> str:
+    return str(getattr(error, "reason", None) or getattr(error, "strerror", None) or error)
+
+
+def _urllib3_is_stock() -> bool:
+    """Whether urllib3's connection classes are its own HTTP/1.1 ones (not, for instance,
+    replaced by ``urllib3.http2.inject_into_urllib3()``)."""
+    return (
+        urllib3_connectionpool.HTTPConnectionPool.ConnectionCls
+        is urllib3_connection.HTTPConnection
+        and urllib3_connectionpool.HTTPSConnectionPool.ConnectionCls
+        is urllib3_connection.HTTPSConnection
+    )
+
+
+# -- the client -----------------------------------------------------------------------------------
 
 
 class RESTClientObject:
-    """The transport: one urllib3 pool manager shared by every thread of an ``ApiClient``."""
+    """The transport: connections shared by every thread of an ``ApiClient``.
+
+    Settings are read once, here: TLS files are loaded (``ApiValueError`` if they cannot be),
+    the pool sizes and the proxy fixed.
+    """
 
     def __init__(self, configuration: Configuration, pools_size: int = 4) -> None:
         self.configuration = configuration
         maxsize = configuration.connection_pool_maxsize
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
-            raise ApiValueError(
-                f"connection_pool_maxsize must be a whole number >= 1, got {maxsize!r}"
-            )
+        max_connections = configuration.max_connections
+        self._tls = _tls_context(configuration)
         pool_args: Dict[str, Any] = {
             "num_pools": pools_size,
-            "maxsize": maxsize,
-            "block": False,
+            "maxsize": max_connections,
+            "block": True,
             "retries": _NO_RETRIES,
         }
         if configuration.verify_ssl:
@@ -162,8 +248,6 @@ class RESTClientObject:
             pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
         else:
             pool_args["cert_reqs"] = ssl.CERT_NONE
-            # Said once here; the keep-alive lanes connect without urllib3's per-connection
-            # warning (only the proxy and unread-response paths still go through urllib3's).
             warnings.warn(
                 "TLS certificate verification is off (Configuration.verify_ssl = False): "
                 "anyone on the network path can read and change your requests and token.",
@@ -176,20 +260,43 @@ class RESTClientObject:
             pool_args["key_file"] = configuration.key_file
         if configuration.assert_hostname is not None:
             pool_args["assert_hostname"] = configuration.assert_hostname
+        self._pool_args = pool_args
         self.uses_proxy = bool(configuration.proxy)
-        self.pool_manager: urllib3.PoolManager
+        stock = _urllib3_is_stock()
+        #: Whether direct requests take the direct path (see the module docstring).
+        self.direct = (
+            bool(configuration.fast_path)
+            and not self.uses_proxy
+            and stock
+            and not isinstance(configuration.assert_hostname, str)
+        )
+        self._watch_connections = stock
+        self.pool_manager = self._new_pool_manager()
+        self._maxsize = maxsize
+        self._max_connections = max_connections
+        self._timeouts: Dict[Any, RequestTimeout] = {}
+        self._lanes: Dict[str, _Lane] = {}
+        self._lanes_lock = threading.Lock()
+        self._closed = False
+
+    def _new_pool_manager(self) -> urllib3.PoolManager:
+        configuration = self.configuration
+        manager: urllib3.PoolManager
         if configuration.proxy:
-            self.pool_manager = urllib3.ProxyManager(
+            manager = urllib3.ProxyManager(
                 proxy_url=configuration.proxy,
                 proxy_headers=configuration.proxy_headers,
-                **pool_args,
+                **self._pool_args,
             )
         else:
-            self.pool_manager = urllib3.PoolManager(**pool_args)
-        self._maxsize = maxsize
-        self._timeouts: Dict[Any, RequestTimeout] = {}
-        self._lanes: Dict[str, _KeepAliveLane] = {}
-        self._lanes_lock = threading.Lock()
+            manager = urllib3.PoolManager(**self._pool_args)
+        if self._watch_connections:
+            # Pools whose connections report to the watchdog; otherwise urllib3's own.
+            manager.pool_classes_by_scheme = {
+                "http": _WatchedHTTPConnectionPool,
+                "https": _WatchedHTTPSConnectionPool,
+            }
+        return manager
 
     # -- timeouts -------------------------------------------------------------------------------
 
@@ -221,83 +328,109 @@ class RESTClientObject:
         headers: Mapping[str, str],
         timeout: RequestTimeout,
         preload_content: bool = True,
+        deadline: Optional[Deadline] = None,
+        ready: Optional[Callable[[], Deadline]] = None,
     ) -> Any:
         """Send ``GET target`` to ``origin`` and return the response.
 
-        With ``preload_content`` the result is a :class:`RESTResponse` whose body has been read
-        and whose connection is back in the pool; without, an unread urllib3 response.
-        Raises :class:`ApiTransportError` when no complete response arrived.
+        :param deadline: when the whole exchange must be over (default: ``attempt_timeout``
+            from now).
+        :param ready: called once the connection is ready, just before the request leaves (the
+            rate limiter's turn); returns the deadline to hold to from then on.
+
+        With ``preload_content`` the result is a :class:`RESTResponse` whose body has been read;
+        without, a :class:`StreamedResponse` to read. Raises :class:`ApiTransportError` when no
+        complete response arrived.
         """
-        if not preload_content or self.uses_proxy:
-            return self._send_through_pool_manager(
-                origin, target, headers, timeout, preload_content
+        if self._closed:
+            raise ApiValueError("this client is closed: build a new one to make more calls")
+        if deadline is None:
+            deadline = Deadline.after(self.configuration.attempt_timeout, "attempt_timeout")
+        limit = self.configuration.max_response_size
+        if self.direct:
+            lane = self._lanes.get(origin.origin)
+            if lane is None:
+                lane = self._lane(origin)
+            return lane.exchange(
+                target, headers, timeout, deadline, ready, limit, preload_content
             )
-        lane = self._lanes.get(origin.origin)
-        if lane is None:
-            lane = self._lane(origin)
-        connection = lane.checkout()
+        return self._send_through_urllib3(
+            origin, target, headers, timeout, deadline, ready, limit, preload_content
+        )
+
+    def _lane(self, origin: Origin) -> "_Lane":
+        with self._lanes_lock:
+            lane = self._lanes.get(origin.origin)
+            if lane is None:
+                lane = _Lane(origin, self._tls, self._maxsize, self._max_connections)
+                self._lanes[origin.origin] = lane
+            return lane
+
+    def _send_through_urllib3(
+        self,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        ready: Optional[Callable[[], Deadline]],
+        limit: int,
+        preload_content: bool,
+    ) -> Any:
+        if ready is not None:
+            deadline = ready()
+        where = origin.display
+        remaining = _remaining(deadline, where)
+        watch = _WATCHDOG.watch(deadline)
+        _CURRENT_WATCH.watch = watch
         try:
-            if connection.sock is None:
-                connection.timeout = timeout.connect
-                connection.connect()
-                sock: Any = connection.sock
-                sock.settimeout(timeout.read)
-            elif connection.sock.gettimeout() != timeout.read:
-                connection.sock.settimeout(timeout.read)
-            _send_request(connection, "GET", target, headers=headers)
-            response = _get_response(connection)
-            data = response.read()
+            response = self.pool_manager.urlopen(
+                "GET",
+                origin.origin + target,
+                headers=dict(headers),
+                retries=_NO_RETRIES,
+                redirect=False,
+                timeout=urllib3.Timeout(
+                    connect=min(timeout.connect, remaining), read=min(timeout.read, remaining)
+                ),
+                pool_timeout=remaining,
+                preload_content=False,
+                decode_content=False,
+                enforce_content_length=True,
+            )
         except BaseException as error:
-            connection.close()
+            watch.cancel()
+            if isinstance(error, urllib3_errors.EmptyPoolError):
+                raise _pool_wait_timeout(where, deadline, self._max_connections) from error
+            if watch.expired:
+                raise _deadline_error(where, deadline) from error
             if isinstance(error, _TRANSPORT_ERRORS):
-                raise transport_error(error, origin.display, timeout) from error
+                raise transport_error(error, where, timeout) from error
             if isinstance(error, ValueError):  # http.client refusing a header name or value
                 raise ApiValueError(
                     "a request header is not valid HTTP (a line break or control character in "
                     "a header set with set_default_header, user_agent or a credential?)"
                 ) from None
             raise
-        if response.will_close:
-            connection.close()
-        else:
-            lane.checkin(connection)
-        return RESTResponse(response.status, response.reason, data, response.msg)
-
-    def _lane(self, origin: Origin) -> "_KeepAliveLane":
-        with self._lanes_lock:
-            lane = self._lanes.get(origin.origin)
-            if lane is None:
-                pool = self.pool_manager.connection_from_url(origin.origin)
-                lane = _KeepAliveLane(pool, self._maxsize)
-                self._lanes[origin.origin] = lane
-            return lane
-
-    def _send_through_pool_manager(
-        self,
-        origin: Origin,
-        target: str,
-        headers: Mapping[str, str],
-        timeout: RequestTimeout,
-        preload_content: bool,
-    ) -> Any:
+        finally:
+            _CURRENT_WATCH.watch = None
+        body = _Urllib3Body(response, watch, where, timeout, deadline, limit)
         try:
-            response = self.pool_manager.urlopen(
-                "GET",
-                origin.origin + target,
-                headers=headers,
-                retries=_NO_RETRIES,
-                redirect=False,
-                timeout=timeout.urllib3_timeout,
-                preload_content=preload_content,
-                enforce_content_length=True,
-            )
-        except _TRANSPORT_ERRORS as error:
-            raise transport_error(error, origin.display, timeout) from error
-        if not preload_content:
-            return response
-        return RESTResponse(
-            response.status, response.reason or "", response.data, response.headers
-        )
+            status = int(response.status)
+            reason = response.reason or ""
+            response_headers = HTTPHeaders(response.headers.items())
+            if 100 <= status <= 199:
+                # urllib3 (through http.client) takes an informational answer other than 100 as
+                # the answer, and leaves the real one unread; the connection cannot be trusted.
+                raise _broken(
+                    f"{where} sent an informational answer ({status}) that urllib3's path "
+                    "cannot skip"
+                )
+            _check_answer(status, reason, response_headers, limit)
+        except BaseException:
+            body.discard()
+            raise
+        return _finish(status, reason, response_headers, body, preload_content)
 
     def request(
         self,
@@ -309,21 +442,25 @@ class RESTClientObject:
         post_params: Optional[Any] = None,
         _preload_content: bool = True,
         _request_timeout: Optional[Timeout] = None,
-    ) -> Union[RESTResponse, Any]:
+    ) -> Union[RESTResponse, "StreamedResponse"]:
         """Generated-client style entry point: one GET, raising ``ApiException`` on failure."""
         if method.upper() != "GET":
             raise ApiValueError(f"only GET requests are supported, got {method}")
         if body is not None or post_params:
             raise ApiValueError("GET requests carry their parameters in the query, not a body")
-        origin = Origin(url)
+        for name, value in (headers or {}).items():
+            problem = check_header(name, value, "headers")
+            if problem:
+                raise ApiValueError(problem)
         parts = urlsplit(url)
+        origin = Origin(f"{parts.scheme}://{parts.netloc}{parts.path}")
         query = "&".join(filter(None, (parts.query, urlencode(query_params or {}))))
-        target = (parts.path or "/") + (f"?{query}" if query else "")
+        target = origin.base_path + (f"?{query}" if query else "")
         response = self.send(
-            origin, target, headers or {}, self.timeout(_request_timeout), _preload_content
+            origin, target or "/", headers or {}, self.timeout(_request_timeout), _preload_content
         )
         if not _preload_content:
-            return response
+            return response  # type: ignore[no-any-return]
         if not 200 <= response.status <= 299:
             raise exception_for_response(
                 response.status,
@@ -331,91 +468,1033 @@ class RESTClientObject:
                 response.data.decode("utf-8", "replace"),
                 response.headers,
             )
-        return response
+        return response  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; the client refuses requests from then on."""
+        self._closed = True
         with self._lanes_lock:
             lanes, self._lanes = self._lanes, {}
         for lane in lanes.values():
             lane.close()
         self.pool_manager.clear()
 
+    def after_fork(self) -> None:
+        """In a child process just forked: drop the parent's connections without touching them
+        (the parent keeps using them), and start afresh."""
+        self._lanes_lock = threading.Lock()
+        for lane in self._lanes.values():
+            lane.abandon()
+        self._lanes = {}
+        self.pool_manager = self._new_pool_manager()
 
-class _KeepAliveLane:
-    """Idle keep-alive connections to one origin, most recently used first.
 
-    Connections are made by urllib3's pool for that origin, so TLS settings (certifi or
-    ``ssl_ca_cert``, client certificates, hostname checks) are urllib3's. Requests then go
-    straight over ``http.client`` on those connections, which skips the per-request
-    bookkeeping of ``HTTPConnectionPool.urlopen`` that this client does not use: its retries,
-    redirects and timeout objects are handled once, above this module. ``list.pop`` and
-    ``list.append`` are atomic, so threads share a lane without a lock.
-    """
+def _finish(
+    status: int, reason: str, headers: HTTPHeaders, body: "_Body", preload: bool
+) -> Union[RESTResponse, "StreamedResponse"]:
+    if not preload:
+        return StreamedResponse(status, reason, headers, body)
+    return RESTResponse(status, reason, body.read_all(), headers)
 
-    __slots__ = ("_idle", "_maxsize", "_pool")
 
-    def __init__(self, pool: Any, maxsize: int) -> None:
-        self._pool = pool
-        self._maxsize = maxsize
-        self._idle: List[Any] = []
+def _check_answer(status: int, reason: str, headers: HTTPHeaders, limit: int) -> None:
+    """Refuse, before reading the body, what the head already shows to be unacceptable."""
+    _check_encoding(status, headers)
+    _check_declared(status, headers, _content_length(headers), limit)
 
-    def checkout(self) -> Any:
-        """An idle connection that the server has not closed, or a new unconnected one."""
-        idle = self._idle
-        while idle:
-            try:
-                connection = idle.pop()
-            except IndexError:
-                break
-            sock = connection.sock
-            # Readable while idle means the server closed it (or broke protocol): drop it.
-            if sock is not None and not wait_for_read(sock, timeout=0.0):
-                return connection
-            connection.close()
-        return self._pool._new_conn()
 
-    def checkin(self, connection: Any) -> None:
-        """Keep ``connection`` for reuse, or close it when enough are idle already."""
-        if len(self._idle) < self._maxsize:
-            self._idle.append(connection)
-        else:
-            connection.close()
+def _check_encoding(status: int, headers: HTTPHeaders) -> None:
+    encoding = headers.get("Content-Encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        shown = encoding if len(encoding) <= 40 else encoding[:40] + "..."
+        raise exception_for_response(
+            status,
+            f"the response body is in Content-Encoding {shown!r}, which the client did not "
+            "ask for (it sends Accept-Encoding: identity)",
+            None,
+            headers,
+        )
+
+
+def _check_declared(status: int, headers: HTTPHeaders, length: Optional[int], limit: int) -> None:
+    if length is not None and length > limit:
+        raise _too_large(status, headers, f"declares {length} bytes", limit)
+
+
+def _too_large(status: int, headers: HTTPHeaders, what: str, limit: int) -> ApiException:
+    return ApiResponseTooLargeError(
+        status,
+        f"the response {what}, more than max_response_size ({limit} bytes); refused",
+        headers=headers,
+    )
+
+
+def _content_length(headers: HTTPHeaders) -> Optional[int]:
+    """The one Content-Length the headers agree on; ``None`` when absent. Raises
+    :class:`ApiProtocolError` when it is not a number or the copies disagree."""
+    values = headers.getlist("Content-Length")
+    if not values:
+        return None
+    found = {part.strip() for value in values for part in value.split(",")}
+    if len(found) != 1:
+        raise _broken("the response has conflicting Content-Length values")
+    (text,) = found
+    if not text.isdigit() or not text.isascii() or len(text) > 18:
+        raise _broken("the response has an invalid Content-Length")
+    return int(text)
+
+
+# -- the direct path ------------------------------------------------------------------------------
+
+
+class _Connection:
+    """One socket to the origin, with what was received but not yet consumed."""
+
+    __slots__ = ("buffer", "poller", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        poller: Any = None
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+        self.poller = poller
+
+    def dropped(self) -> bool:
+        """Whether the server closed (or wrote to) this idle connection."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        if self.poller is not None:
+            return bool(self.poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)  # pragma: no cover - no poll()
+        return bool(readable)  # pragma: no cover
 
     def close(self) -> None:
-        """Close every idle connection."""
-        while self._idle:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                break
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover - closing a socket fails only if already broken
+            pass
 
 
-# The connection classes are urllib3's subclasses of http.client.HTTPConnection; calling the
-# base class's request/getresponse gives plain http.client responses, identically on urllib3 1.26
-# and 2.x, with TLS and connection set-up still done by urllib3.
-_send_request = http.client.HTTPConnection.request
-_get_response = http.client.HTTPConnection.getresponse
+class _Lane:
+    """The direct path to one origin: its idle connections and the cap on open ones.
 
-# urllib3 1.26 reports a certificate for another host name as its own CertificateError, which
-# is a ValueError, not an SSLError.
+    ``max_connections`` bounds the connections open at once (idle or busy); a thread that
+    needs one more waits, within its deadline, for another to come back.
+    """
+
+    __slots__ = (
+        "_condition",
+        "_idle",
+        "_max_connections",
+        "_maxsize",
+        "_open",
+        "origin",
+        "tls",
+    )
+
+    def __init__(
+        self, origin: Origin, tls: ssl.SSLContext, maxsize: int, max_connections: int
+    ) -> None:
+        self.origin = origin
+        self.tls = tls if origin.scheme == "https" else None
+        self._maxsize = maxsize
+        self._max_connections = max_connections
+        self._idle: List[_Connection] = []
+        self._open = 0
+        self._condition = threading.Condition(threading.Lock())
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _checkout(self, deadline: Deadline) -> Optional[_Connection]:
+        """An idle connection, or None with a slot reserved for a new one."""
+        condition = self._condition
+        while True:
+            with condition:
+                while not self._idle and self._open >= self._max_connections:
+                    remaining = deadline.remaining()
+                    if remaining <= 0.0:
+                        raise _pool_wait_timeout(
+                            self.origin.display, deadline, self._max_connections
+                        )
+                    condition.wait(remaining)
+                if not self._idle:
+                    self._open += 1
+                    return None
+                connection = self._idle.pop()
+            if not connection.dropped():
+                return connection
+            self._discard(connection)
+
+    def _checkin(self, connection: _Connection) -> None:
+        with self._condition:
+            if len(self._idle) < self._maxsize:
+                self._idle.append(connection)
+                self._condition.notify()
+                return
+        self._discard(connection)
+
+    def _discard(self, connection: Optional[_Connection]) -> None:
+        if connection is not None:
+            connection.close()
+        with self._condition:
+            self._open -= 1
+            self._condition.notify()
+
+    def close(self) -> None:
+        with self._condition:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for connection in idle:
+            connection.close()
+
+    def abandon(self) -> None:
+        """Forget every connection (in a forked child). Closing a socket here closes only the
+        child's copy of its descriptor: the parent's connection is untouched, as no shutdown
+        and no TLS close_notify is sent."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+        self._open = 0
+        self._condition = threading.Condition(threading.Lock())
+
+    def _connect(self, timeout: RequestTimeout, deadline: Deadline) -> _Connection:
+        origin = self.origin
+        where = origin.display
+        remaining = _remaining(deadline, where)
+        binding = remaining < timeout.connect
+        try:
+            sock = socket.create_connection(
+                (origin.hostname, origin.port), timeout=min(timeout.connect, remaining)
+            )
+        except BaseException as error:
+            raise _connect_error(error, where, timeout, deadline, binding, False) from error
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                # The handshake is part of connecting: the connect timeout bounds it.
+                remaining = _remaining(deadline, where)
+                binding = remaining < timeout.connect
+                sock.settimeout(min(timeout.connect, remaining))
+                sock = self.tls.wrap_socket(sock, server_hostname=origin.hostname)
+        except BaseException as error:
+            sock.close()
+            if isinstance(error, ApiException):
+                raise
+            raise _connect_error(error, where, timeout, deadline, binding, True) from error
+        return _Connection(sock)
+
+    # -- one exchange ---------------------------------------------------------------------------
+
+    def exchange(
+        self,
+        target: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        ready: Optional[Callable[[], Deadline]],
+        limit: int,
+        preload: bool,
+    ) -> Union[RESTResponse, "StreamedResponse"]:
+        origin = self.origin
+        try:
+            request = _request_bytes(origin, target, headers)
+        except UnicodeEncodeError:
+            raise ApiValueError(
+                "a request header has characters HTTP cannot carry (set with "
+                "set_default_header, user_agent or a credential?)"
+            ) from None
+        connection = self._checkout(deadline)
+        reused = connection is not None
+        body: Optional[_WireBody] = None
+        try:
+            if connection is None:
+                connection = self._connect(timeout, deadline)
+            if ready is not None:
+                deadline = ready()
+            wire = _Wire(connection, origin.display, timeout.read, deadline)
+            wire.send(request)
+            status, reason, response_headers, body = wire.read_head(limit, reused)
+            if preload:
+                data = body.read_all()
+        except BaseException:
+            if body is not None:
+                body.connection = None
+            self._discard(connection)
+            raise
+        if not preload:
+            body.lane = self
+            return StreamedResponse(status, reason, response_headers, body)
+        if body.reusable:
+            self._checkin(connection)
+        else:
+            self._discard(connection)
+        return RESTResponse(status, reason, data, response_headers)
+
+
+def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> bytes:
+    lines = [f"GET {target} HTTP/1.1", f"Host: {origin.host_header}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if "Accept-Encoding" not in headers:
+        lines.append("Accept-Encoding: identity")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+class _Wire:
+    """Reading and writing one exchange on a connection, every wait bounded by the read timeout
+    and by the attempt's deadline."""
+
+    __slots__ = ("connection", "deadline", "read_timeout", "received", "where")
+
+    def __init__(
+        self, connection: _Connection, where: str, read_timeout: float, deadline: Deadline
+    ) -> None:
+        self.connection = connection
+        self.where = where
+        self.read_timeout = read_timeout
+        self.deadline = deadline
+        self.received = 0
+
+    def _arm(self) -> bool:
+        """Set the socket's timeout for the next wait; whether the deadline is what binds."""
+        remaining = self.deadline.remaining()
+        if remaining <= 0.0:
+            raise _deadline_error(self.where, self.deadline)
+        binding = remaining < self.read_timeout
+        self.connection.sock.settimeout(remaining if binding else self.read_timeout)
+        return binding
+
+    def send(self, data: bytes) -> None:
+        binding = self._arm()
+        try:
+            self.connection.sock.sendall(data)
+        except BaseException as error:
+            raise self._failure(error, binding) from error
+
+    def fill(self) -> bool:
+        """Receive more bytes into the connection's buffer; False at the end of the stream."""
+        binding = self._arm()
+        try:
+            chunk = self.connection.sock.recv(_RECV_SIZE)
+        except BaseException as error:
+            raise self._failure(error, binding) from error
+        if not chunk:
+            return False
+        self.received += len(chunk)
+        self.connection.buffer += chunk
+        return True
+
+    def _failure(self, error: BaseException, binding: bool) -> BaseException:
+        if isinstance(error, socket.timeout):
+            if binding:
+                return _deadline_error(self.where, self.deadline)
+            return ApiTimeoutError(
+                f"{self.where} did not answer within {self.read_timeout:g} s (read timeout)"
+            )
+        if isinstance(error, (OSError, ValueError)):
+            return transport_error(error, self.where)
+        return error
+
+    # -- the head -------------------------------------------------------------------------------
+
+    def read_head(
+        self, limit: int, reused: bool
+    ) -> Tuple[int, str, HTTPHeaders, "_WireBody"]:
+        """Status, reason, headers and a reader for the body of the final answer."""
+        for _ in range(_MAX_INFORMATIONAL + 1):
+            head = self._head_bytes(reused)
+            status, reason, headers, http10 = _parse_head(head, self.where)
+            if status >= 200:
+                _check_encoding(status, headers)
+                return status, reason, headers, self._body(status, headers, http10, limit)
+            if status == 101:
+                raise _broken(
+                    f"{self.where} switched protocols (101) without being asked to"
+                )
+            reused = False  # an answer has begun: an end of stream now is a cut-short answer
+        raise _broken(f"{self.where} sent more than {_MAX_INFORMATIONAL} informational "
+                               "answers")
+
+    def _head_bytes(self, reused: bool) -> bytes:
+        buffer = self.connection.buffer
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n\r\n", start)
+            if end >= 0:
+                head = bytes(buffer[:end])
+                del buffer[: end + 4]
+                return head
+            end = buffer.find(b"\n\n", start)  # bare LF line ends, as some servers send
+            if end >= 0:
+                head = bytes(buffer[:end])
+                del buffer[: end + 2]
+                return head
+            if len(buffer) > _MAX_HEAD:
+                raise _broken(
+                    f"the status line and headers from {self.where} exceed {_MAX_HEAD} bytes",
+                    http.client.LineTooLong("header section"),
+                )
+            start = max(0, len(buffer) - 3)
+            if not self.fill():
+                if not buffer.strip():
+                    text = f"{self.where} closed the connection without answering"
+                    raise ApiConnectionError(
+                        text + (" (an idle connection it had dropped)" if reused else "")
+                    ) from http.client.RemoteDisconnected(text)
+                raise _broken(
+                    f"the response from {self.where} was cut short (in its headers)",
+                    http.client.IncompleteRead(b""),
+                )
+
+    def _body(
+        self, status: int, headers: HTTPHeaders, http10: bool, limit: int
+    ) -> "_WireBody":
+        reusable = not http10
+        connection_tokens = headers.get("Connection", "").lower()
+        if "close" in connection_tokens:
+            reusable = False
+        transfer = headers.get("Transfer-Encoding")
+        length: Optional[int]
+        if transfer is not None:
+            if transfer.strip().lower() != "chunked":
+                raise _broken(
+                    f"{self.where} sent a body in Transfer-Encoding "
+                    f"{transfer[:40]!r}, which HTTP/1.1 clients need not read",
+                    http.client.UnknownTransferEncoding(),
+                )
+            if "Content-Length" in headers:
+                reusable = False  # both framings: answer by the chunks, trust nothing after
+            length = None
+            mode = _CHUNKED
+        else:
+            length = _content_length(headers)
+            if length is not None:
+                mode = _LENGTH
+            elif status in (204, 304):
+                mode, length = _LENGTH, 0
+            else:
+                mode = _UNTIL_CLOSE
+                reusable = False
+            _check_declared(status, headers, length, limit)
+        return _WireBody(self, mode, length, limit, reusable, status, headers)
+
+
+_LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
+
+
+def _parse_head(head: bytes, where: str) -> Tuple[int, str, HTTPHeaders, bool]:
+    lines = head.split(b"\n")
+    status_line = lines[0].rstrip(b"\r")
+    parts = status_line.split(b" ", 2)
+    version = parts[0]
+    if (
+        len(parts) < 2
+        or version not in (b"HTTP/1.1", b"HTTP/1.0")
+        or len(parts[1]) != 3
+        or not parts[1].isdigit()
+    ):
+        shown = status_line[:60].decode("latin-1")
+        raise _broken(
+            f"{where} did not answer in HTTP/1.1 (status line {shown!r})",
+            http.client.BadStatusLine(shown),
+        )
+    status = int(parts[1])
+    if status < 100:
+        raise _broken(f"{where} answered with an invalid status ({status})")
+    reason = parts[2].decode("latin-1").strip() if len(parts) > 2 else ""
+    reason = "".join(c for c in reason if c.isprintable())
+    headers = HTTPHeaders()
+    for line in lines[1:]:
+        line = line.rstrip(b"\r")
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            raise _broken(f"{where} sent a folded header line (obsolete, refused)")
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or b" " in name:
+            raise _broken(f"{where} sent a malformed header line")
+        headers.add(name.decode("latin-1"), value.strip(b" \t").decode("latin-1"))
+    return status, reason, headers, version == b"HTTP/1.0"
+
+
+class _Body:
+    """The body of one answer, read within the attempt's limits; raises only library errors."""
+
+    def read(self, amount: int) -> bytes:  # pragma: no cover - interface
+        """Up to ``amount`` bytes (at least one unless the body has ended)."""
+        raise NotImplementedError
+
+    def read_all(self) -> bytes:
+        chunks: List[bytes] = []
+        while True:
+            chunk = self.read(_RECV_SIZE)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def release(self) -> None:  # pragma: no cover - interface
+        """The caller is done: keep the connection if the body was read to its end."""
+        raise NotImplementedError
+
+    def discard(self) -> None:  # pragma: no cover - interface
+        """Close the connection, whatever was read."""
+        raise NotImplementedError
+
+
+class _WireBody(_Body):
+    """A body read from the direct path's own connection."""
+
+    def __init__(
+        self,
+        wire: _Wire,
+        mode: int,
+        length: Optional[int],
+        limit: int,
+        reusable: bool,
+        status: int,
+        headers: HTTPHeaders,
+    ) -> None:
+        self.wire = wire
+        self.connection: Optional[_Connection] = wire.connection
+        self.lane: Optional[_Lane] = None
+        self.mode = mode
+        self.left = length if mode == _LENGTH else 0  # bytes left: in the body or the chunk
+        self.limit = limit
+        self.total = 0
+        self.done = mode == _LENGTH and length == 0
+        self.reusable = reusable
+        self.status = status
+        self.headers = headers
+
+    def read_all(self) -> bytes:
+        connection = self.connection
+        if self.mode == _LENGTH and connection is not None and not self.done:
+            # The usual answer: all of it, often in the buffer already.
+            buffer = connection.buffer
+            length = self.left or 0
+            while len(buffer) < length:
+                if not self.wire.fill():
+                    raise self._cut_short()
+            self.total = length
+            self.left = 0
+            self.done = True
+            if len(buffer) > length:
+                self.reusable = False  # bytes beyond the declared length: framing in doubt
+            data = bytes(buffer[:length])
+            del buffer[:]
+            return data
+        return super().read_all()
+
+    def read(self, amount: int) -> bytes:
+        if self.done or self.connection is None:
+            return b""
+        if self.mode == _LENGTH:
+            return self._take(min(amount, self.left or 0), final=True)
+        if self.mode == _UNTIL_CLOSE:
+            connection = self.connection
+            if not connection.buffer and not self.wire.fill():
+                self.done = True
+                return b""
+            return self._take(min(amount, len(connection.buffer)), final=False)
+        if self.left == 0:
+            self.left = self._chunk_size()
+            if self.left == 0:
+                self._trailers()
+                self.done = True
+                return b""
+        data = self._take(min(amount, self.left or 0), final=False)
+        self.left = (self.left or 0) - len(data)
+        if self.left == 0:
+            self._line(expect_empty=True)
+        return data
+
+    def _take(self, amount: int, final: bool) -> bytes:
+        """``amount`` bytes (at least 1) from the buffer, receiving first when it is empty."""
+        connection = self.connection
+        assert connection is not None
+        while not connection.buffer:
+            if not self.wire.fill():
+                raise self._cut_short()
+        buffer = connection.buffer
+        data = bytes(buffer[:amount])
+        del buffer[:amount]
+        self.total += len(data)
+        if self.total > self.limit:
+            raise _too_large(self.status, self.headers, "is larger", self.limit)
+        if final:
+            self.left = (self.left or 0) - len(data)
+            if self.left == 0:
+                self.done = True
+                if connection.buffer:
+                    self.reusable = False
+        return data
+
+    def _line(self, expect_empty: bool = False) -> bytes:
+        connection = self.connection
+        assert connection is not None
+        buffer = connection.buffer
+        while True:
+            end = buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(buffer[:end]).rstrip(b"\r")
+                del buffer[: end + 1]
+                if expect_empty and line:
+                    raise _broken(f"a chunk from {self.wire.where} overran its size")
+                return line
+            if len(buffer) > _MAX_CHUNK_LINE:
+                raise _broken(f"{self.wire.where} sent an overlong chunk-size line")
+            if not self.wire.fill():
+                raise self._cut_short()
+
+    def _chunk_size(self) -> int:
+        line = self._line().split(b";", 1)[0].strip()
+        if not line or len(line) > 16 or line.strip(b"0123456789abcdefABCDEF"):
+            raise _broken(f"{self.wire.where} sent an invalid chunk size")
+        size = int(line, 16)
+        if self.total + size > self.limit:
+            raise _too_large(self.status, self.headers, "is larger", self.limit)
+        return size
+
+    def _trailers(self) -> None:
+        for _ in range(_MAX_HEAD // 2):
+            if not self._line():
+                if self.connection is not None and self.connection.buffer:
+                    self.reusable = False
+                return
+        raise _broken(f"{self.wire.where} sent too many trailer lines")
+
+    def _cut_short(self) -> ApiProtocolError:
+        return _broken(
+            f"the response from {self.wire.where} was cut short (truncated body)",
+            http.client.IncompleteRead(b""),
+        )
+
+    def release(self) -> None:
+        lane, connection = self.lane, self.connection
+        self.connection = None
+        if lane is None or connection is None:
+            return
+        if self.done and self.reusable:
+            lane._checkin(connection)
+        else:
+            lane._discard(connection)
+
+    def discard(self) -> None:
+        lane, connection = self.lane, self.connection
+        self.connection = None
+        if lane is not None and connection is not None:
+            lane._discard(connection)
+
+
+# -- urllib3's path -------------------------------------------------------------------------------
+
+
+class _Watch:
+    """One exchange on urllib3's path: its deadline, and the connections it uses."""
+
+    __slots__ = ("at", "connections", "expired", "lock")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.connections: List[Any] = []
+        self.expired = False
+        self.lock = threading.Lock()
+
+    def attach(self, connection: Any) -> None:
+        with self.lock:
+            self.connections.append(connection)
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.at == float("inf"):
+                return  # cancelled
+            self.expired = True
+            connections = list(self.connections)
+        for connection in connections:
+            _shut(connection)
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.at = float("inf")
+            self.connections = []
+
+
+def _shut(connection: Any) -> None:
+    """Interrupt whatever is blocked on ``connection``'s socket (from the watchdog thread)."""
+    sock = getattr(connection, "sock", None)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+    except (OSError, AttributeError, ValueError):  # already closed, or not a plain socket
+        pass
+
+
+class _Watchdog:
+    """One daemon thread that cuts off urllib3-path exchanges that outlive their deadline."""
+
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, int, _Watch]] = []
+        self._condition = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self._count = 0
+
+    def watch(self, deadline: Deadline) -> _Watch:
+        watch = _Watch(deadline.at)
+        with self._condition:
+            self._count += 1
+            heapq.heappush(self._heap, (deadline.at, self._count, watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="openapi_client-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+        return watch
+
+    def _run(self) -> None:
+        heap = self._heap
+        while True:
+            due: List[_Watch] = []
+            with self._condition:
+                while heap and heap[0][2].at == float("inf"):
+                    heapq.heappop(heap)
+                now = time.monotonic()
+                while heap and heap[0][0] <= now:
+                    due.append(heapq.heappop(heap)[2])
+                if not due:
+                    self._condition.wait(heap[0][0] - now if heap else None)
+            for watch in due:
+                watch.expire()
+
+    def after_fork(self) -> None:
+        self._heap = []
+        self._condition = threading.Condition()
+        self._thread = None
+
+
+_WATCHDOG = _Watchdog()
+_CURRENT_WATCH = threading.local()
+
+
+def _after_fork_in_child() -> None:
+    _WATCHDOG.after_fork()
+    _CURRENT_WATCH.watch = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
+    """urllib3's connection, reporting to the watchdog of the exchange that sends on it."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
+    """urllib3's TLS connection, reporting to the watchdog of the exchange that sends on it."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _Urllib3Body(_Body):
+    """A body read from a urllib3 response, within the same limits as the direct path."""
+
+    def __init__(
+        self,
+        response: Any,
+        watch: _Watch,
+        where: str,
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        limit: int,
+    ) -> None:
+        self.response: Any = response
+        self.watch = watch
+        self.where = where
+        self.timeout = timeout
+        self.deadline = deadline
+        self.limit = limit
+        self.total = 0
+        self.done = False
+
+    def read(self, amount: int) -> bytes:
+        response = self.response
+        if self.done or response is None:
+            return b""
+        if self.deadline.remaining() <= 0.0:
+            raise _deadline_error(self.where, self.deadline)
+        try:
+            data: bytes = response.read(amount, decode_content=False)
+        except BaseException as error:
+            if self.watch.expired:
+                raise _deadline_error(self.where, self.deadline) from error
+            if isinstance(error, _TRANSPORT_ERRORS):
+                raise transport_error(error, self.where, self.timeout) from error
+            raise
+        if self.watch.expired:
+            raise _deadline_error(self.where, self.deadline)
+        if not data:
+            self.done = True
+            return b""
+        self.total += len(data)
+        if self.total > self.limit:
+            raise _too_large(
+                int(response.status), HTTPHeaders(response.headers.items()), "is larger",
+                self.limit,
+            )
+        return data
+
+    def read_all(self) -> bytes:
+        try:
+            data = super().read_all()
+        except BaseException:
+            self.discard()
+            raise
+        self.release()
+        return data
+
+    def release(self) -> None:
+        response, self.response = self.response, None
+        self.watch.cancel()
+        if response is None:
+            return
+        if self.done:
+            response.release_conn()
+        else:
+            _discard_urllib3(response)
+
+    def discard(self) -> None:
+        response, self.response = self.response, None
+        self.watch.cancel()
+        if response is not None:
+            _discard_urllib3(response)
+
+
+def _discard_urllib3(response: Any) -> None:
+    """Close the response's connection (its framing is in doubt) and hand the slot back."""
+    try:
+        response.close()
+        response.release_conn()
+    except Exception:  # pragma: no cover - closing a broken connection may complain
+        pass
+
+
+# -- what the caller gets without preloading -----------------------------------------------------
+
+
+class StreamedResponse:
+    """An unread answer (``_preload_content=False``): ``status``, ``reason``, ``headers``, and a
+    body to read with :meth:`read` or :meth:`stream`, or all at once as :attr:`data`.
+
+    Reading is held to the same limits as any answer (the attempt's deadline, the read
+    timeout, ``max_response_size``) and raises only the library's exceptions. Call
+    :meth:`release_conn` (or use it as a context manager) when done; a body read to its end
+    releases its connection by itself.
+    """
+
+    def __init__(self, status: int, reason: str, headers: HTTPHeaders, body: _Body) -> None:
+        self.status = status
+        self.reason = reason or http.client.responses.get(status, "")
+        self.headers = headers
+        self._body: Optional[_Body] = body
+        self._data: Optional[bytes] = None
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        """Up to ``amt`` bytes of the body (all that is left when ``amt`` is None)."""
+        body = self._body
+        if body is None:
+            return b""
+        try:
+            if amt is None:
+                data = body.read_all()
+                self._finish()
+                return data
+            data = body.read(max(1, amt))
+        except BaseException:
+            self._body = None
+            body.discard()
+            raise
+        if not data:
+            self._finish()
+        return data
+
+    def stream(self, amt: int = 65536) -> Any:
+        """The body in pieces of at most ``amt`` bytes."""
+        while True:
+            data = self.read(amt)
+            if not data:
+                return
+            yield data
+
+    __iter__ = stream
+
+    @property
+    def data(self) -> bytes:
+        """The whole body (read on first use)."""
+        if self._data is None:
+            self._data = self.read()
+        return self._data
+
+    def _finish(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            body.release()
+
+    def release_conn(self) -> None:
+        """Done with this answer: its connection is kept if the body was read to the end,
+        closed otherwise."""
+        self._finish()
+
+    def close(self) -> None:
+        """Close the connection, whatever was read."""
+        body, self._body = self._body, None
+        if body is not None:
+            body.discard()
+
+    @property
+    def closed(self) -> bool:
+        return self._body is None
+
+    def getheaders(self) -> HTTPHeaders:
+        return self.headers
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        value: Optional[str] = self.headers.get(name, default)
+        return value
+
+    def __enter__(self) -> "StreamedResponse":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release_conn()
+
+    def __repr__(self) -> str:
+        return f"StreamedResponse(status={self.status}, reason={self.reason!r})"
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+# What urllib3, http.client and sockets raise for a failed exchange. urllib3 1.26 reports a
+# certificate for another host name as a CertificateError, which is a ValueError.
 _TRANSPORT_ERRORS = (
     urllib3_errors.HTTPError,
     OSError,
     http.client.HTTPException,
-    HostnameMismatch,
+    ValueError,
 )
 
 
-def transport_error(error: BaseException, where: str, timeout: Any = None) -> ApiTransportError:
+def _broken(message: str, cause: Optional[BaseException] = None) -> ApiProtocolError:
+    """An :class:`ApiProtocolError` for HTTP this module's reader refused, with the matching
+    ``http.client`` exception as its cause (there is no lower-level one)."""
+    error = ApiProtocolError(message)
+    error.__cause__ = cause if cause is not None else http.client.HTTPException(message)
+    return error
+
+
+def _remaining(deadline: Deadline, where: str) -> float:
+    remaining = deadline.remaining()
+    if remaining <= 0.0:
+        raise _deadline_error(where, deadline)
+    return remaining
+
+
+def _deadline_error(where: str, deadline: Deadline) -> ApiTimeoutError:
+    if deadline.setting == "call_timeout":
+        text = f"the exchange with {where} ran out of the {deadline.describe()}"
+    else:
+        text = f"the exchange with {where} did not finish within {deadline.describe()}"
+    error = ApiTimeoutError(text)
+    error.__cause__ = TimeoutError(deadline.describe())  # replaced by `from` where one exists
+    return error
+
+
+def _pool_wait_timeout(where: str, deadline: Deadline, cap: int) -> ApiTimeoutError:
+    error = ApiTimeoutError(
+        f"no connection to {where} came free within the {deadline.describe()} "
+        f"(max_connections = {cap} were all busy)"
+    )
+    error.__cause__ = TimeoutError(deadline.describe())
+    return error
+
+
+def _connect_error(
+    error: BaseException,
+    where: str,
+    timeout: RequestTimeout,
+    deadline: Deadline,
+    binding: bool,
+    handshake: bool,
+) -> BaseException:
+    """The library's exception for a failure to connect (``binding``: the deadline, not the
+    connect timeout, limited the wait)."""
+    if isinstance(error, socket.timeout):
+        if binding:
+            return _deadline_error(where, deadline)
+        suffix = " (TLS handshake)" if handshake else ""
+        return ApiTimeoutError(
+            f"connecting to {where} timed out after {timeout.connect:g} s{suffix}"
+        )
+    if not isinstance(error, (OSError, ValueError)):
+        return error
+    if handshake:
+        return transport_error(error, where, timeout, handshake=True)
+    reason = _connect_reason(error)
+    return ApiConnectionError(
+        f"could not connect to {where} ({reason}); check Configuration.host and the network"
+    )
+
+
+def _connect_reason(error: BaseException) -> str:
+    if isinstance(error, socket.gaierror) or any(
+        sign in str(error) for sign in _NAME_RESOLUTION_SIGNS
+    ):
+        return "the host name could not be resolved"
+    if isinstance(error, ConnectionRefusedError) or "Connection refused" in str(error):
+        return "connection refused"
+    text = getattr(error, "strerror", None) or type(error).__name__
+    return str(text).lower()
+
+
+def transport_error(
+    error: BaseException, where: str, timeout: Any = None, handshake: bool = False
+) -> ApiTransportError:
     """Describe a urllib3/socket failure as the library's exception (messages carry no URL)."""
-    if isinstance(error, HostnameMismatch):
+    cause = _root_cause_exception(error)
+    if type(cause).__name__ == "CertificateError" or _is_hostname_mismatch(cause):
         return ApiSSLError(
             f"TLS certificate verification failed for {where} (certificate verify failed: "
-            f"{error}). Connect by a name the certificate covers."
+            f"{_ssl_detail(cause) if isinstance(cause, ssl.SSLError) else cause}). "
+            "Connect by a name the certificate covers."
         )
-    if isinstance(error, urllib3_errors.SSLError) or isinstance(error, ssl.SSLError):
-        if isinstance(_root_cause_exception(error), (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+    if isinstance(error, urllib3_errors.SSLError) or isinstance(cause, ssl.SSLError) or (
+        handshake and isinstance(cause, (ConnectionError, OSError))
+    ):
+        if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError)) or (
+            handshake and not isinstance(cause, ssl.SSLError)
+        ):
             return ApiConnectionError(f"{where} closed the connection during the TLS handshake")
         detail = _ssl_detail(error)
         if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
@@ -426,10 +1505,12 @@ def transport_error(error: BaseException, where: str, timeout: Any = None) -> Ap
         return ApiSSLError(f"TLS handshake with {where} failed ({detail})")
     if isinstance(error, urllib3_errors.ProxyError):
         return ApiConnectionError(f"the proxy refused or failed the connection to {where}")
-    if isinstance(error, urllib3_errors.NewConnectionError):
+    if isinstance(error, urllib3_errors.NewConnectionError) or (
+        isinstance(error, urllib3_errors.HTTPError) and "NameResolution" in type(error).__name__
+    ):
         return ApiConnectionError(
-            f"could not connect to {where} ({_root_cause(error)}); check Configuration.host "
-            "and the network"
+            f"could not connect to {where} ({_connect_reason(cause)}); check "
+            "Configuration.host and the network"
         )
     if isinstance(error, urllib3_errors.ConnectTimeoutError):
         return ApiTimeoutError(
@@ -439,7 +1520,6 @@ def transport_error(error: BaseException, where: str, timeout: Any = None) -> Ap
         return ApiTimeoutError(
             f"{where} did not answer within {_seconds(timeout, 'read')} (read timeout)"
         )
-    cause = _root_cause_exception(error)
     if isinstance(cause, http.client.IncompleteRead) or "IncompleteRead" in repr(error):
         return ApiProtocolError(f"the response from {where} was cut short (truncated body)")
     if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
@@ -453,6 +1533,14 @@ def transport_error(error: BaseException, where: str, timeout: Any = None) -> Ap
     return ApiProtocolError(f"the exchange with {where} failed ({type(cause).__name__})")
 
 
+def _is_hostname_mismatch(error: BaseException) -> bool:
+    return isinstance(error, ssl.SSLCertVerificationError) and (
+        getattr(error, "verify_code", None) == 62
+        or "Hostname mismatch" in str(getattr(error, "verify_message", ""))
+        or "IP address mismatch" in str(getattr(error, "verify_message", ""))
+    )
+
+
 def _root_cause_exception(error: BaseException) -> BaseException:
     seen = 0
     current = error
@@ -460,8 +1548,12 @@ def _root_cause_exception(error: BaseException) -> BaseException:
         nested = None
         if isinstance(current, urllib3_errors.ProtocolError) and len(current.args) > 1:
             nested = current.args[1]
+        if isinstance(current, urllib3_errors.SSLError) and current.args:
+            nested = current.args[0]
         nested = nested if isinstance(nested, BaseException) else current.__cause__
-        if nested is None or nested is current:
+        if nested is None:
+            nested = getattr(current, "reason", None)
+        if not isinstance(nested, BaseException) or nested is current:
             return current
         current = nested
         seen += 1
@@ -478,20 +1570,6 @@ _NAME_RESOLUTION_SIGNS = (
 )
 
 
-def _root_cause(error: BaseException) -> str:
-    cause = _root_cause_exception(error)
-    if (
-        isinstance(cause, socket.gaierror)
-        or "NameResolution" in type(error).__name__
-        or any(sign in str(error) for sign in _NAME_RESOLUTION_SIGNS)
-    ):
-        return "the host name could not be resolved"
-    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(error):
-        return "connection refused"
-    text = str(getattr(cause, "strerror", None) or type(cause).__name__)
-    return text.lower()
-
-
 def _ssl_detail(error: BaseException) -> str:
     cause = _root_cause_exception(error)
     for candidate in (cause, error):
@@ -502,8 +1580,10 @@ def _ssl_detail(error: BaseException) -> str:
         if isinstance(reason, str) and reason:
             return reason
     text = str(error)
-    match = re.search(r"\[SSL: [A-Z_]+\] ([^(]+)", text)
-    return match.group(1).strip() if match else "TLS error"
+    start = text.find("] ")
+    if text.startswith("[SSL: ") and start > 0:
+        return text[start + 2 :].split(" (_ssl", 1)[0].strip()
+    return "TLS error"
 
 
 def _seconds(timeout: Any, which: str) -> str:
@@ -511,4 +1591,3 @@ def _seconds(timeout: Any, which: str) -> str:
     if isinstance(value, (int, float)):
         return f"{value:g} s"
     return "the timeout"
-
