@@ -84,7 +84,7 @@ def _seconds(value: Any) -> float:
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError
-    return value
+    return int(value)
 
 
 def _text(value: Any) -> str:
