@@ -264,6 +264,7 @@ def test_answered_heartbeats_keep_the_connection(fast: DeribitSimulator) -> None
     started = time.monotonic()
     assert client.result("public/set_heartbeat", {"interval": 10}) == "ok"
     seen: list[float] = []
+    beside = 0
     while len(seen) < 4:
         message = client.receive(timeout=2)
         if "id" in message:  # the answer to a public/test below
@@ -272,8 +273,12 @@ def test_answered_heartbeats_keep_the_connection(fast: DeribitSimulator) -> None
         if message["params"]["type"] == "test_request":
             seen.append(time.monotonic() - started)
             client.send("public/test")  # answered on the read path, as a client must
+        else:
+            beside += 1
     gaps = [later - earlier for earlier, later in zip(seen, seen[1:])]
     assert all(TICK * 0.5 < gap < TICK * 10 for gap in gaps), gaps
+    # A socket that keeps answering is busy: test_requests come without heartbeats beside them.
+    assert beside < len(seen)
     assert fast.ws_connections[0].heartbeat_interval == 10.0
     client.ws.close()
 
@@ -511,6 +516,34 @@ def test_at_most_16_sessions_per_client(sim: DeribitSimulator) -> None:
     error = client.error("public/auth", {**CREDENTIALS, "scope": "session:s16"})
     assert (error["code"], error["message"]) == (13021, "forbidden")
     assert "16 sessions" in error["data"]["reason"]
+    client.ws.close()
+
+
+def test_signature_and_refresh_grants_authenticate_the_connection(sim: DeribitSimulator) -> None:
+    from openapi_client.signing import new_nonce, now_ms, sign
+
+    client = open_client(sim)
+    timestamp, nonce = now_ms(), new_nonce()
+    signed = client.result(
+        "public/auth",
+        {
+            "grant_type": "client_signature",
+            "client_id": CLIENT_ID,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": sign(SECRET, timestamp, nonce, ""),
+        },
+    )
+    assert sim.ws_connections[0].client_id == CLIENT_ID
+    refreshed = client.result(
+        "public/auth", {"grant_type": "refresh_token", "refresh_token": signed["refresh_token"]}
+    )
+    assert refreshed["scope"] == "connection mainaccount"
+    assert sim.ws_connections[0].token_scope == "connection mainaccount"
+    assert client.result("private/get_cancel_on_disconnect") == {
+        "scope": "connection",
+        "enabled": False,
+    }
     client.ws.close()
 
 
