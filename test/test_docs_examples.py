@@ -168,10 +168,11 @@ def example_environment() -> Dict[str, str]:
 def filled_in(source: str, url: str, page: str = "") -> str:
     for placeholder, value in PLACEHOLDERS.items():
         source = source.replace(placeholder, url if value is None else value)
-    if page in LEGACY_HTTP_PAGES:
-        source = re.sub(r"\bDeribitSimulator\(\)", "DeribitSimulator(legacy_http=True)", source)
+    if page in LEGACY_HTTP_PAGES and "legacy_http" not in source:
         source = re.sub(
-            r"\bDeribitSimulator\((?=\w)", "DeribitSimulator(legacy_http=True, ", source
+            r"\bDeribitSimulator\((\)?)",
+            lambda call: "DeribitSimulator(legacy_http=True" + (")" if call[1] else ", "),
+            source,
         )
     return source
 
