@@ -35,7 +35,12 @@ setup(
             'websockets >= 15.0; python_version >= "3.10"',
         ],
     },
-    entry_points={"console_scripts": ["deribit-session = openapi_client.cli:console_main"]},
+    entry_points={
+        "console_scripts": ["deribit-session = openapi_client.cli:console_main"],
+        # The test kit's fixtures (deribit_simulator, deribit, ...): active wherever pytest runs
+        # beside the package.
+        "pytest11": ["openapi_client = openapi_client.testing.plugin"],
+    },
     keywords=["Deribit", "OpenAPI", "heartbeat", "cancel-on-disconnect", "trading"],
     project_urls={
         "Documentation": "https://docs.deribit.com/",

@@ -8,7 +8,8 @@ import math
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,9 @@ class DeribitSimulator:
     :param ssl_context: a server-side :class:`ssl.SSLContext` holding a certificate and key:
         serve HTTPS instead of HTTP (:attr:`url` then starts with ``https://``). The certificate
         must name the host the client connects to (``127.0.0.1`` or ``localhost``).
+    :param clock: a monotonic clock in seconds for token expiry and the credit pools, so a test
+        can move time forward instead of sleeping (``time.monotonic`` by default). The WebSocket
+        timers keep real time, scaled by ``time_scale``.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class DeribitSimulator:
         legacy_http: bool = False,
         request_log_size: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._family = loopback_family(host)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
@@ -145,13 +150,19 @@ class DeribitSimulator:
         self._address = (host.strip("[]"), port)
         self._max_connections = max_connections
         self._time_scale = float(time_scale)
-        self._auth = Authenticator(tokens=tokens, credentials=credentials, token_ttl=token_ttl)
+        if clock is None:
+            clock = time.monotonic
+        elif not callable(clock):
+            raise ValueError(f"clock must be a callable returning seconds, got {clock!r}")
+        self._auth = Authenticator(
+            tokens=tokens, credentials=credentials, token_ttl=token_ttl, clock=clock
+        )
         self._state = SessionState()
         self._faults = FaultQueue()
         self._log = RequestLog(request_log_size)
         self._registry = WebSocketRegistry()
         credits = (
-            AccountCredits.from_requests(rate_limit_per_second, rate_limit_burst)
+            AccountCredits.from_requests(rate_limit_per_second, rate_limit_burst, clock=clock)
             if rate_limit
             else None
         )
