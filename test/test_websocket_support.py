@@ -68,24 +68,17 @@ def wait_until(condition: Callable[[], Any], what: str, bound: float = SOON) -> 
 
 
 def key_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
+    options: Any = {"request_timeout": (3.0, 3.0), "retries": FAST_RETRIES}
+    options.update(settings)
     return Configuration(
-        host=sim.url,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        request_timeout=(3.0, 3.0),
-        retries=FAST_RETRIES,
-        **settings,
+        host=sim.url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **options
     )
 
 
 def token_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
-    return Configuration(
-        host=sim.url,
-        access_token=TOKEN,
-        request_timeout=(3.0, 3.0),
-        retries=FAST_RETRIES,
-        **settings,
-    )
+    options: Any = {"request_timeout": (3.0, 3.0), "retries": FAST_RETRIES}
+    options.update(settings)
+    return Configuration(host=sim.url, access_token=TOKEN, **options)
 
 
 def session(

@@ -14,9 +14,10 @@ generated-style keywords mean this on a WebSocket:
   (``data`` in bytes, ``json()`` to decode it); an error answer still raises.
 
 A JSON-RPC error answer raises what Deribit's HTTP API gives for the same error: an
-``ApiException`` (``BadRequestException``) with ``status`` 400 and ``error_code``,
-``error_message`` and ``error_data`` set. No answer (the connection ended, or the timeout ran out)
-raises an ``ApiTransportError`` subclass with ``status`` 0 and the cause chained.
+``ApiException`` (``BadRequestException``, status 400; ``TooManyRequestsException``, status 429,
+for 10028) with ``error_code``, ``error_message`` and ``error_data`` set. No answer (the
+connection ended, or the timeout ran out) raises an ``ApiTransportError`` subclass with
+``status`` 0 and the cause chained.
 """
 
 from __future__ import annotations

@@ -137,9 +137,13 @@ _DISCARD = _Waiter()
 
 
 def answer_error(message: Dict[str, Any], raw: Union[str, bytes]) -> ApiException:
-    """The exception for a JSON-RPC error answer: status :data:`ERROR_STATUS`, the envelope as
-    data (so ``error_code``, ``error_message`` and ``error_data`` are set)."""
+    """The exception for a JSON-RPC error answer, with the envelope as data (so ``error_code``,
+    ``error_message`` and ``error_data`` are set) and the status Deribit's HTTP API gives the same
+    error: :data:`ERROR_STATUS`, or 429 (``TooManyRequestsException``) for 10028."""
     body = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    error = message.get("error")
+    if isinstance(error, dict) and error.get("code") == TOO_MANY_REQUESTS:
+        return exception_for_response(429, "Too Many Requests", body, {}, message)
     return exception_for_response(ERROR_STATUS, "Bad Request", body, {}, message)
 
 
@@ -330,22 +334,7 @@ class Connection:
         )
 
     def _lose(self, dead: Optional[str]) -> None:
-        ws = self._ws
-        code = ws.close_code if dead is None else None
-        if code == _NO_CLOSE_FRAME:
-            code = None
-        else:
-            code = None if code is None else int(code)
-        reason = (ws.close_reason or "") if code is not None else ""
-        if dead is not None:
-            description = dead
-        elif self._closing is not None:
-            description = self._closing
-        elif code is None:
-            description = "the connection dropped without a close frame"
-        else:
-            description = f"the server closed the connection (code {code}"
-            description += f", {reason!r})" if reason else ")"
+        code, reason, description = self._how_it_ended(dead)
         self.lost = Lost(code, reason, description)
         pending = self._pending
         while pending:
@@ -362,6 +351,32 @@ class Connection:
             if dead is not None:
                 self.close(1001, "", dead)  # waits at most the close timeout: nothing else waits
 
+    def _how_it_ended(self, dead: Optional[str]) -> Tuple[Optional[int], str, str]:
+        """The close code, reason and a description, from the close frames exchanged."""
+        if dead is not None:
+            return None, "", dead
+        closed = self._cause if isinstance(self._cause, ConnectionClosed) else None
+        received = closed.rcvd if closed is not None else None
+        sent = closed.sent if closed is not None else None
+        if self._closing is not None:
+            frame = received or sent
+            return (None, "", self._closing) if frame is None else (
+                int(frame.code),
+                frame.reason,
+                self._closing,
+            )
+        if received is not None:
+            text = f"the server closed the connection (code {int(received.code)}"
+            text += f", {received.reason!r})" if received.reason else ")"
+            return int(received.code), received.reason, text
+        if sent is not None:
+            text = (
+                f"the client ended the connection: the server broke the protocol (code "
+                f"{int(sent.code)}, {sent.reason!r})"
+            )
+            return int(sent.code), sent.reason, text
+        return None, "", "the connection dropped without a close frame"
+
     def _lost_error(
         self, method: Optional[str], cause: Optional[BaseException] = None
     ) -> ApiConnectionError:
@@ -376,9 +391,6 @@ class Connection:
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
-
-#: What ``websockets`` reports as the close code when the connection ended without a close frame.
-_NO_CLOSE_FRAME = 1006
 
 
 def _encode(request_id: int, method: str, params: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from openapi_client.exceptions import (
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket.auth import SocketCredentials
 from openapi_client.websocket.connection import (
+    ERROR_STATUS,
     TOO_MANY_REQUESTS,
     Connection,
     Listener,
@@ -504,5 +505,9 @@ def _error_code(message: Mapping[str, Any]) -> Any:
 
 
 def _one_line(error: BaseException) -> str:
+    """The headline of ``error``; for a refused handshake, with its HTTP status."""
     text = str(error)
-    return text.splitlines()[0] if text else repr(error)
+    line = text.splitlines()[0] if text else repr(error)
+    if isinstance(error, ApiException) and error.status not in (0, ERROR_STATUS):
+        line += f" ({error.reason})" if error.reason else f" (HTTP {error.status})"
+    return line
