@@ -1517,6 +1517,12 @@ def transport_error(
             f"connecting to {where} timed out after {_seconds(timeout, 'connect')}"
         )
     if isinstance(error, (urllib3_errors.ReadTimeoutError, socket.timeout)):
+        if "handshake" in repr(error.__context__) or "handshake" in str(cause):
+            # urllib3 bounds the TLS handshake by the connect timeout, and reports it as a read.
+            return ApiTimeoutError(
+                f"connecting to {where} timed out after {_seconds(timeout, 'connect')} "
+                "(TLS handshake)"
+            )
         return ApiTimeoutError(
             f"{where} did not answer within {_seconds(timeout, 'read')} (read timeout)"
         )

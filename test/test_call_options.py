@@ -14,11 +14,13 @@ import urllib3
 from openapi_client import (
     ApiClient,
     ApiTimeoutError,
+    ApiValueError,
     AsyncResult,
     BadRequestException,
     Configuration,
     SessionManagementApi,
 )
+from openapi_client.rest import StreamedResponse
 from openapi_client.simulator import DeribitSimulator
 
 pytestmark = pytest.mark.timeout(15)
@@ -144,7 +146,9 @@ def test_preload_content_false_returns_the_unread_response(
     api: SessionManagementApi, simulator: DeribitSimulator, read: str
 ) -> None:
     response = api.public_set_heartbeat_get(30, _preload_content=False)
-    assert isinstance(response, urllib3.response.HTTPResponse)
+    # The library's own reader: reading it can raise only the library's exceptions.
+    assert isinstance(response, StreamedResponse)
+    assert not isinstance(response, urllib3.response.HTTPResponse)
     assert response.status == 200
     assert response.headers["Content-Type"] == "application/json"
     body = response.data if read == "data" else response.read()
@@ -153,8 +157,10 @@ def test_preload_content_false_returns_the_unread_response(
     assert envelope["result"] == "ok"
     assert envelope["jsonrpc"] == "2.0"
     response.release_conn()
+    assert response.closed
     assert simulator.heartbeat_interval == 30
     assert api.public_disable_heartbeat_get()["result"] == "ok"
+    assert simulator.connections_accepted == 1, "the connection went back to the pool"
 
 
 def test_preload_content_false_still_raises_errors(
@@ -215,11 +221,13 @@ def test_context_manager_closes(configuration: Configuration, simulator: Deribit
     with ApiClient(configuration) as client:
         api = SessionManagementApi(client)
         assert api.public_set_heartbeat_get(30, async_req=True).get(5)["result"] == "ok"
-        assert len(client.rest_client.pool_manager.pools) == 1
         threads = async_threads()
         assert threads
-    assert len(client.rest_client.pool_manager.pools) == 0
+    assert client.closed
     assert not any(thread.is_alive() for thread in threads)
+    with pytest.raises(ApiValueError, match="closed"):
+        api.public_set_heartbeat_get(30)
+    assert simulator.connections_accepted == 1, "a closed client does not quietly reopen"
 
 
 def test_close_twice_is_fine(configuration: Configuration) -> None:
@@ -230,7 +238,7 @@ def test_close_twice_is_fine(configuration: Configuration) -> None:
     with client:
         pass
     client.close()
-    assert len(client.rest_client.pool_manager.pools) == 0
+    assert client.closed
 
 
 def test_close_without_any_call_starts_no_thread(configuration: Configuration) -> None:

@@ -268,14 +268,17 @@ def test_from_env_testnet_switch(switch: Optional[str], host: str) -> None:
 
 
 def test_public_auth_get_with_every_grant(sim: DeribitSimulator) -> None:
+    """Session-scoped grants (``scope=session:NAME``): their tokens work on any connection."""
+    scope = "session:every-grant"
     with ApiClient(Configuration(host=sim.url, retries=0)) as client:
         auth = AuthenticationApi(client)
         answer = auth.public_auth_get(
-            "client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+            "client_credentials", client_id=CLIENT_ID, client_secret=SECRET, scope=scope
         )
         first = answer["result"]
         assert set(first) >= {"access_token", "refresh_token", "expires_in", "scope", "token_type"}
         assert first["expires_in"] == 900
+        assert scope in first["scope"].split()
 
         timestamp, nonce = signing.now_ms(), signing.new_nonce()
         data, status, headers = auth.public_auth_get_with_http_info(
@@ -285,6 +288,7 @@ def test_public_auth_get_with_every_grant(sim: DeribitSimulator) -> None:
             nonce=nonce,
             data="hello",
             signature=signing.sign(SECRET, timestamp, nonce, "hello"),
+            scope=scope,
         )
         assert status == 200
         assert headers["Content-Type"].startswith("application/json")
@@ -299,7 +303,7 @@ def test_public_auth_get_with_every_grant(sim: DeribitSimulator) -> None:
 
     tokens = [first["access_token"], second["access_token"], refreshed["access_token"]]
     assert len(set(tokens)) == 3
-    for token in tokens:
+    for token in tokens:  # each on a new client, so on a new connection
         with session(Configuration(host=sim.url, access_token=token, retries=0)) as api:
             private_call(api)
     assert grants(sim) == [
@@ -308,6 +312,30 @@ def test_public_auth_get_with_every_grant(sim: DeribitSimulator) -> None:
         "refresh_token",
         "refresh_token",
     ]
+
+
+def test_grant_without_scope_gives_a_token_tied_to_its_connection(sim: DeribitSimulator) -> None:
+    """As on today's Deribit: a grant without ``scope`` yields a ``connection``-scoped token,
+    which works on the keep-alive connection that obtained it and nowhere else (13009)."""
+    configuration = Configuration(host=sim.url, retries=0)
+    with ApiClient(configuration) as client:
+        granted = AuthenticationApi(client).public_auth_get(
+            "client_credentials", client_id=CLIENT_ID, client_secret=SECRET
+        )["result"]
+        assert "connection" in granted["scope"].split()
+        configuration.access_token = granted["access_token"]
+        private_call(SessionManagementApi(client))  # the same connection: accepted
+        assert sim.connections_accepted == 1
+        elsewhere = Configuration(host=sim.url, access_token=granted["access_token"], retries=0)
+        with session(elsewhere) as api, pytest.raises(ApiException) as refused:
+            private_call(api)  # another connection, while the first is still open
+        assert refused.value.error_code == 13009
+        assert "can't be reused for other connections" in str(refused.value)
+        private_call(SessionManagementApi(client))  # still good where it was obtained
+    with session(elsewhere) as api, pytest.raises(ApiException) as dead:
+        private_call(api)
+    assert dead.value.error_code == 13009, "it died with its connection"
+    assert sim.connections_accepted == 3
 
 
 # -- lazy, cached, and following the configuration --------------------------------------------
@@ -737,19 +765,35 @@ def test_key_over_plain_http_is_refused_before_connecting(method: str) -> None:
     assert SECRET not in exception_text(failed.value)
 
 
-@pytest.mark.parametrize(
-    "bad", ["two words", "line\nbreak", "crlf\r\nX-Injected: 1", "tab\there", "nul\x00", " "]
-)
-def test_token_with_whitespace_or_controls_is_refused(sim: DeribitSimulator, bad: str) -> None:
-    for configuration in (
-        key_configuration(sim, access_token=bad),
-        key_configuration(sim, token_provider=lambda: bad),
-    ):
-        with session(configuration) as api, pytest.raises(ApiValueError) as refused:
+BROKEN_TOKENS = ["two words", "line\nbreak", "crlf\r\nX-Injected: 1", "tab\there", "nul\x00", " "]
+
+
+@pytest.mark.parametrize("bad", BROKEN_TOKENS)
+def test_token_with_whitespace_or_controls_is_refused_when_set(
+    sim: DeribitSimulator, bad: str
+) -> None:
+    configuration = key_configuration(sim)
+    with pytest.raises(ApiValueError) as refused:
+        configuration.access_token = bad
+    message = str(refused.value)
+    assert "Configuration.access_token" in message and "whitespace" in message
+    assert bad.strip() not in message or not bad.strip()
+    assert configuration.access_token is None, "the refused value was not kept"
+    with pytest.raises(ApiValueError, match="whitespace"):
+        key_configuration(sim, access_token=bad)
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("bad", BROKEN_TOKENS)
+def test_token_provider_handing_out_a_broken_token_is_refused_before_sending(
+    sim: DeribitSimulator, bad: str
+) -> None:
+    with session(key_configuration(sim, token_provider=lambda: bad)) as api:
+        with pytest.raises(ApiValueError) as refused:
             private_call(api)
-        message = str(refused.value)
-        assert "whitespace" in message
-        assert bad.strip() not in message or not bad.strip()
+    message = str(refused.value)
+    assert "token_provider" in message and "whitespace" in message
+    assert bad.strip() not in message or not bad.strip()
     assert sim.requests == []
 
 

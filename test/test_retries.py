@@ -251,17 +251,21 @@ def test_urllib3_retry_carries_its_backoff(
     ("setting", "error_type"),
     [(-1, ApiValueError), (1.5, ApiTypeError), ("3", ApiTypeError), (object(), ApiTypeError)],
 )
-def test_bad_retries_setting_is_refused_before_any_request(
+def test_bad_retries_setting_is_refused_when_set(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
     configuration: Configuration,
     setting: Any,
     error_type: Type[Exception],
 ) -> None:
-    configuration.retries = setting
+    before = configuration.retries
     with pytest.raises(error_type, match="retries"):
-        api.public_set_heartbeat_get(30)
-    assert attempts(simulator) == 0
+        configuration.retries = setting
+    assert configuration.retries is before, "the refused value was not kept"
+    with pytest.raises(error_type, match="retries"):
+        Configuration(host=simulator.url, retries=setting)
+    assert api.public_set_heartbeat_get(30)["result"] == "ok"  # the client is unharmed
+    assert attempts(simulator) == 1
 
 
 # -- Retry-After --------------------------------------------------------------------------------

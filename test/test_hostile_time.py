@@ -1,0 +1,314 @@
+"""Promise 1: every attempt and every call is bounded in time, whatever the server does.
+
+Servers that dribble, stall a TLS handshake, or keep failing; the error says which limit ran out.
+Time bounds are generous (a loaded machine is slow), but far below what an unbounded call takes.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from typing import Any, List
+
+import pytest
+import trustme
+from test_hostile_server import (
+    OK_BODY,
+    HostileServer,
+    Peer,
+    always,
+    api_for,
+    path_fixture,  # noqa: F401 - the `path` fixture
+    response,
+    rpc_error,
+    serve_each,
+)
+
+from openapi_client import (
+    ApiException,
+    ApiTimeoutError,
+    RateLimit,
+    RetryPolicy,
+    SessionManagementApi,
+)
+from openapi_client.exceptions import ApiCallTimeoutError
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def fail(api: SessionManagementApi, **options: Any) -> ApiException:
+    with pytest.raises(ApiException) as caught:
+        api.public_set_heartbeat_get(30, **options)
+    return caught.value
+
+
+def timed_failure(api: SessionManagementApi) -> "tuple[ApiException, float]":
+    started = time.monotonic()
+    error = fail(api)
+    return error, time.monotonic() - started
+
+
+def test_body_dribbled_a_byte_at_a_time_is_cut_off_by_attempt_timeout(path: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        answer = response(OK_BODY + b" " * 200)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        peer.send(head + b"\r\n\r\n")
+        peer.dribble(body, 0.02)  # each byte well within the 2 s read timeout
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, attempt_timeout=0.5)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiTimeoutError
+    assert "attempt_timeout (0.5 s)" in str(error)
+    assert error.__cause__ is not None
+    assert 0.4 <= elapsed < 2.0
+
+
+def test_headers_dribbled_a_byte_at_a_time_are_cut_off_too(path: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.dribble(b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400 + b"\r\n\r\n", 0.02)
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, attempt_timeout=0.5)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiTimeoutError
+    assert "attempt_timeout" in str(error)
+    assert 0.4 <= elapsed < 2.0
+
+
+def test_silence_is_a_read_timeout_with_its_number(path: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.hold()
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, request_timeout=(2.0, 0.3))
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiTimeoutError
+    assert "0.3 s" in str(error)
+    assert "read timeout" in str(error)
+    assert 0.25 <= elapsed < 2.0
+
+
+def test_call_timeout_bounds_retries_and_their_backoff(path: str) -> None:
+    with HostileServer(always(response(b"busy", "503 Service Unavailable"))) as server:
+        policy = RetryPolicy(total=50, backoff_factor=0.1, backoff_max=0.2, jitter=0)
+        api = api_for(server.url, path, retries=policy, call_timeout=0.8)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiCallTimeoutError
+    assert isinstance(error, ApiTimeoutError)
+    assert "call_timeout (0.8 s)" in str(error)
+    assert "503" in str(error)  # the last attempt's failure is told too
+    assert error.__cause__ is not None and error.__cause__.status == 503  # type: ignore[attr-defined]
+    assert elapsed < 1.5
+    assert 3 <= len(server.requests) <= 10
+
+
+def test_call_timeout_bounds_a_slow_attempt(path: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.hold()
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, call_timeout=0.4, attempt_timeout=5.0, retries=3)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiCallTimeoutError
+    assert "call_timeout (0.4 s)" in str(error)
+    assert elapsed < 1.5
+    assert len(server.requests) == 1
+
+
+def test_call_timeout_bounds_the_rate_limiters_wait(path: str) -> None:
+    with HostileServer(always(response())) as server:
+        limit = RateLimit(per_second=0.5, burst=1)  # the second call would wait 2 s
+        api = api_for(server.url, path, rate_limit=limit, call_timeout=0.5)
+        api.public_set_heartbeat_get(30)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiCallTimeoutError
+    assert "rate limit" in str(error)
+    assert elapsed < 0.3  # refused at once, not after sleeping
+    assert len(server.requests) == 1
+
+
+def test_retry_after_beyond_the_call_timeout_is_not_slept(path: str) -> None:
+    throttled = response(rpc_error(10028, "too_many_requests"), "429 Too Many Requests",
+                         (("Retry-After", "5"),))
+    with HostileServer(always(throttled)) as server:
+        api = api_for(server.url, path, retries=3, call_timeout=1.0)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiCallTimeoutError
+    assert elapsed < 0.5
+    assert len(server.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+def test_stalled_tls_handshake_is_a_connect_timeout_with_its_number(
+    path: str, ca: trustme.CA, tmp_path: Any
+) -> None:
+    # A server that accepts the TCP connection and never says a word of TLS.
+    def script(peer: Peer) -> None:
+        peer.server.stopping.wait(10)
+
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with HostileServer(script) as server:
+        url = server.url.replace("http://", "https://")
+        api = api_for(url, path, ssl_ca_cert=str(ca_file), request_timeout=(0.3, 5.0))
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiTimeoutError
+    assert "connect" in str(error)
+    assert "0.3 s" in str(error)
+    assert elapsed < 2.0
+
+
+def test_threads_beyond_max_connections_wait_for_one(path: str) -> None:
+    def slow(head: bytes) -> bytes:
+        time.sleep(0.15)
+        return response()
+
+    with HostileServer(serve_each(slow)) as server:
+        api = api_for(server.url, path, max_connections=2)
+        failures: List[BaseException] = []
+
+        def call() -> None:
+            try:
+                api.public_set_heartbeat_get(30)
+            except BaseException as error:  # reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        api.api_client.close()
+    assert failures == []
+    assert len(server.requests) == 6
+    assert server.most_open <= 2
+    assert server.connections == 2
+
+
+def test_waiting_for_a_connection_is_bounded_by_the_deadline(path: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        peer.hold()
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, max_connections=1, call_timeout=5.0)
+        holder = threading.Thread(target=lambda: fail(api))
+        holder.start()  # takes the only connection and keeps it past the waiter's deadline
+        for _ in range(100):
+            if server.requests:
+                break
+            time.sleep(0.01)
+        api.api_client.configuration.call_timeout = 0.5  # read by each call as it starts
+        error, elapsed = timed_failure(api)
+        most_open = server.most_open
+    holder.join(5)  # the server's stop ended the held exchange
+    api.api_client.close()
+    assert type(error) is ApiCallTimeoutError
+    assert "max_connections = 1" in str(error)
+    assert 0.4 <= elapsed < 1.5
+    assert most_open == 1
+    assert len(server.requests) == 1
+
+
+def test_rate_limit_is_charged_when_the_request_leaves_not_before_a_slow_handshake(
+    ca: trustme.CA, tmp_path: Any
+) -> None:
+    """A first connection that takes 0.5 s to set up (a slow TLS handshake) must not make the
+    limiter's pool run ahead of the server's, which charges requests when they arrive."""
+    per_second, burst, delay = 20.0, 10, 0.5
+    lock = threading.Lock()
+    credits = {"available": float(burst), "at": 0.0}
+
+    def charge() -> bool:
+        with lock:
+            now = time.monotonic()
+            if credits["at"]:
+                credits["available"] = min(
+                    burst, credits["available"] + (now - credits["at"]) * per_second
+                )
+            credits["at"] = now
+            if credits["available"] >= 1.0:
+                credits["available"] -= 1.0
+                return True
+            return False
+
+    context = tls_server_context(ca)
+
+    def script(peer: Peer) -> None:
+        time.sleep(delay)  # the handshake waits
+        try:
+            peer.sock = context.wrap_socket(peer.sock, server_side=True)
+        except OSError:
+            return
+        while True:
+            head = peer.read_request()
+            if head is None:
+                return
+            if charge():
+                answer = response()
+            else:
+                answer = response(rpc_error(10028, "too_many_requests"), "400 Bad Request")
+            if not peer.send(answer):
+                return
+
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with HostileServer(script) as server:
+        url = server.url.replace("http://", "https://")
+        limit = RateLimit(per_second=per_second, burst=burst)
+        api = api_for(url, "direct", rate_limit=limit, ssl_ca_cert=str(ca_file))
+        results = [api.public_set_heartbeat_get(30)["result"] for _ in range(burst + 6)]
+        api.api_client.close()
+    assert results == ["ok"] * (burst + 6)
+    assert len(server.requests) == burst + 6
+
+
+def test_answer_after_the_deadline_is_not_taken(path: str) -> None:
+    # The whole answer arrives, but only after the attempt's deadline.
+    def script(peer: Peer) -> None:
+        peer.read_request()
+        time.sleep(0.6)
+        peer.send(response(json.dumps({"result": "late"}).encode()))
+
+    with HostileServer(script) as server:
+        api = api_for(server.url, path, attempt_timeout=0.3)
+        error, elapsed = timed_failure(api)
+        api.api_client.close()
+    assert type(error) is ApiTimeoutError
+    assert elapsed < 0.55
+
+
+def test_refused_port_fails_fast() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = api_for(f"http://127.0.0.1:{port}/api/v2", "direct", retries=0)
+    error, elapsed = timed_failure(api)
+    assert "refused" in str(error)
+    assert elapsed < 1.0
