@@ -1,7 +1,9 @@
 """The ``deribit-session`` command line (also ``python -m openapi_client``).
 
-Prints the JSON answer on stdout. On failure prints one line on stderr and exits non-zero:
-1 when the request failed (Deribit's error, or the network), 2 when the command was wrong.
+``deribit-session session`` holds a WebSocket session open and prints one JSON object per event
+on stdout until Ctrl-C or ``--duration``; the other commands make one HTTP call each and print
+the JSON answer. On failure it prints one line on stderr and exits non-zero: 1 when the request
+or the session failed (Deribit's error, or the network), 2 when the command was wrong.
 Credentials come from the environment (``DERIBIT_ACCESS_TOKEN``, or ``DERIBIT_CLIENT_ID`` and
 ``DERIBIT_CLIENT_SECRET``); ``--simulator`` needs none.
 """
@@ -11,12 +13,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
+import signal
 import sys
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO
+import threading
+import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    TextIO,
+)
 
 from openapi_client._version import __version__
 from openapi_client.configuration import Configuration
-from openapi_client.exceptions import ApiException, OpenApiException
+from openapi_client.exceptions import (
+    MUST_BE_WEBSOCKET,
+    ApiException,
+    OpenApiException,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.websocket import Event, WebSocketApiClient
 
 __all__ = ["main"]
 
@@ -24,6 +47,15 @@ PROG = "deribit-session"
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Real seconds per simulated second for ``--simulator session``: a 30 s heartbeat runs as 1.5 s.
+SIMULATOR_TIME_SCALE = 0.05
+#: The session command's heartbeat interval when ``--heartbeat`` is not given (Deribit's usage
+#: policy asks for 30 to 60 s).
+DEFAULT_HEARTBEAT = 30.0
+#: How often the session command looks at the clock and at Ctrl-C while no event comes, in seconds.
+_POLL_SECONDS = 0.2
 
 #: command -> (API method name, help, takes --scope)
 COMMANDS: Dict[str, Any] = {
@@ -55,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Credentials: DERIBIT_ACCESS_TOKEN, or DERIBIT_CLIENT_ID and DERIBIT_CLIENT_SECRET "
             "(DERIBIT_AUTH_METHOD picks client_signature, client_credentials or signature). "
-            "Exit status: 0 ok, 1 the request failed, 2 bad usage."
+            "Heartbeats and connection-scope cancel-on-disconnect exist only on a WebSocket on "
+            "today's Deribit: use the session command for them. "
+            "Exit status: 0 ok, 1 the request or session failed, 2 bad usage."
         ),
     )
     where = parser.add_mutually_exclusive_group()
@@ -65,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--simulator",
         action="store_true",
         help="start the embedded Deribit simulator and run against it (offline, no credentials)",
+    )
+    parser.add_argument(
+        "--legacy-http",
+        action="store_true",
+        help=(
+            "with --simulator: answer the heartbeat and connection-scope cancel-on-disconnect "
+            "commands over HTTP, as Deribit's older published API description says (today's "
+            "Deribit refuses them with error 10030)"
+        ),
     )
     parser.add_argument(
         "--timeout",
@@ -77,6 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    summary = "hold a WebSocket session open and print its events as JSON lines"
+    session = commands.add_parser("session", help=summary, description=summary)
+    session.add_argument(
+        "--heartbeat",
+        type=float,
+        default=DEFAULT_HEARTBEAT,
+        metavar="SECONDS",
+        help=f"heartbeat interval, >= 10 (default {DEFAULT_HEARTBEAT:g})",
+    )
+    session.add_argument(
+        "--cancel-on-disconnect",
+        action="store_true",
+        help="enable cancel-on-disconnect on the connection (needs credentials)",
+    )
+    session.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="SECONDS",
+        help="end after SECONDS (default: run until Ctrl-C)",
+    )
     for name, (_, summary, scoped) in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=summary)
         if name == "set-heartbeat":
@@ -88,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
                 help="connection (Deribit's default) or account",
             )
     return parser
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return seconds
 
 
 @contextlib.contextmanager
@@ -107,11 +180,19 @@ def _target(args: argparse.Namespace) -> Iterator[Configuration]:
         return
     from openapi_client.simulator import DeribitSimulator
 
-    with DeribitSimulator() as simulator:
-        # Credentials in the environment are meant for Deribit: never send them to the simulator.
+    # Credentials in the environment are meant for Deribit: never send them to the simulator.
+    session = args.command == "session"
+    client_id, client_secret = "cli", secrets.token_hex(16)
+    with DeribitSimulator(
+        credentials={client_id: client_secret},
+        time_scale=SIMULATOR_TIME_SCALE if session else 1.0,
+        legacy_http=args.legacy_http,
+    ) as simulator:
         overrides["host"] = simulator.url
-        configuration = Configuration(access_token=simulator.issue_token(), **overrides)
-        yield configuration
+        if session:  # an API key, so that the session authenticates as against Deribit
+            yield Configuration(client_id=client_id, client_secret=client_secret, **overrides)
+        else:
+            yield Configuration(access_token=simulator.issue_token(client_id), **overrides)
 
 
 def _call(configuration: Configuration, args: argparse.Namespace) -> Any:
@@ -126,13 +207,134 @@ def _call(configuration: Configuration, args: argparse.Namespace) -> Any:
         return method(*call_args, **keywords)
 
 
-def _one_line(error: OpenApiException) -> str:
+# -- the session command --------------------------------------------------------------------------
+
+
+class _Output:
+    """Writes one JSON object per event; remembers when the reader went away (a closed pipe)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.broken = False
+
+    def event(self, event: "Event") -> None:
+        from openapi_client.websocket.events import as_dict
+
+        if self.broken:
+            return
+        try:
+            self._out.write(json.dumps(as_dict(event)) + "\n")
+            self._out.flush()
+        except (BrokenPipeError, ValueError):  # the reader closed the pipe, or the stream
+            self.broken = True
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM set ``stop`` instead of interrupting whatever runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {number: signal.getsignal(number) for number in handled}
+
+    def request_stop(number: int, frame: Any) -> None:
+        stop.set()
+
+    for number in handled:
+        signal.signal(number, request_stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _hold_session(
+    configuration: Configuration, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    """Open the session, print its events until Ctrl-C, ``--duration`` or its end, close it.
+
+    Returns the exit status; raises the library's exceptions when the session cannot be
+    established (the caller reports them).
+    """
+    from openapi_client.websocket import WebSocketApiClient
+
+    output = _Output(out)
+    stop = threading.Event()
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    ws_client = WebSocketApiClient(
+        configuration,
+        heartbeat=args.heartbeat,
+        cancel_on_disconnect=args.cancel_on_disconnect,
+    )
+    failure: Optional[str] = None
+    try:
+        with _stop_on_signals(stop):
+            failure = _print_events(ws_client, output, stop, deadline)
+    except KeyboardInterrupt:  # arrived before the handler was in place: end the same way
+        pass
+    finally:
+        ws_client.close()
+        for event in ws_client.events(timeout=_POLL_SECONDS):
+            output.event(event)
+    if failure is not None:
+        print(f"{PROG}: error: the session ended: {failure}", file=err)
+        return EXIT_FAILED
+    return 0
+
+
+def _print_events(
+    ws_client: "WebSocketApiClient",
+    output: _Output,
+    stop: threading.Event,
+    deadline: Optional[float],
+) -> Optional[str]:
+    """Print events until asked to stop; the reason when the session gave up, else None."""
+    from openapi_client.websocket import Closed
+
+    while not (stop.is_set() or output.broken):
+        wait = _POLL_SECONDS
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                return None
+        for event in ws_client.events(timeout=wait):
+            output.event(event)
+            if isinstance(event, Closed):
+                return event.reason if event.failed else None
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                break
+    return None
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def _one_line(error: OpenApiException, args: Optional[argparse.Namespace] = None) -> str:
     if isinstance(error, ApiException):
+        if error.error_code == MUST_BE_WEBSOCKET and args is not None:
+            return _websocket_only(error, args)
         text = str(error).splitlines()[0]
         if error.status and error.error_code is not None:
             text += f" (HTTP {error.status})"
         return text
     return str(error)
+
+
+def _websocket_only(error: ApiException, args: argparse.Namespace) -> str:
+    """Error 10030 for a command that needs a WebSocket: say what to run instead."""
+    text = f"Deribit error {error.error_code}: {error.error_message}"
+    if error.status:
+        text += f" (HTTP {error.status})"
+    if "heartbeat" in args.command:
+        instead = f"{PROG} session --heartbeat SECONDS"
+    else:
+        instead = f"{PROG} session --cancel-on-disconnect (or --scope account over HTTP)"
+    text += f": {args.command} works only on a WebSocket on today's Deribit; run {instead}"
+    if args.simulator:
+        text += ", or add --legacy-http for the simulator's old HTTP behaviour"
+    return text
 
 
 def main(
@@ -147,20 +349,24 @@ def main(
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             args = parser.parse_args(argv)
+            if args.legacy_http and not args.simulator:
+                parser.error("--legacy-http goes with --simulator")
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
         with _target(args) as configuration:
+            if args.command == "session":
+                return _hold_session(configuration, args, out, err)
             data = _call(configuration, args)
     except ApiException as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=err)
+        print(f"{PROG}: error: {_one_line(error, args)}", file=err)
         return EXIT_FAILED
     except OpenApiException as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=err)
+        print(f"{PROG}: error: {_one_line(error, args)}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=err)
-        return 130
+        return EXIT_INTERRUPTED
     json.dump(data, out, indent=2, sort_keys=True)
     out.write("\n")
     return 0

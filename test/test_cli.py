@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,48 @@ def fail(expected_status: int, *argv: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "result"),
     [
+        (["enable-cancel-on-disconnect", "--scope", "account"], "ok"),
+        (["disable-cancel-on-disconnect", "--scope", "account"], "ok"),
+        (
+            ["get-cancel-on-disconnect", "--scope", "account"],
+            {"scope": "account", "enabled": False},
+        ),
+    ],
+)
+def test_simulator_commands_that_work_over_http(argv: List[str], result: Any) -> None:
+    data = succeed("--simulator", *argv)
+    assert data["result"] == result
+    assert data["testnet"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "instead"),
+    [
+        (["set-heartbeat", "30"], "deribit-session session --heartbeat SECONDS"),
+        (["disable-heartbeat"], "deribit-session session --heartbeat SECONDS"),
+        (["enable-cancel-on-disconnect"], "deribit-session session --cancel-on-disconnect"),
+        (
+            ["disable-cancel-on-disconnect", "--scope", "connection"],
+            "deribit-session session --cancel-on-disconnect",
+        ),
+        (["get-cancel-on-disconnect"], "--scope account over HTTP"),
+    ],
+)
+def test_websocket_only_commands_point_to_the_session_command(
+    argv: List[str], instead: str
+) -> None:
+    """Today's Deribit answers these over HTTP with 10030, and so does the simulator."""
+    line = fail(1, "--simulator", *argv)
+    assert line.startswith(
+        "deribit-session: error: Deribit error 10030: must_be_websocket_request (HTTP 400): "
+        f"{argv[0]} works only on a WebSocket on today's Deribit"
+    )
+    assert instead in line and "--legacy-http" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "result"),
+    [
         (["set-heartbeat", "30"], "ok"),
         (["set-heartbeat", "30.5"], "ok"),
         (["disable-heartbeat"], "ok"),
@@ -84,10 +127,17 @@ def fail(expected_status: int, *argv: str) -> str:
         ),
     ],
 )
-def test_simulator_commands(argv: List[str], result: Any) -> None:
-    data = succeed("--simulator", *argv)
+def test_legacy_http_simulator_answers_every_command(argv: List[str], result: Any) -> None:
+    """--legacy-http: the simulator answers as the older published API description says."""
+    data = succeed("--simulator", "--legacy-http", *argv)
     assert data["result"] == result
-    assert data["testnet"] is True
+
+
+def test_legacy_http_goes_with_the_simulator(simulator: DeribitSimulator) -> None:
+    status, out, err = run("--host", simulator.url, "--legacy-http", "disable-heartbeat")
+    assert (status, out) == (2, "")
+    assert err.strip().endswith("deribit-session: error: --legacy-http goes with --simulator")
+    assert simulator.requests == []
 
 
 def test_every_command_is_covered() -> None:
@@ -107,7 +157,15 @@ def test_python_dash_m_with_simulator() -> None:
     )
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "-m", "openapi_client", "--simulator", "set-heartbeat", "30"],
+        [
+            sys.executable,
+            "-m",
+            "openapi_client",
+            "--simulator",
+            "enable-cancel-on-disconnect",
+            "--scope",
+            "account",
+        ],
         capture_output=True,
         text=True,
         timeout=20,
@@ -173,7 +231,7 @@ def test_host_from_environment(
 
 
 def test_bad_interval_is_a_usage_error() -> None:
-    line = fail(2, "--simulator", "set-heartbeat", "5")
+    line = fail(2, "--simulator", "--legacy-http", "set-heartbeat", "5")
     assert "interval must be a finite number >= 10" in line
     assert "got 5" in line
 
@@ -202,11 +260,18 @@ def test_injected_error_exits_1(simulator: DeribitSimulator) -> None:
     assert "HTTP 400" in line
 
 
+def refused_url() -> str:
+    """An API root on a loopback port where nothing listens (a port just freed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v2"
+
+
 def test_unreachable_host_exits_1() -> None:
-    line = fail(
-        1, "--host", "http://nothing.invalid/api/v2", "--retries", "0", "set-heartbeat", "30"
-    )
-    assert "nothing.invalid" in line
+    url = refused_url()
+    line = fail(1, "--host", url, "--retries", "0", "set-heartbeat", "30")
+    assert url.split("/")[2] in line and "refused" in line
 
 
 def test_timeout_option(simulator: DeribitSimulator) -> None:
@@ -245,7 +310,7 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0
     assert err == ""
     assert text.startswith("usage: deribit-session")
-    for option in ("--host", "--testnet", "--simulator", *COMMANDS):
+    for option in ("--host", "--testnet", "--simulator", "--legacy-http", "session", *COMMANDS):
         assert option in text
     assert "DERIBIT_ACCESS_TOKEN" in text
 

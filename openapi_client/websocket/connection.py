@@ -344,10 +344,10 @@ class Connection:
                 break
             if waiter is not _DISCARD:
                 waiter.fail(self._lost_error(None, self._cause))
-        self._done.set()
         try:
             self._listener.connection_lost(self)
         finally:
+            self._done.set()  # after the listener: its Disconnected comes before what waits
             if dead is not None:
                 self.close(1001, "", dead)  # waits at most the close timeout: nothing else waits
 

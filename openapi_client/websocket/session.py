@@ -199,6 +199,7 @@ class Session(Listener):
             channels = self._restore(connection)
         except BaseException:
             connection.close(1000, "", "closed: the session could not be restored on it")
+            connection.wait_lost(_JOIN_SECONDS)  # its Disconnected comes before what follows
             raise
         with self._cond:
             if connection.lost is not None:
@@ -490,6 +491,7 @@ class Session(Listener):
             logger.error("the WebSocket session ended: %s", reason)
             if connection is not None and connection.lost is None:
                 connection.close(1000, "", f"closed: {reason}")
+                connection.wait_lost(_JOIN_SECONDS)
         self.hub.emit(Closed(reason, state is State.FAILED, now()))
         self.hub.close()
 

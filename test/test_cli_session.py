@@ -1,0 +1,259 @@
+"""``deribit-session session``: a WebSocket session held open, one JSON object per event on stdout,
+a clean end on Ctrl-C or after --duration, one stderr line when it cannot connect or authenticate.
+
+Real subprocesses against the embedded simulator (``--simulator``, which scales its time so that
+heartbeats come within a second), and the same code in-process against a simulator of the test's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, List, Tuple
+
+import pytest
+from conftest import CLIENT_ID, CLIENT_SECRET
+
+from openapi_client.cli import main
+from openapi_client.simulator import DeribitSimulator
+
+pytestmark = pytest.mark.timeout(60)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Generous bound for a subprocess to start, run and end, in seconds.
+BOUND = 30.0
+ENVIRONMENT = (
+    "DERIBIT_ACCESS_TOKEN",
+    "DERIBIT_CLIENT_ID",
+    "DERIBIT_CLIENT_SECRET",
+    "DERIBIT_AUTH_METHOD",
+    "DERIBIT_HOST",
+    "DERIBIT_TESTNET",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sim() -> Iterator[DeribitSimulator]:
+    with DeribitSimulator(time_scale=0.01) as simulator:
+        yield simulator
+
+
+def child_environment(**extra: str) -> Dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT}
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if part
+    )
+    env.update(extra)
+    return env
+
+
+def command(*argv: str) -> List[str]:
+    return [sys.executable, "-m", "openapi_client", *argv]
+
+
+def events_of(stdout: str) -> List[Dict[str, Any]]:
+    """Every stdout line is one JSON object naming its event."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert all(isinstance(event, dict) and event.get("event") for event in events), stdout
+    return events
+
+
+def names(events: List[Dict[str, Any]]) -> List[str]:
+    return [event["event"] for event in events]
+
+
+def refused_url() -> str:
+    """An API root on a loopback port where nothing listens (a port just freed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v2"
+
+
+def run_in_process(*argv: str) -> Tuple[int, List[Dict[str, Any]], str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err)
+    return status, events_of(out.getvalue()), err.getvalue()
+
+
+# -- subprocesses against --simulator -------------------------------------------------------------
+
+
+def test_duration_ends_the_session_cleanly() -> None:
+    ran = subprocess.run(
+        command(
+            "--simulator", "session", "--heartbeat", "10", "--cancel-on-disconnect",
+            "--duration", "1.5",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        cwd=str(REPO_ROOT),
+        env=child_environment(),
+        check=False,
+    )
+    assert (ran.returncode, ran.stderr) == (0, "")
+    events = events_of(ran.stdout)
+    assert names(events)[:3] == ["Connected", "Authenticated", "SessionRestored"]
+    restored = events[2]
+    assert (restored["heartbeat"], restored["cancel_on_disconnect"]) == (10, True)
+    assert "HeartbeatAnswered" in names(events)  # one every 0.5 s at the simulator's time scale
+    assert names(events)[-2:] == ["Disconnected", "Closed"]
+    lost, closed = events[-2:]
+    assert lost["cancel_on_disconnect_may_have_fired"] is True
+    assert closed["failed"] is False
+
+
+def _lines(stream: IO[str], into: "queue.Queue[str]") -> None:
+    for line in stream:
+        into.put(line)
+    into.put("")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+def test_ctrl_c_ends_the_session_cleanly() -> None:
+    child = subprocess.Popen(
+        command("--simulator", "session", "--heartbeat", "10"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO_ROOT),
+        env=child_environment(),
+    )
+    try:
+        assert child.stdout is not None and child.stderr is not None
+        lines: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=_lines, args=(child.stdout, lines), daemon=True).start()
+        seen: List[str] = []
+        deadline = time.monotonic() + BOUND
+        while "HeartbeatAnswered" not in seen:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line, f"the session ended early: {seen}"
+            seen.append(json.loads(line)["event"])
+        child.send_signal(signal.SIGINT)
+        assert child.wait(BOUND) == 0
+        rest: List[str] = []
+        while True:
+            line = lines.get(timeout=BOUND)
+            if not line:
+                break
+            rest.append(json.loads(line)["event"])
+        assert rest[-2:] == ["Disconnected", "Closed"]
+        assert child.stderr.read() == ""
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(BOUND)
+
+
+def test_cannot_connect_is_one_stderr_line_and_exit_1() -> None:
+    url = refused_url()
+    ran = subprocess.run(
+        command("--host", url, "--retries", "0", "session"),
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        cwd=str(REPO_ROOT),
+        env=child_environment(),
+        check=False,
+    )
+    assert ran.returncode == 1 and ran.stdout == ""
+    assert ran.stderr.count("\n") == 1 and "Traceback" not in ran.stderr
+    assert ran.stderr.startswith("deribit-session: error: ")
+    assert url.split("/")[2] in ran.stderr and "refused" in ran.stderr
+
+
+# -- in-process against a simulator of the test's -------------------------------------------------
+
+
+def test_credentials_from_the_environment(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIBIT_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DERIBIT_CLIENT_SECRET", CLIENT_SECRET)
+    status, events, err = run_in_process(
+        "--host", sim.url, "session", "--cancel-on-disconnect", "--duration", "0.5"
+    )
+    assert (status, err) == (0, "")
+    assert names(events)[:3] == ["Connected", "Authenticated", "SessionRestored"]
+    assert events[0]["url"] == sim.ws_url
+    assert events[2]["heartbeat"] == 30
+    assert names(events).count("HeartbeatAnswered") >= 1  # every 0.3 s at this time scale
+    assert [event.reason for event in sim.cancel_on_disconnect_events] == ["closed"]
+    assert CLIENT_SECRET not in json.dumps(events)
+
+
+def test_wrong_credentials_are_one_stderr_line(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIBIT_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DERIBIT_CLIENT_SECRET", "not-the-secret")
+    status, events, err = run_in_process("--host", sim.url, "session", "--duration", "5")
+    assert (status, events) == (1, [])
+    assert err.count("\n") == 1 and err.startswith("deribit-session: error: Deribit error 13004")
+    assert "not-the-secret" not in err
+
+
+def test_session_that_gives_up_exits_1(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token dies while the connection is down: the session cannot be restored."""
+    monkeypatch.setenv("DERIBIT_ACCESS_TOKEN", sim.issue_token())
+
+    def break_it() -> None:
+        deadline = time.monotonic() + BOUND
+        while not any(c.cancel_on_disconnect for c in sim.ws_connections):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+        sim.revoke_tokens()
+        sim.inject("ws_drop", path="/public/test")
+
+    breaker = threading.Thread(target=break_it, daemon=True)
+    breaker.start()
+    status, events, err = run_in_process(
+        "--host", sim.url, "--retries", "0", "session", "--heartbeat", "10",
+        "--cancel-on-disconnect", "--duration", str(BOUND),
+    )
+    breaker.join(BOUND)
+    assert status == 1
+    assert names(events)[-3:] == ["Connected", "Disconnected", "Closed"]
+    assert events[-1]["failed"] is True and "13009" in events[-1]["reason"]
+    assert err.count("\n") == 1
+    assert err.startswith("deribit-session: error: the session ended: ") and "13009" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["session", "--heartbeat", "5"], "interval must be"),
+        (["session", "--duration", "0"], "must be a number of seconds > 0"),
+        (["session", "--duration", "soon"], "must be a number of seconds > 0"),
+    ],
+)
+def test_usage_errors_exit_2(argv: List[str], says: str) -> None:
+    status, events, err = run_in_process("--host", refused_url(), *argv)
+    assert (status, events) == (2, [])
+    assert says in err and "Traceback" not in err
+
+
+def test_cancel_on_disconnect_needs_credentials(sim: DeribitSimulator) -> None:
+    status, events, err = run_in_process("--host", sim.url, "session", "--cancel-on-disconnect")
+    assert (status, events) == (2, [])
+    assert "needs credentials" in err
+    assert sim.ws_connections == []
