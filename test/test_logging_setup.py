@@ -72,6 +72,7 @@ from io import StringIO
 from openapi_client import ApiClient, ApiException, Configuration, RetryPolicy, SessionManagementApi
 from openapi_client.cli import main as cli_main
 from openapi_client.simulator import DeribitSimulator
+from openapi_client.websocket import WebSocketApiClient
 
 def exercise(debug):
     with DeribitSimulator(legacy_http=True) as sim:
@@ -100,8 +101,34 @@ def exercise(debug):
                 pass
             sim.revoke_tokens()
             api.private_get_cancel_on_disconnect_get()  # re-authenticates
+    with DeribitSimulator(time_scale=0.01) as sim:
+        configuration = Configuration(
+            host=sim.url,
+            client_id="sim-client",
+            client_secret="sim-secret",
+            retries=RetryPolicy(total=2, backoff_factor=0.01, backoff_max=0.02),
+            request_timeout=(2, 2),
+            debug=debug,
+        )
+        with WebSocketApiClient(
+            configuration,
+            heartbeat=10,
+            cancel_on_disconnect=True,
+            reconnect_backoff=RetryPolicy(backoff_factor=0.01, backoff_max=0.02),
+        ) as ws_client:
+            api = SessionManagementApi(ws_client)
+            api.private_get_cancel_on_disconnect_get()
+            sim.inject("ws_drop", path="/public/test")
+            ws_client.call("public/test", idempotent=True)  # retried on the new connection
+            api.public_set_heartbeat_get(10)
     out = StringIO()
-    assert cli_main(["--simulator", "set-heartbeat", "30"], stdout=out, stderr=out) == 0
+    # Today's Deribit refuses set_heartbeat over HTTP (10030): --legacy-http answers it.
+    for argv, status in (
+        (["--simulator", "set-heartbeat", "30"], 1),
+        (["--simulator", "--legacy-http", "set-heartbeat", "30"], 0),
+        (["--simulator", "session", "--duration", "0.3"], 0),
+    ):
+        assert cli_main(argv, stdout=out, stderr=out) == status
 
 exercise(debug=False)
 # Whatever the library may warn about, unconfigured logging must not print it.

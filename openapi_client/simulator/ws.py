@@ -72,8 +72,8 @@ MAX_FRAME_BYTES = 1 << 20
 #: Real seconds to wait for the client's close frame (or TCP close) after the server's.
 CLOSE_TIMEOUT = 2.0
 
+# Silent unless the application configures logging: the package logger's NullHandler covers it.
 _LOGGER = logging.getLogger("openapi_client.simulator.websocket")
-_LOGGER.addHandler(logging.NullHandler())  # never print: the simulator is silent by design
 
 _TEST_REQUEST = notification("heartbeat", {"type": "test_request"})
 _HEARTBEAT = notification("heartbeat", {"type": "heartbeat"})
