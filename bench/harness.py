@@ -136,15 +136,25 @@ class SimulatorProcess:
         worker process opens its own and the server may notice their close a little late.
     :param root: where to import the simulator from: the measured library's root when it has
         one, else the work tree.
+    :param options: more command-line options of the simulator (``--time-scale 0.01``).
+
+    The HTTP benchmarks call ``public/set_heartbeat`` over HTTP, as the published API description
+    does; a simulator that answers it with 10030 by default (as Deribit does today) is started
+    with ``--legacy-http``.
     """
 
-    def __init__(self, max_connections: int = 256, root: Optional[Path] = None) -> None:
+    def __init__(
+        self, max_connections: int = 256, root: Optional[Path] = None, options: Sequence[str] = ()
+    ) -> None:
         self.max_connections = max_connections
         if root is None:
             measured = library_root()
             has_simulator = (measured / "openapi_client" / "simulator" / "__main__.py").is_file()
             root = measured if has_simulator else REPO_ROOT
         self.root = root
+        main = root / "openapi_client" / "simulator" / "__main__.py"
+        legacy = "--legacy-http" in main.read_text(encoding="utf-8") if main.is_file() else False
+        self.options = [*(["--legacy-http"] if legacy else []), *options]
         self.url = ""
         self._process: Optional["subprocess.Popen[bytes]"] = None
         self._stderr: Optional[IO[bytes]] = None
@@ -178,6 +188,7 @@ class SimulatorProcess:
             "0",
             "--max-connections",
             str(self.max_connections),
+            *self.options,
         ]
         self._process = subprocess.Popen(
             command,
