@@ -417,8 +417,11 @@ class RESTClientObject:
         body = _Urllib3Body(response, watch, where, timeout, deadline, limit)
         try:
             status = int(response.status)
-            reason = response.reason or ""
+            reason = _printable(response.reason or "")
             response_headers = HTTPHeaders(response.headers.items())
+            if "Transfer-Encoding" in response_headers and "Content-Length" in response_headers:
+                # Both framings: http.client reads by the chunks; trust nothing after them.
+                body.framing_in_doubt()
             if 100 <= status <= 199:
                 # urllib3 (through http.client) takes an informational answer other than 100 as
                 # the answer, and leaves the real one unread; the connection cannot be trusted.
@@ -904,20 +907,30 @@ def _parse_head(head: bytes, where: str) -> Tuple[int, str, HTTPHeaders, bool]:
     status = int(parts[1])
     if status < 100:
         raise _broken(f"{where} answered with an invalid status ({status})")
-    reason = parts[2].decode("latin-1").strip() if len(parts) > 2 else ""
-    reason = "".join(c for c in reason if c.isprintable())
-    headers = HTTPHeaders()
+    reason = _printable(parts[2].decode("latin-1")) if len(parts) > 2 else ""
+    fields: List[List[str]] = []
     for line in lines[1:]:
         line = line.rstrip(b"\r")
         if not line:
             continue
         if line[:1] in (b" ", b"\t"):
-            raise _broken(f"{where} sent a folded header line (obsolete, refused)")
+            # An obsolete folded line continues the previous field: read as one space (RFC 9112
+            # section 5.2), as http.client does on urllib3's path.
+            if not fields:
+                continue  # nothing to continue: ignored, as http.client does
+            fields[-1][1] += " " + line.strip(b" \t").decode("latin-1")
+            continue
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip() or b" " in name:
             raise _broken(f"{where} sent a malformed header line")
-        headers.add(name.decode("latin-1"), value.strip(b" \t").decode("latin-1"))
+        fields.append([name.decode("latin-1"), value.strip(b" \t").decode("latin-1")])
+    headers = HTTPHeaders((name, value) for name, value in fields)
     return status, reason, headers, version == b"HTTP/1.0"
+
+
+def _printable(reason: str) -> str:
+    """A reason phrase as shown to the caller: its printable characters, trimmed."""
+    return "".join(c for c in reason if c.isprintable()).strip()
 
 
 class _Body:
@@ -1190,23 +1203,35 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _before_request(connection: Any) -> None:
+    """Report ``connection`` to the watchdog of the exchange about to send on it; first close it
+    if its last answer left the framing in doubt (urllib3 puts a connection back in its pool as
+    soon as a body is read to the end, before the client can close it)."""
+    if getattr(connection, "framing_in_doubt", False):
+        connection.framing_in_doubt = False
+        connection.close()  # http.client opens a new socket for the request
+    watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
+    if watch is not None:
+        watch.attach(connection)
+
+
 class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
     """urllib3's connection, reporting to the watchdog of the exchange that sends on it."""
 
+    framing_in_doubt = False
+
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
-        if watch is not None:
-            watch.attach(self)
+        _before_request(self)
         return super().request(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
     """urllib3's TLS connection, reporting to the watchdog of the exchange that sends on it."""
 
+    framing_in_doubt = False
+
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
-        if watch is not None:
-            watch.attach(self)
+        _before_request(self)
         return super().request(*args, **kwargs)
 
 
@@ -1238,6 +1263,12 @@ class _Urllib3Body(_Body):
         self.limit = limit
         self.total = 0
         self.done = False
+
+    def framing_in_doubt(self) -> None:
+        """Make sure the connection is not used again as it is."""
+        connection = getattr(self.response, "connection", None)
+        if isinstance(connection, (_WatchedHTTPConnection, _WatchedHTTPSConnection)):
+            connection.framing_in_doubt = True
 
     def read(self, amount: int) -> bytes:
         response = self.response
