@@ -137,6 +137,8 @@ class SimulatorProcess:
     :param root: where to import the simulator from: the measured library's root when it has
         one, else the work tree.
     :param options: more command-line options of the simulator (``--time-scale 0.01``).
+    :param program: what to run instead of ``python -m openapi_client.simulator`` (a script that
+        serves the simulator in its own way and prints its URL first, like the simulator).
 
     The HTTP benchmarks call ``public/set_heartbeat`` over HTTP, as the published API description
     does; a simulator that answers it with 10030 by default (as Deribit does today) is started
@@ -144,8 +146,13 @@ class SimulatorProcess:
     """
 
     def __init__(
-        self, max_connections: int = 256, root: Optional[Path] = None, options: Sequence[str] = ()
+        self,
+        max_connections: int = 256,
+        root: Optional[Path] = None,
+        options: Sequence[str] = (),
+        program: Sequence[str] = ("-m", "openapi_client.simulator"),
     ) -> None:
+        self.program = list(program)
         self.max_connections = max_connections
         if root is None:
             measured = library_root()
@@ -180,8 +187,7 @@ class SimulatorProcess:
         self._stderr = tempfile.TemporaryFile()
         command = [
             PYTHON,
-            "-m",
-            "openapi_client.simulator",
+            *self.program,
             "--host",
             "127.0.0.1",
             "--port",

@@ -73,6 +73,9 @@ FIRST_RESULT_SNIPPETS: Dict[str, str] = {
 }
 
 Call = Callable[[], Any]
+#: ``builder(variant, url)`` -> ``(call, close)``: how a worker makes its calls (:func:`build` for
+#: the HTTP variants here; ``bench/websocket.py`` passes its own).
+Builder = Callable[[str, str], Tuple[Call, Callable[[], None]]]
 
 
 class WorkloadError(RuntimeError):
@@ -165,9 +168,11 @@ def _calls(call: Call, count: int, deadline: float) -> Tuple[int, Any]:
 
 
 @contextmanager
-def _warmed_up(variant: str, url: str, warmup: int, max_seconds: float) -> Iterator[Call]:
+def _warmed_up(
+    variant: str, url: str, warmup: int, max_seconds: float, builder: Builder = build
+) -> Iterator[Call]:
     """``variant``'s call, checked, after ``warmup`` calls and a full collection; closed after."""
-    call, close = build(variant, url)
+    call, close = builder(variant, url)
     try:
         _check(call(), variant)
         _calls(call, warmup, time.perf_counter() + max_seconds / 4)
@@ -186,7 +191,13 @@ def _result(variant: str, done: int, asked: int, **figures: Any) -> Dict[str, An
 
 
 def cpu(
-    variant: str, url: str, calls: int, warmup: int, blocks: int, max_seconds: float
+    variant: str,
+    url: str,
+    calls: int,
+    warmup: int,
+    blocks: int,
+    max_seconds: float,
+    builder: Builder = build,
 ) -> Dict[str, Any]:
     """Process CPU time (and wall time) per call over ``calls`` calls after ``warmup`` calls.
 
@@ -195,7 +206,7 @@ def cpu(
     """
     block_cpu_us: List[float] = []
     block_wall_us: List[float] = []
-    with _warmed_up(variant, url, warmup, max_seconds) as call:
+    with _warmed_up(variant, url, warmup, max_seconds, builder) as call:
         deadline = time.perf_counter() + max_seconds
         size = max(1, calls // blocks)
         done = 0
@@ -309,10 +320,16 @@ def vm_rss_kib() -> int:
 
 
 def memory(
-    variant: str, url: str, calls: int, warmup: int, samples: int, max_seconds: float
+    variant: str,
+    url: str,
+    calls: int,
+    warmup: int,
+    samples: int,
+    max_seconds: float,
+    builder: Builder = build,
 ) -> Dict[str, Any]:
     """VmRSS growth over ``calls`` calls after ``warmup`` calls (and a full collection)."""
-    with _warmed_up(variant, url, warmup, max_seconds) as call:
+    with _warmed_up(variant, url, warmup, max_seconds, builder) as call:
         before = vm_rss_kib()
         deadline = time.perf_counter() + max_seconds
         step = max(1, calls // max(1, samples))
