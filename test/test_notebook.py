@@ -43,20 +43,25 @@ PROBE_SOURCE = "import sys\nprint(sys.prefix)"
 EXPECTED: List[Tuple[str, str]] = [
     ("repr", "Configuration(host='https://www.deribit.com/api/v2', auth='access_token'"),
     ("repr", "False"),
-    ("set-heartbeat", "'result': 'ok'"),
-    ("disable-heartbeat", "'ok'"),
+    ("set-heartbeat", "400 10030 must_be_websocket_request"),
     (
         "cancel-on-disconnect",
         "ok\n{'scope': 'account', 'enabled': True}\nok\n{'scope': 'account', 'enabled': False}\n",
     ),
-    ("http-info", "(200, 'application/json', 'ok')"),
+    ("http-info", "(200, 'application/json', {'scope': 'account', 'enabled': False})"),
     ("client-side-error", "interval must be"),
     ("server-error", "BadRequestException(status=400, error_code=-32602"),
     ("error-fields", "error_code:    -32602"),
     ("error-fields", "error_message: Invalid params"),
-    ("error-fields", "error_data:    {'param': 'interval'"),
+    ("error-fields", "error_data:    {'param': 'scope'"),
     ("env", "client_signature"),
     ("env-call", "{'scope': 'account', 'enabled': False}"),
+    ("ws-open", "<State.READY: 'ready'>"),
+    ("ws-calls", "ok\n{'scope': 'connection', 'enabled': True}\n"),
+    ("ws-keywords", "200 {} {'scope': 'connection', 'enabled': True}\nRawAnswer 200 ok\n"),
+    ("ws-events", "answered a test_request on connection 1"),
+    ("ws-close", "[]\n"),
+    ("ws-close", "['closed']"),
     ("cleanup", "<DeribitSimulator stopped>"),
 ]
 
@@ -140,16 +145,9 @@ def stored() -> Any:
     return nbformat.read(NOTEBOOK, as_version=4)
 
 
-#: Until the notebook is rewritten for today's Deribit (heartbeats over a WebSocket), its
-#: simulator answers the heartbeat methods over HTTP as the published API description does.
-LEGACY_SIMULATOR = ("DeribitSimulator()", "DeribitSimulator(legacy_http=True)")
-
-
 @pytest.fixture(scope="module")
 def executed(stored: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     nb = copy.deepcopy(stored)
-    for cell in code_cells(nb):
-        cell.source = cell.source.replace(*LEGACY_SIMULATOR)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE_SOURCE, id=PROBE_ID))
     return execute(nb, tmp_path_factory.mktemp("notebook"))
 
