@@ -120,7 +120,8 @@ def _wait_for_turn(rate_limit: "RateLimit", call_deadline: Deadline) -> float:
             f"the rate limit would delay this request by {delay:.2f} s, past the "
             f"{call_deadline.describe()}"
         )
-    time.sleep(delay)
+    sleep: Callable[[float], object] = getattr(rate_limit, "sleep", time.sleep)
+    sleep(delay)
     return delay
 
 
@@ -273,6 +274,9 @@ class ClientCore:
         self._executor_lock = threading.Lock()
         self._retry_cache: Tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
         self._closed = False
+        #: How the client waits before a retry (``time.sleep``). A test on a manual clock sets
+        #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
+        self.sleep: Callable[[float], object] = time.sleep
         _CLIENTS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -490,7 +494,7 @@ class ClientCore:
                     policy.max_attempts,
                     delay,
                 )
-                time.sleep(delay)
+                self.sleep(delay)
                 continue
             if type(reply) is not Reply:
                 return reply

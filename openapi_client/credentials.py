@@ -293,9 +293,17 @@ class Credentials:
     Reads the configuration on every call, so a token set or changed later is used at once.
     """
 
-    def __init__(self, configuration: Configuration, fetch: FetchToken) -> None:
+    def __init__(
+        self,
+        configuration: Configuration,
+        fetch: FetchToken,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._configuration = configuration
         self._fetch = fetch
+        #: The monotonic clock token lifetimes are measured on; a test may set a manual one
+        #: (before the first private call) to move time instead of sleeping.
+        self.clock = clock
         self._manager: Optional[TokenManager] = None
         self._manager_lock = threading.Lock()
         self._bearer_cache = ("", "")
@@ -331,7 +339,7 @@ class Credentials:
             with self._manager_lock:
                 manager = self._manager
                 if manager is None or manager.key_changed:
-                    manager = TokenManager(self._configuration, self._fetch)
+                    manager = TokenManager(self._configuration, self._fetch, self.clock)
                     self._manager = manager
         return manager
 

@@ -31,9 +31,20 @@ class RateLimit:
         difference; it delays a request only when the pool is (nearly) empty and never lowers
         the sustained rate. Raise it to about the connection set-up time on a slow network.
     :param clock: monotonic clock in seconds; replaceable for tests.
+    :param sleep: how a caller waits for its turn (``time.sleep``); a test on a manual clock
+        passes the clock's ``advance``, so that waiting moves its time instead of taking any.
     """
 
-    __slots__ = ("_available", "_clock", "_lock", "_updated", "burst", "margin", "per_second")
+    __slots__ = (
+        "_available",
+        "_clock",
+        "_lock",
+        "_updated",
+        "burst",
+        "margin",
+        "per_second",
+        "sleep",
+    )
 
     def __init__(
         self,
@@ -42,6 +53,7 @@ class RateLimit:
         *,
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         if isinstance(per_second, bool) or not isinstance(per_second, (int, float)):
             raise TypeError(f"per_second must be a number, got {per_second!r}")
@@ -57,6 +69,8 @@ class RateLimit:
         self.burst = burst
         self.margin = float(margin)
         self._clock = clock
+        #: Waits the given seconds (see the ``sleep`` parameter).
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._available = float(burst)
         self._updated = clock()
@@ -91,7 +105,7 @@ class RateLimit:
         """Wait until a request may be sent under this limit, then return."""
         delay = self.reserve()
         if delay > 0.0:
-            time.sleep(delay)
+            self.sleep(delay)
 
     def try_acquire(self) -> bool:
         """Spend one request if the pool holds one now; never waits."""

@@ -50,6 +50,7 @@ from openapi_client.exceptions import (
     ApiTimeoutError,
     ApiTransportError,
     ApiValueError,
+    OpenApiException,
     exception_for_response,
 )
 from openapi_client.headers import HTTPHeaders, check_header
@@ -377,11 +378,14 @@ class RESTClientObject:
         limit: int,
         preload_content: bool,
     ) -> Any:
-        if ready is not None:
+        if ready is not None and not self._watch_connections:
             deadline = ready()
+            ready = None
         where = origin.display
         remaining = _remaining(deadline, where)
         watch = _WATCHDOG.watch(deadline)
+        # The connection calls `ready` once it is connected, just before the request leaves.
+        watch.ready = ready
         _CURRENT_WATCH.watch = watch
         try:
             response = self.pool_manager.urlopen(
@@ -400,6 +404,8 @@ class RESTClientObject:
             )
         except BaseException as error:
             watch.cancel()
+            if isinstance(error, OpenApiException):
+                raise  # the rate limiter's refusal, from the connection about to send
             if isinstance(error, urllib3_errors.EmptyPoolError):
                 raise _pool_wait_timeout(where, deadline, self._max_connections) from error
             if watch.expired:
@@ -414,6 +420,7 @@ class RESTClientObject:
             raise
         finally:
             _CURRENT_WATCH.watch = None
+        deadline = watch.deadline or deadline
         body = _Urllib3Body(response, watch, where, timeout, deadline, limit)
         try:
             status = int(response.status)
@@ -1108,13 +1115,28 @@ class _WireBody(_Body):
 class _Watch:
     """One exchange on urllib3's path: its deadline, and the connections it uses."""
 
-    __slots__ = ("at", "connections", "expired", "lock")
+    __slots__ = ("at", "connections", "deadline", "expired", "lock", "ready")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.connections: List[Any] = []
         self.expired = False
         self.lock = threading.Lock()
+        #: Called once, when a connection is about to send (see ``RESTClientObject.send``).
+        self.ready: Optional[Callable[[], Deadline]] = None
+        #: The deadline ``ready`` returned, when it was called.
+        self.deadline: Optional[Deadline] = None
+
+    def sending(self) -> None:
+        """The request is about to leave: the rate limiter's turn, which may move the deadline
+        later by the time it waited."""
+        ready, self.ready = self.ready, None
+        if ready is None:
+            return
+        deadline = ready()
+        self.deadline = deadline
+        if deadline.at != self.at:
+            _WATCHDOG.move(self, deadline.at)
 
     def attach(self, connection: Any) -> None:
         with self.lock:
@@ -1169,16 +1191,29 @@ class _Watchdog:
             self._condition.notify()
         return watch
 
+    def move(self, watch: _Watch, at: float) -> None:
+        """Hold ``watch`` to a new moment; its earlier entry in the heap goes stale."""
+        with self._condition:
+            with watch.lock:
+                if watch.at == float("inf"):
+                    return  # cancelled
+                watch.at = at
+            self._count += 1
+            heapq.heappush(self._heap, (at, self._count, watch))
+            self._condition.notify()
+
     def _run(self) -> None:
         heap = self._heap
         while True:
             due: List[_Watch] = []
             with self._condition:
-                while heap and heap[0][2].at == float("inf"):
-                    heapq.heappop(heap)
+                while heap and heap[0][2].at != heap[0][0]:
+                    heapq.heappop(heap)  # cancelled, or moved to another moment
                 now = time.monotonic()
                 while heap and heap[0][0] <= now:
-                    due.append(heapq.heappop(heap)[2])
+                    at, _, watch = heapq.heappop(heap)
+                    if watch.at == at:
+                        due.append(watch)
                 if not due:
                     self._condition.wait(heap[0][0] - now if heap else None)
             for watch in due:
@@ -1213,6 +1248,7 @@ def _before_request(connection: Any) -> None:
     watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
     if watch is not None:
         watch.attach(connection)
+        watch.sending()
 
 
 class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 import threading
 import time
 import traceback
@@ -31,13 +32,23 @@ from openapi_client.configuration import PRODUCTION_HOST, TESTNET_HOST
 from openapi_client.credentials import Token, TokenManager
 from openapi_client.endpoint import Endpoint
 from openapi_client.simulator import DeribitSimulator, RecordedRequest
+from openapi_client.testing import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 CLIENT_ID = "bot-client"
 #: Distinctive, so that a leak anywhere is found by a plain substring search.
 SECRET = "Sx9-q4Lm7TzW2vRk"
-INSECURE_HOST = "http://deribit.invalid/api/v2"
+#: Not loopback to the client's plain-http guard, yet connecting reaches this machine (0.0.0.0
+#: is "this host"), where nothing listens on the port: no name to resolve, nothing remote.
+INSECURE_HOST = f"http://0.0.0.0:{refused_port()}/api/v2"
 
 KEY_METHODS = ("client_signature", "client_credentials", "signature")
 
@@ -422,50 +433,57 @@ def test_refresh_margin(sim: DeribitSimulator) -> None:
 # -- expiry, refresh, fallback, re-authentication --------------------------------------------
 
 
+@contextlib.contextmanager
+def on_manual_clock(
+    token_ttl: float = 1.0, **settings: Any
+) -> Iterator["tuple[DeribitSimulator, SessionManagementApi, ManualClock]"]:
+    """A simulator and a client whose token lifetimes run on one hand-driven clock."""
+    clock = ManualClock()
+    with DeribitSimulator(
+        credentials={CLIENT_ID: SECRET}, token_ttl=token_ttl, legacy_http=True, clock=clock
+    ) as sim, ApiClient(key_configuration(sim, **settings)) as client:
+        client.credentials.clock = clock
+        yield sim, SessionManagementApi(client), clock
+
+
 def test_short_lived_tokens_are_refreshed_ahead_of_expiry() -> None:
-    """Tokens live 1 s; three threads call for 3.5 s; no call fails, none is repeated."""
-    ttl, duration, workers = 1.0, 3.5, 3
-    with simulator(token_ttl=ttl) as sim, session(key_configuration(sim)) as api:
+    """Tokens live 1 s; three threads call in rounds while the clock moves 1/16 s a round for
+    3.5 s: no call fails, none is repeated, and a refresh comes once the token has a fifth of
+    its life left (at 0.8125 s, 1.625 s, 2.4375 s and 3.25 s)."""
+    workers, rounds, step = 3, 56, 0.0625
+    with on_manual_clock() as (sim, api, clock):
         errors: List[BaseException] = []
-        done = [0] * workers
+        turn = threading.Barrier(workers + 1, timeout=10)
 
-        def work(index: int) -> None:
-            deadline = time.monotonic() + duration
-            try:
-                for _ in range(2000):  # bounded: about 100 per second per thread at most
-                    if time.monotonic() >= deadline:
-                        return
+        def work() -> None:
+            for _ in range(rounds):
+                try:
                     private_call(api)
-                    done[index] += 1
-                    time.sleep(0.01)
-            except BaseException as error:  # reported below
-                errors.append(error)
+                except BaseException as error:  # reported below
+                    errors.append(error)
+                turn.wait()  # the round is over
+                turn.wait()  # the clock has moved
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        threads = [threading.Thread(target=work) for _ in range(workers)]
         for thread in threads:
             thread.start()
+        for _ in range(rounds):
+            turn.wait()
+            clock.advance(step)
+            turn.wait()
         for thread in threads:
-            thread.join(duration + 10)
+            thread.join(10)
         assert not any(thread.is_alive() for thread in threads)
         assert errors == []
-
-        assert len(private_requests(sim)) == sum(done), "no call needed a second attempt"
-        assert sum(done) > 100
-        kinds = grants(sim)
-        assert kinds[0] == "client_signature"
-        assert kinds[1:] == ["refresh_token"] * (len(kinds) - 1)
-        # About one refresh per 0.8 s (the margin is a fifth of a 1 s lifetime).
-        assert 4 <= len(kinds) <= 7
-        times = [r.time for r in auth_requests(sim)]
-        lifetimes = [later - earlier for earlier, later in zip(times, times[1:])]
-        assert all(0.7 <= gap < ttl for gap in lifetimes), lifetimes
+        assert len(private_requests(sim)) == workers * rounds, "no call needed a second attempt"
+        assert grants(sim) == ["client_signature"] + ["refresh_token"] * 4
 
 
 def test_refused_refresh_falls_back_to_the_key() -> None:
-    with simulator(token_ttl=1.0) as sim, session(key_configuration(sim)) as api:
+    with on_manual_clock() as (sim, api, clock):
         private_call(api)
         sim.revoke_tokens(refresh_tokens=True)
-        time.sleep(0.9)  # inside the refresh margin (the last 0.2 s of the token's life)
+        clock.advance(0.9)  # inside the refresh margin (the last 0.2 s of the token's life)
         private_call(api)
         private_call(api)
         assert grants(sim) == ["client_signature", "refresh_token", "client_signature"]
@@ -476,9 +494,9 @@ def test_refused_refresh_falls_back_to_the_key() -> None:
 
 def test_failed_early_refresh_keeps_the_valid_token(caplog: pytest.LogCaptureFixture) -> None:
     """A refresh that fails while the token is still valid must not fail the call."""
-    with simulator(token_ttl=1.0) as sim, session(key_configuration(sim, retries=0)) as api:
+    with on_manual_clock(retries=0) as (sim, api, clock):
         private_call(api)
-        time.sleep(0.85)
+        clock.advance(0.85)
         # The refresh grant is refused, and so is the API key after it.
         sim.inject(
             "rpc_error", 2, path="/public/auth", code=13028, message="temporarily_unavailable"
@@ -489,12 +507,23 @@ def test_failed_early_refresh_keeps_the_valid_token(caplog: pytest.LogCaptureFix
         first, second = issued_tokens(sim)
         assert first == second, "the still-valid token was used"
         assert "keeping it" in caplog.text
-        time.sleep(0.2)  # past the first token's expiry; the faults are used up
+        private_call(api)  # no new try before the retry interval
+        assert len(grants(sim)) == 3
+        clock.advance(0.2)  # past the first token's expiry; the faults are used up
         private_call(api)
         assert grants(sim)[3:] == ["refresh_token"]
-        assert issued_tokens(sim)[2] != first
+        assert issued_tokens(sim)[3] != first
     for token in issued_tokens(sim):
         assert token not in caplog.text
+
+
+def test_expired_token_is_renewed_before_use_not_after_a_refusal() -> None:
+    with on_manual_clock() as (sim, api, clock):
+        private_call(api)
+        clock.advance(5.0)  # long past expiry
+        private_call(api)
+        assert grants(sim) == ["client_signature", "refresh_token"]
+        assert len(private_requests(sim)) == 2, "no request with the expired token"
 
 
 def test_revoked_token_reauthenticates_once_and_repeats_the_call(sim: DeribitSimulator) -> None:

@@ -1,17 +1,29 @@
 """Configuration.proxy: requests go to the proxy, in absolute form, with proxy_headers.
 
 The simulator accepts absolute-form targets as an HTTP proxy receives them, so it stands in for
-the proxy here; the exchange's host name is under .invalid and is never resolved by the client.
+the proxy here. The exchange is a port nothing listens on, at 0.0.0.0 (not loopback to the
+plain-http guard, no name to resolve); the client never connects to it, only to the proxy.
 """
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from openapi_client import ApiClient, ApiValueError, Configuration, SessionManagementApi
 from openapi_client.simulator import DeribitSimulator
 
-EXCHANGE = "http://exchange.invalid/api/v2"
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+EXCHANGE_AUTHORITY = f"0.0.0.0:{refused_port()}"
+EXCHANGE = f"http://{EXCHANGE_AUTHORITY}/api/v2"
 
 
 def proxy_of(simulator: DeribitSimulator) -> str:
@@ -33,7 +45,7 @@ def test_requests_go_through_the_proxy_with_its_headers(simulator: DeribitSimula
     assert (data["result"], status, headers["Content-Type"]) == ("ok", 200, "application/json")
     first, second = simulator.requests
     assert first.target == "/api/v2/public/set_heartbeat?interval=30"
-    assert first.header("Host") == "exchange.invalid"
+    assert first.header("Host") == EXCHANGE_AUTHORITY
     assert first.header("Proxy-Authorization") == "Basic cHJveHk6cGFzcw=="
     assert second.path == "/api/v2/public/disable_heartbeat"
     assert simulator.heartbeat_interval is None

@@ -7,9 +7,10 @@ requests outnumber the calls.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Any, Callable, Dict, List, Type
+from typing import Any, Callable, Dict, Iterator, List, Type
 
 import pytest
 from conftest import TOKEN
@@ -24,6 +25,7 @@ from openapi_client import (
 )
 from openapi_client.rate_limit import DEFAULT_MARGIN
 from openapi_client.simulator import DeribitSimulator
+from openapi_client.testing import ManualClock
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -31,19 +33,6 @@ pytestmark = pytest.mark.timeout(20)
 PER_SECOND = 200.0
 BURST = 50
 CALLS = 250
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def run_threads(target: Callable[[], None], count: int, timeout: float = 10.0) -> None:
@@ -75,7 +64,7 @@ def client_for(simulator: DeribitSimulator, **settings: Any) -> ApiClient:
 
 
 def test_burst_then_rate() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limit = RateLimit(per_second=10, burst=3, clock=clock)
     assert [limit.try_acquire() for _ in range(4)] == [True, True, True, False]
     clock.advance(0.09)
@@ -88,7 +77,7 @@ def test_burst_then_rate() -> None:
 
 
 def test_reserve_queues_callers_behind_each_other() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limit = RateLimit(per_second=10, burst=2, margin=0, clock=clock)
     waits = [limit.reserve() for _ in range(5)]
     assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
@@ -98,7 +87,7 @@ def test_reserve_queues_callers_behind_each_other() -> None:
 
 
 def test_margin_delays_only_a_nearly_empty_pool() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limit = RateLimit(per_second=10, burst=3, margin=0.02, clock=clock)
     # The pool pays for the first three; the third leaves it empty, so it waits the margin.
     waits = [limit.reserve() for _ in range(5)]
@@ -107,7 +96,7 @@ def test_margin_delays_only_a_nearly_empty_pool() -> None:
 
 
 def test_sustained_rate_is_exact_whatever_the_margin() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limit = RateLimit(per_second=20, burst=100, margin=0.05, clock=clock)
     for _ in range(100):
         assert limit.reserve() <= 0.05
@@ -131,7 +120,7 @@ def test_acquire_waits_for_the_next_slot() -> None:
 
 
 def test_concurrent_reservations_hand_out_each_slot_once() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limit = RateLimit(per_second=100, burst=10, margin=0, clock=clock)
     waits: List[float] = []
     lock = threading.Lock()
@@ -164,24 +153,26 @@ def test_concurrent_try_acquire_never_overspends() -> None:
 
 def test_concurrent_acquire_keeps_to_the_rate() -> None:
     per_second, burst = 200.0, 10
-    limit = RateLimit(per_second=per_second, burst=burst, margin=0)
+    clock = ManualClock()
+    limit = RateLimit(per_second=per_second, burst=burst, margin=0, clock=clock,
+                      sleep=clock.advance)
     stamps: List[float] = []
     lock = threading.Lock()
-    started = time.monotonic()
+    started = clock()
 
     def acquire_many() -> None:
         for _ in range(15):
             limit.acquire()
             with lock:
-                stamps.append(time.monotonic() - started)
+                stamps.append(clock() - started)
 
     run_threads(acquire_many, 6)
     stamps.sort()
     assert len(stamps) == 90
     # By any moment t, at most burst + rate * t requests went out.
     for index, stamp in enumerate(stamps):
-        assert index + 1 <= burst + per_second * stamp + 1
-    assert stamps[-1] >= (90 - burst) / per_second - 0.01
+        assert index + 1 <= burst + per_second * stamp + 1e-6
+    assert stamps[-1] >= (90 - burst) / per_second - 1e-6
 
 
 # -- construction -------------------------------------------------------------------------------
@@ -221,74 +212,96 @@ def test_off_by_default() -> None:
     assert Configuration().rate_limit is None
 
 
-# -- against the simulator's credit mode ---------------------------------------------------------
+# -- against the simulator's credit mode, on one manual clock ------------------------------------
+#
+# The simulator's credit pool and the client's limiter read the same ManualClock, and every wait
+# (the limiter's, a retry's backoff) advances it instead of sleeping: exact on any machine, under
+# any load.
+
+
+@contextlib.contextmanager
+def on_one_clock(
+    per_second: float = PER_SECOND, burst: int = BURST, limiter: bool = True, **settings: Any
+) -> Iterator["tuple[DeribitSimulator, SessionManagementApi, ManualClock]"]:
+    clock = ManualClock()
+    if limiter:
+        settings["rate_limit"] = RateLimit(per_second, burst, clock=clock, sleep=clock.advance)
+    with DeribitSimulator(
+        rate_limit=True,
+        rate_limit_per_second=per_second,
+        rate_limit_burst=burst,
+        legacy_http=True,  # the heartbeat methods over HTTP are the vehicle here
+        clock=clock,
+    ) as simulator, client_for(simulator, **settings) as client:
+        client.sleep = clock.advance
+        yield simulator, SessionManagementApi(client), clock
 
 
 def test_burst_with_the_limiter_gets_no_10028() -> None:
-    with limited_simulator() as simulator:
-        # No retries: a single 10028 would fail the call.
-        with client_for(simulator, rate_limit=RateLimit(PER_SECOND, BURST), retries=0) as client:
-            api = SessionManagementApi(client)
-            started = time.monotonic()
-            for _ in range(CALLS):
-                assert api.public_set_heartbeat_get(30)["result"] == "ok"
-            elapsed = time.monotonic() - started
+    # No retries: a single 10028 would fail the call.
+    with on_one_clock(retries=0) as (simulator, api, clock):
+        started = clock()
+        for _ in range(CALLS):
+            assert api.public_set_heartbeat_get(30)["result"] == "ok"
+        elapsed = clock() - started
         assert len(simulator.requests) == CALLS
-    # The limiter held the calls back to the pool's pace.
-    assert elapsed >= (CALLS - BURST) / PER_SECOND - 0.05
+    # The limiter held the calls back to the pool's pace, plus its margin, no more.
+    assert (CALLS - BURST) / PER_SECOND <= elapsed <= (CALLS - BURST) / PER_SECOND + 0.02
 
 
 def test_without_the_limiter_retries_absorb_10028() -> None:
     retries = RetryPolicy(total=10, backoff_factor=0.005, backoff_max=0.05)
-    with limited_simulator() as simulator:
-        with client_for(simulator, retries=retries) as client:
-            api = SessionManagementApi(client)
-            for _ in range(CALLS):
-                assert api.public_set_heartbeat_get(30)["result"] == "ok"
+    with on_one_clock(limiter=False, retries=retries) as (simulator, api, _):
+        for _ in range(CALLS):
+            assert api.public_set_heartbeat_get(30)["result"] == "ok"
         assert len(simulator.requests) > CALLS
 
 
 def test_without_the_limiter_or_retries_the_burst_meets_10028() -> None:
-    with limited_simulator() as simulator:
-        with client_for(simulator, retries=0) as client:
-            api = SessionManagementApi(client)
-            errors = []
-            for _ in range(BURST + 5):
-                try:
-                    api.public_set_heartbeat_get(30)
-                except BadRequestException as error:
-                    errors.append(error.error_code)
-        assert errors and set(errors) == {10028}
+    with on_one_clock(limiter=False, retries=0) as (simulator, api, _):
+        errors = []
+        for _ in range(BURST + 5):
+            try:
+                api.public_set_heartbeat_get(30)
+            except BadRequestException as error:
+                errors.append(error.error_code)
+        assert errors == [10028] * 5  # the clock stood still: exactly the burst went through
         assert len(simulator.requests) == BURST + 5
 
 
 def test_limiter_shared_by_threads_gets_no_10028() -> None:
-    limit = RateLimit(PER_SECOND, BURST)
-    with limited_simulator() as simulator:
-        with client_for(simulator, rate_limit=limit, retries=0) as client:
-            api = SessionManagementApi(client)
-            failures: List[BaseException] = []
+    with on_one_clock(retries=0) as (simulator, api, _):
+        failures: List[BaseException] = []
 
-            def call_many() -> None:
-                for _ in range(40):
-                    try:
-                        api.public_set_heartbeat_get(30)
-                    except Exception as error:  # reported below
-                        failures.append(error)
+        def call_many() -> None:
+            for _ in range(40):
+                try:
+                    api.public_set_heartbeat_get(30)
+                except Exception as error:  # reported below
+                    failures.append(error)
 
-            run_threads(call_many, 4)
+        run_threads(call_many, 4)
         assert failures == []
         assert len(simulator.requests) == 160
 
 
 def test_deribit_numbers_burst_then_twenty_a_second() -> None:
     calls = 120  # the burst of 100, then 20 more at 20 a second
-    with limited_simulator(per_second=20, burst=100) as simulator:
-        with client_for(simulator, rate_limit=RateLimit(), retries=0) as client:
-            api = SessionManagementApi(client)
-            started = time.monotonic()
-            for _ in range(calls):
-                api.public_set_heartbeat_get(30)
-            elapsed = time.monotonic() - started
+    with on_one_clock(per_second=20, burst=100, retries=0) as (simulator, api, clock):
+        started = clock()
+        for _ in range(calls):
+            api.public_set_heartbeat_get(30)
+        elapsed = clock() - started
         assert len(simulator.requests) == calls
-    assert 0.95 <= elapsed < 3.0
+    assert 1.0 <= elapsed <= 1.0 + 0.02
+
+
+def test_limiter_with_real_time_against_the_simulator() -> None:
+    """The same on the real clock, with room for a loaded machine: no 10028."""
+    with limited_simulator() as simulator:
+        limit = RateLimit(PER_SECOND, BURST)
+        with client_for(simulator, rate_limit=limit, retries=0) as client:
+            api = SessionManagementApi(client)
+            for _ in range(BURST + 20):
+                assert api.public_set_heartbeat_get(30)["result"] == "ok"
+        assert len(simulator.requests) == BURST + 20

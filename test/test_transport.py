@@ -72,16 +72,29 @@ def test_connection_refused(offline_api: SessionManagementApi) -> None:
     assert "refused" in str(error)
 
 
-def test_unresolvable_host(offline_api: SessionManagementApi) -> None:
-    offline_api.api_client.configuration.host = "http://nothing.invalid/api/v2"
-    error = fail(offline_api)
-    check_transport_error(error, ApiConnectionError, "nothing.invalid:80")
-    assert str(error).startswith("could not connect to nothing.invalid:80 (")
+@pytest.fixture
+def no_such_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A host name every lookup fails for, as a resolver says: the system's is never asked."""
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return "nothing.example"
 
 
-def test_unresolvable_host_message_says_why(offline_api: SessionManagementApi) -> None:
-    offline_api.api_client.configuration.host = "http://nothing.invalid/api/v2"
-    assert "the host name could not be resolved" in str(fail(offline_api))
+@pytest.mark.parametrize("fast_path", [True, False], ids=["direct", "urllib3"])
+def test_unresolvable_host(
+    offline_api: SessionManagementApi, no_such_name: str, fast_path: bool
+) -> None:
+    configuration = offline_api.api_client.configuration
+    configuration.fast_path = fast_path
+    with ApiClient(configuration) as client:
+        configuration.host = f"http://{no_such_name}/api/v2"
+        error = fail(SessionManagementApi(client))
+    check_transport_error(error, ApiConnectionError, f"{no_such_name}:80")
+    assert str(error).startswith(f"could not connect to {no_such_name}:80 (")
+    assert "the host name could not be resolved" in str(error)
 
 
 @pytest.mark.parametrize(

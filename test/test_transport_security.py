@@ -1,13 +1,15 @@
 """Credentials stay safe on the way: the plain-http guard, redirects, and debug output.
 
-Unreachable hosts use the reserved ``.invalid`` domain, which never resolves: a call that got as
-far as connecting fails with ``ApiConnectionError`` (status 0), which tells it apart from the
-guard's ``ApiValueError`` raised before any connection.
+Unreachable hosts are a port nothing listens on, at 0.0.0.0 (not loopback to the guard, and no
+name to resolve): a call that got as far as connecting fails with ``ApiConnectionError``
+(status 0), which tells it apart from the guard's ``ApiValueError`` raised before any
+connection.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from typing import Any, Callable, Dict, List, Set
 
@@ -29,8 +31,19 @@ from openapi_client.simulator import DeribitSimulator
 
 pytestmark = pytest.mark.timeout(20)
 
-INSECURE_HOST = "http://deribit.invalid/api/v2"
-SECURE_UNREACHABLE_HOST = "https://deribit.invalid/api/v2"
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: Not loopback to the client's plain-http guard, yet connecting reaches this machine (0.0.0.0
+#: is "this host"), where nothing listens on the port: no name to resolve, nothing remote.
+UNREACHABLE = f"0.0.0.0:{refused_port()}"
+INSECURE_HOST = f"http://{UNREACHABLE}/api/v2"
+SECURE_UNREACHABLE_HOST = f"https://{UNREACHABLE}/api/v2"
 
 
 def settings_for(host: str, **credentials: Any) -> Configuration:
@@ -70,11 +83,11 @@ def test_credential_over_insecure_http_is_refused_before_connecting(kind: str) -
         started = time.monotonic()
         error = raised_by(lambda: api.private_get_cancel_on_disconnect_get(scope="account"))
         assert time.monotonic() - started < 0.5
-    # Had it connected, resolving deribit.invalid would have failed with status 0.
+    # Had it tried to connect, it would have failed with status 0.
     assert type(error) is ApiValueError
     text = str(error)
     assert "plain http" in text
-    assert "deribit.invalid" in text
+    assert "0.0.0.0" in text
     assert "allow_insecure_http" in text
     assert TOKEN not in text
     assert CLIENT_SECRET not in text
@@ -93,7 +106,7 @@ def test_allow_insecure_http_lets_the_call_through() -> None:
         error = raised_by(lambda: api.private_get_cancel_on_disconnect_get(scope="account"))
     assert type(error) is ApiConnectionError
     assert error.status == 0
-    assert "deribit.invalid" in str(error)
+    assert UNREACHABLE in str(error)
 
 
 def test_https_is_not_blocked_by_the_guard() -> None:
@@ -128,14 +141,14 @@ def test_loopback_http_is_allowed(simulator: DeribitSimulator, name: str, kind: 
 def test_redirect_to_another_host_is_not_followed(
     simulator: DeribitSimulator, api: SessionManagementApi, status: int
 ) -> None:
-    location = "http://elsewhere.invalid/api/v2/private/get_cancel_on_disconnect?scope=account"
+    location = f"http://{UNREACHABLE}/api/v2/private/get_cancel_on_disconnect?scope=account"
     simulator.inject("redirect", location=location, status=status)
     error = raised_by(lambda: api.private_get_cancel_on_disconnect_get(scope="account"))
     assert type(error) is ApiException
     assert error.status == status
     text = str(error)
     assert "redirects are not followed" in text
-    assert "elsewhere.invalid" in text
+    assert UNREACHABLE in text
     # One request, to the simulator; with retries on, none was repeated or sent elsewhere.
     assert len(simulator.requests) == 1
     assert simulator.requests[0].header("Authorization") == f"Bearer {TOKEN}"
@@ -156,7 +169,7 @@ def test_redirect_target_is_redacted(
     simulator: DeribitSimulator, api: SessionManagementApi
 ) -> None:
     secret = "leaked-token-5ca1ab1e"
-    location = f"https://elsewhere.invalid/login?access_token={secret}&next=1"
+    location = f"https://{UNREACHABLE}/login?access_token={secret}&next=1"
     simulator.inject("redirect", location=location)
     error = raised_by(lambda: api.public_set_heartbeat_get(30))
     assert "access_token=***" in str(error)
