@@ -422,10 +422,11 @@ def raw_http_server(reply: Optional[bytes]) -> Iterator[str]:
     ("reply", "error", "says"),
     [
         (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", ApiException, "503"),
+        (b"HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", ApiException, "503"),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", ApiProtocolError, "handshake"),
         (None, ApiTimeoutError, "timed out after 0.3 s"),
     ],
-    ids=["503", "not-websocket", "silent"],
+    ids=["503", "503-no-reason", "not-websocket", "silent"],
 )
 def test_handshake_failures(reply: Optional[bytes], error: type, says: str) -> None:
     with raw_http_server(reply) as url, pytest.raises(error, match=says) as failed:
@@ -438,3 +439,126 @@ def test_warnings_about_tls_are_not_raised_on_plain_ws(sim: DeribitSimulator) ->
         warnings.simplefilter("error")
         with session(token_configuration(sim, verify_ssl=False)) as ws_client:
             assert ws_client.call("public/test")["result"]
+
+
+# -- credentials after 13009, and a restore refused by the client itself --------------------------
+
+
+def test_an_expired_fixed_token_is_not_renewed(sim: DeribitSimulator) -> None:
+    configuration = token_configuration(sim, retries=0)
+    configuration.access_token = sim.issue_token()
+    with session(configuration, heartbeat=None) as ws_client:
+        sim.revoke_tokens()
+        with pytest.raises(ApiException) as refused:
+            SessionManagementApi(ws_client).private_get_cancel_on_disconnect_get()
+        assert refused.value.error_code == 13009
+
+
+def test_a_token_provider_is_asked_again_after_13009(sim: DeribitSimulator) -> None:
+    current: Dict[str, Any] = {"token": sim.issue_token(), "renew": False}
+
+    def provider() -> str:
+        """Hands out its token; once told to renew, hands it out one last time."""
+        token = current["token"]
+        if current["renew"]:
+            current["token"], current["renew"] = sim.issue_token(), False
+        return str(token)
+
+    configuration = token_configuration(sim)
+    configuration.access_token = None
+    configuration.token_provider = provider
+    with session(configuration, heartbeat=None) as ws_client:
+        api = SessionManagementApi(ws_client)
+        api.private_get_cancel_on_disconnect_get()
+        sim.revoke_tokens()
+        current["renew"] = True  # the next call is refused (13009), the one after gets a new token
+        assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is False
+        assert current["renew"] is False
+
+
+def test_a_credential_refused_by_the_client_on_reconnect_fails_the_session(
+    sim: DeribitSimulator,
+) -> None:
+    recorder = Recorder()
+    tokens = [TOKEN]
+    configuration = token_configuration(sim)
+    configuration.access_token = None
+    configuration.token_provider = lambda: tokens[-1]
+    ws_client = session(configuration, recorder, heartbeat=None)
+    tokens.append("")  # from now on the provider gives nothing usable
+    sim.inject("ws_drop", path="/public/test")
+    with pytest.raises(ApiConnectionError):
+        ws_client.call("public/test")
+    wait_until(lambda: ws_client.state is State.FAILED, "the session to give up")
+    ws_client.close()
+
+
+def test_a_lost_connection_refuses_requests(sim: DeribitSimulator) -> None:
+    with session(token_configuration(sim), heartbeat=None) as ws_client:
+        connection = ws_client._session.connection
+        assert connection is not None
+        sim.inject("ws_drop", path="/public/test")
+        ws_client.call("public/test", idempotent=True)
+        assert connection.wait_lost(5) and "lost" in repr(connection)
+        with pytest.raises(ApiConnectionError, match="dropped without a close frame"):
+            connection.request("public/test", {}, 1.0)
+        with pytest.raises(ApiConnectionError):
+            connection.send_only("public/test", {})
+        connection.close()  # closing again is harmless
+
+
+# -- events: bounded queues, failing callbacks ---------------------------------------------------
+
+
+def test_event_queues_are_bounded_and_callbacks_may_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from openapi_client.websocket.events import (
+        MAX_BACKLOG,
+        MAX_PENDING_CALLBACKS,
+        Closed,
+        EventHub,
+        Reconnecting,
+    )
+
+    release = threading.Event()
+    seen: List[Any] = []
+
+    def callback(event: Any) -> None:
+        release.wait(5)  # the first call holds the dispatcher while the queue overflows
+        seen.append(event)
+        if len(seen) == 2:
+            raise RuntimeError("a bug in the bot's callback")
+
+    hub = EventHub(callback)
+    for attempt in range(MAX_PENDING_CALLBACKS + 5):
+        hub.emit(Reconnecting(attempt, 0.0, "", 0.0))
+    release.set()
+    hub.emit(Closed("done", False, 0.0))
+    hub.close()
+    kept = list(hub.iterate(0.1))
+    assert len(kept) == MAX_BACKLOG and isinstance(kept[-1], Closed)
+    assert "callbacks fall behind" in caplog.text
+    assert "callback raised" in caplog.text
+    hub.run_callback(callback, "after the end")  # ignored once closed
+    assert "after the end" not in seen
+
+
+def test_listener_defaults_and_a_hub_that_never_ran() -> None:
+    from openapi_client.websocket.connection import Listener
+    from openapi_client.websocket.events import EventHub
+
+    assert Listener().idle_limit() is None
+    hub = EventHub(None)
+    hub.close()
+    hub.run_callback(print, "never printed")  # no dispatcher after the end
+
+
+def test_a_renewal_lost_with_its_connection_is_done_on_the_next() -> None:
+    recorder = Recorder()
+    with DeribitSimulator(time_scale=TIME_SCALE, token_ttl=1.0) as simulator:
+        configuration = key_configuration(simulator, token_refresh_margin=0.5)
+        with session(configuration, recorder, heartbeat=None):
+            simulator.inject("ws_drop", path="/public/auth")  # the renewal meets a drop
+            recorder.wait_for(SessionRestored, 2)
+            assert recorder.of(Disconnected)[0].code is None
