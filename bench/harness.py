@@ -264,13 +264,16 @@ class SimulatorProcess:
             self._stderr = None
 
 
-def run_worker(name: str, args: Sequence[str], timeout: float) -> Dict[str, Any]:
+def run_worker(
+    name: str, args: Sequence[str], timeout: float, program: Sequence[str] = (str(WORKLOADS),)
+) -> Dict[str, Any]:
     """Run ``bench/workloads.py NAME ARGS`` in a fresh interpreter and return its JSON result.
 
     The worker is killed when it outlives ``timeout`` seconds (``subprocess.run`` does that, and
-    also on any exception here, Ctrl-C included).
+    also on any exception here, Ctrl-C included). ``program`` replaces ``bench/workloads.py``
+    (``bench/websocket.py`` passes its own ``worker`` command).
     """
-    command = [PYTHON, str(WORKLOADS), name, *args]
+    command = [PYTHON, *program, name, *args]
     try:
         completed = subprocess.run(
             command,

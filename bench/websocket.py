@@ -34,7 +34,6 @@ import collections
 import contextlib
 import itertools
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -43,15 +42,13 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from harness import (
-    PYTHON,
     BenchError,
     SimulatorProcess,
-    library_root,
     median,
     rotated,
+    run_worker,
     spread,
     terminate_on_sigterm,
-    worker_env,
 )
 from run import Report, Row, format_table, meta, verdict
 from workloads import Call, WorkloadError, cpu, memory
@@ -363,28 +360,6 @@ def serve_heartbeats(host: str, port: int, every: float) -> None:
 # == the parent: rounds, medians, ratios ==========================================================
 
 
-def run_worker(args: Sequence[str], timeout: float) -> Dict[str, Any]:
-    """``python bench/websocket.py worker ARGS`` in a fresh interpreter: its JSON result."""
-    try:
-        completed = subprocess.run(
-            [PYTHON, SCRIPT, "worker", *args],
-            cwd=library_root(),
-            env=worker_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"worker {' '.join(args[:2])} timed out after {timeout:g} s") from None
-    stdout = completed.stdout.decode("utf-8", "replace").strip()
-    if completed.returncode != 0 or not stdout:
-        tail = completed.stderr.decode("utf-8", "replace").strip()[-1500:]
-        raise BenchError(f"worker {' '.join(args[:2])} failed: {tail}")
-    result: Dict[str, Any] = json.loads(stdout.splitlines()[-1])
-    return result
-
-
 def rounds(
     name: str,
     variants: Sequence[str],
@@ -398,7 +373,9 @@ def rounds(
     for index in range(plan.rounds):
         progress(f"{name}: round {index + 1}/{plan.rounds}")
         for variant in rotated(list(variants), index):
-            samples[variant].append(run_worker([name, variant, *args], timeout))
+            samples[variant].append(
+                run_worker(name, [variant, *args], timeout, program=[SCRIPT, "worker"])
+            )
     return samples
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from typing import IO, Any, Dict, Iterator, List, Tuple
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET
+from test_cli import ENVIRONMENT, clean_environment, refused_url  # noqa: F401 (autouse fixture)
 
 from openapi_client.cli import main
 from openapi_client.simulator import DeribitSimulator
@@ -31,20 +31,6 @@ pytestmark = pytest.mark.timeout(60)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Generous bound for a subprocess to start, run and end, in seconds.
 BOUND = 30.0
-ENVIRONMENT = (
-    "DERIBIT_ACCESS_TOKEN",
-    "DERIBIT_CLIENT_ID",
-    "DERIBIT_CLIENT_SECRET",
-    "DERIBIT_AUTH_METHOD",
-    "DERIBIT_HOST",
-    "DERIBIT_TESTNET",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -75,14 +61,6 @@ def events_of(stdout: str) -> List[Dict[str, Any]]:
 
 def names(events: List[Dict[str, Any]]) -> List[str]:
     return [event["event"] for event in events]
-
-
-def refused_url() -> str:
-    """An API root on a loopback port where nothing listens (a port just freed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v2"
 
 
 def run_in_process(*argv: str) -> Tuple[int, List[Dict[str, Any]], str]:
