@@ -127,10 +127,9 @@ class HostileServer:
         return [head.split(b" ")[1].decode() for head in self.requests]
 
     def _accept(self) -> None:
-        self.listener.settimeout(0.05)
         while not self.stopping.is_set():
             try:
-                sock, _ = self.listener.accept()
+                sock, _ = self.listener.accept()  # woken by stop()'s shutdown of the listener
             except OSError:
                 continue
             with self.lock:
@@ -157,6 +156,10 @@ class HostileServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:  # pragma: no cover - platforms where a listener cannot be shut down
+            pass
         self._acceptor.join(5)
         self.listener.close()
         with self.lock:
