@@ -410,13 +410,15 @@ class RESTClientObject:
                 raise _pool_wait_timeout(where, deadline, self._max_connections) from error
             if watch.expired:
                 raise _deadline_error(where, deadline) from error
-            if isinstance(error, _TRANSPORT_ERRORS):
-                raise transport_error(error, where, timeout) from error
-            if isinstance(error, ValueError):  # http.client refusing a header name or value
+            if isinstance(error, UnicodeEncodeError) or (
+                type(error) is ValueError and "header" in str(error)
+            ):  # http.client refusing a header name or value
                 raise ApiValueError(
                     "a request header is not valid HTTP (a line break or control character in "
                     "a header set with set_default_header, user_agent or a credential?)"
                 ) from None
+            if isinstance(error, _TRANSPORT_ERRORS):
+                raise transport_error(error, where, timeout) from error
             raise
         finally:
             _CURRENT_WATCH.watch = None
@@ -750,7 +752,16 @@ def _request_bytes(origin: Origin, target: str, headers: Mapping[str, str]) -> b
     if "Accept-Encoding" not in headers:
         lines.append("Accept-Encoding: identity")
     lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+    head = "\r\n".join(lines)
+    # Callers pass checked headers; this cheap count makes sure no line break or NUL slipped in
+    # (a header injection) whatever the caller.
+    breaks = len(lines)
+    if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head:
+        raise ApiValueError(
+            "a request header contains a line break or NUL (set with set_default_header, "
+            "user_agent or a credential?)"
+        )
+    return head.encode("latin-1")
 
 
 class _Wire:
