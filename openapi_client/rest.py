@@ -235,7 +235,17 @@ class RESTClientObject:
         self.configuration = configuration
         maxsize = configuration.connection_pool_maxsize
         max_connections = configuration.max_connections
-        self._tls = _tls_context(configuration)
+        # Loading a CA bundle costs about 30 ms: done now when TLS is configured or the host is
+        # https (so that a bad file is a setting error here), else when an https lane first
+        # needs it.
+        self._tls: Optional[ssl.SSLContext] = None
+        if (
+            configuration.ssl_ca_cert
+            or configuration.cert_file
+            or configuration.key_file
+            or configuration.host.startswith("https:")
+        ):
+            self._tls = _tls_context(configuration)
         pool_args: Dict[str, Any] = {
             "num_pools": pools_size,
             "maxsize": max_connections,
@@ -363,7 +373,10 @@ class RESTClientObject:
         with self._lanes_lock:
             lane = self._lanes.get(origin.origin)
             if lane is None:
-                lane = _Lane(origin, self._tls, self._maxsize, self._max_connections)
+                tls = self._tls
+                if tls is None and origin.scheme == "https":
+                    tls = self._tls = _tls_context(self.configuration)
+                lane = _Lane(origin, tls, self._maxsize, self._max_connections)
                 self._lanes[origin.origin] = lane
             return lane
 
@@ -608,7 +621,7 @@ class _Lane:
     )
 
     def __init__(
-        self, origin: Origin, tls: ssl.SSLContext, maxsize: int, max_connections: int
+        self, origin: Origin, tls: Optional[ssl.SSLContext], maxsize: int, max_connections: int
     ) -> None:
         self.origin = origin
         self.tls = tls if origin.scheme == "https" else None
