@@ -28,6 +28,7 @@ from openapi_client import (
     SessionManagementApi,
 )
 from openapi_client.simulator import DeribitSimulator
+from openapi_client.testing import ManualClock
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -205,7 +206,8 @@ def test_no_credential_on_any_channel_with_debug_on(
     def expect_failure(call: Callable[[], Any]) -> None:
         failures.append(raised_by(call))
 
-    with DeribitSimulator(token_ttl=0.5, legacy_http=True) as simulator:
+    clock = ManualClock()  # token lifetimes move when told to, not with the machine's load
+    with DeribitSimulator(token_ttl=0.5, legacy_http=True, clock=clock) as simulator:
         # A bearer token: success, a retried fault, Deribit errors, a transport failure.
         bearer = Configuration(
             host=simulator.url, access_token=TOKEN, retries=FAST_RETRIES, debug=True
@@ -232,12 +234,13 @@ def test_no_credential_on_any_channel_with_debug_on(
             **CREDENTIALS["client_credentials"],
         )
         with ApiClient(key) as client:
+            client.credentials.clock = clock
             api = SessionManagementApi(client)
             api.private_enable_cancel_on_disconnect_get(scope="account")
-            time.sleep(0.6)
+            clock.advance(0.6)
             api.private_get_cancel_on_disconnect_get(scope="account")
             # A refused refresh falls back to the key; then a wrong secret fails.
-            time.sleep(0.6)
+            clock.advance(0.6)
             simulator.revoke_tokens(refresh_tokens=True)
             api.private_get_cancel_on_disconnect_get(scope="account")
             key.client_secret = "wrong-secret-c0ffee"
