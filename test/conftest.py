@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import ipaddress
+import socket
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -16,6 +18,48 @@ CLIENT_SECRET = "sim-secret"
 
 #: Retries as the default policy, but with waits short enough for a test suite.
 FAST_RETRIES = RetryPolicy(total=3, backoff_factor=0.01, backoff_max=0.05)
+
+
+# -- no DNS: the suite never asks the system resolver ---------------------------------------------
+
+#: Names the suite tried to resolve (each test fails on its own).
+_RESOLVER_ASKED: List[str] = []
+_getaddrinfo = socket.getaddrinfo
+
+
+def _numeric_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """A resolver stub: addresses and ``localhost`` are answered without the system resolver,
+    names under ``.invalid`` fail as unknown names; any other name also fails, and the autouse
+    fixture below fails the test that asked."""
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+    if name is None:
+        return _getaddrinfo(host, *args, **kwargs)
+    text = str(name).strip("[]")
+    if text.lower() in ("localhost", "localhost."):
+        text = "127.0.0.1"
+    try:
+        ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        # Names under .invalid never resolve (RFC 6761): the stub says so at once, as a
+        # resolver would. Any other name is a test reaching for the network.
+        if not text.lower().rstrip(".").endswith(".invalid"):
+            _RESOLVER_ASKED.append(text)
+        raise socket.gaierror(
+            socket.EAI_NONAME, f"the test suite does not resolve {text!r}"
+        ) from None
+    return _getaddrinfo(text, *args, **kwargs)
+
+
+socket.getaddrinfo = _numeric_only_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_dns() -> Iterator[None]:
+    del _RESOLVER_ASKED[:]
+    yield
+    if _RESOLVER_ASKED:
+        asked = sorted(set(_RESOLVER_ASKED))
+        pytest.fail(f"the test asked the system resolver for {asked}: use a loopback address")
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
