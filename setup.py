@@ -1,4 +1,5 @@
 """Packaging for openapi_client, the Deribit session-management client."""
+from __future__ import annotations
 
 from pathlib import Path
 

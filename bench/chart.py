@@ -6,8 +6,9 @@ imports it. Bars are medians; dots are the individual rounds or runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple
 
 import matplotlib
 
@@ -23,7 +24,7 @@ BARE = "#e3e3e3"
 PASS = "#2ca02c"
 FAIL = "#d62728"
 
-Bar = Tuple[str, Sequence[float], str]
+Bar = tuple[str, Sequence[float], str]
 
 
 def _bars(axes: Axes, bars: Sequence[Bar], unit: str, digits: int = 0) -> None:
@@ -74,18 +75,18 @@ class Panel(NamedTuple):
     unit: str
     digits: int = 0
     #: A dashed target line: its value and legend.
-    target: Optional[Tuple[float, str]] = None
+    target: tuple[float, str] | None = None
 
 
-Content = Callable[[Dict[str, Any], Dict[str, float]], Panel]
+Content = Callable[[dict[str, Any], dict[str, float]], Panel]
 
 
 def _bar_panel(
     axes: Axes,
     title: str,
-    data: Optional[Dict[str, Any]],
+    data: dict[str, Any] | None,
     content: Content,
-    targets: Dict[str, float],
+    targets: dict[str, float],
 ) -> None:
     """One benchmark's bars, titled with its ratio, or a note that it was not measured."""
     if data is None:
@@ -98,12 +99,12 @@ def _bar_panel(
     return None
 
 
-def _against_urllib3(target: float, medians: Dict[str, float]) -> Tuple[float, str]:
+def _against_urllib3(target: float, medians: dict[str, float]) -> tuple[float, str]:
     """A target line at ``target`` times the baseline's median."""
     return target * medians["urllib3"], f"target {target:.2f}x urllib3"
 
 
-def _cpu(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+def _cpu(data: dict[str, Any], targets: dict[str, float]) -> Panel:
     cpu = data["cpu_us_per_call"]
     bars = [
         ("openapi_client", cpu["client"], CLIENT),
@@ -114,7 +115,7 @@ def _cpu(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     return Panel(bars, "CPU us per call", target=target)
 
 
-def _import(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+def _import(data: dict[str, Any], targets: dict[str, float]) -> Panel:
     bare = data["median_wall_ms"]["bare"]
     wall = data["wall_ms"]
     bars = [
@@ -126,7 +127,7 @@ def _import(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     return Panel(bars, "ms (wall, minus bare interpreter)", digits=1, target=target)
 
 
-def _throughput(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+def _throughput(data: dict[str, Any], targets: dict[str, float]) -> Panel:
     rates = data["calls_per_s"]
     bars = [
         ("openapi_client\n(one ApiClient)", rates["client"], CLIENT),
@@ -136,7 +137,7 @@ def _throughput(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     return Panel(bars, "calls per second", target=target)
 
 
-def _first(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
+def _first(data: dict[str, Any], targets: dict[str, float]) -> Panel:
     wall = data["wall_ms"]
     bars = [
         ("python -c pass", wall["bare"], BARE),
@@ -146,7 +147,7 @@ def _first(data: Dict[str, Any], targets: Dict[str, float]) -> Panel:
     return Panel(bars, "ms (wall, whole process)", digits=1)
 
 
-def _memory(axes: Axes, data: Optional[Dict[str, Any]], target_kib: float) -> None:
+def _memory(axes: Axes, data: dict[str, Any] | None, target_kib: float) -> None:
     title = "4. Resident memory growth after warm-up"
     if data is None:
         return _missing(axes, title)
@@ -169,9 +170,9 @@ def _memory(axes: Axes, data: Optional[Dict[str, Any]], target_kib: float) -> No
     return None
 
 
-def _targets(axes: Axes, results: Dict[str, Any], targets: Dict[str, float]) -> None:
+def _targets(axes: Axes, results: dict[str, Any], targets: dict[str, float]) -> None:
     """How much of each target's allowance is used: below 1 meets it."""
-    entries: List[Tuple[str, float]] = []
+    entries: list[tuple[str, float]] = []
     if "cpu" in results:
         entries.append(
             (f"1. CPU ratio / {targets['cpu']:.2f}", results["cpu"]["ratio"] / targets["cpu"])
@@ -220,10 +221,10 @@ def _targets(axes: Axes, results: Dict[str, Any], targets: Dict[str, float]) -> 
 
 
 def draw(
-    results: Dict[str, Any],
-    meta: Dict[str, Any],
+    results: dict[str, Any],
+    meta: dict[str, Any],
     path: Path,
-    targets: Dict[str, float],
+    targets: dict[str, float],
     threads: int = 8,
 ) -> None:
     """Write the six-panel PNG to ``path``.
@@ -232,7 +233,7 @@ def draw(
     """
     figure, grid = plt.subplots(2, 3, figsize=(15, 8.6))
     threads_title = f"3. {threads} threads sharing one client (higher is better)"
-    bar_panels: List[Tuple[Axes, str, str, Content]] = [
+    bar_panels: list[tuple[Axes, str, str, Content]] = [
         (grid[0][0], "cpu", "1. Client CPU per call (lower is better)", _cpu),
         (grid[0][1], "import", "2. Import time over bare python (lower is better)", _import),
         (grid[0][2], "throughput", threads_title, _throughput),

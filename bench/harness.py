@@ -19,10 +19,11 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
+from typing import IO, Any
 
 #: The repository root: by default workers import ``openapi_client`` from here.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def snapshot(ref: str, into: Path) -> str:
 
 
 @contextmanager
-def measured_library(ref: Optional[str], prefix: str) -> Iterator[Optional[str]]:
+def measured_library(ref: str | None, prefix: str) -> Iterator[str | None]:
     """Measure ``openapi_client`` as of git revision ``ref`` while the block runs; yield its commit.
 
     The revision is extracted (:func:`snapshot`) into a temporary directory named ``prefix...``,
@@ -114,7 +115,7 @@ def measured_library(ref: Optional[str], prefix: str) -> Iterator[Optional[str]]
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def worker_env(root: Optional[Path] = None) -> Dict[str, str]:
+def worker_env(root: Path | None = None) -> dict[str, str]:
     """The environment of every subprocess: this one, with the library's root first on the path.
 
     ``PYTHONDONTWRITEBYTECODE`` is dropped so that imports are timed from cached bytecode, as they
@@ -148,7 +149,7 @@ class SimulatorProcess:
     def __init__(
         self,
         max_connections: int = 256,
-        root: Optional[Path] = None,
+        root: Path | None = None,
         options: Sequence[str] = (),
         program: Sequence[str] = ("-m", "openapi_client.simulator"),
     ) -> None:
@@ -163,18 +164,18 @@ class SimulatorProcess:
         legacy = "--legacy-http" in main.read_text(encoding="utf-8") if main.is_file() else False
         self.options = [*(["--legacy-http"] if legacy else []), *options]
         self.url = ""
-        self._process: Optional["subprocess.Popen[bytes]"] = None
-        self._stderr: Optional[IO[bytes]] = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> SimulatorProcess:
         self.start()
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -266,7 +267,7 @@ class SimulatorProcess:
 
 def run_worker(
     name: str, args: Sequence[str], timeout: float, program: Sequence[str] = (str(WORKLOADS),)
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Run ``bench/workloads.py NAME ARGS`` in a fresh interpreter and return its JSON result.
 
     The worker is killed when it outlives ``timeout`` seconds (``subprocess.run`` does that, and
@@ -292,7 +293,7 @@ def run_worker(
         tail = completed.stderr.decode("utf-8", "replace").strip()[-1500:]
         raise BenchError(f"worker {name} failed (exit {completed.returncode}): {tail}")
     try:
-        result: Dict[str, Any] = json.loads(stdout.splitlines()[-1])
+        result: dict[str, Any] = json.loads(stdout.splitlines()[-1])
     except ValueError:
         raise BenchError(f"worker {name} printed no JSON result: {stdout[-300:]!r}") from None
     return result
@@ -300,7 +301,7 @@ def run_worker(
 
 def time_command(
     argv: Sequence[str], timeout: float, capture_stderr: bool = False
-) -> Tuple[float, str]:
+) -> tuple[float, str]:
     """Run ``argv`` (a fresh process) to a successful exit: ``(wall seconds, its stderr)``.
 
     The stderr text is returned only with ``capture_stderr``; it is always read, so that a failure
@@ -330,7 +331,7 @@ def time_command(
     return elapsed, stderr if capture_stderr else ""
 
 
-def rotated(items: Sequence[str], round_index: int) -> List[str]:
+def rotated(items: Sequence[str], round_index: int) -> list[str]:
     """``items`` rotated by ``round_index``: each variant takes each position in turn."""
     shift = round_index % len(items)
     return [*items[shift:], *items[:shift]]
@@ -340,7 +341,7 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def spread(values: Sequence[float]) -> Tuple[float, float]:
+def spread(values: Sequence[float]) -> tuple[float, float]:
     """The smallest and largest value (NaN, NaN when empty)."""
     return (min(values), max(values)) if values else (float("nan"), float("nan"))
 
@@ -348,7 +349,7 @@ def spread(values: Sequence[float]) -> Tuple[float, float]:
 def terminate_on_sigterm() -> None:
     """Turn SIGTERM into ``SystemExit`` so that ``finally`` blocks stop the subprocesses."""
 
-    def handler(signum: int, frame: Optional[FrameType]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)

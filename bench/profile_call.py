@@ -24,8 +24,9 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from harness import (
     PYTHON,
@@ -37,8 +38,8 @@ from harness import (
     worker_env,
 )
 
-Key = Tuple[str, int, str]
-Row = Tuple[int, int, float, float, Any]
+Key = tuple[str, int, str]
+Row = tuple[int, int, float, float, Any]
 
 
 def _short(filename: str, root: str) -> str:
@@ -51,7 +52,7 @@ def _short(filename: str, root: str) -> str:
 
 def _table(stats: pstats.Stats, calls: int, sort: int, top: int, root: str) -> str:
     """The ``top`` functions by column ``sort`` (2: own time, 3: cumulative), per API call."""
-    entries: Dict[Key, Row] = stats.stats  # type: ignore[attr-defined]
+    entries: dict[Key, Row] = stats.stats  # type: ignore[attr-defined]
     ordered = sorted(entries.items(), key=lambda item: item[1][sort], reverse=True)[:top]
     lines = [f"{'calls/call':>10} {'own us':>8} {'cum us':>8}  function"]
     for (filename, line, name), (_, ncalls, own, cumulative, _) in ordered:
@@ -63,7 +64,7 @@ def _table(stats: pstats.Stats, calls: int, sort: int, top: int, root: str) -> s
     return "\n".join(lines)
 
 
-def profile(variant: str, url: str, calls: int, top: int, timer: str, dump: Optional[Path]) -> str:
+def profile(variant: str, url: str, calls: int, top: int, timer: str, dump: Path | None) -> str:
     """Profile ``calls`` calls of ``variant`` in this process; the report as text.
 
     :param timer: ``wall`` (a blocking ``recv`` shows the server's time too) or ``cpu``
@@ -158,12 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 1_000_000:
         parser.error("--calls must be from 1 to 1,000,000")
-    variants: List[str] = args.variant or ["client", "urllib3"]
+    variants: list[str] = args.variant or ["client", "urllib3"]
     if args.url:  # the worker side: one variant, in a fresh interpreter
         if not args.url.startswith("http://127."):
             parser.error("profiles only talk to a simulator on loopback")

@@ -25,10 +25,11 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple
 
 from harness import (
     PYTHON,
@@ -77,7 +78,7 @@ class Plan:
     thread_warmup: int
     memory_calls: int
     memory_warmup: int
-    memory_variants: Tuple[str, ...]
+    memory_variants: tuple[str, ...]
     first_runs: int
     #: Bound of each measured loop in a worker, in seconds.
     max_seconds: float
@@ -85,7 +86,7 @@ class Plan:
     budget_seconds: float
 
     @classmethod
-    def make(cls, quick: bool, rounds: Optional[int]) -> "Plan":
+    def make(cls, quick: bool, rounds: int | None) -> Plan:
         n = rounds if rounds is not None else (3 if quick else 7)
         return cls(
             rounds=n,
@@ -113,11 +114,11 @@ class Row:
     key: str
     label: str
     client: float
-    baseline: Optional[float]
-    ratio: Optional[float]
+    baseline: float | None
+    ratio: float | None
     target: str
     verdict: str
-    ratio_range: Optional[Tuple[float, float]] = None
+    ratio_range: tuple[float, float] | None = None
     digits: int = 1
     note: str = ""
 
@@ -125,10 +126,10 @@ class Row:
 @dataclass
 class Report:
     plan: Plan
-    meta: Dict[str, Any]
-    rows: List[Row] = field(default_factory=list)
-    results: Dict[str, Any] = field(default_factory=dict)
-    errors: Dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def verdict(ok: bool) -> str:
@@ -140,10 +141,10 @@ def verdict(ok: bool) -> str:
 #: Timeout of one ``python -c`` snippet run (benchmarks 2 and 5).
 SNIPPET_TIMEOUT = 60.0
 
-Samples = Dict[str, List[Dict[str, Any]]]
+Samples = dict[str, list[dict[str, Any]]]
 
 
-def _worker_args(url: str, max_seconds: float, **counts: int) -> List[str]:
+def _worker_args(url: str, max_seconds: float, **counts: int) -> list[str]:
     """A worker's options: ``--url URL``, ``--NAME VALUE`` for each count, then the time bound."""
     args = ["--url", url]
     for name, value in counts.items():
@@ -169,33 +170,33 @@ def _worker_rounds(
     return samples
 
 
-def _column(samples: Samples, key: str) -> Dict[str, List[Any]]:
+def _column(samples: Samples, key: str) -> dict[str, list[Any]]:
     """Field ``key`` of every worker result, by variant."""
     return {variant: [result[key] for result in results] for variant, results in samples.items()}
 
 
-def _medians(values: Dict[str, List[float]]) -> Dict[str, float]:
+def _medians(values: dict[str, list[float]]) -> dict[str, float]:
     return {variant: median(series) for variant, series in values.items()}
 
 
 class Paired(NamedTuple):
     """One figure of interleaved rounds, the client against the baseline (bare urllib3)."""
 
-    values: Dict[str, List[float]]
-    medians: Dict[str, float]
+    values: dict[str, list[float]]
+    medians: dict[str, float]
     #: The client's median over the baseline's: the figure a target applies to.
     ratio: float
     #: The client's value over the baseline's within each round.
-    per_round: List[float]
+    per_round: list[float]
 
     @classmethod
-    def of(cls, samples: Samples, key: str) -> "Paired":
+    def of(cls, samples: Samples, key: str) -> Paired:
         values = _column(samples, key)
         medians = _medians(values)
         per_round = [c / b for c, b in zip(values["client"], values["urllib3"])]
         return cls(values, medians, medians["client"] / medians["urllib3"], per_round)
 
-    def ratios(self) -> Dict[str, Any]:
+    def ratios(self) -> dict[str, Any]:
         """The JSON fields of the comparison."""
         return {
             "ratio": self.ratio,
@@ -210,13 +211,13 @@ def _truncated(samples: Samples) -> bool:
 
 
 def _time_snippets(
-    snippets: Dict[str, str],
+    snippets: dict[str, str],
     runs: int,
     title: str,
     progress: Progress,
     argv: Sequence[str] = (),
-    after_run: Optional[Callable[[int], None]] = None,
-) -> Dict[str, List[float]]:
+    after_run: Callable[[int], None] | None = None,
+) -> dict[str, list[float]]:
     """Wall milliseconds of ``python -c SNIPPET ARGV...`` over ``runs`` interleaved runs by variant.
 
     Each snippet first runs once untimed: bytecode caches, and the same warm page cache for all.
@@ -225,7 +226,7 @@ def _time_snippets(
     variants = tuple(snippets)
     for variant in variants:
         time_command([PYTHON, "-c", snippets[variant], *argv], SNIPPET_TIMEOUT)
-    wall: Dict[str, List[float]] = {variant: [] for variant in variants}
+    wall: dict[str, list[float]] = {variant: [] for variant in variants}
     for index in range(runs):
         if index % 5 == 0:
             progress(f"{title}: run {index + 1}/{runs}")
@@ -240,7 +241,7 @@ def _time_snippets(
 # -- benchmark 1 ----------------------------------------------------------------------------------
 
 
-def bench_cpu(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_cpu(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = _worker_args(
         url, plan.max_seconds, calls=plan.cpu_calls, warmup=plan.cpu_warmup, blocks=plan.cpu_blocks
     )
@@ -299,8 +300,8 @@ def _importtime_ms(stderr: str, module: str) -> float:
     raise BenchError(f"-X importtime reported no line for {module}")
 
 
-def bench_import(plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
-    self_timed: Dict[str, List[float]] = {"client": [], "urllib3": []}
+def bench_import(plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    self_timed: dict[str, list[float]] = {"client": [], "urllib3": []}
     modules = {"client": "openapi_client", "urllib3": "urllib3"}
 
     def importtime(index: int) -> None:
@@ -372,7 +373,7 @@ def bench_import(plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[R
 # -- benchmark 3 ----------------------------------------------------------------------------------
 
 
-def bench_throughput(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_throughput(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = _worker_args(
         url,
         plan.max_seconds,
@@ -410,11 +411,11 @@ def bench_throughput(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str
 # -- benchmark 4 ----------------------------------------------------------------------------------
 
 
-def bench_memory(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = _worker_args(
         url, plan.max_seconds, calls=plan.memory_calls, warmup=plan.memory_warmup, samples=20
     )
-    data: Dict[str, Any] = {}
+    data: dict[str, Any] = {}
     for variant in plan.memory_variants:
         progress(f"4. memory: {variant}, {plan.memory_calls:,} calls")
         data[variant] = run_worker("memory", [variant, *args], plan.max_seconds * 1.5 + 30)
@@ -438,7 +439,7 @@ def bench_memory(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, An
 # -- benchmark 5 ----------------------------------------------------------------------------------
 
 
-def bench_first(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_first(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     wall = _time_snippets(
         FIRST_RESULT_SNIPPETS, plan.first_runs, "5. first result", progress, argv=(url,)
     )
@@ -461,7 +462,7 @@ def bench_first(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any
 # -- the table ------------------------------------------------------------------------------------
 
 
-def _number(value: Optional[float], digits: int) -> str:
+def _number(value: float | None, digits: int) -> str:
     if value is None:
         return "-"
     if value != value:  # NaN
@@ -471,7 +472,7 @@ def _number(value: Optional[float], digits: int) -> str:
 
 def format_table(report: Report) -> str:
     header = ("benchmark", "client", "baseline", "ratio [rounds]", "target", "result")
-    lines: List[Tuple[str, ...]] = [header]
+    lines: list[tuple[str, ...]] = [header]
     for row in report.rows:
         ratio = _number(row.ratio, 2)
         if row.ratio_range is not None:
@@ -501,7 +502,7 @@ def format_table(report: Report) -> str:
     return "\n".join(out)
 
 
-def meta() -> Dict[str, Any]:
+def meta() -> dict[str, Any]:
     def version(name: str) -> str:
         try:
             return metadata.version(name)
@@ -576,7 +577,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.rounds is not None and not 1 <= args.rounds <= 50:
@@ -616,14 +617,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         simulator = cleanup.enter_context(SimulatorProcess())
         url = simulator.url
         say(f"simulator pid {simulator.pid} at {url}")
-        steps: List[Tuple[str, Callable[[], Tuple[Dict[str, Any], List[Row]]]]] = [
+        steps: list[tuple[str, Callable[[], tuple[dict[str, Any], list[Row]]]]] = [
             ("import", lambda: bench_import(plan, progress)),
             ("cpu", lambda: bench_cpu(url, plan, progress)),
             ("throughput", lambda: bench_throughput(url, plan, progress)),
             ("memory", lambda: bench_memory(url, plan, progress)),
             ("first", lambda: bench_first(url, plan, progress)),
         ]
-        rows: Dict[str, List[Row]] = {}
+        rows: dict[str, list[Row]] = {}
         for name, step in steps:
             if name not in selected:
                 continue

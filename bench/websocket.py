@@ -37,9 +37,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable
 
 from harness import (
     BenchError,
@@ -70,7 +71,7 @@ RESTORE_TARGET_MS = 1000.0
 MEMORY_TARGET_KIB = 1024.0
 
 Progress = Callable[[str], None]
-Samples = Dict[str, List[Dict[str, Any]]]
+Samples = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,12 @@ class Plan:
     drops: int
     memory_calls: int
     memory_warmup: int
-    memory_variants: Tuple[str, ...]
+    memory_variants: tuple[str, ...]
     #: Bound of each measured loop in a worker, in seconds.
     max_seconds: float
 
     @classmethod
-    def make(cls, quick: bool, rounds: Optional[int]) -> "Plan":
+    def make(cls, quick: bool, rounds: int | None) -> Plan:
         return cls(
             rounds=rounds if rounds is not None else (3 if quick else 5),
             cpu_calls=1000 if quick else 2000,
@@ -119,7 +120,7 @@ def _configuration(url: str, key: bool = False) -> Any:
     return Configuration(host=url, access_token=TOKEN)
 
 
-def build(variant: str, url: str) -> Tuple[Call, Callable[[], None]]:
+def build(variant: str, url: str) -> tuple[Call, Callable[[], None]]:
     """``(call, close)``: ``call()`` makes ``public/set_heartbeat(30)`` and returns the envelope.
 
     * ``session``: ``SessionManagementApi(WebSocketApiClient(...)).public_set_heartbeat_get(30)``;
@@ -175,7 +176,7 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
 
 def latency(
     variant: str, url: str, threads: int, seconds: float, calls: int, max_seconds: float
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The heartbeat server's ``test_request`` -> ``public/test`` times over ``seconds``, with
     ``threads`` threads calling as fast as they can (``loaded``) or none (``idle``)."""
     from openapi_client import SessionManagementApi
@@ -183,7 +184,7 @@ def latency(
 
     seconds = min(seconds, max_seconds)
     done = [0] * threads
-    errors: List[str] = []
+    errors: list[str] = []
     with WebSocketApiClient(_configuration(url)) as ws_client:
         api = SessionManagementApi(ws_client)
         ws_client.call("public/bench_reset")
@@ -208,7 +209,7 @@ def latency(
         answer = ws_client.call("public/bench_latencies")
     if errors:
         raise WorkloadError("; ".join(errors))
-    latencies_ms: List[float] = answer["result"]
+    latencies_ms: list[float] = answer["result"]
     return {
         "variant": variant,
         "calls": sum(done),
@@ -221,7 +222,7 @@ def latency(
     }
 
 
-def restore(url: str, drops: int, max_seconds: float) -> Dict[str, Any]:
+def restore(url: str, drops: int, max_seconds: float) -> dict[str, Any]:
     """``drops`` times: the server drops the connection; the time from the client seeing the
     drop to the session restored. Each is paired with opening a fresh session (the baseline)."""
     from openapi_client import ApiConnectionError
@@ -232,7 +233,7 @@ def restore(url: str, drops: int, max_seconds: float) -> Dict[str, Any]:
         WebSocketApiClient,
     )
 
-    seen: List[Event] = []
+    seen: list[Event] = []
     arrived = threading.Condition()
 
     def record(event: Event) -> None:
@@ -240,20 +241,20 @@ def restore(url: str, drops: int, max_seconds: float) -> Dict[str, Any]:
             seen.append(event)
             arrived.notify_all()
 
-    def wait_for(kind: type, count: int, timeout: float) -> List[Any]:
+    def wait_for(kind: type, count: int, timeout: float) -> list[Any]:
         """The events of ``kind`` once there are ``count`` (fewer when ``timeout`` ran out)."""
 
-        def found() -> List[Any]:
+        def found() -> list[Any]:
             return [event for event in seen if isinstance(event, kind)]
 
         with arrived:
             arrived.wait_for(lambda: len(found()) >= count, timeout)
             return found()
 
-    restore_ms: List[float] = []
-    fresh_ms: List[float] = []
+    restore_ms: list[float] = []
+    fresh_ms: list[float] = []
     deadline = time.perf_counter() + max_seconds
-    options: Dict[str, Any] = {"heartbeat": INTERVAL, "cancel_on_disconnect": True}
+    options: dict[str, Any] = {"heartbeat": INTERVAL, "cancel_on_disconnect": True}
     with WebSocketApiClient(_configuration(url, key=True), on_event=record, **options) as ws_client:
         for index in range(drops):
             if time.perf_counter() > deadline:
@@ -318,8 +319,8 @@ def serve_heartbeats(host: str, port: int, every: float) -> None:
     )
 
     async def connection(ws: ServerConnection) -> None:
-        sent: Deque[float] = collections.deque()
-        latencies: List[float] = []
+        sent: collections.deque[float] = collections.deque()
+        latencies: list[float] = []
 
         async def beat() -> None:
             while True:
@@ -379,24 +380,24 @@ def rounds(
     return samples
 
 
-def column(samples: Samples, variant: str, key: str) -> List[float]:
+def column(samples: Samples, variant: str, key: str) -> list[float]:
     return [float(result[key]) for result in samples[variant]]
 
 
 def paired(
     samples: Samples, key: str, client: str, baseline: str
-) -> Tuple[float, float, float, Tuple[float, float]]:
+) -> tuple[float, float, float, tuple[float, float]]:
     """Medians of ``client`` and ``baseline``, their ratio, and the range of per-round ratios."""
     ours, theirs = column(samples, client, key), column(samples, baseline, key)
     per_round = [a / b for a, b in zip(ours, theirs)]
     return median(ours), median(theirs), median(ours) / median(theirs), spread(per_round)
 
 
-def common(url: str, plan: Plan) -> List[str]:
+def common(url: str, plan: Plan) -> list[str]:
     return ["--url", url, "--max-seconds", str(plan.max_seconds)]
 
 
-def bench_cpu(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_cpu(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = [*common(url, plan), "--calls", str(plan.cpu_calls), "--warmup", str(plan.cpu_warmup)]
     samples = rounds("cpu", ("session", "bare", "http"), args, plan, progress)
     key = "cpu_us_block_median"
@@ -428,7 +429,7 @@ def bench_cpu(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any],
     return {"cpu_us_block_median": data, "ratio": ratio}, rows
 
 
-def bench_latency(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = [
         *common(url, plan),
         "--threads", str(plan.threads),
@@ -470,7 +471,7 @@ def bench_latency(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, A
     return {"rounds": samples, "pooled_p99_ms": _percentile(pooled, 0.99)}, rows
 
 
-def bench_restore(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = [*common(url, plan), "--drops", str(plan.drops)]
     samples = rounds("restore", ("session",), args, plan, progress)
     restored = [ms for result in samples["session"] for ms in result["restore_ms"]]
@@ -493,7 +494,7 @@ def bench_restore(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, A
     return {"restore_ms": restored, "fresh_ms": fresh}, rows
 
 
-def bench_memory(url: str, plan: Plan, progress: Progress) -> Tuple[Dict[str, Any], List[Row]]:
+def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     args = [
         *common(url, plan),
         "--calls", str(plan.memory_calls),
@@ -545,7 +546,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.rounds is not None and not 1 <= args.rounds <= 50:

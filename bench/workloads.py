@@ -29,8 +29,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 TOKEN = "sim-token"
@@ -42,7 +43,7 @@ CHUNK = 50
 VARIANTS = ("client", "urllib3", "httpclient")
 
 #: ``python -c`` bodies for benchmark 2, by variant. ``bare`` is the interpreter alone.
-IMPORT_SNIPPETS: Dict[str, str] = {
+IMPORT_SNIPPETS: dict[str, str] = {
     "bare": "pass",
     "client": "import openapi_client",
     "urllib3": "import urllib3",
@@ -53,7 +54,7 @@ IMPORT_SNIPPETS: Dict[str, str] = {
 }
 
 #: ``python -c`` bodies for benchmark 5 (``sys.argv[1]`` is the simulator URL), by variant.
-FIRST_RESULT_SNIPPETS: Dict[str, str] = {
+FIRST_RESULT_SNIPPETS: dict[str, str] = {
     "bare": "pass",
     "client": (
         "import sys\n"
@@ -75,7 +76,7 @@ FIRST_RESULT_SNIPPETS: Dict[str, str] = {
 Call = Callable[[], Any]
 #: ``builder(variant, url)`` -> ``(call, close)``: how a worker makes its calls (:func:`build` for
 #: the HTTP variants here; ``bench/websocket.py`` passes its own).
-Builder = Callable[[str, str], Tuple[Call, Callable[[], None]]]
+Builder = Callable[[str, str], tuple[Call, Callable[[], None]]]
 
 
 class WorkloadError(RuntimeError):
@@ -85,7 +86,7 @@ class WorkloadError(RuntimeError):
 # -- the three ways to make the call ------------------------------------------------------------
 
 
-def build(variant: str, url: str, threads: int = 1) -> Tuple[Call, Callable[[], None]]:
+def build(variant: str, url: str, threads: int = 1) -> tuple[Call, Callable[[], None]]:
     """``(call, close)`` for ``variant``: ``call()`` makes one request and returns its JSON."""
     if variant == "client":
         return _build_client(url)
@@ -98,7 +99,7 @@ def build(variant: str, url: str, threads: int = 1) -> Tuple[Call, Callable[[], 
     raise WorkloadError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
-def _build_client(url: str) -> Tuple[Call, Callable[[], None]]:
+def _build_client(url: str) -> tuple[Call, Callable[[], None]]:
     from openapi_client import ApiClient, Configuration, SessionManagementApi
 
     api_client = ApiClient(Configuration(host=url, access_token=TOKEN))
@@ -110,7 +111,7 @@ def _build_client(url: str) -> Tuple[Call, Callable[[], None]]:
     return call, api_client.close
 
 
-def _build_urllib3(url: str, threads: int) -> Tuple[Call, Callable[[], None]]:
+def _build_urllib3(url: str, threads: int) -> tuple[Call, Callable[[], None]]:
     import json
 
     import urllib3
@@ -131,7 +132,7 @@ def _build_urllib3(url: str, threads: int) -> Tuple[Call, Callable[[], None]]:
     return call, manager.clear
 
 
-def _build_httpclient(url: str) -> Tuple[Call, Callable[[], None]]:
+def _build_httpclient(url: str) -> tuple[Call, Callable[[], None]]:
     import http.client
     import json
 
@@ -152,7 +153,7 @@ def _check(result: Any, variant: str) -> None:
         raise WorkloadError(f"{variant}: unexpected answer {result!r}")
 
 
-def _calls(call: Call, count: int, deadline: float) -> Tuple[int, Any]:
+def _calls(call: Call, count: int, deadline: float) -> tuple[int, Any]:
     """Make up to ``count`` calls, stopping early once ``deadline`` (perf_counter) has passed."""
     done = 0
     last: Any = None
@@ -182,7 +183,7 @@ def _warmed_up(
         close()
 
 
-def _result(variant: str, done: int, asked: int, **figures: Any) -> Dict[str, Any]:
+def _result(variant: str, done: int, asked: int, **figures: Any) -> dict[str, Any]:
     """A worker's JSON result: the variant, the calls made, and whether the time bound cut them."""
     return {"variant": variant, "calls": done, "truncated": done < asked, **figures}
 
@@ -198,14 +199,14 @@ def cpu(
     blocks: int,
     max_seconds: float,
     builder: Builder = build,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Process CPU time (and wall time) per call over ``calls`` calls after ``warmup`` calls.
 
     The calls are timed in ``blocks`` consecutive blocks as well as in total: the median block
     drops a burst of noise from a neighbour that a total would keep.
     """
-    block_cpu_us: List[float] = []
-    block_wall_us: List[float] = []
+    block_cpu_us: list[float] = []
+    block_wall_us: list[float] = []
     with _warmed_up(variant, url, warmup, max_seconds, builder) as call:
         deadline = time.perf_counter() + max_seconds
         size = max(1, calls // blocks)
@@ -245,7 +246,7 @@ def cpu(
 
 def throughput(
     variant: str, url: str, threads: int, calls: int, warmup: int, max_seconds: float
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Calls per second of ``threads`` threads sharing one client, ``calls`` calls each.
 
     Every thread makes its ``warmup`` calls (so each has its own pooled connection), then all
@@ -254,7 +255,7 @@ def throughput(
     call, close = build(variant, url, threads)
     barrier = threading.Barrier(threads + 1)
     counts = [0] * threads
-    errors: List[str] = []
+    errors: list[str] = []
     # One bound for everything: warm-up, start and the measured calls.
     deadline = time.perf_counter() + 2 * max_seconds
 
@@ -327,13 +328,13 @@ def memory(
     samples: int,
     max_seconds: float,
     builder: Builder = build,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """VmRSS growth over ``calls`` calls after ``warmup`` calls (and a full collection)."""
     with _warmed_up(variant, url, warmup, max_seconds, builder) as call:
         before = vm_rss_kib()
         deadline = time.perf_counter() + max_seconds
         step = max(1, calls // max(1, samples))
-        trace: List[Tuple[int, int]] = [(0, 0)]
+        trace: list[tuple[int, int]] = [(0, 0)]
         done = 0
         last: Any = None
         while done < calls and time.perf_counter() < deadline:
@@ -373,7 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         print("the benchmarks only talk to a simulator on loopback", file=sys.stderr)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any
 
 from openapi_client._version import __version__
 
@@ -41,7 +41,7 @@ _EXCEPTIONS = (
     "ApiProtocolError",
 )
 
-_EXPORTS: Dict[str, str] = {
+_EXPORTS: dict[str, str] = {
     "ApiClient": "openapi_client.api_client",
     "AsyncResult": "openapi_client.api_client",
     "Configuration": "openapi_client.configuration",
@@ -120,5 +120,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))

@@ -13,7 +13,8 @@ import http.client
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from openapi_client.configuration import Configuration
 from openapi_client.core import AsyncResult, Attempt, ClientCore, Reply
@@ -51,25 +52,25 @@ class ApiClient(ClientCore):
 
     def __init__(
         self,
-        configuration: Optional[Configuration] = None,
-        header_name: Optional[str] = None,
-        header_value: Optional[str] = None,
-        cookie: Optional[str] = None,
+        configuration: Configuration | None = None,
+        header_name: str | None = None,
+        header_value: str | None = None,
+        cookie: str | None = None,
         pool_threads: int = 1,
     ) -> None:
         super().__init__(
             configuration if configuration is not None else Configuration.get_default_copy(),
             pool_threads,
         )
-        self.default_headers: Dict[str, str] = {}
+        self.default_headers: dict[str, str] = {}
         if header_name is not None and header_value is not None:
             self.set_default_header(header_name, header_value)
         self.cookie = cookie
         self.rest_client = RESTClientObject(self.configuration)
         self.credentials = Credentials(self.configuration, self._fetch_token)
-        self._origin_cache: Tuple[str, Origin] = ("", None)  # type: ignore[assignment]
-        self._header_cache: Tuple[Any, Dict[str, str]] = (None, {})
-        self._auth_header_cache: Tuple[Optional[str], Dict[str, str], Dict[str, str]] = (
+        self._origin_cache: tuple[str, Origin] = ("", None)  # type: ignore[assignment]
+        self._header_cache: tuple[Any, dict[str, str]] = (None, {})
+        self._auth_header_cache: tuple[str | None, dict[str, str], dict[str, str]] = (
             None,
             {},
             {},
@@ -77,14 +78,14 @@ class ApiClient(ClientCore):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> "ApiClient":
+    def __enter__(self) -> ApiClient:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[type],
-        exc_value: Optional[BaseException],
-        traceback: Optional["TracebackType"],
+        exc_type: type | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -102,12 +103,12 @@ class ApiClient(ClientCore):
         self.credentials.after_fork()
 
     @property
-    def cookie(self) -> Optional[str]:
+    def cookie(self) -> str | None:
         """A ``Cookie`` header sent with every request (``None``: none)."""
         return self._cookie
 
     @cookie.setter
-    def cookie(self, value: Optional[str]) -> None:
+    def cookie(self, value: str | None) -> None:
         if value is not None:
             problem = check_header("Cookie", value, "ApiClient.cookie")
             if problem:
@@ -159,7 +160,7 @@ class ApiClient(ClientCore):
         self._origin_cache = (host, origin)
         return origin
 
-    def _base_headers(self) -> Dict[str, str]:
+    def _base_headers(self) -> dict[str, str]:
         configuration = self.configuration
         key = (configuration.user_agent, self._cookie, tuple(self.default_headers.items()))
         cached_key, headers = self._header_cache
@@ -167,7 +168,7 @@ class ApiClient(ClientCore):
             return headers
         # Built anew only when a header changed: checked here, since default_headers is a
         # plain dict that code may change without set_default_header.
-        by_name: Dict[str, Tuple[str, str]] = {}
+        by_name: dict[str, tuple[str, str]] = {}
         fields = [
             ("Accept", "application/json"),
             ("User-Agent", configuration.user_agent),
@@ -184,7 +185,7 @@ class ApiClient(ClientCore):
         self._header_cache = (key, headers)
         return headers
 
-    def _headers(self, authorization: Optional[str]) -> Dict[str, str]:
+    def _headers(self, authorization: str | None) -> dict[str, str]:
         base = self._base_headers()
         if authorization is None:
             return base
@@ -199,7 +200,7 @@ class ApiClient(ClientCore):
     def _attempt(
         self,
         endpoint: Endpoint,
-        request: Union[str, Callable[[], str]],
+        request: str | Callable[[], str],
         preload: bool,
         timeout: Any,
         attempt: Attempt,
@@ -212,7 +213,7 @@ class ApiClient(ClientCore):
         target = f"{path}?{query}" if query else path
         credentials = self.credentials
         if endpoint.private:
-            authorization: Optional[str] = credentials.authorization(endpoint, target)
+            authorization: str | None = credentials.authorization(endpoint, target)
         else:
             authorization = credentials.bearer_if_set()
         attempt.credential = authorization
@@ -258,15 +259,15 @@ class ApiClient(ClientCore):
 
     def _fetch_token(
         self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         """Call ``public/auth`` for the credential manager, with fresh arguments per attempt."""
-        result: Dict[str, Any] = self._invoke(
+        result: dict[str, Any] = self._invoke(
             endpoint, lambda: self._prepare(endpoint, make_args()), True, True, None
         )
         return result
 
 
-def _decode(response: Any) -> Dict[str, Any]:
+def _decode(response: Any) -> dict[str, Any]:
     """The one place a response becomes data or an exception."""
     status: int = response.status
     raw: bytes = response.data

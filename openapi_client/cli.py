@@ -18,15 +18,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
-    Iterator,
-    List,
-    Optional,
-    Sequence,
     TextIO,
 )
 
@@ -58,7 +54,7 @@ DEFAULT_HEARTBEAT = 30.0
 _POLL_SECONDS = 0.2
 
 #: command -> (API method name, help, takes --scope)
-COMMANDS: Dict[str, Any] = {
+COMMANDS: dict[str, Any] = {
     "set-heartbeat": ("public_set_heartbeat_get", "ask for heartbeats every INTERVAL s", False),
     "disable-heartbeat": ("public_disable_heartbeat_get", "stop heartbeats", False),
     "enable-cancel-on-disconnect": (
@@ -165,7 +161,7 @@ def _duration(text: str) -> float:
 
 @contextlib.contextmanager
 def _target(args: argparse.Namespace) -> Iterator[Configuration]:
-    overrides: Dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
     if args.testnet:
@@ -200,7 +196,7 @@ def _call(configuration: Configuration, args: argparse.Namespace) -> Any:
     from openapi_client.api_client import ApiClient
 
     method_name, _, scoped = COMMANDS[args.command]
-    call_args: List[Any] = [args.interval] if args.command == "set-heartbeat" else []
+    call_args: list[Any] = [args.interval] if args.command == "set-heartbeat" else []
     keywords = {"scope": args.scope} if scoped and args.scope else {}
     with ApiClient(configuration) as client:
         method: Callable[..., Any] = getattr(SessionManagementApi(client), method_name)
@@ -217,7 +213,7 @@ class _Output:
         self._out = out
         self.broken = False
 
-    def event(self, event: "Event") -> None:
+    def event(self, event: Event) -> None:
         from openapi_client.websocket.events import as_dict
 
         if self.broken:
@@ -268,7 +264,7 @@ def _hold_session(
         heartbeat=args.heartbeat,
         cancel_on_disconnect=args.cancel_on_disconnect,
     )
-    failure: Optional[str] = None
+    failure: str | None = None
     try:
         with _stop_on_signals(stop):
             failure = _print_events(ws_client, output, stop, deadline)
@@ -285,11 +281,11 @@ def _hold_session(
 
 
 def _print_events(
-    ws_client: "WebSocketApiClient",
+    ws_client: WebSocketApiClient,
     output: _Output,
     stop: threading.Event,
-    deadline: Optional[float],
-) -> Optional[str]:
+    deadline: float | None,
+) -> str | None:
     """Print events until asked to stop; the reason when the session gave up, else None."""
     from openapi_client.websocket import Closed
 
@@ -311,7 +307,7 @@ def _print_events(
 # -- reporting ------------------------------------------------------------------------------------
 
 
-def _one_line(error: OpenApiException, args: Optional[argparse.Namespace] = None) -> str:
+def _one_line(error: OpenApiException, args: argparse.Namespace | None = None) -> str:
     if isinstance(error, ApiException):
         if error.error_code == MUST_BE_WEBSOCKET and args is not None:
             return _websocket_only(error, args)
@@ -338,9 +334,9 @@ def _websocket_only(error: ApiException, args: argparse.Namespace) -> str:
 
 
 def main(
-    argv: Optional[Sequence[str]] = None,
-    stdout: Optional[TextIO] = None,
-    stderr: Optional[TextIO] = None,
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
 ) -> int:
     """Run the command line; returns the exit status."""
     out = stdout or sys.stdout

@@ -9,7 +9,8 @@ import math
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Union
 from urllib.parse import SplitResult, urlsplit
 
 from openapi_client._version import __version__
@@ -29,10 +30,10 @@ PRODUCTION_HOST = "https://www.deribit.com/api/v2"
 TESTNET_HOST = "https://test.deribit.com/api/v2"
 
 #: A timeout in seconds: one number for both connecting and reading, or ``(connect, read)``.
-Timeout = Union[float, Tuple[float, float]]
+Timeout = Union[float, tuple[float, float]]
 
 #: Connect and read timeouts used when a call passes no ``_request_timeout``.
-DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (5.0, 10.0)
+DEFAULT_REQUEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)
 #: Seconds one attempt may take as a whole: connecting, sending and reading the whole answer.
 DEFAULT_ATTEMPT_TIMEOUT = 15.0
 #: Seconds one call may take as a whole: every attempt, backoff and rate-limit wait.
@@ -86,7 +87,7 @@ def check_host(url: Any, setting: str = "Configuration.host") -> SplitResult:
     return parts
 
 
-def _check_file(value: Any, setting: str) -> Optional[str]:
+def _check_file(value: Any, setting: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
@@ -99,7 +100,7 @@ def _check_file(value: Any, setting: str) -> Optional[str]:
     return path
 
 
-def _check_credential(value: Any, setting: str, secret: bool = True) -> Optional[str]:
+def _check_credential(value: Any, setting: str, secret: bool = True) -> str | None:
     """A credential-like string (token, client id or secret): no whitespace, no control
     characters, never quoted in the message. A secret is registered for redaction."""
     if value is None:
@@ -190,39 +191,39 @@ class Configuration:
         ``None``), ``client_side_validation`` (on), ``debug`` (off).
     """
 
-    _default: Optional["Configuration"] = None
+    _default: Configuration | None = None
 
     def __init__(
         self,
-        host: Optional[str] = None,
-        access_token: Optional[str] = None,
+        host: str | None = None,
+        access_token: str | None = None,
         *,
         testnet: bool = False,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        auth_method: Optional[str] = None,
-        token_provider: Optional[Callable[[], str]] = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        auth_method: str | None = None,
+        token_provider: Callable[[], str] | None = None,
         token_refresh_margin: float = 60.0,
-        session_name: Optional[str] = DEFAULT_SESSION_NAME,
+        session_name: str | None = DEFAULT_SESSION_NAME,
         verify_ssl: bool = True,
-        ssl_ca_cert: Optional[str] = None,
-        cert_file: Optional[str] = None,
-        key_file: Optional[str] = None,
-        assert_hostname: Optional[Union[str, bool]] = None,
-        proxy: Optional[str] = None,
-        proxy_headers: Optional[Mapping[str, str]] = None,
+        ssl_ca_cert: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        assert_hostname: str | bool | None = None,
+        proxy: str | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
         connection_pool_maxsize: int = 16,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         client_side_validation: bool = True,
         debug: bool = False,
-        logger: Optional[Mapping[str, logging.Logger]] = None,
-        user_agent: Optional[str] = None,
+        logger: Mapping[str, logging.Logger] | None = None,
+        user_agent: str | None = None,
         request_timeout: Timeout = DEFAULT_REQUEST_TIMEOUT,
         attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
-        retries: Union[int, "Retry", "RetryPolicy", None] = None,
-        rate_limit: Optional["RateLimit"] = None,
+        retries: int | Retry | RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
         allow_insecure_http: bool = False,
         fast_path: bool = True,
     ) -> None:
@@ -263,7 +264,7 @@ class Configuration:
         self.fast_path = fast_path
         #: The loggers ``debug`` switches: this package's and urllib3's (keys ``package_logger``
         #: and ``urllib3_logger``; the ``logger`` keyword replaces either).
-        self.logger: Dict[str, logging.Logger] = {
+        self.logger: dict[str, logging.Logger] = {
             "package_logger": logging.getLogger("openapi_client"),
             "urllib3_logger": logging.getLogger("urllib3"),
         }
@@ -303,7 +304,7 @@ class Configuration:
         return self._auth_method
 
     @auth_method.setter
-    def auth_method(self, value: Optional[str]) -> None:
+    def auth_method(self, value: str | None) -> None:
         if value is None:
             value = "client_signature"
         if value not in AUTH_METHODS:
@@ -313,7 +314,7 @@ class Configuration:
         self._auth_method = value
 
     @property
-    def session_name(self) -> Optional[str]:
+    def session_name(self) -> str | None:
         """The Deribit session (``scope=session:NAME``) key-based tokens are requested for.
 
         A ``connection``-scoped token (``None`` here) dies with the connection that obtained it,
@@ -324,7 +325,7 @@ class Configuration:
         return self._session_name
 
     @session_name.setter
-    def session_name(self, value: Optional[str]) -> None:
+    def session_name(self, value: str | None) -> None:
         if value is not None and (
             not isinstance(value, str) or _SESSION_NAME.fullmatch(value) is None
         ):
@@ -364,8 +365,8 @@ class Configuration:
 
     @classmethod
     def from_env(
-        cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any
-    ) -> "Configuration":
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Configuration:
         """Build a configuration from the environment.
 
         Reads ``DERIBIT_ACCESS_TOKEN``, ``DERIBIT_CLIENT_ID``, ``DERIBIT_CLIENT_SECRET``,
@@ -375,7 +376,7 @@ class Configuration:
         ``DERIBIT_HOST`` other than the testnet's raises ``ApiValueError``.
         """
         env = os.environ if environ is None else environ
-        settings: Dict[str, Any] = {
+        settings: dict[str, Any] = {
             "access_token": env.get("DERIBIT_ACCESS_TOKEN") or None,
             "client_id": env.get("DERIBIT_CLIENT_ID") or None,
             "client_secret": env.get("DERIBIT_CLIENT_SECRET") or None,
@@ -389,12 +390,12 @@ class Configuration:
         return cls(**settings)
 
     @classmethod
-    def set_default(cls, default: Optional["Configuration"]) -> None:
+    def set_default(cls, default: Configuration | None) -> None:
         """Make ``default`` the configuration of every ``ApiClient()`` built without one."""
         cls._default = copy.copy(default)
 
     @classmethod
-    def get_default_copy(cls) -> "Configuration":
+    def get_default_copy(cls) -> Configuration:
         """A copy of the default configuration (a new ``Configuration()`` if none was set)."""
         return copy.copy(cls._default) if cls._default is not None else cls()
 
@@ -444,7 +445,7 @@ def _check_host_setting(value: Any) -> str:
     return str(value)
 
 
-def _check_proxy(value: Any) -> Optional[str]:
+def _check_proxy(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -464,7 +465,7 @@ def _check_proxy(value: Any) -> Optional[str]:
     return value
 
 
-def _check_proxy_headers(value: Any) -> Optional[Dict[str, str]]:
+def _check_proxy_headers(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -483,7 +484,7 @@ def _check_user_agent(value: Any) -> str:
     return str(value)
 
 
-def _check_secret(value: Any) -> Optional[str]:
+def _check_secret(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -496,7 +497,7 @@ def _check_secret(value: Any) -> Optional[str]:
     return value
 
 
-def _check_token(value: Any) -> Optional[str]:
+def _check_token(value: Any) -> str | None:
     # An empty token counts as none (documented); anything else must fit in a header.
     return _check_credential(value, "Configuration.access_token") if value else value
 
@@ -542,7 +543,7 @@ def _check_provider(value: Any) -> Any:
     return value
 
 
-_CHECKS: Dict[str, Callable[[Any], Any]] = {
+_CHECKS: dict[str, Callable[[Any], Any]] = {
     "host": _check_host_setting,
     "access_token": _check_token,
     "client_id": lambda value: _check_credential(value, "Configuration.client_id", False),

@@ -17,16 +17,13 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Generic,
-    List,
-    Mapping,
     NamedTuple,
-    Optional,
-    Tuple,
     TypeVar,
 )
 
@@ -82,11 +79,11 @@ class Attempt:
 
     __slots__ = ("_rate_limit", "call_deadline", "credential", "deadline")
 
-    def __init__(self, call_deadline: Optional[Deadline] = None) -> None:
-        self.credential: Optional[str] = None
+    def __init__(self, call_deadline: Deadline | None = None) -> None:
+        self.credential: str | None = None
         self.call_deadline = call_deadline or Deadline(float("inf"), "call_timeout", 0.0)
         self.deadline = self.call_deadline
-        self._rate_limit: Optional["RateLimit"] = None
+        self._rate_limit: RateLimit | None = None
 
     def wait_for_rate_limit(self) -> Deadline:
         """Take this attempt's turn under the rate limit, once, and return its deadline.
@@ -109,7 +106,7 @@ class Attempt:
         return self.deadline
 
 
-def _wait_for_turn(rate_limit: "RateLimit", call_deadline: Deadline) -> float:
+def _wait_for_turn(rate_limit: RateLimit, call_deadline: Deadline) -> float:
     """Wait for a turn under ``rate_limit``; the seconds waited. A wait that would outlast
     ``call_deadline`` raises :class:`ApiCallTimeoutError` at once instead."""
     delay = rate_limit.reserve()
@@ -130,14 +127,14 @@ class AsyncResult(Generic[T]):
 
     __slots__ = ("_future",)
 
-    def __init__(self, future: "Future[T]") -> None:
+    def __init__(self, future: Future[T]) -> None:
         self._future = future
 
-    def get(self, timeout: Optional[float] = None) -> T:
+    def get(self, timeout: float | None = None) -> T:
         """The call's result (or its exception, raised), waiting at most ``timeout`` seconds."""
         return self._future.result(timeout)
 
-    def wait(self, timeout: Optional[float] = None) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         """Wait until the call has finished, or ``timeout`` seconds."""
         from concurrent.futures import TimeoutError as FutureTimeoutError
 
@@ -179,16 +176,16 @@ class _DaemonPool:
     def __init__(self, size: int, name: str) -> None:
         self._size = max(1, size)
         self._name = name
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._threads: List[threading.Thread] = []
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._idle = 0
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, function: Callable[..., T], *args: Any) -> "Future[T]":
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
         from concurrent.futures import Future
 
-        future: "Future[T]" = Future()
+        future: Future[T] = Future()
         with self._lock:
             if self._stopped:
                 raise ApiValueError("the client is closed: build a new one to make calls")
@@ -240,7 +237,7 @@ class _DaemonPool:
 
 
 #: Every live client, so that a forked child can drop what it inherited (see ``_after_fork``).
-_CLIENTS: "weakref.WeakSet[ClientCore]" = weakref.WeakSet()
+_CLIENTS: weakref.WeakSet[ClientCore] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -270,9 +267,9 @@ class ClientCore:
     def __init__(self, configuration: Configuration, pool_threads: int = 1) -> None:
         self.configuration = configuration
         self.pool_threads = pool_threads
-        self._executor: Optional[_DaemonPool] = None
+        self._executor: _DaemonPool | None = None
         self._executor_lock = threading.Lock()
-        self._retry_cache: Tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
+        self._retry_cache: tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
         self._closed = False
         #: How the client waits before a retry (``time.sleep``). A test on a manual clock sets
         #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
@@ -409,7 +406,7 @@ class ClientCore:
         data_only: bool,
         preload: bool,
         timeout: Any,
-        deadline: Optional[Deadline] = None,
+        deadline: Deadline | None = None,
     ) -> Any:
         """Attempt, re-authenticate once on 13009, and retry what is transient, all within
         ``deadline`` (default: ``call_timeout`` from now, or the deadline of the call this
@@ -417,7 +414,7 @@ class ClientCore:
         if self._closed:
             self._check_open()
         configuration = self.configuration
-        outer: Optional[Deadline] = getattr(_CURRENT, "deadline", None)
+        outer: Deadline | None = getattr(_CURRENT, "deadline", None)
         if deadline is None:
             deadline = Deadline.after(configuration.call_timeout, "call_timeout", outer)
         _CURRENT.deadline = deadline
@@ -443,7 +440,7 @@ class ClientCore:
         attempt = Attempt(deadline)
         attempts = 0
         reauthenticated = False
-        last_error: Optional[ApiException] = None
+        last_error: ApiException | None = None
         while True:
             if deadline.remaining() <= 0.0:
                 raise _out_of_time(endpoint, deadline, attempts, last_error) from last_error
@@ -504,7 +501,7 @@ class ClientCore:
 
 
 def _out_of_time(
-    endpoint: Endpoint, deadline: Deadline, attempts: int, last: Optional[ApiException]
+    endpoint: Endpoint, deadline: Deadline, attempts: int, last: ApiException | None
 ) -> ApiCallTimeoutError:
     text = f"{endpoint.operation}: the {deadline.describe()} ran out"
     if attempts:

@@ -26,7 +26,8 @@ import math
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
 
 from openapi_client import signing
 from openapi_client.configuration import Configuration
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 #: Calls ``public/auth`` with the query arguments the callable builds (anew for every attempt)
 #: and returns the decoded envelope.
-FetchToken = Callable[[Endpoint, Callable[[], Mapping[str, Any]]], Dict[str, Any]]
+FetchToken = Callable[[Endpoint, Callable[[], Mapping[str, Any]]], dict[str, Any]]
 
 _SIGNED_AT = re.compile(rf"^{signing.SCHEME} .*\bts=(\d+)")
 _SIGNATURE = re.compile(r"\bsig=([0-9A-Fa-f]+)")
@@ -59,7 +60,7 @@ class Token(NamedTuple):
     """A token as ``public/auth`` returned it, with monotonic deadlines."""
 
     access_token: str
-    refresh_token: Optional[str]
+    refresh_token: str | None
     expires_at: float
     refresh_at: float
 
@@ -97,11 +98,11 @@ class TokenManager:
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
-        self._token: Optional[Token] = None
+        self._token: Token | None = None
         self._key = self._key_of(configuration)
 
     @staticmethod
-    def _key_of(configuration: Configuration) -> Tuple[Optional[str], Optional[str], str]:
+    def _key_of(configuration: Configuration) -> tuple[str | None, str | None, str]:
         return (configuration.client_id, configuration.client_secret, configuration.auth_method)
 
     @property
@@ -110,7 +111,7 @@ class TokenManager:
         return self._key_of(self._configuration) != self._key
 
     @property
-    def token(self) -> Optional[Token]:
+    def token(self) -> Token | None:
         """The token held now (None before the first grant), for scheduling its refresh."""
         return self._token
 
@@ -158,7 +159,7 @@ class TokenManager:
             )
             self._token = token._replace(refresh_at=now + retry_in)
 
-    def _renew(self, token: Optional[Token]) -> Token:
+    def _renew(self, token: Token | None) -> Token:
         if token is not None and token.refresh_token:
             try:
                 refresh_token = token.refresh_token
@@ -180,12 +181,12 @@ class TokenManager:
                 raise
             raise explained from error
 
-    def _key_grant(self) -> Dict[str, Any]:
+    def _key_grant(self) -> dict[str, Any]:
         """The grant's arguments, built anew for each attempt (a nonce is never sent twice)."""
         configuration = self._configuration
         client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
         secret = _checked(configuration.client_secret, "Configuration.client_secret")
-        grant: Dict[str, Any]
+        grant: dict[str, Any]
         if configuration.auth_method == "client_credentials":
             grant = {
                 "grant_type": "client_credentials",
@@ -245,14 +246,14 @@ class TokenManager:
         return token
 
 
-def requested_scope(configuration: Configuration) -> Optional[str]:
+def requested_scope(configuration: Configuration) -> str | None:
     """The ``scope`` a key-based grant asks for: ``session:NAME``, or None for Deribit's default
     (a ``connection``-scoped token)."""
     name = configuration.session_name
     return None if name is None else f"session:{name}"
 
 
-def _warn_if_narrowed(requested: Optional[str], granted: Any) -> None:
+def _warn_if_narrowed(requested: str | None, granted: Any) -> None:
     """Deribit may grant less than was asked: say so when a session scope did not come back."""
     if requested is None or not isinstance(granted, str) or requested in granted.split():
         return
@@ -304,7 +305,7 @@ class Credentials:
         #: The monotonic clock token lifetimes are measured on; a test may set a manual one
         #: (before the first private call) to move time instead of sleeping.
         self.clock = clock
-        self._manager: Optional[TokenManager] = None
+        self._manager: TokenManager | None = None
         self._manager_lock = threading.Lock()
         self._bearer_cache = ("", "")
 
@@ -323,7 +324,7 @@ class Credentials:
         self._bearer_cache = (token, header)
         return header
 
-    def bearer_if_set(self) -> Optional[str]:
+    def bearer_if_set(self) -> str | None:
         """``Bearer <access_token>`` when ``Configuration.access_token`` is set, else ``None``.
 
         Sent with public calls too, as the API description asks; a key-based token is never

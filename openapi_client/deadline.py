@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 __all__ = ["Deadline"]
 
@@ -23,8 +23,8 @@ class Deadline(NamedTuple):
 
     @classmethod
     def after(
-        cls, seconds: float, setting: str, within: Optional["Deadline"] = None
-    ) -> "Deadline":
+        cls, seconds: float, setting: str, within: Deadline | None = None
+    ) -> Deadline:
         """``seconds`` from now, or ``within`` if that comes first."""
         deadline = cls(time.monotonic() + seconds, setting, seconds)
         if within is not None and within.at < deadline.at:

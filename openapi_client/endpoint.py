@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from openapi_client.exceptions import ApiTypeError, ApiValueError
@@ -62,7 +63,7 @@ class NumberParam(Param):
         *,
         required: bool = False,
         description: str = "",
-        minimum: Optional[float] = None,
+        minimum: float | None = None,
         unit: str = "",
     ) -> None:
         super().__init__(name, required=required, description=description)
@@ -138,7 +139,7 @@ class ChoiceParam(Param):
         self,
         name: str,
         *,
-        choices: Tuple[str, ...],
+        choices: tuple[str, ...],
         required: bool = False,
         description: str = "",
     ) -> None:
@@ -173,7 +174,7 @@ class TextParam(Param):
         self.allow_int = allow_int
 
     def check(self, value: Any) -> None:
-        accepted: Tuple[type, ...] = (str, int) if self.allow_int else (str,)
+        accepted: tuple[type, ...] = (str, int) if self.allow_int else (str,)
         if isinstance(value, bool) or not isinstance(value, accepted):
             names = " or ".join(kind.__name__ for kind in accepted)
             raise ApiTypeError(
@@ -210,7 +211,7 @@ class Endpoint:
         path: str,
         *,
         private: bool,
-        params: Tuple[Param, ...] = (),
+        params: tuple[Param, ...] = (),
         summary: str = "",
         carries_credentials: bool = False,
     ) -> None:
@@ -220,7 +221,7 @@ class Endpoint:
         self.params = params
         self.summary = summary
         self.carries_credentials = carries_credentials
-        self._by_name: Dict[str, Param] = {param.name: param for param in params}
+        self._by_name: dict[str, Param] = {param.name: param for param in params}
 
     def __repr__(self) -> str:
         return f"Endpoint({self.operation!r}, {self.path!r}, private={self.private})"
@@ -241,11 +242,11 @@ class Endpoint:
             for param, value in self._given(args)
         )
 
-    def json_params(self, args: Mapping[str, Any], validate: bool) -> Dict[str, Any]:
+    def json_params(self, args: Mapping[str, Any], validate: bool) -> dict[str, Any]:
         """The JSON-RPC ``params`` object for ``args``, checked as :meth:`query` checks them."""
         return {param.name: param.json_value(value, validate) for param, value in self._given(args)}
 
-    def _given(self, args: Mapping[str, Any]) -> List[Tuple[Param, Any]]:
+    def _given(self, args: Mapping[str, Any]) -> list[tuple[Param, Any]]:
         """The parameters given a value, in declaration order; refuses unknown and missing ones."""
         for name in args:
             if name not in self._by_name:

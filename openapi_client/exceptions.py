@@ -11,7 +11,8 @@ Every failure a caller can see is an :class:`OpenApiException`:
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Type, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
 
 from openapi_client.redaction import redact, redact_value
 
@@ -56,7 +57,7 @@ _BODY_PREVIEW = 500
 
 #: What to do about an error code, where the code alone does not say.
 MUST_BE_WEBSOCKET = 10030
-_HINTS: Dict[int, str] = {
+_HINTS: dict[int, str] = {
     MUST_BE_WEBSOCKET: (
         "this method works only over a WebSocket connection on today's Deribit: call it on a "
         "session, SessionManagementApi(openapi_client.websocket.WebSocketApiClient(...)) "
@@ -80,8 +81,8 @@ class ApiTypeError(OpenApiException, TypeError):
         self,
         msg: str,
         path_to_item: PathToItem = None,
-        valid_classes: Optional[Sequence[type]] = None,
-        key_type: Optional[bool] = None,
+        valid_classes: Sequence[type] | None = None,
+        key_type: bool | None = None,
     ) -> None:
         self.path_to_item = path_to_item
         self.valid_classes = valid_classes
@@ -140,12 +141,12 @@ class ApiException(OpenApiException):
 
     def __init__(
         self,
-        status: Optional[int] = None,
-        reason: Optional[str] = None,
+        status: int | None = None,
+        reason: str | None = None,
         http_resp: Any = None,
         *,
-        body: Optional[str] = None,
-        headers: Optional[Mapping[str, str]] = None,
+        body: str | None = None,
+        headers: Mapping[str, str] | None = None,
         data: Any = None,
     ) -> None:
         if http_resp is not None:
@@ -160,17 +161,17 @@ class ApiException(OpenApiException):
         # Everything kept is redacted: a server may echo a credential anywhere.
         self.reason: str = redact(reason or "")
         clean_body = redact(body) if body else body
-        self.body: Optional[str] = clean_body
-        self.headers: Optional[Mapping[str, str]] = _redacted_headers(headers)
+        self.body: str | None = clean_body
+        self.headers: Mapping[str, str] | None = _redacted_headers(headers)
         if data is not None and clean_body != body:
             data = redact_value(data)
         #: The decoded JSON body, when it was a JSON object.
-        self.data: Optional[Dict[str, Any]] = (
+        self.data: dict[str, Any] | None = (
             data if data is not None else _decode_object(clean_body)
         )
         error = self.data.get("error") if self.data else None
-        self.error_code: Optional[int] = None
-        self.error_message: Optional[str] = None
+        self.error_code: int | None = None
+        self.error_message: str | None = None
         self.error_data: Any = None
         if isinstance(error, dict):
             code = error.get("code")
@@ -192,7 +193,7 @@ class ApiException(OpenApiException):
         return is_transient(self)
 
     @property
-    def retry_after(self) -> Optional[float]:
+    def retry_after(self) -> float | None:
         """Seconds the server asked the client to wait (``Retry-After``), if it said so."""
         if not self.headers:
             return None
@@ -295,7 +296,7 @@ class ApiResponseTooLargeError(ApiException):
     being read (or as soon as its declared length said so). ``status`` is the HTTP status."""
 
 
-_BY_STATUS: Dict[int, Type[ApiException]] = {
+_BY_STATUS: dict[int, type[ApiException]] = {
     400: BadRequestException,
     401: UnauthorizedException,
     403: ForbiddenException,
@@ -306,8 +307,8 @@ _BY_STATUS: Dict[int, Type[ApiException]] = {
 
 def is_transient(
     error: ApiException,
-    statuses: FrozenSet[int] = RETRIABLE_STATUSES,
-    error_codes: FrozenSet[int] = RETRIABLE_ERROR_CODES,
+    statuses: frozenset[int] = RETRIABLE_STATUSES,
+    error_codes: frozenset[int] = RETRIABLE_ERROR_CODES,
 ) -> bool:
     """The one rule of transience: no response at all (but for a TLS failure, which would fail
     the same way again), else a retriable JSON-RPC code, else a retriable HTTP status."""
@@ -321,9 +322,9 @@ def is_transient(
 def exception_for_response(
     status: int,
     reason: str,
-    body: Optional[str],
-    headers: Optional[Mapping[str, str]],
-    data: Optional[Dict[str, Any]] = None,
+    body: str | None,
+    headers: Mapping[str, str] | None,
+    data: dict[str, Any] | None = None,
 ) -> ApiException:
     """The exception for an HTTP response that is not a success, in its subclass by status."""
     cls = _BY_STATUS.get(status)
@@ -332,7 +333,7 @@ def exception_for_response(
     return cls(status, reason, body=body, headers=headers, data=data)
 
 
-def _decode_object(body: Optional[str]) -> Optional[Dict[str, Any]]:
+def _decode_object(body: str | None) -> dict[str, Any] | None:
     if not body or body[0] != "{":
         return None
     try:
@@ -358,7 +359,7 @@ def _compact(value: Any) -> str:
     return _text(value)
 
 
-def _redacted_headers(headers: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
+def _redacted_headers(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
     """``headers`` as given, or a redacted copy when a value carries a credential."""
     if not headers:
         return headers
@@ -376,7 +377,7 @@ def _redacted_headers(headers: Optional[Mapping[str, str]]) -> Optional[Mapping[
     return cleaned
 
 
-def _http_date_delay(value: str) -> Optional[float]:
+def _http_date_delay(value: str) -> float | None:
     from datetime import datetime, timezone
     from email.utils import parsedate_to_datetime
 

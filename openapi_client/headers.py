@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 __all__ = ["HTTPHeaders", "check_header"]
 
-Pairs = Iterable[Tuple[str, str]]
+Pairs = Iterable[tuple[str, str]]
 
 
 class HTTPHeaders(Mapping[str, str]):
@@ -19,9 +20,9 @@ class HTTPHeaders(Mapping[str, str]):
 
     __slots__ = ("_fields",)
 
-    def __init__(self, fields: Union[Mapping[str, str], Pairs, None] = None) -> None:
+    def __init__(self, fields: Mapping[str, str] | Pairs | None = None) -> None:
         # lower-case name -> [name as first sent, value, value...]
-        self._fields: Dict[str, List[str]] = {}
+        self._fields: dict[str, list[str]] = {}
         if fields is None:
             return
         pairs = fields.items() if isinstance(fields, Mapping) else fields
@@ -50,7 +51,7 @@ class HTTPHeaders(Mapping[str, str]):
             return default
         return entry[1] if len(entry) == 2 else ", ".join(entry[1:])
 
-    def getlist(self, name: str) -> List[str]:
+    def getlist(self, name: str) -> list[str]:
         """Every value of ``name``, in arrival order."""
         entry = self._fields.get(name.lower())
         return list(entry[1:]) if entry else []
@@ -64,11 +65,11 @@ class HTTPHeaders(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._fields)
 
-    def pairs(self) -> List[Tuple[str, str]]:
+    def pairs(self) -> list[tuple[str, str]]:
         """Every field as ``(name, value)``, repeated names once per value."""
         return [(entry[0], value) for entry in self._fields.values() for value in entry[1:]]
 
-    def copy(self) -> "HTTPHeaders":
+    def copy(self) -> HTTPHeaders:
         return HTTPHeaders(self.pairs())
 
     def __repr__(self) -> str:
@@ -78,7 +79,7 @@ class HTTPHeaders(Mapping[str, str]):
 _FORBIDDEN_IN_VALUE = frozenset("\r\n\x00")
 
 
-def check_header(name: Any, value: Any, setting: str) -> Optional[str]:
+def check_header(name: Any, value: Any, setting: str) -> str | None:
     """Why ``name: value`` cannot be sent as an HTTP header (None when it can).
 
     ``setting`` names where the header came from, for the message; the value itself is never

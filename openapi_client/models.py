@@ -7,7 +7,8 @@ cost nothing at run time (a ``TypedDict`` is a ``dict``) and let ``mypy`` or an 
 
 from __future__ import annotations
 
-from typing import Any, List, Literal, Mapping, Tuple, TypedDict, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict, TypeVar
 
 __all__ = [
     "AuthEnvelope",
@@ -33,7 +34,7 @@ Scope = Literal["connection", "account"]
 Headers = Mapping[str, str]
 
 #: What a ``*_with_http_info`` method returns: ``(envelope, status, headers)``.
-HttpInfo = Tuple[T, int, Headers]
+HttpInfo = tuple[T, int, Headers]
 
 
 class _Timing(TypedDict):
@@ -80,7 +81,7 @@ class AuthResult(_AuthRequired, total=False):
 
     refresh_token: str
     state: str
-    enabled_features: List[str]
+    enabled_features: list[str]
 
 
 class AuthEnvelope(_Envelope):

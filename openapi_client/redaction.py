@@ -17,7 +17,8 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import Any, List, Optional, Pattern
+from re import Pattern
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -65,8 +66,8 @@ class _Registry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._secrets: "OrderedDict[str, None]" = OrderedDict()
-        self._pattern: Optional[Pattern[str]] = None
+        self._secrets: OrderedDict[str, None] = OrderedDict()
+        self._pattern: Pattern[str] | None = None
         self._stale = False
 
     def add(self, secret: str) -> None:
@@ -85,7 +86,7 @@ class _Registry:
             self._pattern = None
             self._stale = False
 
-    def pattern(self) -> Optional[Pattern[str]]:
+    def pattern(self) -> Pattern[str] | None:
         if not self._stale:
             return self._pattern
         with self._lock:
@@ -101,7 +102,7 @@ class _Registry:
             return self._pattern
 
 
-def _echoed_forms(secret: str) -> List[str]:
+def _echoed_forms(secret: str) -> list[str]:
     """The ways a server or a log may write ``secret``: as is, URL-encoded, JSON-escaped."""
     forms = {
         secret,

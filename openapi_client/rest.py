@@ -31,7 +31,8 @@ import ssl
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
@@ -101,9 +102,9 @@ class RESTResponse:
         """The response headers (case-insensitive)."""
         return self.headers
 
-    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def getheader(self, name: str, default: str | None = None) -> str | None:
         """One response header, or ``default``."""
-        value: Optional[str] = self.headers.get(name, default)
+        value: str | None = self.headers.get(name, default)
         return value
 
     def __repr__(self) -> str:
@@ -238,7 +239,7 @@ class RESTClientObject:
         # Loading a CA bundle costs about 30 ms: done now when TLS is configured or the host is
         # https (so that a bad file is a setting error here), else when an https lane first
         # needs it.
-        self._tls: Optional[ssl.SSLContext] = None
+        self._tls: ssl.SSLContext | None = None
         if (
             configuration.ssl_ca_cert
             or configuration.cert_file
@@ -246,7 +247,7 @@ class RESTClientObject:
             or configuration.host.startswith("https:")
         ):
             self._tls = _tls_context(configuration)
-        pool_args: Dict[str, Any] = {
+        pool_args: dict[str, Any] = {
             "num_pools": pools_size,
             "maxsize": max_connections,
             "block": True,
@@ -285,8 +286,8 @@ class RESTClientObject:
         self.pool_manager = self._new_pool_manager()
         self._maxsize = maxsize
         self._max_connections = max_connections
-        self._timeouts: Dict[Any, RequestTimeout] = {}
-        self._lanes: Dict[str, _Lane] = {}
+        self._timeouts: dict[Any, RequestTimeout] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._lanes_lock = threading.Lock()
         self._closed = False
 
@@ -311,7 +312,7 @@ class RESTClientObject:
 
     # -- timeouts -------------------------------------------------------------------------------
 
-    def timeout(self, value: Optional[Timeout]) -> RequestTimeout:
+    def timeout(self, value: Timeout | None) -> RequestTimeout:
         """The timeouts for a ``_request_timeout`` value (``None``: the configured default)."""
         if value is None:
             value = self.configuration.request_timeout
@@ -339,8 +340,8 @@ class RESTClientObject:
         headers: Mapping[str, str],
         timeout: RequestTimeout,
         preload_content: bool = True,
-        deadline: Optional[Deadline] = None,
-        ready: Optional[Callable[[], Deadline]] = None,
+        deadline: Deadline | None = None,
+        ready: Callable[[], Deadline] | None = None,
     ) -> Any:
         """Send ``GET target`` to ``origin`` and return the response.
 
@@ -369,7 +370,7 @@ class RESTClientObject:
             origin, target, headers, timeout, deadline, ready, limit, preload_content
         )
 
-    def _lane(self, origin: Origin) -> "_Lane":
+    def _lane(self, origin: Origin) -> _Lane:
         with self._lanes_lock:
             lane = self._lanes.get(origin.origin)
             if lane is None:
@@ -387,7 +388,7 @@ class RESTClientObject:
         headers: Mapping[str, str],
         timeout: RequestTimeout,
         deadline: Deadline,
-        ready: Optional[Callable[[], Deadline]],
+        ready: Callable[[], Deadline] | None,
         limit: int,
         preload_content: bool,
     ) -> Any:
@@ -461,13 +462,13 @@ class RESTClientObject:
         self,
         method: str,
         url: str,
-        query_params: Optional[Any] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        body: Optional[Any] = None,
-        post_params: Optional[Any] = None,
+        query_params: Any | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any | None = None,
+        post_params: Any | None = None,
         _preload_content: bool = True,
-        _request_timeout: Optional[Timeout] = None,
-    ) -> Union[RESTResponse, "StreamedResponse"]:
+        _request_timeout: Timeout | None = None,
+    ) -> RESTResponse | StreamedResponse:
         """Generated-client style entry point: one GET, raising ``ApiException`` on failure."""
         if method.upper() != "GET":
             raise ApiValueError(f"only GET requests are supported, got {method}")
@@ -515,8 +516,8 @@ class RESTClientObject:
 
 
 def _finish(
-    status: int, reason: str, headers: HTTPHeaders, body: "_Body", preload: bool
-) -> Union[RESTResponse, "StreamedResponse"]:
+    status: int, reason: str, headers: HTTPHeaders, body: _Body, preload: bool
+) -> RESTResponse | StreamedResponse:
     if not preload:
         return StreamedResponse(status, reason, headers, body)
     return RESTResponse(status, reason, body.read_all(), headers)
@@ -541,7 +542,7 @@ def _check_encoding(status: int, headers: HTTPHeaders) -> None:
         )
 
 
-def _check_declared(status: int, headers: HTTPHeaders, length: Optional[int], limit: int) -> None:
+def _check_declared(status: int, headers: HTTPHeaders, length: int | None, limit: int) -> None:
     if length is not None and length > limit:
         raise _too_large(status, headers, f"declares {length} bytes", limit)
 
@@ -554,7 +555,7 @@ def _too_large(status: int, headers: HTTPHeaders, what: str, limit: int) -> ApiE
     )
 
 
-def _content_length(headers: HTTPHeaders) -> Optional[int]:
+def _content_length(headers: HTTPHeaders) -> int | None:
     """The one Content-Length the headers agree on; ``None`` when absent. Raises
     :class:`ApiProtocolError` when it is not a number or the copies disagree."""
     values = headers.getlist("Content-Length")
@@ -621,19 +622,19 @@ class _Lane:
     )
 
     def __init__(
-        self, origin: Origin, tls: Optional[ssl.SSLContext], maxsize: int, max_connections: int
+        self, origin: Origin, tls: ssl.SSLContext | None, maxsize: int, max_connections: int
     ) -> None:
         self.origin = origin
         self.tls = tls if origin.scheme == "https" else None
         self._maxsize = maxsize
         self._max_connections = max_connections
-        self._idle: List[_Connection] = []
+        self._idle: list[_Connection] = []
         self._open = 0
         self._condition = threading.Condition(threading.Lock())
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _checkout(self, deadline: Deadline) -> Optional[_Connection]:
+    def _checkout(self, deadline: Deadline) -> _Connection | None:
         """An idle connection, or None with a slot reserved for a new one."""
         condition = self._condition
         while True:
@@ -661,7 +662,7 @@ class _Lane:
                 return
         self._discard(connection)
 
-    def _discard(self, connection: Optional[_Connection]) -> None:
+    def _discard(self, connection: _Connection | None) -> None:
         if connection is not None:
             connection.close()
         with self._condition:
@@ -719,10 +720,10 @@ class _Lane:
         headers: Mapping[str, str],
         timeout: RequestTimeout,
         deadline: Deadline,
-        ready: Optional[Callable[[], Deadline]],
+        ready: Callable[[], Deadline] | None,
         limit: int,
         preload: bool,
-    ) -> Union[RESTResponse, "StreamedResponse"]:
+    ) -> RESTResponse | StreamedResponse:
         origin = self.origin
         try:
             request = _request_bytes(origin, target, headers)
@@ -733,7 +734,7 @@ class _Lane:
             ) from None
         connection = self._checkout(deadline)
         reused = connection is not None
-        body: Optional[_WireBody] = None
+        body: _WireBody | None = None
         try:
             if connection is None:
                 connection = self._connect(timeout, deadline)
@@ -836,7 +837,7 @@ class _Wire:
 
     def read_head(
         self, limit: int, reused: bool
-    ) -> Tuple[int, str, HTTPHeaders, "_WireBody"]:
+    ) -> tuple[int, str, HTTPHeaders, _WireBody]:
         """Status, reason, headers and a reader for the body of the final answer."""
         for _ in range(_MAX_INFORMATIONAL + 1):
             head = self._head_bytes(reused)
@@ -885,13 +886,13 @@ class _Wire:
 
     def _body(
         self, status: int, headers: HTTPHeaders, http10: bool, limit: int
-    ) -> "_WireBody":
+    ) -> _WireBody:
         reusable = not http10
         connection_tokens = headers.get("Connection", "").lower()
         if "close" in connection_tokens:
             reusable = False
         transfer = headers.get("Transfer-Encoding")
-        length: Optional[int]
+        length: int | None
         if transfer is not None:
             if transfer.strip().lower() != "chunked":
                 raise _broken(
@@ -919,7 +920,7 @@ class _Wire:
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
 
 
-def _parse_head(head: bytes, where: str) -> Tuple[int, str, HTTPHeaders, bool]:
+def _parse_head(head: bytes, where: str) -> tuple[int, str, HTTPHeaders, bool]:
     lines = head.split(b"\n")
     status_line = lines[0].rstrip(b"\r")
     parts = status_line.split(b" ", 2)
@@ -939,7 +940,7 @@ def _parse_head(head: bytes, where: str) -> Tuple[int, str, HTTPHeaders, bool]:
     if status < 100:
         raise _broken(f"{where} answered with an invalid status ({status})")
     reason = _printable(parts[2].decode("latin-1")) if len(parts) > 2 else ""
-    fields: List[List[str]] = []
+    fields: list[list[str]] = []
     for line in lines[1:]:
         line = line.rstrip(b"\r")
         if not line:
@@ -972,7 +973,7 @@ class _Body:
         raise NotImplementedError
 
     def read_all(self) -> bytes:
-        chunks: List[bytes] = []
+        chunks: list[bytes] = []
         while True:
             chunk = self.read(_RECV_SIZE)
             if not chunk:
@@ -995,15 +996,15 @@ class _WireBody(_Body):
         self,
         wire: _Wire,
         mode: int,
-        length: Optional[int],
+        length: int | None,
         limit: int,
         reusable: bool,
         status: int,
         headers: HTTPHeaders,
     ) -> None:
         self.wire = wire
-        self.connection: Optional[_Connection] = wire.connection
-        self.lane: Optional[_Lane] = None
+        self.connection: _Connection | None = wire.connection
+        self.lane: _Lane | None = None
         self.mode = mode
         self.left = length if mode == _LENGTH else 0  # bytes left: in the body or the chunk
         self.limit = limit
@@ -1143,13 +1144,13 @@ class _Watch:
 
     def __init__(self, at: float) -> None:
         self.at = at
-        self.connections: List[Any] = []
+        self.connections: list[Any] = []
         self.expired = False
         self.lock = threading.Lock()
         #: Called once, when a connection is about to send (see ``RESTClientObject.send``).
-        self.ready: Optional[Callable[[], Deadline]] = None
+        self.ready: Callable[[], Deadline] | None = None
         #: The deadline ``ready`` returned, when it was called.
-        self.deadline: Optional[Deadline] = None
+        self.deadline: Deadline | None = None
 
     def sending(self) -> None:
         """The request is about to leave: the rate limiter's turn, which may move the deadline
@@ -1197,9 +1198,9 @@ class _Watchdog:
     """One daemon thread that cuts off urllib3-path exchanges that outlive their deadline."""
 
     def __init__(self) -> None:
-        self._heap: List[Tuple[float, int, _Watch]] = []
+        self._heap: list[tuple[float, int, _Watch]] = []
         self._condition = threading.Condition()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._count = 0
 
     def watch(self, deadline: Deadline) -> _Watch:
@@ -1229,7 +1230,7 @@ class _Watchdog:
     def _run(self) -> None:
         heap = self._heap
         while True:
-            due: List[_Watch] = []
+            due: list[_Watch] = []
             with self._condition:
                 while heap and heap[0][2].at != heap[0][0]:
                     heapq.heappop(heap)  # cancelled, or moved to another moment
@@ -1269,7 +1270,7 @@ def _before_request(connection: Any) -> None:
     if getattr(connection, "framing_in_doubt", False):
         connection.framing_in_doubt = False
         connection.close()  # http.client opens a new socket for the request
-    watch: Optional[_Watch] = getattr(_CURRENT_WATCH, "watch", None)
+    watch: _Watch | None = getattr(_CURRENT_WATCH, "watch", None)
     if watch is not None:
         watch.attach(connection)
         watch.sending()
@@ -1409,10 +1410,10 @@ class StreamedResponse:
         self.status = status
         self.reason = reason or http.client.responses.get(status, "")
         self.headers = headers
-        self._body: Optional[_Body] = body
-        self._data: Optional[bytes] = None
+        self._body: _Body | None = body
+        self._data: bytes | None = None
 
-    def read(self, amt: Optional[int] = None) -> bytes:
+    def read(self, amt: int | None = None) -> bytes:
         """Up to ``amt`` bytes of the body (all that is left when ``amt`` is None)."""
         body = self._body
         if body is None:
@@ -1471,11 +1472,11 @@ class StreamedResponse:
     def getheaders(self) -> HTTPHeaders:
         return self.headers
 
-    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        value: Optional[str] = self.headers.get(name, default)
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        value: str | None = self.headers.get(name, default)
         return value
 
-    def __enter__(self) -> "StreamedResponse":
+    def __enter__(self) -> StreamedResponse:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -1497,7 +1498,7 @@ _TRANSPORT_ERRORS = (
 )
 
 
-def _broken(message: str, cause: Optional[BaseException] = None) -> ApiProtocolError:
+def _broken(message: str, cause: BaseException | None = None) -> ApiProtocolError:
     """An :class:`ApiProtocolError` for HTTP this module's reader refused, with the matching
     ``http.client`` exception as its cause (there is no lower-level one)."""
     error = ApiProtocolError(message)

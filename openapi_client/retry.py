@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 from openapi_client.exceptions import (
     RETRIABLE_ERROR_CODES,
@@ -66,8 +67,8 @@ class RetryPolicy:
     jitter: float
     respect_retry_after: bool
     retry_after_max: float
-    statuses: FrozenSet[int]
-    error_codes: FrozenSet[int]
+    statuses: frozenset[int]
+    error_codes: frozenset[int]
 
     def __init__(
         self,
@@ -114,7 +115,7 @@ class RetryPolicy:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"RetryPolicy is immutable; build a new one instead of setting {name}")
 
-    def _values(self) -> Tuple[Any, ...]:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
 
     def __eq__(self, other: object) -> bool:
@@ -150,7 +151,7 @@ class RetryPolicy:
 
     def delay(
         self, error: ApiException, attempts: int, rand: Callable[[], float] = random.random
-    ) -> Optional[float]:
+    ) -> float | None:
         """Seconds to wait before retry number ``attempts``; ``None`` to give up instead.
 
         Exponential backoff (``backoff_factor * 2 ** (attempts - 1)``, capped at ``backoff_max``),
@@ -168,7 +169,7 @@ class RetryPolicy:
         return backoff
 
     @classmethod
-    def from_setting(cls, value: Union[int, "Retry", "RetryPolicy", None]) -> "RetryPolicy":
+    def from_setting(cls, value: int | Retry | RetryPolicy | None) -> RetryPolicy:
         """The policy for ``Configuration.retries``: an int, a urllib3 ``Retry``, or a policy."""
         if value is None:
             return DEFAULT_RETRY_POLICY
@@ -181,7 +182,7 @@ class RetryPolicy:
         return cls._from_urllib3(value)
 
     @classmethod
-    def _from_urllib3(cls, retry: Any) -> "RetryPolicy":
+    def _from_urllib3(cls, retry: Any) -> RetryPolicy:
         try:
             total = retry.total
             factor = float(retry.backoff_factor)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ FAST_RETRIES = RetryPolicy(total=3, backoff_factor=0.01, backoff_max=0.05)
 # -- no DNS: the suite never asks the system resolver ---------------------------------------------
 
 #: Names the suite tried to resolve (each test fails on its own).
-_RESOLVER_ASKED: List[str] = []
+_RESOLVER_ASKED: list[str] = []
 _getaddrinfo = socket.getaddrinfo
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import pytest
 from conftest import TOKEN
@@ -117,8 +117,8 @@ def test_query_has_exactly_the_given_parameters(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
     method: str,
-    args: Tuple[Any, ...],
-    query: Dict[str, str],
+    args: tuple[Any, ...],
+    query: dict[str, str],
 ) -> None:
     call(api, method, *args)
     assert dict(only_request(simulator).query) == query
@@ -151,8 +151,8 @@ def test_public_call_without_credentials_sends_no_authorization(
     simulator: DeribitSimulator,
     configuration: Configuration,
     method: str,
-    args: Tuple[Any, ...],
-    no_token: Optional[str],
+    args: tuple[Any, ...],
+    no_token: str | None,
 ) -> None:
     configuration.access_token = no_token
     result = call(api, method, *args)
@@ -233,7 +233,7 @@ def test_private_call_never_sends_an_empty_none_or_broken_bearer(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
     configuration: Configuration,
-    credential: Dict[str, Any],
+    credential: dict[str, Any],
 ) -> None:
     for name, value in credential.items():
         setattr(configuration, name, value)
@@ -279,7 +279,7 @@ def test_disable_heartbeat_clears_the_interval(
     [(None, "connection"), ("connection", "connection"), ("account", "account")],
 )
 def test_cancel_on_disconnect_per_scope(
-    api: SessionManagementApi, simulator: DeribitSimulator, scope: Optional[str], changed: str
+    api: SessionManagementApi, simulator: DeribitSimulator, scope: str | None, changed: str
 ) -> None:
     other = "account" if changed == "connection" else "connection"
     api.private_enable_cancel_on_disconnect_get(scope=scope)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Tuple
+from typing import Any
 
 import pytest
 import urllib3
@@ -60,13 +60,13 @@ def async_threads() -> list:
 
 
 @pytest.mark.parametrize(("method", "args", "result"), METHODS)
-def test_with_http_info(api: SessionManagementApi, method: str, args: Tuple, result: Any) -> None:
+def test_with_http_info(api: SessionManagementApi, method: str, args: tuple, result: Any) -> None:
     check_http_info(getattr(api, f"{method}_with_http_info")(*args), result)
 
 
 @pytest.mark.parametrize(("method", "args", "result"), METHODS)
 def test_return_http_data_only_false(
-    api: SessionManagementApi, method: str, args: Tuple, result: Any
+    api: SessionManagementApi, method: str, args: tuple, result: Any
 ) -> None:
     check_http_info(getattr(api, method)(*args, _return_http_data_only=False), result)
 
@@ -85,7 +85,7 @@ def test_async_req(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
     method: str,
-    args: Tuple,
+    args: tuple,
     result: Any,
 ) -> None:
     pending = getattr(api, method)(*args, async_req=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import pytest
 from conftest import TOKEN
@@ -37,13 +37,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def run(*argv: str) -> Tuple[int, str, str]:
+def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     status = main(list(argv), stdout=out, stderr=err)
     return status, out.getvalue(), err.getvalue()
 
 
-def succeed(*argv: str) -> Dict[str, Any]:
+def succeed(*argv: str) -> dict[str, Any]:
     status, out, err = run(*argv)
     assert (status, err) == (0, "")
     data = json.loads(out)
@@ -79,7 +79,7 @@ def fail(expected_status: int, *argv: str) -> str:
         ),
     ],
 )
-def test_simulator_commands_that_work_over_http(argv: List[str], result: Any) -> None:
+def test_simulator_commands_that_work_over_http(argv: list[str], result: Any) -> None:
     data = succeed("--simulator", *argv)
     assert data["result"] == result
     assert data["testnet"] is True
@@ -99,7 +99,7 @@ def test_simulator_commands_that_work_over_http(argv: List[str], result: Any) ->
     ],
 )
 def test_websocket_only_commands_point_to_the_session_command(
-    argv: List[str], instead: str
+    argv: list[str], instead: str
 ) -> None:
     """Today's Deribit answers these over HTTP with 10030, and so does the simulator."""
     line = fail(1, "--simulator", *argv)
@@ -127,7 +127,7 @@ def test_websocket_only_commands_point_to_the_session_command(
         ),
     ],
 )
-def test_legacy_http_simulator_answers_every_command(argv: List[str], result: Any) -> None:
+def test_legacy_http_simulator_answers_every_command(argv: list[str], result: Any) -> None:
     """--legacy-http: the simulator answers as the older published API description says."""
     data = succeed("--simulator", "--legacy-http", *argv)
     assert data["result"] == result
@@ -189,7 +189,7 @@ def test_python_dash_m_with_simulator() -> None:
     ids=["token", "key"],
 )
 def test_simulator_ignores_credentials_in_the_environment(
-    monkeypatch: pytest.MonkeyPatch, environment: Dict[str, str]
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
 ) -> None:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -295,7 +295,7 @@ def test_timeout_option(simulator: DeribitSimulator) -> None:
         ["get-cancel-on-disconnect", "--scope", "global"],
     ],
 )
-def test_usage_errors_exit_2(argv: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(*argv)
     captured = capsys.readouterr()
     assert status == 2

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Tuple
+from typing import IO, Any
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET
@@ -39,7 +40,7 @@ def sim() -> Iterator[DeribitSimulator]:
         yield simulator
 
 
-def child_environment(**extra: str) -> Dict[str, str]:
+def child_environment(**extra: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT}
     env["PYTHONPATH"] = os.pathsep.join(
         part for part in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if part
@@ -48,22 +49,22 @@ def child_environment(**extra: str) -> Dict[str, str]:
     return env
 
 
-def command(*argv: str) -> List[str]:
+def command(*argv: str) -> list[str]:
     return [sys.executable, "-m", "openapi_client", *argv]
 
 
-def events_of(stdout: str) -> List[Dict[str, Any]]:
+def events_of(stdout: str) -> list[dict[str, Any]]:
     """Every stdout line is one JSON object naming its event."""
     events = [json.loads(line) for line in stdout.splitlines()]
     assert all(isinstance(event, dict) and event.get("event") for event in events), stdout
     return events
 
 
-def names(events: List[Dict[str, Any]]) -> List[str]:
+def names(events: list[dict[str, Any]]) -> list[str]:
     return [event["event"] for event in events]
 
 
-def run_in_process(*argv: str) -> Tuple[int, List[Dict[str, Any]], str]:
+def run_in_process(*argv: str) -> tuple[int, list[dict[str, Any]], str]:
     out, err = io.StringIO(), io.StringIO()
     status = main(list(argv), stdout=out, stderr=err)
     return status, events_of(out.getvalue()), err.getvalue()
@@ -97,7 +98,7 @@ def test_duration_ends_the_session_cleanly() -> None:
     assert closed["failed"] is False
 
 
-def _lines(stream: IO[str], into: "queue.Queue[str]") -> None:
+def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
     for line in stream:
         into.put(line)
     into.put("")
@@ -115,9 +116,9 @@ def test_ctrl_c_ends_the_session_cleanly() -> None:
     )
     try:
         assert child.stdout is not None and child.stderr is not None
-        lines: "queue.Queue[str]" = queue.Queue()
+        lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=_lines, args=(child.stdout, lines), daemon=True).start()
-        seen: List[str] = []
+        seen: list[str] = []
         deadline = time.monotonic() + BOUND
         while "HeartbeatAnswered" not in seen:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
@@ -125,7 +126,7 @@ def test_ctrl_c_ends_the_session_cleanly() -> None:
             seen.append(json.loads(line)["event"])
         child.send_signal(signal.SIGINT)
         assert child.wait(BOUND) == 0
-        rest: List[str] = []
+        rest: list[str] = []
         while True:
             line = lines.get(timeout=BOUND)
             if not line:
@@ -224,7 +225,7 @@ def test_session_that_gives_up_exits_1(
         (["session", "--duration", "soon"], "must be a number of seconds > 0"),
     ],
 )
-def test_usage_errors_exit_2(argv: List[str], says: str) -> None:
+def test_usage_errors_exit_2(argv: list[str], says: str) -> None:
     status, events, err = run_in_process("--host", refused_url(), *argv)
     assert (status, events) == (2, [])
     assert says in err and "Traceback" not in err

@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 from conftest import FAST_RETRIES
@@ -71,7 +72,7 @@ def sim() -> Iterator[DeribitSimulator]:
 
 
 def key_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration:
-    values: Dict[str, Any] = {
+    values: dict[str, Any] = {
         "host": sim.url,
         "client_id": CLIENT_ID,
         "client_secret": SECRET,
@@ -88,21 +89,21 @@ def session(configuration: Configuration) -> Iterator[SessionManagementApi]:
         yield SessionManagementApi(client)
 
 
-def private_call(api: SessionManagementApi) -> Dict[str, Any]:
-    result: Dict[str, Any] = api.private_get_cancel_on_disconnect_get("account")
+def private_call(api: SessionManagementApi) -> dict[str, Any]:
+    result: dict[str, Any] = api.private_get_cancel_on_disconnect_get("account")
     assert result["result"] == {"scope": "account", "enabled": False}
     return result
 
 
-def auth_requests(sim: DeribitSimulator) -> List[RecordedRequest]:
+def auth_requests(sim: DeribitSimulator) -> list[RecordedRequest]:
     return [r for r in sim.requests if r.path.endswith("/public/auth")]
 
 
-def grants(sim: DeribitSimulator) -> List[str]:
+def grants(sim: DeribitSimulator) -> list[str]:
     return [r.query.get("grant_type", "") for r in auth_requests(sim)]
 
 
-def private_requests(sim: DeribitSimulator) -> List[RecordedRequest]:
+def private_requests(sim: DeribitSimulator) -> list[RecordedRequest]:
     return [r for r in sim.requests if "/private/" in r.path]
 
 
@@ -116,12 +117,12 @@ def is_signed(request: RecordedRequest) -> bool:
     return (request.header("Authorization") or "").startswith("deri-hmac-sha256 ")
 
 
-def signature_fields(request: RecordedRequest) -> Dict[str, str]:
+def signature_fields(request: RecordedRequest) -> dict[str, str]:
     value = (request.header("Authorization") or "").split(" ", 1)[1]
     return dict(part.split("=", 1) for part in value.split(","))
 
 
-def issued_tokens(sim: DeribitSimulator) -> List[str]:
+def issued_tokens(sim: DeribitSimulator) -> list[str]:
     """Every bearer token the client sent (the simulator's log is the only place they show)."""
     return [bearer_of(r) for r in private_requests(sim)]
 
@@ -195,7 +196,7 @@ def test_access_token_takes_precedence_over_the_key(sim: DeribitSimulator) -> No
 
 
 def test_token_provider_supplies_every_token(sim: DeribitSimulator) -> None:
-    calls: List[str] = []
+    calls: list[str] = []
 
     def provider() -> str:
         calls.append(sim.issue_token(CLIENT_ID))
@@ -211,7 +212,7 @@ def test_token_provider_supplies_every_token(sim: DeribitSimulator) -> None:
 
 def test_token_provider_is_asked_again_once_after_13009(sim: DeribitSimulator) -> None:
     first = sim.issue_token(CLIENT_ID)
-    handed_out: List[str] = []
+    handed_out: list[str] = []
 
     def provider() -> str:
         # Like a cache elsewhere that learns of the new token one call late.
@@ -265,7 +266,7 @@ def test_from_env_access_token_wins_and_method_is_read(sim: DeribitSimulator) ->
         (None, PRODUCTION_HOST),
     ],
 )
-def test_from_env_testnet_switch(switch: Optional[str], host: str) -> None:
+def test_from_env_testnet_switch(switch: str | None, host: str) -> None:
     environ = {"DERIBIT_CLIENT_ID": CLIENT_ID, "DERIBIT_CLIENT_SECRET": SECRET}
     if switch is not None:
         environ["DERIBIT_TESTNET"] = switch
@@ -406,9 +407,9 @@ def test_refresh_margin(sim: DeribitSimulator) -> None:
     with ApiClient(configuration) as client:
         auth = AuthenticationApi(client)
 
-        def fetch(endpoint: Endpoint, make_args: Any) -> Dict[str, Any]:
+        def fetch(endpoint: Endpoint, make_args: Any) -> dict[str, Any]:
             assert endpoint.path == "/public/auth"
-            answer: Dict[str, Any] = auth.public_auth_get(**make_args())
+            answer: dict[str, Any] = auth.public_auth_get(**make_args())
             return answer
 
         manager = TokenManager(configuration, fetch, clock=lambda: now[0])
@@ -436,7 +437,7 @@ def test_refresh_margin(sim: DeribitSimulator) -> None:
 @contextlib.contextmanager
 def on_manual_clock(
     token_ttl: float = 1.0, **settings: Any
-) -> Iterator["tuple[DeribitSimulator, SessionManagementApi, ManualClock]"]:
+) -> Iterator[tuple[DeribitSimulator, SessionManagementApi, ManualClock]]:
     """A simulator and a client whose token lifetimes run on one hand-driven clock."""
     clock = ManualClock()
     with DeribitSimulator(
@@ -452,7 +453,7 @@ def test_short_lived_tokens_are_refreshed_ahead_of_expiry() -> None:
     its life left (at 0.8125 s, 1.625 s, 2.4375 s and 3.25 s)."""
     workers, rounds, step = 3, 56, 0.0625
     with on_manual_clock() as (sim, api, clock):
-        errors: List[BaseException] = []
+        errors: list[BaseException] = []
         turn = threading.Barrier(workers + 1, timeout=10)
 
         def work() -> None:
@@ -575,8 +576,8 @@ def test_sixteen_threads_share_one_public_auth(sim: DeribitSimulator) -> None:
     # Slow the token answer down so that every thread is waiting for it at once.
     sim.inject("delay", path="/public/auth", seconds=0.2)
     barrier = threading.Barrier(workers, timeout=5)
-    results: List[Any] = []
-    errors: List[BaseException] = []
+    results: list[Any] = []
+    errors: list[BaseException] = []
     with ApiClient(key_configuration(sim, connection_pool_maxsize=workers)) as client:
         api = SessionManagementApi(client)
 
@@ -834,7 +835,7 @@ def test_token_provider_handing_out_a_broken_token_is_refused_before_sending(
     ],
     ids=["client_credentials", "refresh_token"],
 )
-def test_public_auth_get_over_plain_http_is_refused(args: Dict[str, str]) -> None:
+def test_public_auth_get_over_plain_http_is_refused(args: dict[str, str]) -> None:
     configuration = Configuration(host=INSECURE_HOST, retries=0, request_timeout=(1.0, 1.0))
     with ApiClient(configuration) as client, pytest.raises(ApiValueError):
         AuthenticationApi(client).public_auth_get(**args)

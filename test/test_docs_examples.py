@@ -14,9 +14,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import NamedTuple
 
 import pytest
 
@@ -29,7 +30,7 @@ DOCS = ROOT / "docs"
 BLOCK_TIMEOUT = 20
 
 #: What a reader would fill in, and what the simulator offers instead (the URL is filled in later).
-PLACEHOLDERS: Dict[str, Optional[str]] = {
+PLACEHOLDERS: dict[str, str | None] = {
     "https://www.deribit.com/api/v2": None,
     "https://test.deribit.com/api/v2": None,
     "YOUR_ACCESS_TOKEN": "sim-token",
@@ -115,7 +116,7 @@ class Block(NamedTuple):
         return f"{self.page}:{self.line}"
 
 
-def pages() -> List[Path]:
+def pages() -> list[Path]:
     found = [ROOT / "README.md"] if (ROOT / "README.md").is_file() else []
     return found + sorted(DOCS.rglob("*.md"))
 
@@ -132,7 +133,7 @@ def fenced_blocks(path: Path, root: Path = ROOT) -> Iterator[Block]:
             continue
         fence, indent = opening["fence"], len(opening["indent"])
         language = (opening["info"].split() or [""])[0].lower()
-        body: List[str] = []
+        body: list[str] = []
         while index < len(lines):
             closing = FENCE.match(lines[index])
             if (
@@ -149,7 +150,7 @@ def fenced_blocks(path: Path, root: Path = ROOT) -> Iterator[Block]:
         index += 1
 
 
-def python_blocks() -> List[Block]:
+def python_blocks() -> list[Block]:
     return [
         block for path in pages() for block in fenced_blocks(path) if block.language == "python"
     ]
@@ -158,7 +159,7 @@ def python_blocks() -> List[Block]:
 BLOCKS = python_blocks()
 
 
-def example_environment() -> Dict[str, str]:
+def example_environment() -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("DERIBIT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -178,7 +179,7 @@ def filled_in(source: str, url: str, page: str = "") -> str:
 
 
 class Outcome(NamedTuple):
-    returncode: Optional[int]  # None: it did not finish within BLOCK_TIMEOUT
+    returncode: int | None  # None: it did not finish within BLOCK_TIMEOUT
     stdout: str
     stderr: str
 
@@ -206,7 +207,7 @@ def run_example(block: Block, workdir: Path) -> Outcome:
 @pytest.fixture(scope="module")
 def example_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Dict[str, "Future[Outcome]"]]:
+) -> Iterator[dict[str, Future[Outcome]]]:
     """The selected examples, started at once, a few at a time (they mostly wait on start-up)."""
     selected = [
         item.callspec.params["block"]
@@ -228,7 +229,7 @@ def example_runs(
 # A test waits for its example to start (the pool runs a few at once) and to finish.
 @pytest.mark.timeout(2 * BLOCK_TIMEOUT + 15)
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
-def test_example_runs(block: Block, example_runs: Dict[str, "Future[Outcome]"]) -> None:
+def test_example_runs(block: Block, example_runs: dict[str, Future[Outcome]]) -> None:
     ran = example_runs[block.id].result(timeout=2 * BLOCK_TIMEOUT + 5)
     report = f"{block.id}\n--- stdout\n{ran.stdout}\n--- stderr\n{ran.stderr}"
     if ran.returncode is None:
@@ -267,7 +268,7 @@ def test_readme_has_examples() -> None:
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
-def relative_links(path: Path) -> List[str]:
+def relative_links(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
     # Links inside code blocks are code, not links.
     for block in fenced_blocks(path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 import pytest
 
@@ -59,7 +59,7 @@ def test_api_exception_is_importable_from_package_and_rest() -> None:
     ],
 )
 def test_rpc_error_by_status(
-    api: SessionManagementApi, simulator: DeribitSimulator, status: int, cls: Type[ApiException]
+    api: SessionManagementApi, simulator: DeribitSimulator, status: int, cls: type[ApiException]
 ) -> None:
     data = {"reason": "just testing", "param": "scope"}
     simulator.inject("rpc_error", code=13021, message="forbidden", data=data, status=status)
@@ -88,7 +88,7 @@ def test_rpc_error_by_status(
 def test_str_leads_with_the_rpc_error(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
-    data: Optional[Dict[str, Any]],
+    data: dict[str, Any] | None,
     headline: str,
 ) -> None:
     simulator.inject("rpc_error", code=11050, message="bad_request", data=data)

@@ -11,7 +11,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import pytest
 import trustme
@@ -337,7 +337,7 @@ def test_rate_limit_on_urllib3s_own_connection_classes(monkeypatch: pytest.Monke
         pass
 
     monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "ConnectionCls", OtherConnection)
-    waits: List[float] = []
+    waits: list[float] = []
     with HostileServer(always(response())) as server:
         clock = ManualClock()  # stands still: each call after the first waits its turn
         limit = RateLimit(per_second=1000, burst=1, margin=0, clock=clock, sleep=waits.append)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 import trustme
@@ -41,11 +41,11 @@ pytestmark = pytest.mark.timeout(30)
 HEAD_INJECTION = "value\r\nX-Injected: 1"
 
 
-def heads_of(server: HostileServer) -> List[Dict[str, List[str]]]:
+def heads_of(server: HostileServer) -> list[dict[str, list[str]]]:
     """The headers of every request, by lower-case name."""
     result = []
     for head in server.requests:
-        fields: Dict[str, List[str]] = {}
+        fields: dict[str, list[str]] = {}
         for line in head.decode("latin-1").split("\r\n")[1:]:
             name, _, value = line.partition(":")
             fields.setdefault(name.strip().lower(), []).append(value.strip())
@@ -319,7 +319,7 @@ def test_many_threads_wait_for_one_of_max_connections(path: str) -> None:
 
     with HostileServer(serve_each(slow)) as server:
         api = api_for(server.url, path, max_connections=3)
-        errors: List[BaseException] = []
+        errors: list[BaseException] = []
 
         def call() -> None:
             try:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import pytest
 import urllib3
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(openapi_client.__file__).resolve().parent
 
 
-def child_env() -> "dict[str, str]":
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     env.pop("PYTHONWARNINGS", None)
@@ -180,7 +180,7 @@ def test_close_waits_for_calls_in_flight_and_then_refuses(path: str) -> None:
 def test_threads_share_a_client_until_it_closes(path: str) -> None:
     with HostileServer(serve_each(echo)) as server:
         api = api_for(server.url, path, max_connections=4)
-        wrong: List[Any] = []
+        wrong: list[Any] = []
 
         def work(first: int) -> None:
             for interval in range(first, first + 10):
@@ -234,7 +234,7 @@ FORBIDDEN = ("_new_conn", "_collections", "_get_conn", "_put_conn", "_make_reque
 
 
 def test_the_library_uses_no_private_urllib3_name() -> None:
-    offences: List[str] = []
+    offences: list[str] = []
     for source in sorted(PACKAGE.rglob("*.py")):
         if "simulator" in source.parts:
             continue  # the simulator serves; it imports no urllib3

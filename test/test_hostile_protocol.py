@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, List, Optional
+from typing import Any
 
 import pytest
 from test_hostile_server import (
@@ -59,7 +59,7 @@ def answer_and_close(raw: bytes) -> Any:
     return script
 
 
-def first_answer_is(raw: bytes, path: str, **settings: Any) -> "tuple[ApiException, HostileServer]":
+def first_answer_is(raw: bytes, path: str, **settings: Any) -> tuple[ApiException, HostileServer]:
     """Answer the request with ``raw`` and close; the call's exception."""
     with HostileServer(answer_and_close(raw)) as server:
         api = api_for(server.url, path, **settings)
@@ -151,7 +151,7 @@ def test_any_body_on_an_error_status_is_an_api_exception(body: bytes, path: str)
 
 def test_deeply_nested_error_data_renders(path: str) -> None:
     nested = "[" * 500 + '"deep"' + "]" * 500  # deeper is refused by json.loads: no code
-    body = '{"error": {"code": 11050, "message": "bad_request", "data": %s}}' % nested
+    body = f'{{"error": {{"code": 11050, "message": "bad_request", "data": {nested}}}}}'
     error, _ = first_answer_is(response(body.encode(), "400 Bad Request"), path)
     assert error.error_code == 11050
     assert "11050" in str(error) and "11050" in repr(error)
@@ -202,7 +202,7 @@ def test_informational_answers_are_skipped(path: str) -> None:
 
     with HostileServer(serve_each(answer)) as server:
         api = api_for(server.url, path)
-        results: List[Any] = []
+        results: list[Any] = []
         for interval in (30, 31, 32):
             try:
                 results.append(api.public_set_heartbeat_get(interval)["result"])
@@ -322,7 +322,7 @@ def test_idle_connection_the_server_dropped_is_replaced(path: str) -> None:
 
 
 def test_connection_the_server_closes_without_answering_is_retried(path: str) -> None:
-    answered: List[int] = []
+    answered: list[int] = []
 
     def script(peer: Peer) -> None:
         peer.read_request()
@@ -343,7 +343,7 @@ def test_connection_the_server_closes_without_answering_is_retried(path: str) ->
 
 @pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip", "x-" + "z" * 100])
 def test_body_in_an_encoding_not_asked_for_is_refused_by_name(encoding: str, path: str) -> None:
-    seen: List[Optional[str]] = []
+    seen: list[str | None] = []
 
     def answer(head: bytes) -> bytes:
         for line in head.split(b"\r\n"):

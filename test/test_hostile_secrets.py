@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import traceback
-from typing import Callable, List
+from typing import Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -38,7 +38,7 @@ ISSUED_REFRESH = "issued-refresh-1a2b3c4d"
 ECHO_TOKEN = "Tk/+ token=with&odd\"chars"  # forms differ when encoded
 
 
-def forms(secret: str) -> List[str]:
+def forms(secret: str) -> list[str]:
     """The forms a server may echo ``secret`` in."""
     return [secret, quote(secret, safe=""), json.dumps(secret)[1:-1]]
 
@@ -156,7 +156,7 @@ def test_key_secrets_issued_tokens_and_signatures_are_redacted(
     path: str, method: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    seen: List[str] = []
+    seen: list[str] = []
 
     def echo(head: bytes) -> bytes:
         seen.append(head.decode("latin-1"))

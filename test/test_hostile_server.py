@@ -16,7 +16,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
 
 import pytest
 
@@ -34,12 +35,12 @@ OK_BODY = b'{"jsonrpc": "2.0", "result": "ok", "usIn": 1, "usOut": 2, "usDiff": 
 class Peer:
     """One accepted connection, as a script sees it."""
 
-    def __init__(self, server: "HostileServer", sock: socket.socket) -> None:
+    def __init__(self, server: HostileServer, sock: socket.socket) -> None:
         self.server = server
         self.sock = sock
         self.buffer = b""
 
-    def read_request(self, timeout: float = 5.0) -> Optional[bytes]:
+    def read_request(self, timeout: float = 5.0) -> bytes | None:
         """The next request's head (request line and headers), or None when the client closed."""
         self.sock.settimeout(timeout)
         while b"\r\n\r\n" not in self.buffer:
@@ -97,19 +98,19 @@ Script = Callable[[Peer], None]
 class HostileServer:
     """A loopback server running ``script`` for every connection (see the module docstring)."""
 
-    def __init__(self, script: Script, tls: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
         self.tls = tls
         self.listener = socket.create_server((HOST, 0))
         self.port: int = self.listener.getsockname()[1]
         self.stopping = threading.Event()
         self.lock = threading.Lock()
-        self.requests: List[bytes] = []
+        self.requests: list[bytes] = []
         self.connections = 0
         self.open_now = 0
         self.most_open = 0
-        self._peers: List[socket.socket] = []
-        self._threads: List[threading.Thread] = []
+        self._peers: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
         self._acceptor.start()
 
@@ -122,7 +123,7 @@ class HostileServer:
         with self.lock:
             self.requests.append(head)
 
-    def targets(self) -> List[str]:
+    def targets(self) -> list[str]:
         """The request targets received, in order."""
         return [head.split(b" ")[1].decode() for head in self.requests]
 
@@ -172,7 +173,7 @@ class HostileServer:
         for thread in self._threads:
             thread.join(5)
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self) -> HostileServer:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -185,7 +186,7 @@ class HostileServer:
 def response(
     body: bytes = OK_BODY,
     status: str = "200 OK",
-    headers: Sequence[Tuple[str, str]] = (("Content-Type", "application/json"),),
+    headers: Sequence[tuple[str, str]] = (("Content-Type", "application/json"),),
     length: bool = True,
 ) -> bytes:
     """An HTTP/1.1 answer (with a Content-Length unless ``length`` is false)."""
@@ -196,13 +197,13 @@ def response(
 
 
 def rpc_error(code: int, message: str, data: Any = None) -> bytes:
-    error: Dict[str, Any] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
     return json.dumps({"jsonrpc": "2.0", "error": error}).encode()
 
 
-def serve_each(answer: Callable[[bytes], Optional[bytes]]) -> Script:
+def serve_each(answer: Callable[[bytes], bytes | None]) -> Script:
     """A script answering every request on the connection with ``answer(head)`` (None: close)."""
 
     def script(peer: Peer) -> None:
@@ -247,7 +248,7 @@ def path_fixture(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def serving(script: Script, tls: Optional[ssl.SSLContext] = None) -> Iterator[HostileServer]:
+def serving(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[HostileServer]:
     with HostileServer(script, tls) as server:
         yield server
 
@@ -269,7 +270,7 @@ def test_server_answers_and_records_over_both_paths(path: str) -> None:
 
 
 def test_dribble_and_reset_do_what_they_say() -> None:
-    received: List[bytes] = []
+    received: list[bytes] = []
 
     def script(peer: Peer) -> None:
         peer.read_request()

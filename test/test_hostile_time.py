@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, List
+from typing import Any
 
 import pytest
 import trustme
@@ -46,7 +46,7 @@ def fail(api: SessionManagementApi, **options: Any) -> ApiException:
     return caught.value
 
 
-def timed_failure(api: SessionManagementApi) -> "tuple[ApiException, float]":
+def timed_failure(api: SessionManagementApi) -> tuple[ApiException, float]:
     started = time.monotonic()
     error = fail(api)
     return error, time.monotonic() - started
@@ -192,7 +192,7 @@ def test_threads_beyond_max_connections_wait_for_one(path: str) -> None:
 
     with HostileServer(serve_each(slow)) as server:
         api = api_for(server.url, path, max_connections=2)
-        failures: List[BaseException] = []
+        failures: list[BaseException] = []
 
         def call() -> None:
             try:

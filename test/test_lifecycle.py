@@ -9,7 +9,6 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET
@@ -57,7 +56,7 @@ EXPECTED_STDOUT = {
 }
 
 
-def run_script(body: str) -> Tuple[subprocess.CompletedProcess, float]:
+def run_script(body: str) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         part for part in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if part
@@ -98,11 +97,11 @@ def test_threads_share_one_client(api: SessionManagementApi, simulator: DeribitS
     api.private_enable_cancel_on_disconnect_get(scope="account")
     simulator.clear_requests()
     start = threading.Barrier(THREADS, timeout=10)
-    errors: List[BaseException] = []
-    answers: Dict[int, List[Tuple[int, dict, dict]]] = {}
+    errors: list[BaseException] = []
+    answers: dict[int, list[tuple[int, dict, dict]]] = {}
 
     def work(thread: int) -> None:
-        mine: List[Tuple[int, dict, dict]] = []
+        mine: list[tuple[int, dict, dict]] = []
         answers[thread] = mine
         try:
             start.wait()
@@ -149,7 +148,7 @@ def test_async_calls_from_many_threads(
 ) -> None:
     with ApiClient(configuration, pool_threads=4) as client:
         api = SessionManagementApi(client)
-        pending: List[Tuple[str, object]] = []
+        pending: list[tuple[str, object]] = []
         lock = threading.Lock()
 
         def submit(thread: int) -> None:
@@ -184,7 +183,7 @@ def test_threads_share_one_fetched_token(simulator: DeribitSimulator) -> None:
         request_timeout=(2.0, 2.0),
     )
     start = threading.Barrier(8, timeout=10)
-    results: List[object] = []
+    results: list[object] = []
 
     def work() -> None:
         start.wait()

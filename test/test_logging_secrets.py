@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, List, Optional, Set
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, TOKEN
@@ -58,7 +59,7 @@ def key_configuration(simulator: DeribitSimulator) -> Configuration:
     )
 
 
-def secrets_seen_by(simulator: DeribitSimulator) -> Set[str]:
+def secrets_seen_by(simulator: DeribitSimulator) -> set[str]:
     """Every credential that crossed the wire: tokens, refresh tokens, secrets, signatures."""
     found = {TOKEN, CLIENT_SECRET, BAD_TOKEN, WRONG_SECRET}
     for request in simulator.requests:
@@ -82,7 +83,7 @@ def expect_failure(call: Any, *args: Any, **kwargs: Any) -> OpenApiException:
     return caught.value
 
 
-def assert_no_secret(texts: List[str], secrets: Set[str]) -> None:
+def assert_no_secret(texts: list[str], secrets: set[str]) -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text, f"credential {secret[:3]}... leaked into: {text[:200]!r}"
@@ -96,7 +97,7 @@ def test_no_credential_anywhere_with_debug_on(
     api: SessionManagementApi,
 ) -> None:
     configuration = debug_configuration
-    failures: List[OpenApiException] = []
+    failures: list[OpenApiException] = []
 
     # Bearer: public, private, a Deribit error, a transport error, a refused token.
     api.public_set_heartbeat_get(30)
@@ -227,7 +228,7 @@ def test_configuration_repr_names_the_kind_of_credential_only(settings: Any, sum
     ],
 )
 def test_redact(text: str, expected: str) -> None:
-    cleaned: Optional[str] = redact(text)
+    cleaned: str | None = redact(text)
     assert cleaned is not None
     assert expected in cleaned
     for secret in ("s3cr3t", "abc.def-ghi", "tok", "abc.DEF_123", "0f0f"):

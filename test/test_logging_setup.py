@@ -16,8 +16,9 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
 
@@ -158,7 +159,7 @@ def under_package(name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     workdir = tmp_path_factory.mktemp("logging")
     report = workdir / "report.json"
     env = {name: value for name, value in os.environ.items() if not name.startswith("DERIBIT_")}
@@ -175,12 +176,12 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     )
     if ran.returncode != 0:
         pytest.fail(f"the probe failed:\n{ran.stderr[-4000:]}")
-    result: Dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    result: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
     result["stdout"], result["stderr"] = ran.stdout, ran.stderr
     return result
 
 
-def test_every_logger_the_library_asks_for_is_its_own(probe: Dict[str, Any]) -> None:
+def test_every_logger_the_library_asks_for_is_its_own(probe: dict[str, Any]) -> None:
     asked_by_library = [(module, name) for module, name in probe["asked"] if under_package(module)]
     assert asked_by_library, "the probe saw the library ask for no logger at all"
     foreign = [
@@ -191,7 +192,7 @@ def test_every_logger_the_library_asks_for_is_its_own(probe: Dict[str, Any]) -> 
     assert not foreign, f"loggers outside {PACKAGE}.*: {foreign}"
 
 
-def test_the_library_logs_only_through_its_own_loggers(probe: Dict[str, Any]) -> None:
+def test_the_library_logs_only_through_its_own_loggers(probe: dict[str, Any]) -> None:
     from_library = [
         (name, path, level)
         for name, path, level in probe["handled"]
@@ -202,7 +203,7 @@ def test_the_library_logs_only_through_its_own_loggers(probe: Dict[str, Any]) ->
     assert not foreign, f"records logged outside {PACKAGE}.*: {foreign}"
 
 
-def test_package_logger_has_a_null_handler_and_nothing_else_does(probe: Dict[str, Any]) -> None:
+def test_package_logger_has_a_null_handler_and_nothing_else_does(probe: dict[str, Any]) -> None:
     assert probe["null_handler_on_import"] == ["NullHandler"]
     assert probe["root_handlers"] == []
     added = {
@@ -215,7 +216,7 @@ def test_package_logger_has_a_null_handler_and_nothing_else_does(probe: Dict[str
     assert probe["with_handlers"].get("urllib3", ["NullHandler"]) == ["NullHandler"]
 
 
-def test_unconfigured_logging_prints_nothing(probe: Dict[str, Any]) -> None:
+def test_unconfigured_logging_prints_nothing(probe: dict[str, Any]) -> None:
     assert probe["stdout"] == ""
     assert probe["stderr"] == ""
 
@@ -250,7 +251,7 @@ def test_calls_print_nothing(
     simulator.inject("html_503", 1)
     with ApiClient(configuration) as client:
         api = SessionManagementApi(client)
-        answers: List[Any] = [
+        answers: list[Any] = [
             api.public_set_heartbeat_get(30),
             api.public_disable_heartbeat_get(),
             api.private_enable_cancel_on_disconnect_get(),

@@ -13,7 +13,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import nbformat
 import pytest
@@ -40,7 +40,7 @@ PROBE_ID = "probe-interpreter"
 PROBE_SOURCE = "import sys\nprint(sys.prefix)"
 
 #: What each cell must show, as (cell id, text its outputs contain).
-EXPECTED: List[Tuple[str, str]] = [
+EXPECTED: list[tuple[str, str]] = [
     ("repr", "Configuration(host='https://www.deribit.com/api/v2', auth='access_token'"),
     ("repr", "False"),
     ("set-heartbeat", "400 10030 must_be_websocket_request"),
@@ -80,7 +80,7 @@ MACHINE_SPECIFIC = re.compile(r"(/work/|/home/|/root/|/tmp/|/Users/|[A-Za-z]:\\|
 REFRESH_HINT = "store fresh outputs with: PYTHONPATH=. python test/test_notebook.py"
 
 
-def kernel_environment(workdir: Path) -> Dict[str, str]:
+def kernel_environment(workdir: Path) -> dict[str, str]:
     """The kernel's environment: this checkout importable, no DERIBIT_* leaking in, IPython's
     files kept in ``workdir``."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("DERIBIT_")}
@@ -118,7 +118,7 @@ def cell_by_id(nb: Any, cell_id: str) -> Any:
 
 def output_text(cell: Any) -> str:
     """Everything a reader sees below a code cell, as text."""
-    parts: List[str] = []
+    parts: list[str] = []
     for output in cell.get("outputs", []):
         kind = output["output_type"]
         if kind == "stream":
@@ -136,7 +136,7 @@ def normalized(text: str) -> str:
     return text
 
 
-def code_cells(nb: Any) -> List[Any]:
+def code_cells(nb: Any) -> list[Any]:
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
@@ -237,7 +237,7 @@ def check_repr(value: Any, *must_show: str) -> str:
     ],
     ids=["token", "api-key", "provider", "proxy", "testnet"],
 )
-def test_configuration_repr(settings: Dict[str, Any], must_show: Tuple[str, ...]) -> None:
+def test_configuration_repr(settings: dict[str, Any], must_show: tuple[str, ...]) -> None:
     configuration = Configuration(**settings)
     check_repr(configuration, "Configuration(", *must_show)
     assert SECRET not in configuration.to_debug_report()
@@ -300,7 +300,7 @@ def test_async_result_repr(simulator: DeribitSimulator) -> None:
         check_repr(failing, "AsyncResult(failed: BadRequestException(status=400", "-32602")
 
 
-def refresh(path: Optional[Path] = None) -> None:
+def refresh(path: Path | None = None) -> None:
     """Execute the notebook and store its outputs; see the module docstring."""
     import tempfile
 

@@ -25,7 +25,7 @@ import zipfile
 from email.message import Message
 from email.parser import Parser
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Set
+from typing import NamedTuple
 
 import pytest
 
@@ -81,7 +81,7 @@ class Dist(NamedTuple):
     wheel: Path
 
 
-def run(command: List[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess:
+def run(command: list[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess:
     try:
         ran = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
@@ -96,7 +96,7 @@ def run(command: List[str], timeout: float, **kwargs: object) -> subprocess.Comp
     return ran
 
 
-def clean_environment() -> Dict[str, str]:
+def clean_environment() -> dict[str, str]:
     """This process's environment without anything that would put the checkout on the path."""
     env = {
         name: value
@@ -109,7 +109,7 @@ def clean_environment() -> Dict[str, str]:
     return env
 
 
-def package_modules() -> Set[str]:
+def package_modules() -> set[str]:
     """Every file of the package in the checkout, as a path relative to the root."""
     return {
         path.relative_to(ROOT).as_posix()
@@ -135,7 +135,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     return Dist(sdists[0], wheels[0])
 
 
-def wheel_names(dist: Dist) -> List[str]:
+def wheel_names(dist: Dist) -> list[str]:
     with zipfile.ZipFile(dist.wheel) as wheel:
         return wheel.namelist()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Type
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 from conftest import TOKEN
@@ -122,7 +123,7 @@ def test_acquire_waits_for_the_next_slot() -> None:
 def test_concurrent_reservations_hand_out_each_slot_once() -> None:
     clock = ManualClock()
     limit = RateLimit(per_second=100, burst=10, margin=0, clock=clock)
-    waits: List[float] = []
+    waits: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
 
@@ -156,7 +157,7 @@ def test_concurrent_acquire_keeps_to_the_rate() -> None:
     clock = ManualClock()
     limit = RateLimit(per_second=per_second, burst=burst, margin=0, clock=clock,
                       sleep=clock.advance)
-    stamps: List[float] = []
+    stamps: list[float] = []
     lock = threading.Lock()
     started = clock()
 
@@ -203,7 +204,7 @@ def test_repr() -> None:
         ({"margin": "0"}, TypeError, "margin"),
     ],
 )
-def test_bad_arguments(arguments: Dict[str, Any], error_type: Type[Exception], words: str) -> None:
+def test_bad_arguments(arguments: dict[str, Any], error_type: type[Exception], words: str) -> None:
     with pytest.raises(error_type, match=words.replace("(", r"\(")):
         RateLimit(**arguments)
 
@@ -222,7 +223,7 @@ def test_off_by_default() -> None:
 @contextlib.contextmanager
 def on_one_clock(
     per_second: float = PER_SECOND, burst: int = BURST, limiter: bool = True, **settings: Any
-) -> Iterator["tuple[DeribitSimulator, SessionManagementApi, ManualClock]"]:
+) -> Iterator[tuple[DeribitSimulator, SessionManagementApi, ManualClock]]:
     clock = ManualClock()
     if limiter:
         settings["rate_limit"] = RateLimit(per_second, burst, clock=clock, sleep=clock.advance)
@@ -271,7 +272,7 @@ def test_without_the_limiter_or_retries_the_burst_meets_10028() -> None:
 
 def test_limiter_shared_by_threads_gets_no_10028() -> None:
     with on_one_clock(retries=0) as (simulator, api, _):
-        failures: List[BaseException] = []
+        failures: list[BaseException] = []
 
         def call_many() -> None:
             for _ in range(40):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any
 
 import pytest
 from conftest import FAST_RETRIES
@@ -55,7 +55,7 @@ HANG_TIMEOUT = 0.2
 #: How long a persistent fault may take to surface: attempts, capped backoff and slack.
 BOUND = ATTEMPTS * (HANG_TIMEOUT + FAST_RETRIES.backoff_max) + 2.0
 
-Fault = Tuple[str, Dict[str, Any]]
+Fault = tuple[str, dict[str, Any]]
 
 
 def rpc(code: int, status: int = 400) -> Fault:
@@ -63,7 +63,7 @@ def rpc(code: int, status: int = 400) -> Fault:
 
 
 #: Every fault kind, with the typed error it ends in when it persists.
-TRANSIENT_FAULTS: List[Tuple[str, Fault, Any]] = [
+TRANSIENT_FAULTS: list[tuple[str, Fault, Any]] = [
     ("reset", ("reset", {}), ApiConnectionError),
     # A reset after part of the body: reported as a reset or a short body, as the platform has it.
     ("reset_mid_body", ("reset_mid_body", {}), (ApiConnectionError, ApiProtocolError)),
@@ -81,9 +81,9 @@ def attempts(simulator: DeribitSimulator) -> int:
     return len(simulator.requests)
 
 
-def call(api: SessionManagementApi, fault: Fault) -> Dict[str, Any]:
-    options: Dict[str, Any] = {"_request_timeout": HANG_TIMEOUT} if fault[0] == "hang" else {}
-    result: Dict[str, Any] = api.public_set_heartbeat_get(30, **options)
+def call(api: SessionManagementApi, fault: Fault) -> dict[str, Any]:
+    options: dict[str, Any] = {"_request_timeout": HANG_TIMEOUT} if fault[0] == "hang" else {}
+    result: dict[str, Any] = api.public_set_heartbeat_get(30, **options)
     return result
 
 
@@ -256,7 +256,7 @@ def test_bad_retries_setting_is_refused_when_set(
     simulator: DeribitSimulator,
     configuration: Configuration,
     setting: Any,
-    error_type: Type[Exception],
+    error_type: type[Exception],
 ) -> None:
     before = configuration.retries
     with pytest.raises(error_type, match="retries"):
@@ -271,9 +271,9 @@ def test_bad_retries_setting_is_refused_when_set(
 # -- Retry-After --------------------------------------------------------------------------------
 
 
-def waits_of(api: SessionManagementApi) -> List[float]:
+def waits_of(api: SessionManagementApi) -> list[float]:
     """Record the client's waits between attempts instead of taking them."""
-    waits: List[float] = []
+    waits: list[float] = []
     api.api_client.sleep = waits.append
     return waits
 
@@ -339,7 +339,7 @@ def test_retry_after_ignored_when_told_to(
 # -- RetryPolicy: the decision and the wait, as units --------------------------------------------
 
 
-def error_with(status: int, code: Optional[int] = None, retry_after: Optional[str] = None) -> Any:
+def error_with(status: int, code: int | None = None, retry_after: str | None = None) -> Any:
     body = None if code is None else f'{{"error": {{"code": {code}, "message": "m"}}}}'
     headers = {} if retry_after is None else {"Retry-After": retry_after}
     return ApiException(status, "reason", body=body, headers=headers)
@@ -480,7 +480,7 @@ def test_from_setting() -> None:
         ({"statuses": 503}, ApiTypeError),
     ],
 )
-def test_policy_refuses_bad_values(settings: Dict[str, Any], error_type: Type[Exception]) -> None:
+def test_policy_refuses_bad_values(settings: dict[str, Any], error_type: type[Exception]) -> None:
     with pytest.raises(error_type):
         RetryPolicy(**settings)
 

@@ -12,7 +12,8 @@ import ssl
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterator, List
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 import trustme
@@ -76,7 +77,7 @@ def eventually(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
     return True
 
 
-def heartbeat(configuration: Configuration, calls: int = 1) -> List[Any]:
+def heartbeat(configuration: Configuration, calls: int = 1) -> list[Any]:
     with ApiClient(configuration) as client:
         api = SessionManagementApi(client)
         return [api.public_set_heartbeat_get(30) for _ in range(calls)]
@@ -230,7 +231,7 @@ def test_connection_closed_during_handshake_is_a_retried_connection_error() -> N
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
     stopping = threading.Event()
-    accepted: List[int] = []
+    accepted: list[int] = []
 
     def serve() -> None:
         while not stopping.is_set():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import http.client
 import socket
 import time
-from typing import Any, Dict, Iterator, Type
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import urllib3
@@ -43,7 +44,7 @@ def offline_api() -> Iterator[SessionManagementApi]:
         yield SessionManagementApi(client)
 
 
-def check_transport_error(error: ApiException, cls: Type[ApiTransportError], where: str) -> None:
+def check_transport_error(error: ApiException, cls: type[ApiTransportError], where: str) -> None:
     assert type(error) is cls
     assert error.status == 0
     assert error.__cause__ is not None
@@ -110,7 +111,7 @@ def test_fault_is_a_transport_error(
     api: SessionManagementApi,
     simulator: DeribitSimulator,
     fault: str,
-    params: Dict[str, Any],
+    params: dict[str, Any],
     cls: Any,
     words: str,
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import socket
 import time
-from typing import Any, Callable, Dict, List, Set
+from typing import Any, Callable
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, TOKEN
@@ -57,7 +57,7 @@ def raised_by(call: Callable[[], Any]) -> OpenApiException:
     return caught.value
 
 
-CREDENTIALS: Dict[str, Dict[str, Any]] = {
+CREDENTIALS: dict[str, dict[str, Any]] = {
     "access_token": {"access_token": TOKEN},
     "token_provider": {"token_provider": lambda: TOKEN},
     "client_credentials": {
@@ -180,9 +180,9 @@ def test_redirect_target_is_redacted(
 # -- debug output: no credential on any channel -------------------------------------------------
 
 
-def credentials_on_the_wire(simulator: DeribitSimulator) -> Set[str]:
+def credentials_on_the_wire(simulator: DeribitSimulator) -> set[str]:
     """Every credential the simulator received: tokens, refresh tokens, secrets, signatures."""
-    found: Set[str] = set()
+    found: set[str] = set()
     for request in simulator.requests:
         scheme, _, value = (request.header("Authorization") or "").partition(" ")
         if scheme == "Bearer":
@@ -199,9 +199,9 @@ def credentials_on_the_wire(simulator: DeribitSimulator) -> Set[str]:
 def test_no_credential_on_any_channel_with_debug_on(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    texts: List[str] = []
-    failures: List[OpenApiException] = []
-    issued: Set[str] = set()
+    texts: list[str] = []
+    failures: list[OpenApiException] = []
+    issued: set[str] = set()
 
     def expect_failure(call: Callable[[], Any]) -> None:
         failures.append(raised_by(call))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any, Iterator, Type
+from typing import Any
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_unknown_keyword(
     ],
 )
 def test_bad_scope(
-    api: SessionManagementApi, method: str, scope: Any, error: Type[Exception]
+    api: SessionManagementApi, method: str, scope: Any, error: type[Exception]
 ) -> None:
     with pytest.raises(error) as caught:
         getattr(api, method)(scope=scope)
@@ -255,7 +256,7 @@ def test_without_client_side_validation_missing_is_still_refused(
 )
 @pytest.mark.parametrize("async_req", [False, True])
 def test_bad_request_timeout(
-    api: SessionManagementApi, timeout: Any, error: Type[Exception], async_req: bool
+    api: SessionManagementApi, timeout: Any, error: type[Exception], async_req: bool
 ) -> None:
     with pytest.raises(error) as caught:
         api.public_set_heartbeat_get(30, _request_timeout=timeout, async_req=async_req)

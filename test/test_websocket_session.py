@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Iterator, List
+from typing import Any
 
 import pytest
 from conftest import TOKEN
@@ -172,7 +173,7 @@ def test_many_threads_share_one_connection(sim: DeribitSimulator) -> None:
         api = SessionManagementApi(ws_client)
         sim.inject("ws_delay", count=5, path="/private/get_cancel_on_disconnect", seconds=0.2)
 
-        def work(index: int) -> List[str]:
+        def work(index: int) -> list[str]:
             scopes = []
             for round_ in range(25):
                 scope = "account" if (index + round_) % 2 else "connection"
@@ -227,7 +228,7 @@ def _heartbeats(sim: DeribitSimulator) -> int:
 def test_subscriptions_reach_the_callback_and_are_renewed(
     sim: DeribitSimulator, recorder: Recorder
 ) -> None:
-    notices: List[Dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
     with session(token_configuration(sim), recorder) as ws_client:
         confirmed = ws_client.subscribe(
             ["platform_state"], lambda channel, data: notices.append(data)
@@ -308,7 +309,7 @@ def test_token_refreshed_during_a_long_session() -> None:
 def test_one_client_thread_safe_close_during_calls(sim: DeribitSimulator) -> None:
     ws_client = session(token_configuration(sim), heartbeat=None)
     sim.inject("ws_delay", path="/public/disable_heartbeat", seconds=2.0)
-    failures: List[BaseException] = []
+    failures: list[BaseException] = []
 
     def in_flight() -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, List, Optional, Type, TypeVar
+from typing import Any, Callable, TypeVar
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, TOKEN
@@ -28,7 +28,7 @@ class Recorder:
     """Collects events from ``on_event`` (the callback thread) for assertions."""
 
     def __init__(self) -> None:
-        self.events: List[Event] = []
+        self.events: list[Event] = []
         self._cond = threading.Condition()
 
     def __call__(self, event: Event) -> None:
@@ -36,13 +36,13 @@ class Recorder:
             self.events.append(event)
             self._cond.notify_all()
 
-    def of(self, kind: Type[E]) -> List[E]:
+    def of(self, kind: type[E]) -> list[E]:
         with self._cond:
             return [event for event in self.events if isinstance(event, kind)]
 
     def wait_for(
-        self, kind: Type[E], count: int = 1, where: Callable[[E], bool] = lambda _: True
-    ) -> List[E]:
+        self, kind: type[E], count: int = 1, where: Callable[[E], bool] = lambda _: True
+    ) -> list[E]:
         deadline = time.monotonic() + SOON
         with self._cond:
             while True:
@@ -82,7 +82,7 @@ def token_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration
 
 
 def session(
-    configuration: Configuration, recorder: Optional[Recorder] = None, **options: Any
+    configuration: Configuration, recorder: Recorder | None = None, **options: Any
 ) -> WebSocketApiClient:
     settings: Any = {
         "heartbeat": 10,

@@ -11,7 +11,8 @@ import socket
 import ssl
 import threading
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
 
 import pytest
 import trustme
@@ -162,7 +163,7 @@ def test_explicit_url(sim: DeribitSimulator) -> None:
         ({"heartbeat": 5}, "interval must be"),
     ],
 )
-def test_settings_are_checked(settings: Dict[str, Any], says: str) -> None:
+def test_settings_are_checked(settings: dict[str, Any], says: str) -> None:
     with pytest.raises(ApiValueError, match=says):
         WebSocketApiClient(Configuration(host="http://127.0.0.1:9/api/v2"), **settings)
 
@@ -297,7 +298,7 @@ def test_calls_wait_for_a_session_only_so_long(sim: DeribitSimulator) -> None:
 
 # -- small hostile servers ------------------------------------------------------------------------
 
-Answer = Callable[[Dict[str, Any]], Optional[List[str]]]
+Answer = Callable[[dict[str, Any]], Optional[list[str]]]
 
 
 @contextlib.contextmanager
@@ -338,7 +339,7 @@ def test_stray_messages_are_logged_and_ignored(caplog: pytest.LogCaptureFixture)
         json.dumps({"jsonrpc": "2.0", "error": {"code": 10028, "message": "too_many_requests"}}),
     ]
 
-    def script(request: Dict[str, Any]) -> List[str]:
+    def script(request: dict[str, Any]) -> list[str]:
         return noise if request["method"] == "public/noise" else []
 
     caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
@@ -356,7 +357,7 @@ def test_stray_messages_are_logged_and_ignored(caplog: pytest.LogCaptureFixture)
 def test_unreadable_cancel_on_disconnect_setting_counts_as_unknown() -> None:
     recorder = Recorder()
 
-    def script(request: Dict[str, Any]) -> Optional[List[str]]:
+    def script(request: dict[str, Any]) -> list[str] | None:
         if request["method"] == "private/get_cancel_on_disconnect":
             error = {"code": 13021, "message": "forbidden"}
             return [json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": error})]
@@ -371,7 +372,7 @@ def test_unreadable_cancel_on_disconnect_setting_counts_as_unknown() -> None:
 
 
 def test_a_refused_setting_fails_the_session() -> None:
-    def script(request: Dict[str, Any]) -> Optional[List[str]]:
+    def script(request: dict[str, Any]) -> list[str] | None:
         if request["method"] == "public/set_heartbeat":
             error = {"code": 11029, "message": "invalid_arguments"}
             return [json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": error})]
@@ -384,12 +385,12 @@ def test_a_refused_setting_fails_the_session() -> None:
 
 
 @contextlib.contextmanager
-def raw_http_server(reply: Optional[bytes]) -> Iterator[str]:
+def raw_http_server(reply: bytes | None) -> Iterator[str]:
     """Answers each connection's handshake with ``reply`` (None: never answers)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)  # so that the loop sees ``stop`` soon
     stop = threading.Event()
-    held: List[socket.socket] = []
+    held: list[socket.socket] = []
 
     def run() -> None:
         while not stop.is_set():
@@ -428,7 +429,7 @@ def raw_http_server(reply: Optional[bytes]) -> Iterator[str]:
     ],
     ids=["503", "503-no-reason", "not-websocket", "silent"],
 )
-def test_handshake_failures(reply: Optional[bytes], error: type, says: str) -> None:
+def test_handshake_failures(reply: bytes | None, error: type, says: str) -> None:
     with raw_http_server(reply) as url, pytest.raises(error, match=says) as failed:
         WebSocketApiClient(Configuration(host=url, retries=0), open_timeout=0.3)
     assert isinstance(failed.value, ApiException)
@@ -455,7 +456,7 @@ def test_an_expired_fixed_token_is_not_renewed(sim: DeribitSimulator) -> None:
 
 
 def test_a_token_provider_is_asked_again_after_13009(sim: DeribitSimulator) -> None:
-    current: Dict[str, Any] = {"token": sim.issue_token(), "renew": False}
+    current: dict[str, Any] = {"token": sim.issue_token(), "renew": False}
 
     def provider() -> str:
         """Hands out its token; once told to renew, hands it out one last time."""
@@ -522,7 +523,7 @@ def test_event_queues_are_bounded_and_callbacks_may_fail(
     )
 
     release = threading.Event()
-    seen: List[Any] = []
+    seen: list[Any] = []
 
     def callback(event: Any) -> None:
         release.wait(5)  # the first call holds the dispatcher while the queue overflows

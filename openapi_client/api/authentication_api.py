@@ -6,7 +6,7 @@ fetches and refreshes tokens on its own (see ``docs/Authentication.md``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from openapi_client.api.base import BaseApi
 from openapi_client.api.endpoints import PUBLIC_AUTH
@@ -28,36 +28,36 @@ class AuthenticationApi(BaseApi):
     def public_auth_get(
         self,
         grant_type: GrantType,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        refresh_token: Optional[str] = None,
-        timestamp: Optional[Union[int, str]] = None,
-        signature: Optional[str] = None,
-        nonce: Optional[str] = None,
-        data: Optional[str] = None,
-        state: Optional[str] = None,
-        scope: Optional[str] = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        nonce: str | None = None,
+        data: str | None = None,
+        state: str | None = None,
+        scope: str | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
     ) -> AuthEnvelope: ...
 
     @overload
     def public_auth_get(
         self,
         grant_type: GrantType,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        refresh_token: Optional[str] = None,
-        timestamp: Optional[Union[int, str]] = None,
-        signature: Optional[str] = None,
-        nonce: Optional[str] = None,
-        data: Optional[str] = None,
-        state: Optional[str] = None,
-        scope: Optional[str] = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        nonce: str | None = None,
+        data: str | None = None,
+        state: str | None = None,
+        scope: str | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
     ) -> AsyncResult[AuthEnvelope]: ...
 
     @overload
@@ -65,16 +65,16 @@ class AuthenticationApi(BaseApi):
 
     def public_auth_get(
         self,
-        grant_type: Optional[str] = None,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        refresh_token: Optional[str] = None,
-        timestamp: Optional[Union[int, str]] = None,
-        signature: Optional[str] = None,
-        nonce: Optional[str] = None,
-        data: Optional[str] = None,
-        state: Optional[str] = None,
-        scope: Optional[str] = None,
+        grant_type: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        nonce: str | None = None,
+        data: str | None = None,
+        state: str | None = None,
+        scope: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """Retrieve an access token (``public/auth``).
@@ -92,18 +92,18 @@ class AuthenticationApi(BaseApi):
     def public_auth_get_with_http_info(
         self,
         grant_type: GrantType,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        refresh_token: Optional[str] = None,
-        timestamp: Optional[Union[int, str]] = None,
-        signature: Optional[str] = None,
-        nonce: Optional[str] = None,
-        data: Optional[str] = None,
-        state: Optional[str] = None,
-        scope: Optional[str] = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        nonce: str | None = None,
+        data: str | None = None,
+        state: str | None = None,
+        scope: str | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
     ) -> HttpInfo[AuthEnvelope]: ...
 
     @overload
@@ -111,22 +111,22 @@ class AuthenticationApi(BaseApi):
 
     def public_auth_get_with_http_info(
         self,
-        grant_type: Optional[str] = None,
-        client_id: Optional[str] = None,
-        client_secret: Optional[str] = None,
-        refresh_token: Optional[str] = None,
-        timestamp: Optional[Union[int, str]] = None,
-        signature: Optional[str] = None,
-        nonce: Optional[str] = None,
-        data: Optional[str] = None,
-        state: Optional[str] = None,
-        scope: Optional[str] = None,
+        grant_type: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        nonce: str | None = None,
+        data: str | None = None,
+        state: str | None = None,
+        scope: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """As :meth:`public_auth_get`, returning ``(data, status, headers)``."""
         return self.api_client.call(PUBLIC_AUTH, _auth_args(locals()), kwargs, True)
 
 
-def _auth_args(given: Dict[str, Any]) -> Dict[str, Any]:
+def _auth_args(given: dict[str, Any]) -> dict[str, Any]:
     """The method's arguments by name, as the endpoint declares them."""
     return {param.name: given[param.name] for param in PUBLIC_AUTH.params}

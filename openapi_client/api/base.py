@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from openapi_client.core import ClientCore
@@ -18,7 +18,7 @@ class BaseApi:
         the default configuration) when omitted.
     """
 
-    def __init__(self, api_client: Optional["ClientCore"] = None) -> None:
+    def __init__(self, api_client: ClientCore | None = None) -> None:
         if api_client is None:
             from openapi_client.api_client import ApiClient
 

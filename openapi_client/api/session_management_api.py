@@ -16,7 +16,7 @@ run time a missing one still raises a clear ``ApiValueError``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from openapi_client.api.base import BaseApi
 from openapi_client.api.endpoints import (
@@ -44,7 +44,7 @@ class SessionManagementApi(BaseApi):
         interval: float,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> OkEnvelope: ...
@@ -55,7 +55,7 @@ class SessionManagementApi(BaseApi):
         interval: float,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> AsyncResult[OkEnvelope]: ...
@@ -63,7 +63,7 @@ class SessionManagementApi(BaseApi):
     @overload
     def public_set_heartbeat_get(self, interval: float, **kwargs: Any) -> Any: ...
 
-    def public_set_heartbeat_get(self, interval: Optional[float] = None, **kwargs: Any) -> Any:
+    def public_set_heartbeat_get(self, interval: float | None = None, **kwargs: Any) -> Any:
         """Ask for heartbeats every ``interval`` seconds (``public/set_heartbeat``).
 
         On today's Deribit this works only on a WebSocket session
@@ -82,7 +82,7 @@ class SessionManagementApi(BaseApi):
         interval: float,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> HttpInfo[OkEnvelope]: ...
 
@@ -92,7 +92,7 @@ class SessionManagementApi(BaseApi):
         interval: float,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
 
@@ -100,7 +100,7 @@ class SessionManagementApi(BaseApi):
     def public_set_heartbeat_get_with_http_info(self, interval: float, **kwargs: Any) -> Any: ...
 
     def public_set_heartbeat_get_with_http_info(
-        self, interval: Optional[float] = None, **kwargs: Any
+        self, interval: float | None = None, **kwargs: Any
     ) -> Any:
         """As :meth:`public_set_heartbeat_get`, returning ``(data, status, headers)``."""
         return self.api_client.call(SET_HEARTBEAT, {"interval": interval}, kwargs, True)
@@ -110,7 +110,7 @@ class SessionManagementApi(BaseApi):
         self,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> OkEnvelope: ...
@@ -120,7 +120,7 @@ class SessionManagementApi(BaseApi):
         self,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> AsyncResult[OkEnvelope]: ...
@@ -140,7 +140,7 @@ class SessionManagementApi(BaseApi):
         self,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> HttpInfo[OkEnvelope]: ...
 
@@ -149,7 +149,7 @@ class SessionManagementApi(BaseApi):
         self,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
 
@@ -163,10 +163,10 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_enable_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> OkEnvelope: ...
@@ -174,21 +174,21 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_enable_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> AsyncResult[OkEnvelope]: ...
 
     @overload
     def private_enable_cancel_on_disconnect_get(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_enable_cancel_on_disconnect_get(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """Enable cancel-on-disconnect (``private/enable_cancel_on_disconnect``).
 
@@ -201,30 +201,30 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_enable_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> HttpInfo[OkEnvelope]: ...
 
     @overload
     def private_enable_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
 
     @overload
     def private_enable_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_enable_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """As :meth:`private_enable_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(ENABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)
@@ -232,10 +232,10 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_disable_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> OkEnvelope: ...
@@ -243,21 +243,21 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_disable_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> AsyncResult[OkEnvelope]: ...
 
     @overload
     def private_disable_cancel_on_disconnect_get(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_disable_cancel_on_disconnect_get(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """Disable cancel-on-disconnect (``private/disable_cancel_on_disconnect``).
 
@@ -269,30 +269,30 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_disable_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> HttpInfo[OkEnvelope]: ...
 
     @overload
     def private_disable_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> AsyncResult[HttpInfo[OkEnvelope]]: ...
 
     @overload
     def private_disable_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_disable_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """As :meth:`private_disable_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(DISABLE_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)
@@ -300,10 +300,10 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_get_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> CancelOnDisconnectEnvelope: ...
@@ -311,21 +311,21 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_get_cancel_on_disconnect_get(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
         _return_http_data_only: Literal[True] = ...,
     ) -> AsyncResult[CancelOnDisconnectEnvelope]: ...
 
     @overload
     def private_get_cancel_on_disconnect_get(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_get_cancel_on_disconnect_get(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """Read the cancel-on-disconnect setting (``private/get_cancel_on_disconnect``).
 
@@ -336,30 +336,30 @@ class SessionManagementApi(BaseApi):
     @overload
     def private_get_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[False] = ...,
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> HttpInfo[CancelOnDisconnectEnvelope]: ...
 
     @overload
     def private_get_cancel_on_disconnect_get_with_http_info(
         self,
-        scope: Optional[Scope] = None,
+        scope: Scope | None = None,
         *,
         async_req: Literal[True],
-        _request_timeout: Optional[Timeout] = ...,
+        _request_timeout: Timeout | None = ...,
         _preload_content: Literal[True] = ...,
     ) -> AsyncResult[HttpInfo[CancelOnDisconnectEnvelope]]: ...
 
     @overload
     def private_get_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[Scope] = None, **kwargs: Any
+        self, scope: Scope | None = None, **kwargs: Any
     ) -> Any: ...
 
     def private_get_cancel_on_disconnect_get_with_http_info(
-        self, scope: Optional[str] = None, **kwargs: Any
+        self, scope: str | None = None, **kwargs: Any
     ) -> Any:
         """As :meth:`private_get_cancel_on_disconnect_get`, with the status and headers."""
         return self.api_client.call(GET_CANCEL_ON_DISCONNECT, {"scope": scope}, kwargs, True)

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from openapi_client.configuration import Configuration
 from openapi_client.credentials import TokenManager
@@ -26,7 +27,7 @@ from openapi_client.websocket.events import Authenticated, EventHub, TokenRefres
 __all__ = ["SocketCredentials"]
 
 #: Sends a request on a connection and returns the answer (raising on an error answer).
-Send = Callable[[Connection, str, Mapping[str, Any]], Dict[str, Any]]
+Send = Callable[[Connection, str, Mapping[str, Any]], dict[str, Any]]
 
 
 class SocketCredentials:
@@ -42,8 +43,8 @@ class SocketCredentials:
         self._hub = hub
         self._send = send
         self._lock = threading.RLock()
-        self._connection: Optional[Connection] = None
-        self._manager: Optional[TokenManager] = None
+        self._connection: Connection | None = None
+        self._manager: TokenManager | None = None
         if self.uses_key:
             self._manager = TokenManager(configuration, self._fetch)
 
@@ -63,7 +64,7 @@ class SocketCredentials:
         configuration = self._configuration
         return bool(configuration.access_token or configuration.token_provider) or self.uses_key
 
-    def _fixed_token(self) -> Optional[str]:
+    def _fixed_token(self) -> str | None:
         configuration = self._configuration
         if configuration.access_token:
             return configuration.access_token
@@ -92,7 +93,7 @@ class SocketCredentials:
                 manager.invalidate(held.access_token)
             manager.access_token()
 
-    def refresh_due(self) -> Optional[float]:
+    def refresh_due(self) -> float | None:
         """When (``time.monotonic()``) the token should be refreshed; None: never."""
         manager = self._manager
         token = manager.token if manager is not None else None
@@ -110,7 +111,7 @@ class SocketCredentials:
 
     def for_private_call(
         self, connection: Connection, params: Mapping[str, Any], operation: str
-    ) -> Tuple[Mapping[str, Any], Optional[str]]:
+    ) -> tuple[Mapping[str, Any], str | None]:
         """``(params, credential)`` for a private call on ``connection``: the parameters to
         send (with ``access_token`` when tokens go per call) and the credential used."""
         token = self._fixed_token()
@@ -123,7 +124,7 @@ class SocketCredentials:
             )
         return params, connection.credential
 
-    def reauthenticate(self, credential: str, connection: Optional[Connection]) -> bool:
+    def reauthenticate(self, credential: str, connection: Connection | None) -> bool:
         """After 13009 for ``credential``: whether a fresh one is in place for another try."""
         configuration = self._configuration
         if configuration.access_token:
@@ -140,7 +141,7 @@ class SocketCredentials:
                 manager.access_token()
         return True
 
-    def logout_params(self) -> Optional[Dict[str, Any]]:
+    def logout_params(self) -> dict[str, Any] | None:
         """The parameters of ``private/logout``, or None without credentials. A fixed token is
         the user's to keep, so only tokens this session obtained are invalidated."""
         if not self.available:
@@ -154,7 +155,7 @@ class SocketCredentials:
 
     def _fetch(
         self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         connection = self._connection
         assert connection is not None, "public/auth outside authenticate() or refresh()"
         params = endpoint.json_params(make_args(), True)

@@ -25,19 +25,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
     NamedTuple,
-    Optional,
-    Tuple,
-    Union,
     overload,
 )
 
@@ -115,7 +108,7 @@ class RawAnswer:
         """No headers: a WebSocket message has none."""
         return self.headers
 
-    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def getheader(self, name: str, default: str | None = None) -> str | None:
         """``default``: a WebSocket message has no headers."""
         return default
 
@@ -171,21 +164,21 @@ class WebSocketApiClient(ClientCore):
 
     def __init__(
         self,
-        configuration: Optional[Configuration] = None,
+        configuration: Configuration | None = None,
         *,
-        url: Optional[str] = None,
-        heartbeat: Optional[float] = 30,
+        url: str | None = None,
+        heartbeat: float | None = 30,
         cancel_on_disconnect: bool = False,
-        on_event: Optional[Callable[[Event], Any]] = None,
-        max_reconnects: Optional[int] = None,
+        on_event: Callable[[Event], Any] | None = None,
+        max_reconnects: int | None = None,
         reconnect_backoff: RetryPolicy = DEFAULT_RECONNECT_BACKOFF,
         throttle_delay: float = 5.0,
-        liveness_timeout: Optional[float] = None,
+        liveness_timeout: float | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        open_timeout: Optional[float] = None,
+        open_timeout: float | None = None,
         close_timeout: float = 2.0,
-        keepalive_ping: Optional[float] = 20.0,
-        compression: Optional[str] = None,
+        keepalive_ping: float | None = 20.0,
+        compression: str | None = None,
         pool_threads: int = 1,
     ) -> None:
         super().__init__(
@@ -200,7 +193,7 @@ class WebSocketApiClient(ClientCore):
         _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
         self._target: Target = resolve(configuration.host, url)
         self._check_transport_security()
-        self._timeouts: Dict[Any, WsTimeout] = {}
+        self._timeouts: dict[Any, WsTimeout] = {}
         default = self._timeout(None)
         self._options = ConnectOptions(
             open_timeout=default.connect if open_timeout is None else float(open_timeout),
@@ -210,7 +203,7 @@ class WebSocketApiClient(ClientCore):
             compression=compression,
         )
         self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
-        self._endpoints: Dict[Tuple[str, bool], _MethodEndpoint] = {}
+        self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
         self._hub = EventHub(on_event)
         self._session = Session(
             configuration,
@@ -232,14 +225,14 @@ class WebSocketApiClient(ClientCore):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> "WebSocketApiClient":
+    def __enter__(self) -> WebSocketApiClient:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[type],
-        exc_value: Optional[BaseException],
-        traceback: Optional["TracebackType"],
+        exc_type: type | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -266,7 +259,7 @@ class WebSocketApiClient(ClientCore):
         return self._target.url
 
     @property
-    def heartbeat(self) -> Optional[float]:
+    def heartbeat(self) -> float | None:
         """The heartbeat interval applied on every connection (None: off)."""
         return self._session.settings.heartbeat
 
@@ -275,7 +268,7 @@ class WebSocketApiClient(ClientCore):
         """Whether cancel-on-disconnect is enabled on every connection."""
         return self._session.settings.cancel_on_disconnect
 
-    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
         """The session's events in order, from the first not yet taken (at most the last 1,000
         are kept); ends after :class:`~openapi_client.websocket.Closed`, or when ``timeout``
         seconds pass without an event. Meant for one consumer at a time."""
@@ -287,8 +280,8 @@ class WebSocketApiClient(ClientCore):
     # -- subscriptions --------------------------------------------------------------------------
 
     def subscribe(
-        self, channels: Union[str, Iterable[str]], callback: SubscriptionCallback
-    ) -> List[str]:
+        self, channels: str | Iterable[str], callback: SubscriptionCallback
+    ) -> list[str]:
         """Subscribe to ``channels`` and call ``callback(channel, data)`` for every
         notification (on the callback thread); renewed on every reconnect.
 
@@ -315,7 +308,7 @@ class WebSocketApiClient(ClientCore):
             raise ApiValueError(f"Deribit subscribed none of {', '.join(refused)}")
         return confirmed
 
-    def unsubscribe(self, channels: Union[str, Iterable[str]]) -> None:
+    def unsubscribe(self, channels: str | Iterable[str]) -> None:
         """Stop the notifications of ``channels`` (and their renewal)."""
         wanted = _channels(channels)
         subscriptions = self._session.settings.subscriptions
@@ -325,7 +318,7 @@ class WebSocketApiClient(ClientCore):
         method = "private/unsubscribe" if private else "public/unsubscribe"
         self.call(method, {"channels": list(wanted)}, idempotent=True)
 
-    def _on_ready_connection(self, action: Callable[[Connection], List[str]]) -> List[str]:
+    def _on_ready_connection(self, action: Callable[[Connection], list[str]]) -> list[str]:
         policy = self._retry_policy()
         timeout = self._timeout(None)
         attempts = 0
@@ -355,17 +348,17 @@ class WebSocketApiClient(ClientCore):
     def call(
         self,
         method: str,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Mapping[str, Any] | None = None,
         *,
         idempotent: bool = False,
         timeout: Any = None,
-    ) -> Dict[str, Any]: ...
+    ) -> dict[str, Any]: ...
 
     def call(
         self,
-        method: Union[Endpoint, str],
-        params: Optional[Mapping[str, Any]] = None,
-        options: Optional[Mapping[str, Any]] = None,
+        method: Endpoint | str,
+        params: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
         http_info: bool = False,
         *,
         idempotent: bool = False,
@@ -398,12 +391,12 @@ class WebSocketApiClient(ClientCore):
             if len(self._endpoints) < 256:
                 self._endpoints[(method, idempotent)] = endpoint
         resolved = None if timeout is None else self._timeout(timeout)
-        result: Dict[str, Any] = self._invoke(endpoint, dict(params or {}), True, True, resolved)
+        result: dict[str, Any] = self._invoke(endpoint, dict(params or {}), True, True, resolved)
         return result
 
     # -- the transport --------------------------------------------------------------------------
 
-    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Dict[str, Any]:
+    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON-RPC ``params``: the WebSocket form of a call's arguments."""
         return endpoint.json_params(args, self.configuration.client_side_validation)
 
@@ -489,7 +482,7 @@ class WebSocketApiClient(ClientCore):
             )
 
 
-def _channels(channels: Union[str, Iterable[str]]) -> Tuple[str, ...]:
+def _channels(channels: str | Iterable[str]) -> tuple[str, ...]:
     wanted = (channels,) if isinstance(channels, str) else tuple(channels)
     if not wanted or not all(isinstance(channel, str) and channel for channel in wanted):
         raise ApiValueError(f"channels must be one or more non-empty strings, got {channels!r}")
@@ -497,9 +490,9 @@ def _channels(channels: Union[str, Iterable[str]]) -> Tuple[str, ...]:
 
 
 def _check_settings(
-    max_reconnects: Optional[int],
+    max_reconnects: int | None,
     throttle_delay: float,
-    liveness_timeout: Optional[float],
+    liveness_timeout: float | None,
     max_message_size: int,
 ) -> None:
     if max_reconnects is not None and (

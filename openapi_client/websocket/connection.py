@@ -19,7 +19,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
@@ -78,31 +79,31 @@ class ConnectOptions(NamedTuple):
     open_timeout: float
     close_timeout: float
     max_message_size: int
-    keepalive_ping: Optional[float]
-    compression: Optional[str]
+    keepalive_ping: float | None
+    compression: str | None
 
 
 class Listener:
     """What a connection reports to its session (called on the reader thread; must not block)."""
 
-    def idle_limit(self) -> Optional[float]:
+    def idle_limit(self) -> float | None:
         """Seconds without any message after which the connection is declared dead."""
         return None
 
-    def notification(self, connection: "Connection", params: Mapping[str, Any]) -> None:
+    def notification(self, connection: Connection, params: Mapping[str, Any]) -> None:
         """A ``subscription`` notification's ``params`` (``channel`` and ``data``)."""
 
-    def heartbeat_answered(self, connection: "Connection", seconds: float) -> None:
+    def heartbeat_answered(self, connection: Connection, seconds: float) -> None:
         """A ``test_request`` was answered ``seconds`` after it was read."""
 
-    def connection_lost(self, connection: "Connection") -> None:
+    def connection_lost(self, connection: Connection) -> None:
         """The connection ended; :attr:`Connection.lost` says how."""
 
 
 class Lost(NamedTuple):
     """How a connection ended: the close code and reason, and a sentence for errors."""
 
-    code: Optional[int]
+    code: int | None
     reason: str
     description: str
 
@@ -115,11 +116,11 @@ class _Waiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
-        self.message: Optional[Dict[str, Any]] = None
-        self.raw: Union[str, bytes] = ""
-        self.error: Optional[ApiException] = None
+        self.message: dict[str, Any] | None = None
+        self.raw: str | bytes = ""
+        self.error: ApiException | None = None
 
-    def resolve(self, message: Dict[str, Any], raw: Union[str, bytes]) -> None:
+    def resolve(self, message: dict[str, Any], raw: str | bytes) -> None:
         self.message = message
         self.raw = raw
         self._lock.release()
@@ -128,7 +129,7 @@ class _Waiter:
         self.error = error
         self._lock.release()
 
-    def wait(self, timeout: Optional[float]) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         return self._lock.acquire(timeout=-1 if timeout is None else timeout)
 
 
@@ -136,7 +137,7 @@ class _Waiter:
 _DISCARD = _Waiter()
 
 
-def answer_error(message: Dict[str, Any], raw: Union[str, bytes]) -> ApiException:
+def answer_error(message: dict[str, Any], raw: str | bytes) -> ApiException:
     """The exception for a JSON-RPC error answer, with the envelope as data (so ``error_code``,
     ``error_message`` and ``error_data`` are set) and the status Deribit's HTTP API gives the same
     error: :data:`ERROR_STATUS`, or 429 (``TooManyRequestsException``) for 10028."""
@@ -163,19 +164,19 @@ class Connection:
         self.number = number
         self.target = target
         self._listener = listener
-        self._pending: Dict[int, _Waiter] = {}
+        self._pending: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
         self._done = threading.Event()
-        self._closing: Optional[str] = None
-        self._cause: Optional[BaseException] = None
+        self._closing: str | None = None
+        self._cause: BaseException | None = None
         #: How the connection ended; None while it is open.
-        self.lost: Optional[Lost] = None
+        self.lost: Lost | None = None
         #: The access token that authenticated the connection (``public/auth``), if any.
-        self.credential: Optional[str] = None
+        self.credential: str | None = None
         #: Whether private calls are authorized on it (authenticated, or tokens sent per call).
         self.authorized = False
         #: Cancel-on-disconnect on this connection: True, False, or None when unknown.
-        self.cancel_on_disconnect: Optional[bool] = None
+        self.cancel_on_disconnect: bool | None = None
         #: Whether ``private/logout`` was sent (Deribit then closes it without cancelling).
         self.logged_out = False
         #: Whether Deribit answered 10028 on it: reconnect after a longer wait.
@@ -192,8 +193,8 @@ class Connection:
     # -- requests -------------------------------------------------------------------------------
 
     def request(
-        self, method: str, params: Mapping[str, Any], timeout: Optional[float]
-    ) -> Tuple[Dict[str, Any], Union[str, bytes]]:
+        self, method: str, params: Mapping[str, Any], timeout: float | None
+    ) -> tuple[dict[str, Any], str | bytes]:
         """Send ``method`` and wait at most ``timeout`` seconds for its answer.
 
         Returns the decoded answer and its text (an error answer included: see
@@ -256,7 +257,7 @@ class Connection:
         pending = self._pending
         loads = json.loads
         listener = self._listener
-        dead: Optional[str] = None
+        dead: str | None = None
         try:
             while True:
                 limit = listener.idle_limit()
@@ -297,7 +298,7 @@ class Connection:
             dead = f"the reader failed ({type(unexpected).__name__})"
         self._lose(dead)
 
-    def _notification(self, message: Dict[str, Any]) -> None:
+    def _notification(self, message: dict[str, Any]) -> None:
         method = message.get("method")
         params = message.get("params")
         if method == "heartbeat" and isinstance(params, dict):
@@ -322,7 +323,7 @@ class Connection:
             return  # the next recv() reports the end of the connection
         self._listener.heartbeat_answered(self, time.perf_counter() - started)
 
-    def _unanswered_error(self, message: Dict[str, Any]) -> None:
+    def _unanswered_error(self, message: dict[str, Any]) -> None:
         error = message.get("error")
         code = error.get("code") if isinstance(error, dict) else error
         if code == TOO_MANY_REQUESTS:
@@ -333,7 +334,7 @@ class Connection:
             redact(json.dumps(error)),
         )
 
-    def _lose(self, dead: Optional[str]) -> None:
+    def _lose(self, dead: str | None) -> None:
         code, reason, description = self._how_it_ended(dead)
         self.lost = Lost(code, reason, description)
         pending = self._pending
@@ -351,7 +352,7 @@ class Connection:
             if dead is not None:
                 self.close(1001, "", dead)  # waits at most the close timeout: nothing else waits
 
-    def _how_it_ended(self, dead: Optional[str]) -> Tuple[Optional[int], str, str]:
+    def _how_it_ended(self, dead: str | None) -> tuple[int | None, str, str]:
         """The close code, reason and a description, from the close frames exchanged."""
         if dead is not None:
             return None, "", dead
@@ -378,7 +379,7 @@ class Connection:
         return None, "", "the connection dropped without a close frame"
 
     def _lost_error(
-        self, method: Optional[str], cause: Optional[BaseException] = None
+        self, method: str | None, cause: BaseException | None = None
     ) -> ApiConnectionError:
         lost = self.lost
         what = lost.description if lost is not None else "the connection closed"
@@ -416,17 +417,17 @@ def open_connection(
     number: int,
     listener: Listener,
     *,
-    ssl_context: Optional[ssl.SSLContext],
-    server_hostname: Optional[str],
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
     user_agent: str,
-    proxy: Optional[str],
+    proxy: str | None,
 ) -> Connection:
     """Open connection number ``number`` to ``target``.
 
     :raises ApiException: the handshake was answered with an HTTP error (e.g. 429, with
         ``retry_after``); :class:`ApiTransportError` subclasses when no connection was made.
     """
-    kwargs: Dict[str, Any] = {
+    kwargs: dict[str, Any] = {
         "open_timeout": options.open_timeout,
         "close_timeout": options.close_timeout,
         "max_size": options.max_message_size,

@@ -12,7 +12,8 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+from collections.abc import Iterator
+from typing import Any, Callable, NamedTuple, Union
 
 __all__ = [
     "MAX_BACKLOG",
@@ -86,11 +87,11 @@ class SessionRestored(NamedTuple):
 
     connection: int
     #: The heartbeat interval set, in seconds; None when heartbeats are off.
-    heartbeat: Optional[float]
+    heartbeat: float | None
     #: Whether cancel-on-disconnect is on for this connection.
     cancel_on_disconnect: bool
     #: The channels subscribed again.
-    channels: Tuple[str, ...]
+    channels: tuple[str, ...]
     time: float
 
 
@@ -100,7 +101,7 @@ class Disconnected(NamedTuple):
     connection: int
     #: The WebSocket close code (e.g. 1000, 4000 for "heartbeat close"); None when the
     #: connection dropped without a close frame or was declared dead by the client.
-    code: Optional[int]
+    code: int | None
     reason: str
     #: Whether Deribit may have cancelled the orders of this connection: cancel-on-disconnect
     #: was on (or its state unknown) and the connection did not end with ``private/logout``.
@@ -140,14 +141,14 @@ Event = Union[
 ]
 
 
-def as_dict(event: Event) -> Dict[str, Any]:
+def as_dict(event: Event) -> dict[str, Any]:
     """``{"event": "Disconnected", "code": 4000, ...}``: an event as JSON-ready data."""
-    data: Dict[str, Any] = {"event": type(event).__name__}
+    data: dict[str, Any] = {"event": type(event).__name__}
     data.update(event._asdict())
     return data
 
 
-Job = Tuple[Callable[..., Any], Tuple[Any, ...]]
+Job = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class EventHub:
@@ -156,14 +157,14 @@ class EventHub:
     :param on_event: called with every event (on the dispatcher thread), or None.
     """
 
-    def __init__(self, on_event: Optional[Callable[[Event], Any]]) -> None:
+    def __init__(self, on_event: Callable[[Event], Any] | None) -> None:
         self._on_event = on_event
         self._lock = threading.Lock()
-        self._backlog: Deque[Event] = collections.deque()
+        self._backlog: collections.deque[Event] = collections.deque()
         self._backlog_ready = threading.Condition(self._lock)
-        self._jobs: Deque[Job] = collections.deque()
+        self._jobs: collections.deque[Job] = collections.deque()
         self._jobs_ready = threading.Condition(threading.Lock())
-        self._dispatcher: Optional[threading.Thread] = None
+        self._dispatcher: threading.Thread | None = None
         self._closed = False
         self._dropped = 0
 
@@ -218,7 +219,7 @@ class EventHub:
 
     # -- consuming ------------------------------------------------------------------------------
 
-    def iterate(self, timeout: Optional[float]) -> Iterator[Event]:
+    def iterate(self, timeout: float | None) -> Iterator[Event]:
         """Events as they come; ends after :class:`Closed`, or when ``timeout`` seconds pass
         without one."""
         while True:

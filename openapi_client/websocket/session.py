@@ -16,7 +16,8 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from openapi_client._version import __version__
 from openapi_client.configuration import Configuration
@@ -79,13 +80,13 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
-def liveness_limit(heartbeat: Optional[float]) -> Optional[float]:
+def liveness_limit(heartbeat: float | None) -> float | None:
     """The default liveness limit for a heartbeat interval: ``1.5 * interval + 5`` seconds
     (Deribit sends a ``test_request`` about every interval, the first a little later)."""
     return None if heartbeat is None else 1.5 * heartbeat + LIVENESS_MARGIN
 
 
-def retry_delay(policy: RetryPolicy, error: ApiException, attempts: int) -> Optional[float]:
+def retry_delay(policy: RetryPolicy, error: ApiException, attempts: int) -> float | None:
     """Seconds to wait before trying again after ``attempts`` ended in ``error``; None: give up."""
     return policy.delay(error, attempts) if policy.should_retry(error, attempts) else None
 
@@ -98,10 +99,10 @@ class Settings:
     :ivar subscriptions: channel -> callback.
     """
 
-    def __init__(self, heartbeat: Optional[float], cancel_on_disconnect: bool) -> None:
+    def __init__(self, heartbeat: float | None, cancel_on_disconnect: bool) -> None:
         self.heartbeat = heartbeat
         self.cancel_on_disconnect = cancel_on_disconnect
-        self.subscriptions: Dict[str, SubscriptionCallback] = {}
+        self.subscriptions: dict[str, SubscriptionCallback] = {}
 
 
 class Session(Listener):
@@ -129,8 +130,8 @@ class Session(Listener):
         *,
         backoff: RetryPolicy,
         throttle_delay: float,
-        max_reconnects: Optional[int],
-        liveness_timeout: Optional[float],
+        max_reconnects: int | None,
+        liveness_timeout: float | None,
         call_timeout: float,
     ) -> None:
         self._configuration = configuration
@@ -147,9 +148,9 @@ class Session(Listener):
         self._cond = threading.Condition()
         self._stopped = threading.Event()
         self.state = State.CONNECTING
-        self.connection: Optional[Connection] = None
-        self._failure: Optional[str] = None
-        self._supervisor: Optional[threading.Thread] = None
+        self.connection: Connection | None = None
+        self._failure: str | None = None
+        self._supervisor: threading.Thread | None = None
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class Session(Listener):
             )
         )
 
-    def _restore(self, connection: Connection) -> Tuple[str, ...]:
+    def _restore(self, connection: Connection) -> tuple[str, ...]:
         settings = self.settings
         self.send(
             connection,
@@ -246,7 +247,7 @@ class Session(Listener):
             self.subscribe(connection, channels)
         return channels
 
-    def _cancel_on_disconnect_of(self, connection: Connection) -> Optional[bool]:
+    def _cancel_on_disconnect_of(self, connection: Connection) -> bool | None:
         """Whether the account default turned cancel-on-disconnect on for ``connection``
         (None when Deribit would not say, e.g. for a key without ``account:read``)."""
         try:
@@ -265,7 +266,7 @@ class Session(Listener):
 
     def send(
         self, connection: Connection, method: str, params: Mapping[str, Any]
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         """``method`` on ``connection``, its answer or its error raised: for the session's own
         calls (restoring, authenticating), which do not wait for READY."""
         if method.startswith("private/"):
@@ -280,7 +281,7 @@ class Session(Listener):
             raise answer_error(message, raw)
         return message
 
-    def subscribe(self, connection: Connection, channels: Tuple[str, ...]) -> List[str]:
+    def subscribe(self, connection: Connection, channels: tuple[str, ...]) -> list[str]:
         """Subscribe ``connection`` to ``channels``; the channels Deribit confirmed."""
         private = any(channel.startswith("user.") for channel in channels)
         method = "private/subscribe" if private else "public/subscribe"
@@ -345,7 +346,7 @@ class Session(Listener):
 
     # -- Listener: called by the connection's reader --------------------------------------------
 
-    def idle_limit(self) -> Optional[float]:
+    def idle_limit(self) -> float | None:
         if self._liveness_timeout is not None:
             return self._liveness_timeout
         return liveness_limit(self.settings.heartbeat)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ssl
 import warnings
-from typing import Optional
 
 from openapi_client.configuration import Configuration
 from openapi_client.exceptions import ApiValueError
@@ -53,7 +52,7 @@ def ssl_context(configuration: Configuration) -> ssl.SSLContext:
     return context
 
 
-def server_hostname(configuration: Configuration) -> Optional[str]:
+def server_hostname(configuration: Configuration) -> str | None:
     """The name the server's certificate must carry, when ``assert_hostname`` names one."""
     expected = configuration.assert_hostname
     return expected if isinstance(expected, str) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from openapi_client.exceptions import ApiValueError
 from openapi_client.rest import Origin
@@ -51,7 +51,7 @@ def websocket_url(host: str) -> str:
     return f"{scheme}://{origin.origin.split('://', 1)[1]}{prefix}{_WS_PATH}"
 
 
-def resolve(host: str, url: Optional[str]) -> Target:
+def resolve(host: str, url: str | None) -> Target:
     """The target for an explicit ``url`` (``ws://`` or ``wss://``), else the one ``host``
     implies."""
     if url is None:
