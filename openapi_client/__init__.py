@@ -39,6 +39,9 @@ _EXCEPTIONS = (
     "ApiTimeoutError",
     "ApiSSLError",
     "ApiProtocolError",
+    "ApiCallTimeoutError",
+    "ApiResponseTooLargeError",
+    "ApiUnknownSettingError",
 )
 
 _EXPORTS: dict[str, str] = {
@@ -55,15 +58,18 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "ApiAttributeError",
+    "ApiCallTimeoutError",
     "ApiClient",
     "ApiConnectionError",
     "ApiException",
     "ApiKeyError",
     "ApiProtocolError",
+    "ApiResponseTooLargeError",
     "ApiSSLError",
     "ApiTimeoutError",
     "ApiTransportError",
     "ApiTypeError",
+    "ApiUnknownSettingError",
     "ApiValueError",
     "AsyncResult",
     "AuthenticationApi",
@@ -89,14 +95,17 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checke
     from openapi_client.configuration import Configuration
     from openapi_client.exceptions import (
         ApiAttributeError,
+        ApiCallTimeoutError,
         ApiConnectionError,
         ApiException,
         ApiKeyError,
         ApiProtocolError,
+        ApiResponseTooLargeError,
         ApiSSLError,
         ApiTimeoutError,
         ApiTransportError,
         ApiTypeError,
+        ApiUnknownSettingError,
         ApiValueError,
         BadRequestException,
         ForbiddenException,
