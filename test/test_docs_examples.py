@@ -44,9 +44,6 @@ PLACEHOLDERS: dict[str, str | None] = {
 #: refuses those calls over HTTP with error 10030.
 LEGACY_HTTP_PAGES = frozenset(
     {
-        "README.md",
-        "docs/Authentication.md",
-        "docs/CommandLine.md",
         "docs/Configuration.md",
         "docs/Errors.md",
         "docs/Resilience.md",
@@ -186,8 +183,7 @@ class Outcome(NamedTuple):
 
 def run_example(block: Block, workdir: Path) -> Outcome:
     """Run ``block`` in a new Python process against a simulator of its own."""
-    # legacy_http until the docs show the WebSocket session for the heartbeat methods.
-    with DeribitSimulator(legacy_http=True) as simulator:
+    with DeribitSimulator(legacy_http=block.page in LEGACY_HTTP_PAGES) as simulator:
         try:
             ran = subprocess.run(
                 [sys.executable, "-c", RUNNER, block.page, str(block.line)],

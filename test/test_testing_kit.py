@@ -40,12 +40,31 @@ def run_pytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 # -- the documented bot test, run as a user would --------------------------------------------
 
 
-def test_the_bot_example_of_docs_testing_passes(pytester: pytest.Pytester) -> None:
-    bot_test = python_blocks(TESTING_PAGE)[0]
-    assert "def test_" in bot_test and "deribit" in bot_test
-    pytester.makepyfile(test_bot=bot_test)
+README = TESTING_PAGE.parent.parent / "README.md"
+
+#: The documented tests a bot author would copy: every python block that defines a test.
+DOCUMENTED_TESTS = [
+    (page, block)
+    for page in (TESTING_PAGE, README)
+    for block in python_blocks(page)
+    if "def test_" in block
+]
+
+
+@pytest.mark.parametrize(
+    ("page", "block"),
+    DOCUMENTED_TESTS,
+    ids=[f"{page.name}-{n}" for n, (page, _) in enumerate(DOCUMENTED_TESTS)],
+)
+def test_the_documented_bot_tests_pass(pytester: pytest.Pytester, page: Path, block: str) -> None:
+    assert "deribit" in block
+    pytester.makepyfile(test_bot=block)
     result = run_pytest(pytester, "-q")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=block.count("def test_"))
+
+
+def test_both_pages_document_a_bot_test() -> None:
+    assert {page for page, _ in DOCUMENTED_TESTS} == {TESTING_PAGE, README}
 
 
 def test_a_broken_bot_fails_with_a_message_that_says_why(pytester: pytest.Pytester) -> None:
