@@ -1,8 +1,8 @@
 """A soak: 20,000 calls on one client, with resident memory flat after a warm-up.
 
 Client and simulator share this process, so the measure covers both; the simulator keeps only a
-short request log so that its record of the calls does not count as a leak. The run is also
-bounded in time: on a machine too slow to finish, it stops at the deadline and checks what it did.
+short request log so that its record of the calls does not count as a leak. The test counts
+calls, not seconds: about 2 s on an idle machine, and pytest-timeout's bound below catches a hang.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ CALLS = 20_000
 WARM_UP = 2_000
 #: A generous safety bound; the benchmarks hold tighter targets.
 MAX_GROWTH = 2 * 1024 * 1024
-#: Stop calling after this long, whatever the count.
-DEADLINE = 25.0
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,16 +61,14 @@ def test_soak_memory_stays_flat() -> None:
                 call(api, index)
             baseline = resident_bytes()
             started = time.monotonic()
-            done = WARM_UP
-            while done < CALLS and time.monotonic() - started < DEADLINE:
-                call(api, done)
-                done += 1
+            for index in range(WARM_UP, CALLS):
+                call(api, index)
             elapsed = time.monotonic() - started
             growth = resident_bytes() - baseline
+        assert len(simulator.requests) == 100  # the short log: its records are not the growth
     print(
-        f"\nsoak: {done:,} calls ({done - WARM_UP:,} after warm-up) in {elapsed:.1f} s "
-        f"({(done - WARM_UP) / elapsed:,.0f} calls/s); resident memory "
+        f"\nsoak: {CALLS:,} calls ({CALLS - WARM_UP:,} after warm-up) in {elapsed:.1f} s "
+        f"({(CALLS - WARM_UP) / elapsed:,.0f} calls/s); resident memory "
         f"{baseline / 2**20:.1f} MiB after warm-up, growth {growth / 1024:+.0f} KiB"
     )
-    assert done == CALLS, f"only {done:,} calls in {DEADLINE:g} s"
     assert growth <= MAX_GROWTH
