@@ -275,12 +275,12 @@ def test_unreachable_host_exits_1() -> None:
 
 
 def test_timeout_option(simulator: DeribitSimulator) -> None:
-    simulator.inject("hang", seconds=10)
+    simulator.inject("hang")  # 30 s
     started = time.monotonic()
     line = fail(
         1, "--host", simulator.url, "--timeout", "0.3", "--retries", "0", "disable-heartbeat"
     )
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5.0  # the 0.3 s timeout, not the hang, ended the call
     assert "0.3 s" in line
 
 

@@ -77,7 +77,7 @@ def test_duration_ends_the_session_cleanly() -> None:
     ran = subprocess.run(
         command(
             "--simulator", "session", "--heartbeat", "10", "--cancel-on-disconnect",
-            "--duration", "1.5",
+            "--duration", "2",
         ),
         capture_output=True,
         text=True,
@@ -91,7 +91,9 @@ def test_duration_ends_the_session_cleanly() -> None:
     assert names(events)[:3] == ["Connected", "Authenticated", "SessionRestored"]
     restored = events[2]
     assert (restored["heartbeat"], restored["cancel_on_disconnect"]) == (10, True)
-    assert "HeartbeatAnswered" in names(events)  # one every 0.5 s at the simulator's time scale
+    # One every 0.5 s at the simulator's time scale; the duration counts from before connecting,
+    # so 2 s leaves a busy machine 1.5 s to connect and answer the first.
+    assert "HeartbeatAnswered" in names(events)
     assert names(events)[-2:] == ["Disconnected", "Closed"]
     lost, closed = events[-2:]
     assert lost["cancel_on_disconnect_may_have_fired"] is True
@@ -160,19 +162,21 @@ def test_cannot_connect_is_one_stderr_line_and_exit_1() -> None:
 # -- in-process against a simulator of the test's -------------------------------------------------
 
 
-def test_credentials_from_the_environment(
-    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DERIBIT_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("DERIBIT_CLIENT_SECRET", CLIENT_SECRET)
-    status, events, err = run_in_process(
-        "--host", sim.url, "session", "--cancel-on-disconnect", "--duration", "0.5"
-    )
+    # Real time: the default 30 s heartbeat never comes within the test, so no heartbeat a busy
+    # machine answers late can end the connection (test_ctrl_c_ends_the_session_cleanly and
+    # test_duration_ends_the_session_cleanly see heartbeats answered).
+    with DeribitSimulator() as sim:
+        status, events, err = run_in_process(
+            "--host", sim.url, "session", "--cancel-on-disconnect", "--duration", "0.5"
+        )
     assert (status, err) == (0, "")
     assert names(events)[:3] == ["Connected", "Authenticated", "SessionRestored"]
     assert events[0]["url"] == sim.ws_url
     assert events[2]["heartbeat"] == 30
-    assert names(events).count("HeartbeatAnswered") >= 1  # every 0.3 s at this time scale
+    assert names(events)[-2:] == ["Disconnected", "Closed"]
     assert [event.reason for event in sim.cancel_on_disconnect_events] == ["closed"]
     assert CLIENT_SECRET not in json.dumps(events)
 
