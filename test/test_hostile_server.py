@@ -270,26 +270,25 @@ def test_server_answers_and_records_over_both_paths(path: str) -> None:
 
 
 def test_dribble_and_reset_do_what_they_say() -> None:
-    received: list[bytes] = []
+    received = b""
 
     def script(peer: Peer) -> None:
         peer.read_request()
         peer.dribble(b"abc", 0.05)
+        peer.read_request()  # the client has it all: a reset now loses nothing unread
         peer.reset()
 
     with HostileServer(script) as server:
-        with socket.create_connection((HOST, server.port), timeout=2) as client:
-            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with socket.create_connection((HOST, server.port), timeout=5) as client:
             started = time.monotonic()
-            while True:
-                try:
-                    chunk = client.recv(10)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                received.append(chunk)
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            while len(received) < 3:
+                chunk = client.recv(10)
+                assert chunk, f"closed after {received!r}"
+                received += chunk
             elapsed = time.monotonic() - started
-    assert b"".join(received) == b"abc"
-    assert len(received) >= 2  # it did arrive in pieces
-    assert elapsed >= 0.1
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with pytest.raises(ConnectionResetError):
+                client.recv(10)
+    assert received == b"abc"
+    assert elapsed >= 0.1  # two pauses of 0.05 s between the bytes: it did arrive in pieces

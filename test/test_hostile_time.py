@@ -1,7 +1,10 @@
 """Promise 1: every attempt and every call is bounded in time, whatever the server does.
 
 Servers that dribble, stall a TLS handshake, or keep failing; the error says which limit ran out.
-Time bounds are generous (a loaded machine is slow), but far below what an unbounded call takes.
+These are real-time behaviours (socket timeouts, the client's monotonic deadlines): times are
+checked from below where a limit must not fire early, and from above only by PROMPT, far above a
+loaded machine's delays and far below what an unbounded call takes. Waits that are the client's
+choice (a limiter's, a retry's) are recorded instead of taken.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ from openapi_client.testing import ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
+#: Seconds within which a bounded call must have ended: "it did not hang", not a speed. Every
+#: unbounded alternative here takes at least twice as long.
+PROMPT = 5.0
+
 
 def fail(api: SessionManagementApi, **options: Any) -> ApiException:
     with pytest.raises(ApiException) as caught:
@@ -58,7 +65,7 @@ def test_body_dribbled_a_byte_at_a_time_is_cut_off_by_attempt_timeout(path: str)
         answer = response(OK_BODY + b" " * 200)
         head, _, body = answer.partition(b"\r\n\r\n")
         peer.send(head + b"\r\n\r\n")
-        peer.dribble(body, 0.02)  # each byte well within the 2 s read timeout
+        peer.dribble(body, 0.05)  # each byte well within the 2 s read timeout; 10 s in all
 
     with HostileServer(script) as server:
         api = api_for(server.url, path, attempt_timeout=0.5)
@@ -67,13 +74,14 @@ def test_body_dribbled_a_byte_at_a_time_is_cut_off_by_attempt_timeout(path: str)
     assert type(error) is ApiTimeoutError
     assert "attempt_timeout (0.5 s)" in str(error)
     assert error.__cause__ is not None
-    assert 0.4 <= elapsed < 2.0
+    assert 0.5 <= elapsed < PROMPT
 
 
 def test_headers_dribbled_a_byte_at_a_time_are_cut_off_too(path: str) -> None:
     def script(peer: Peer) -> None:
         peer.read_request()
-        peer.dribble(b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400 + b"\r\n\r\n", 0.02)
+        # 429 bytes, 0.025 s apart: more than 10 s in all.
+        peer.dribble(b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 400 + b"\r\n\r\n", 0.025)
 
     with HostileServer(script) as server:
         api = api_for(server.url, path, attempt_timeout=0.5)
@@ -81,7 +89,7 @@ def test_headers_dribbled_a_byte_at_a_time_are_cut_off_too(path: str) -> None:
         api.api_client.close()
     assert type(error) is ApiTimeoutError
     assert "attempt_timeout" in str(error)
-    assert 0.4 <= elapsed < 2.0
+    assert 0.5 <= elapsed < PROMPT
 
 
 def test_silence_is_a_read_timeout_with_its_number(path: str) -> None:
@@ -96,11 +104,12 @@ def test_silence_is_a_read_timeout_with_its_number(path: str) -> None:
     assert type(error) is ApiTimeoutError
     assert "0.3 s" in str(error)
     assert "read timeout" in str(error)
-    assert 0.25 <= elapsed < 2.0
+    assert 0.3 <= elapsed < PROMPT
 
 
 def test_call_timeout_bounds_retries_and_their_backoff(path: str) -> None:
     with HostileServer(always(response(b"busy", "503 Service Unavailable"))) as server:
+        # Unbounded, 50 retries at 0.2 s would take 10 s.
         policy = RetryPolicy(total=50, backoff_factor=0.1, backoff_max=0.2, jitter=0)
         api = api_for(server.url, path, retries=policy, call_timeout=0.8)
         error, elapsed = timed_failure(api)
@@ -110,8 +119,9 @@ def test_call_timeout_bounds_retries_and_their_backoff(path: str) -> None:
     assert "call_timeout (0.8 s)" in str(error)
     assert "503" in str(error)  # the last attempt's failure is told too
     assert error.__cause__ is not None and error.__cause__.status == 503  # type: ignore[attr-defined]
-    assert elapsed < 1.5
-    assert 3 <= len(server.requests) <= 10
+    assert elapsed < PROMPT
+    # It did retry (the first wait is 0.1 s), and each retry waited: at most one per 0.1 s.
+    assert 2 <= len(server.requests) <= 9
 
 
 def test_call_timeout_bounds_a_slow_attempt(path: str) -> None:
@@ -120,37 +130,42 @@ def test_call_timeout_bounds_a_slow_attempt(path: str) -> None:
         peer.hold()
 
     with HostileServer(script) as server:
-        api = api_for(server.url, path, call_timeout=0.4, attempt_timeout=5.0, retries=3)
+        api = api_for(server.url, path, call_timeout=0.4, attempt_timeout=20.0, retries=3)
         error, elapsed = timed_failure(api)
         api.api_client.close()
     assert type(error) is ApiCallTimeoutError
     assert "call_timeout (0.4 s)" in str(error)
-    assert elapsed < 1.5
+    assert 0.4 <= elapsed < PROMPT
     assert len(server.requests) == 1
 
 
 def test_call_timeout_bounds_the_rate_limiters_wait(path: str) -> None:
+    waits: list[float] = []
     with HostileServer(always(response())) as server:
-        limit = RateLimit(per_second=0.5, burst=1)  # the second call would wait 2 s
+        # The second call would wait 2 s; the limiter's clock stands still, its waits are kept.
+        clock = ManualClock()
+        limit = RateLimit(per_second=0.5, burst=1, margin=0, clock=clock, sleep=waits.append)
         api = api_for(server.url, path, rate_limit=limit, call_timeout=0.5)
         api.public_set_heartbeat_get(30)
-        error, elapsed = timed_failure(api)
+        error = fail(api)
         api.api_client.close()
     assert type(error) is ApiCallTimeoutError
-    assert "rate limit" in str(error)
-    assert elapsed < 0.3  # refused at once, not after sleeping
+    assert "rate limit would delay this request by 2.00 s" in str(error)
+    assert waits == []  # refused at once, not after sleeping
     assert len(server.requests) == 1
 
 
 def test_retry_after_beyond_the_call_timeout_is_not_slept(path: str) -> None:
     throttled = response(rpc_error(10028, "too_many_requests"), "429 Too Many Requests",
                          (("Retry-After", "5"),))
+    waits: list[float] = []
     with HostileServer(always(throttled)) as server:
         api = api_for(server.url, path, retries=3, call_timeout=1.0)
-        error, elapsed = timed_failure(api)
+        api.api_client.sleep = waits.append
+        error = fail(api)
         api.api_client.close()
     assert type(error) is ApiCallTimeoutError
-    assert elapsed < 0.5
+    assert waits == []  # not slept, neither the 5 s nor what is left of the call's second
     assert len(server.requests) == 1
 
 
@@ -170,7 +185,7 @@ def test_stalled_tls_handshake_is_a_connect_timeout_with_its_number(
 ) -> None:
     # A server that accepts the TCP connection and never says a word of TLS.
     def script(peer: Peer) -> None:
-        peer.server.stopping.wait(10)
+        peer.server.stopping.wait(30)
 
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
@@ -182,7 +197,7 @@ def test_stalled_tls_handshake_is_a_connect_timeout_with_its_number(
     assert type(error) is ApiTimeoutError
     assert "connect" in str(error)
     assert "0.3 s" in str(error)
-    assert elapsed < 2.0
+    assert 0.3 <= elapsed < PROMPT
 
 
 def test_threads_beyond_max_connections_wait_for_one(path: str) -> None:
@@ -221,9 +236,9 @@ def test_waiting_for_a_connection_is_bounded_by_the_deadline(path: str) -> None:
         api = api_for(server.url, path, max_connections=1, call_timeout=5.0)
         holder = threading.Thread(target=lambda: fail(api))
         holder.start()  # takes the only connection and keeps it past the waiter's deadline
-        for _ in range(100):
-            if server.requests:
-                break
+        waiting_since = time.monotonic()
+        while not server.requests:
+            assert time.monotonic() - waiting_since < PROMPT, "the holder's request never came"
             time.sleep(0.01)
         api.api_client.configuration.call_timeout = 0.5  # read by each call as it starts
         error, elapsed = timed_failure(api)
@@ -232,7 +247,7 @@ def test_waiting_for_a_connection_is_bounded_by_the_deadline(path: str) -> None:
     api.api_client.close()
     assert type(error) is ApiCallTimeoutError
     assert "max_connections = 1" in str(error)
-    assert 0.4 <= elapsed < 1.5
+    assert 0.5 <= elapsed < PROMPT
     assert most_open == 1
     assert len(server.requests) == 1
 
@@ -293,8 +308,11 @@ def test_answer_after_the_deadline_is_not_taken(path: str) -> None:
         api = api_for(server.url, path, attempt_timeout=0.3)
         error, elapsed = timed_failure(api)
         api.api_client.close()
+    # Normally the attempt ends at 0.3 s, before the answer; on a machine so busy that the client
+    # only looks again after 0.6 s, the answer is there and must still be refused.
     assert type(error) is ApiTimeoutError
-    assert elapsed < 0.55
+    assert "attempt_timeout (0.3 s)" in str(error)
+    assert 0.3 <= elapsed < PROMPT
 
 
 def test_refused_port_fails_fast() -> None:
@@ -304,4 +322,4 @@ def test_refused_port_fails_fast() -> None:
     api = api_for(f"http://127.0.0.1:{port}/api/v2", "direct", retries=0)
     error, elapsed = timed_failure(api)
     assert "refused" in str(error)
-    assert elapsed < 1.0
+    assert elapsed < PROMPT  # no connect timeout waited for
