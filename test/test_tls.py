@@ -66,7 +66,7 @@ def configuration_for(url: str, **settings: Any) -> Configuration:
     return Configuration(host=url, access_token=TOKEN, **settings)
 
 
-def eventually(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
+def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     """Whether ``condition`` holds within ``seconds`` (the server notices a failure a moment
     after the client gives up)."""
     deadline = time.monotonic() + seconds
@@ -182,14 +182,14 @@ def test_transient_faults_over_tls_are_retried(
 
 
 def test_hang_over_tls_is_cut_off(tls_simulator: DeribitSimulator, ca_file: str) -> None:
-    tls_simulator.inject("hang", seconds=10)
+    tls_simulator.inject("hang")  # 30 s
     configuration = configuration_for(
         tls_simulator.url, ssl_ca_cert=ca_file, retries=0, request_timeout=(2.0, 0.3)
     )
     started = time.monotonic()
     error = failure(configuration)
     assert type(error).__name__ == "ApiTimeoutError"
-    assert time.monotonic() - started < 3.0
+    assert 0.3 <= time.monotonic() - started < 5.0
 
 
 def test_plain_http_to_the_tls_port_fails_cleanly(
@@ -207,11 +207,12 @@ def test_stalled_handshake_holds_up_no_one(tls_simulator: DeribitSimulator, ca_f
     with socket.create_connection((tls_simulator.host, tls_simulator.port), timeout=5) as idle:
         started = time.monotonic()
         result = heartbeat(configuration_for(tls_simulator.url, ssl_ca_cert=ca_file))[0]
+        # Neither waited for the stalled handshake's 5 s timeout (HANDSHAKE_TIMEOUT).
         assert result["result"] == "ok"
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0
         started = time.monotonic()
         tls_simulator.stop()
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 3.0
         assert idle.recv(1) == b""  # the server closed the stalled connection
 
 

@@ -126,13 +126,13 @@ def test_fault_is_a_transport_error(
 def test_hang_is_cut_off_by_request_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
-    simulator.inject("hang", seconds=10)
+    simulator.inject("hang")  # 30 s
     started = time.monotonic()
     error = fail(api, _request_timeout=0.3)
     elapsed = time.monotonic() - started
     check_transport_error(error, ApiTimeoutError, f"127.0.0.1:{simulator.port}")
     assert "0.3 s" in str(error)
-    assert 0.25 <= elapsed < 3.0
+    assert 0.3 <= elapsed < 5.0  # the timeout, not the hang, ended it
     assert len(simulator.requests) == 1
 
 
@@ -140,10 +140,10 @@ def test_hang_is_cut_off_by_configured_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator, configuration: Configuration
 ) -> None:
     configuration.request_timeout = (1.0, 0.3)
-    simulator.inject("hang", seconds=10)
+    simulator.inject("hang")  # 30 s
     started = time.monotonic()
     error = fail(api)
-    assert time.monotonic() - started < 3.0
+    assert 0.3 <= time.monotonic() - started < 5.0
     check_transport_error(error, ApiTimeoutError, f"127.0.0.1:{simulator.port}")
 
 

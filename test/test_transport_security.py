@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import time
 from typing import Any, Callable
 
 import pytest
@@ -81,9 +80,7 @@ CREDENTIALS: dict[str, dict[str, Any]] = {
 def test_credential_over_insecure_http_is_refused_before_connecting(kind: str) -> None:
     with ApiClient(settings_for(INSECURE_HOST, **CREDENTIALS[kind])) as client:
         api = SessionManagementApi(client)
-        started = time.monotonic()
         error = raised_by(lambda: api.private_get_cancel_on_disconnect_get(scope="account"))
-        assert time.monotonic() - started < 0.5
     # Had it tried to connect, it would have failed with status 0.
     assert type(error) is ApiValueError
     text = str(error)
