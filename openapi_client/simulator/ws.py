@@ -265,10 +265,8 @@ class _Connection:
                 fragments, size = self._fragments, self._fragment_size
                 self._fragments = None
                 self._on_message(b"".join(fragments) if size <= MAX_REQUEST_BYTES else None)
-        elif frame.opcode is Opcode.CLOSE:
-            self.end_reason = self.end_reason or "closed"
-            if self._close_deadline is None:
-                self._close_deadline = time.monotonic() + CLOSE_TIMEOUT
+        # A close frame needs nothing here: the protocol has answered it and ended the stream
+        # (a server closes the TCP connection at once), so _flush has already ended the loop.
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -282,7 +280,7 @@ class _Connection:
             return
         try:
             message = json.loads(payload.decode("utf-8"))
-        except ValueError:  # UnicodeDecodeError is a ValueError too
+        except (ValueError, RecursionError):  # not UTF-8 JSON, or nested too deep to decode
             message = None
         if not isinstance(message, dict):
             self._record(None, {}, NO_ID)
