@@ -94,10 +94,6 @@ class NonceRegistry:
         self._order.append((forget_at, key))
         return True
 
-    def clear(self) -> None:
-        self._seen.clear()
-        self._order.clear()
-
 
 class Authenticator:
     """The simulator's credential store and the checks Deribit applies to them.
@@ -169,11 +165,6 @@ class Authenticator:
             self._access.clear()
             if refresh_tokens:
                 self._refresh.clear()
-
-    def reset_nonces(self) -> None:
-        """Forget the nonces seen so far."""
-        with self._lock:
-            self._nonces.clear()
 
     def forget_connection(self, connection_id: int) -> None:
         """A connection closed: its connection-scoped tokens die with it."""

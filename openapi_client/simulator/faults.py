@@ -311,7 +311,3 @@ class FaultQueue:
         """Drop every queued fault."""
         with self._lock:
             self._pending.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._pending)
