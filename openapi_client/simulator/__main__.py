@@ -116,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         print(simulator.url, simulator.ws_url, sep="\n", flush=True)
-        while not stop.wait(3600):
-            pass
+        stop.wait()  # until SIGINT or SIGTERM runs request_stop
     finally:
         simulator.stop()
     return 0
