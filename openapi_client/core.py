@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import (
     TYPE_CHECKING,
@@ -253,7 +254,7 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 _CURRENT = threading.local()
 
 
-class ClientCore:
+class ClientCore(ABC):
     """The transport-independent half of a client.
 
     :param configuration: the settings.
@@ -299,24 +300,24 @@ class ClientCore:
 
     # -- transport hooks ------------------------------------------------------------------------
 
+    @abstractmethod
     def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Any:
         """Check ``args`` and encode them for the wire (before any attempt, once per call)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _timeout(self, value: Any) -> Any:
         """The transport's timeout for a ``_request_timeout`` value (None: the default)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _attempt(
         self, endpoint: Endpoint, request: Any, preload: bool, timeout: Any, attempt: Attempt
     ) -> Any:
         """Send ``request`` once: a :class:`Reply`, or with ``preload`` off an undecoded
         response; raises :class:`ApiException` (status 0 when no answer arrived)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _reauthenticate(self, credential: str) -> bool:
         """After 13009 for ``credential``: drop it; whether a fresh one can be had."""
-        return False
 
     def _explain_refusal(self, error: ApiException, credential: str) -> ApiException:
         """``error`` restated when the refusal has a known cause (e.g. a skewed clock)."""
