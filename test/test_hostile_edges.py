@@ -126,7 +126,7 @@ def test_streamed_response_dribbled_is_cut_off_by_the_attempt_deadline(path: str
         peer.read_request()
         body = OK_BODY + b" " * 200
         peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-        peer.dribble(body, 0.02)
+        peer.dribble(body, 0.05)  # 10 s in all
 
     with HostileServer(script) as server:
         api = api_for(server.url, path, attempt_timeout=0.4)
@@ -135,7 +135,7 @@ def test_streamed_response_dribbled_is_cut_off_by_the_attempt_deadline(path: str
         with pytest.raises(ApiTimeoutError, match="attempt_timeout"):
             for _ in unread.stream(1):
                 pass
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 5.0  # the deadline, not the end of the body
         assert unread.closed
         api.api_client.close()
 
@@ -229,16 +229,16 @@ def test_handshake_that_outlives_the_attempt_says_attempt_timeout(
     path: str, ca_file: str
 ) -> None:
     def script(peer: Peer) -> None:
-        peer.server.stopping.wait(5)
+        peer.server.stopping.wait(30)
 
     with HostileServer(script) as server:
-        api = api_for(https(server), path, ssl_ca_cert=ca_file, request_timeout=(5.0, 5.0),
+        api = api_for(https(server), path, ssl_ca_cert=ca_file, request_timeout=(20.0, 20.0),
                       attempt_timeout=0.3)
         started = time.monotonic()
         with pytest.raises(ApiTimeoutError) as caught:
             api.public_set_heartbeat_get(30)
         api.api_client.close()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # the attempt's 0.3 s, not the 20 s connect timeout
     assert "attempt_timeout (0.3 s)" in str(caught.value)
 
 
@@ -363,9 +363,8 @@ def test_idle_connections_beyond_the_pool_size_are_closed() -> None:
             thread.start()
         for thread in threads:
             thread.join(10)
-        for _ in range(100):
-            if server.open_now <= 1:
-                break
+        waiting_since = time.monotonic()
+        while server.open_now > 1 and time.monotonic() - waiting_since < 5.0:
             time.sleep(0.01)
         assert server.open_now <= 1, "one idle connection kept, the others closed"
         api.api_client.close()
@@ -401,7 +400,7 @@ def test_connection_reset_by_the_server_is_a_connection_error(path: str) -> None
 
     with HostileServer(script) as server:
         api = api_for(server.url, path)
-        with pytest.raises((ApiConnectionError, ApiException)) as caught:
+        with pytest.raises(ApiConnectionError) as caught:
             api.public_set_heartbeat_get(30)
         api.api_client.close()
     assert caught.value.status == 0

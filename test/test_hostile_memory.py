@@ -27,7 +27,7 @@ from test_hostile_server import (
 
 from openapi_client import ApiException, Configuration
 from openapi_client.configuration import DEFAULT_MAX_RESPONSE_SIZE
-from openapi_client.exceptions import ApiResponseTooLargeError
+from openapi_client.exceptions import ApiProtocolError, ApiResponseTooLargeError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -79,7 +79,7 @@ def test_overlong_declared_length_is_a_protocol_error(path: str) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 400 + b"\r\n\r\n"
     with HostileServer(always(head)) as server:
         api = api_for(server.url, path)
-        with pytest.raises(ApiException) as caught:
+        with pytest.raises(ApiProtocolError) as caught:
             api.public_set_heartbeat_get(30)
         api.api_client.close()
     assert caught.value.status == 0
