@@ -102,7 +102,7 @@ def exercise(debug):
                 pass
             sim.revoke_tokens()
             api.private_get_cancel_on_disconnect_get()  # re-authenticates
-    with DeribitSimulator(time_scale=0.01) as sim:
+    with DeribitSimulator(time_scale=0.1) as sim:  # heartbeats every 1 s: none missed
         configuration = Configuration(
             host=sim.url,
             client_id="sim-client",
