@@ -9,7 +9,9 @@ import json
 import logging
 import socket
 import ssl
+import struct
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
@@ -25,6 +27,9 @@ from test_websocket_support import (
     token_configuration,
     wait_until,
 )
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection, serve
 
 from openapi_client import (
@@ -426,8 +431,9 @@ def raw_http_server(reply: bytes | None) -> Iterator[str]:
         (b"HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", ApiException, "503"),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", ApiProtocolError, "handshake"),
         (None, ApiTimeoutError, "timed out after 0.3 s"),
+        (b"", ApiProtocolError, "handshake"),
     ],
-    ids=["503", "503-no-reason", "not-websocket", "silent"],
+    ids=["503", "503-no-reason", "not-websocket", "silent", "closed"],
 )
 def test_handshake_failures(reply: bytes | None, error: type, says: str) -> None:
     with raw_http_server(reply) as url, pytest.raises(error, match=says) as failed:
@@ -563,3 +569,407 @@ def test_a_renewal_lost_with_its_connection_is_done_on_the_next() -> None:
             simulator.inject("ws_drop", path="/public/auth")  # the renewal meets a drop
             recorder.wait_for(SessionRestored, 2)
             assert recorder.of(Disconnected)[0].code is None
+
+
+# -- the sans-I/O transport: frames, pings, proxies, over real loopback sockets -------------------
+
+
+@contextlib.contextmanager
+def raw_server(
+    serve_connection: Callable[[socket.socket, ServerProtocol, threading.Event], None],
+) -> Iterator[str]:
+    """A WebSocket server on websockets' sans-I/O ``ServerProtocol``, so that a test decides
+    what is written and when (frames with the handshake's response, fragments, unanswered
+    pings). ``serve_connection`` runs after the handshake; yields an API root URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def handshake(sock: socket.socket) -> None:
+        with sock:
+            sock.settimeout(5)
+            protocol = ServerProtocol()
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                protocol.receive_data(data)
+                events = protocol.events_received()
+                if events and isinstance(events[0], Request):
+                    protocol.send_response(protocol.accept(events[0]))
+                    serve_connection(sock, protocol, stop)
+                    return
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=handshake, args=(sock,), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=run, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/v2"
+    finally:
+        stop.set()
+        listener.close()
+        acceptor.join(5)
+        for thread in threads:
+            thread.join(5)
+
+
+def flush(sock: socket.socket, protocol: ServerProtocol) -> None:
+    sock.sendall(b"".join(protocol.data_to_send()))
+
+
+def ok(request_id: Any, result: Any = "ok") -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode()
+
+
+def requests_of(
+    sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+) -> Iterator[dict[str, Any]]:
+    """The JSON requests a client sends, answering its pings and close frame on the way."""
+    sock.settimeout(0.05)
+    while not stop.is_set():
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            return
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        flush(sock, protocol)  # pongs, the echo of a close frame
+        for event in events:
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                yield json.loads(event.data)
+
+
+def test_fragments_binary_frames_pings_and_a_frame_sent_with_the_handshake() -> None:
+    answered_test_requests: list[str] = []
+
+    def serve_connection(
+        sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+    ) -> None:
+        test_request = {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
+        protocol.send_text(json.dumps(test_request).encode())
+        flush(sock, protocol)  # in one write with the 101 response
+        for request in requests_of(sock, protocol, stop):
+            method, request_id = request["method"], request["id"]
+            if method == "public/test":
+                answered_test_requests.append(method)
+                protocol.send_text(ok(request_id, {"version": "raw"}))
+            elif method == "public/fragmented":
+                answer = ok(request_id, "é" * 100)
+                protocol.send_text(answer[:7], fin=False)
+                protocol.send_continuation(answer[7:60], fin=False)
+                protocol.send_continuation(answer[60:], fin=True)
+            elif method == "public/binary":
+                protocol.send_binary(ok(request_id, "bytes"))
+            else:
+                protocol.send_text(ok(request_id))
+            flush(sock, protocol)
+
+    with raw_server(serve_connection) as url:
+        with WebSocketApiClient(
+            Configuration(host=url, retries=0), heartbeat=None, keepalive_ping=0.1
+        ) as ws_client:
+            assert ws_client.call("public/fragmented")["result"] == "é" * 100
+            assert ws_client.call("public/binary")["result"] == "bytes"
+            time.sleep(0.35)  # a few keepalive pings, answered
+            assert ws_client.call("public/status")["result"] == "ok"
+            assert ws_client.state is State.READY
+    assert answered_test_requests == ["public/test"]
+
+
+def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
+    recorder = Recorder()
+
+    def serve_connection(
+        sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+    ) -> None:
+        flush(sock, protocol)  # the handshake's response
+        for request in requests_of(sock, protocol, stop):
+            protocol.send_text(ok(request["id"]))
+            flush(sock, protocol)
+            break  # public/hello answered; then nothing is read, so no ping is answered
+        stop.wait(5)
+
+    with raw_server(serve_connection) as url:
+        ws_client = WebSocketApiClient(
+            Configuration(host=url, retries=0),
+            heartbeat=None,
+            keepalive_ping=0.1,
+            close_timeout=0.2,
+            max_reconnects=0,
+            on_event=recorder,
+        )
+        (lost,) = recorder.wait_for(Disconnected)
+        assert lost.code == 1011 and "keepalive ping timeout" in lost.reason
+        wait_until(lambda: ws_client.state is State.FAILED, "the session to give up")
+        ws_client.close()
+
+
+@contextlib.contextmanager
+def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP proxy that accepts CONNECT to loopback and relays bytes both ways; yields its URL
+    and the request heads it received."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    heads: list[bytes] = []
+    threads: list[threading.Thread] = []
+
+    def relay(source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = source.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def tunnel(client: socket.socket) -> None:
+        with client:
+            client.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(4096)
+                if not data:
+                    return
+                head += data
+            heads.append(head)
+            host, _, port = head.split(b" ")[1].decode().rpartition(":")
+            assert host == "127.0.0.1"
+            with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                back = threading.Thread(target=relay, args=(upstream, client), daemon=True)
+                back.start()
+                relay(client, upstream)
+                back.join(5)
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=tunnel, args=(client,), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=run, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heads
+    finally:
+        stop.set()
+        listener.close()
+        acceptor.join(5)
+        for thread in threads:
+            thread.join(5)
+
+
+def test_a_proxy_tunnels_the_session_and_its_reconnects(sim: DeribitSimulator) -> None:
+    recorder = Recorder()
+    with connect_proxy() as (proxy, heads):
+        configuration = token_configuration(sim, proxy=proxy)
+        with session(
+            configuration, recorder, heartbeat=None, liveness_timeout=0.3
+        ) as ws_client:
+            assert ws_client.call("public/test")["result"]["version"]
+            (lost,) = recorder.wait_for(Disconnected)  # silence: declared dead, replaced
+            assert lost.code is None and "declared dead" in lost.reason
+            recorder.wait_for(SessionRestored, 2)
+            assert ws_client.call("public/test")["result"]["version"]
+    assert len(heads) >= 2 and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
+
+
+def test_an_unknown_compression_is_refused() -> None:
+    with pytest.raises(ApiValueError, match="unsupported compression"):
+        WebSocketApiClient(
+            Configuration(host="http://127.0.0.1:9/api/v2", retries=0), compression="brotli"
+        )
+
+
+def test_compressed_session(sim: DeribitSimulator) -> None:
+    with session(token_configuration(sim), compression="deflate") as ws_client:
+        assert ws_client.call("public/test")["result"]["version"]
+
+
+def answer_hello_then(
+    then: Callable[[socket.socket, ServerProtocol, threading.Event], None],
+) -> Callable[[socket.socket, ServerProtocol, threading.Event], None]:
+    """A connection that answers ``public/hello`` (all a session without credentials sends
+    before it is ready), then does ``then``."""
+
+    def serve_connection(
+        sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+    ) -> None:
+        flush(sock, protocol)
+        for request in requests_of(sock, protocol, stop):
+            protocol.send_text(ok(request["id"]))
+            flush(sock, protocol)
+            break
+        then(sock, protocol, stop)
+
+    return serve_connection
+
+
+def reset(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def never_read(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) -> None:
+    stop.wait(5)
+
+
+def test_a_reset_connection_is_a_drop() -> None:
+    recorder = Recorder()
+    with raw_server(answer_hello_then(reset)) as url:
+        with WebSocketApiClient(
+            Configuration(host=url, retries=0), heartbeat=None, max_reconnects=0, on_event=recorder
+        ):
+            (lost,) = recorder.wait_for(Disconnected)
+    assert lost.code is None and "dropped without a close frame" in lost.reason
+
+
+def test_close_is_bounded_by_the_close_timeout_when_the_server_does_not_answer() -> None:
+    with raw_server(answer_hello_then(never_read)) as url:
+        ws_client = WebSocketApiClient(
+            Configuration(host=url, retries=0), heartbeat=None, close_timeout=0.2
+        )
+        started = time.monotonic()
+        ws_client.close()
+        assert time.monotonic() - started < 2.0
+        assert ws_client.state is State.CLOSED
+
+
+def test_a_silent_server_times_calls_out_whoever_reads() -> None:
+    def script(request: dict[str, Any]) -> list[str] | None:
+        return None if request["method"] == "public/silent" else []
+
+    with scripted_server(script) as url:
+        with WebSocketApiClient(Configuration(host=url, retries=0), heartbeat=None) as ws_client:
+            with pytest.raises(ApiTimeoutError, match=r"did not answer within 0\.2 s"):
+                ws_client.call("public/silent", timeout=0.2)  # reading for itself
+            errors: list[BaseException] = []
+
+            def long_wait() -> None:
+                try:
+                    ws_client.call("public/silent", timeout=1.0)
+                except ApiTimeoutError as error:
+                    errors.append(error)
+
+            reader = threading.Thread(target=long_wait)
+            reader.start()
+            time.sleep(0.1)  # the first call reads; this one waits for it to hand over
+            with pytest.raises(ApiTimeoutError, match=r"within 0\.2 s"):
+                ws_client.call("public/silent", timeout=0.2)
+            reader.join(5)
+            assert len(errors) == 1
+            assert ws_client.call("public/status")["result"] == "ok"
+
+
+def test_an_answer_with_an_unusable_id_ends_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = Recorder()
+
+    def script(request: dict[str, Any]) -> list[str] | None:
+        if request["method"] == "public/odd":
+            return [json.dumps({"jsonrpc": "2.0", "id": [request["id"]], "result": "?"})]
+        return []
+
+    with scripted_server(script) as url:
+        configuration = Configuration(host=url, retries=0)
+        with WebSocketApiClient(
+            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
+        ) as ws_client:
+            with pytest.raises(ApiConnectionError, match="the reader failed"):
+                ws_client.call("public/odd")
+            (lost,) = recorder.wait_for(Disconnected)
+    assert "the reader failed (TypeError)" in lost.reason
+    assert "reading the WebSocket connection" in caplog.text
+
+
+def test_a_request_on_a_closing_connection_fails_at_once(sim: DeribitSimulator) -> None:
+    with session(token_configuration(sim), heartbeat=None) as ws_client:
+        connection = ws_client._session.connection
+        assert connection is not None
+        connection._transport.close(1000, "")  # closing: nothing more may be sent
+        with pytest.raises(ApiConnectionError, match="no answer"):
+            connection.request("public/test", {}, 1.0)
+
+
+def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from openapi_client.websocket.transport import open_socket
+
+    gone = threading.Event()
+
+    def reset_at_once(
+        sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+    ) -> None:
+        flush(sock, protocol)
+        reset(sock, protocol, stop)
+        gone.set()
+
+    with raw_server(reset_at_once) as url:
+        transport = open_socket(
+            websocket_url(url),
+            open_timeout=5,
+            close_timeout=0.2,
+            max_message_size=1 << 20,
+            keepalive=None,
+            compression=None,
+            ssl_context=None,
+            server_hostname=None,
+            user_agent="test",
+        )
+        assert gone.wait(5)
+        with pytest.raises(OSError):
+            for _ in range(100):
+                transport.send("{}")
+                time.sleep(0.01)
+        with pytest.raises(ConnectionClosed):
+            transport.read(1.0)
+        with pytest.raises(ConnectionClosed):
+            transport.read(1.0)  # and it stays closed
+        transport.release()
+
+
+def test_connect_errors_are_the_librarys() -> None:
+    from websockets.exceptions import InvalidURI
+
+    from openapi_client.websocket.connection import ConnectOptions, _connect_error
+    from openapi_client.websocket.url import resolve
+
+    target = resolve("http://127.0.0.1:9/api/v2", None)
+    options = ConnectOptions(1.0, 1.0, 1 << 20, None, None)
+    invalid = _connect_error(InvalidURI(target.url, "bad"), target, options)
+    assert isinstance(invalid, ApiValueError) and "not a valid WebSocket URL" in str(invalid)
+    unresolved = _connect_error(socket.gaierror(-2, "unknown"), target, options)
+    assert isinstance(unresolved, ApiConnectionError) and "resolved" in str(unresolved)
+    other = _connect_error(RuntimeError("?"), target, options)
+    assert isinstance(other, ApiException) and "RuntimeError" in str(other)

@@ -11,7 +11,6 @@ Framing, the handshake, TLS and keepalive pings are ``websockets``' (its public
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 import logging
@@ -23,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.sync.client import ClientConnection, connect
 
 from openapi_client.exceptions import (
     ApiConnectionError,
@@ -36,6 +34,13 @@ from openapi_client.exceptions import (
 )
 from openapi_client.redaction import redact
 from openapi_client.rest import transport_error
+from openapi_client.websocket.transport import (
+    Closed,
+    Data,
+    Transport,
+    open_socket,
+    open_through_proxy,
+)
 from openapi_client.websocket.url import Target
 
 __all__ = [
@@ -57,11 +62,12 @@ ERROR_STATUS = 400
 MAX_REQUEST_BYTES = 32 * 1024
 #: Deribit's error for an exhausted credit pool; on a WebSocket it also ends the connection.
 TOO_MANY_REQUESTS = 10028
+#: Seconds the read role may stay free before the connection's own thread takes it: the longest
+#: a message waits unread while callers are between calls. Bounds how long a ``test_request``
+#: may wait for a reader; short against Deribit's heartbeat interval (at least 10 s).
+TAKEOVER_SECONDS = 0.001
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-# Keyword arguments of websockets' connect() that not every supported release has.
-_CONNECT_PARAMETERS = frozenset(inspect.signature(connect).parameters)
 
 
 class ConnectOptions(NamedTuple):
@@ -109,28 +115,39 @@ class Lost(NamedTuple):
 
 
 class _Waiter:
-    """One caller waiting for one answer: a lock held until the answer or a failure arrives."""
+    """One caller waiting for one answer. Its lock is held until it is signalled: by its answer,
+    by the end of the connection, or to take over reading. :meth:`signal` and :meth:`rearm` run
+    under the connection's mutex, so a signal is never given twice nor lost."""
 
-    __slots__ = ("_lock", "error", "message", "raw")
+    __slots__ = ("_lock", "_signalled", "error", "message", "raw")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
+        self._signalled = False
         self.message: dict[str, Any] | None = None
-        self.raw: str | bytes = ""
+        self.raw: Data = ""
         self.error: ApiException | None = None
 
-    def resolve(self, message: dict[str, Any], raw: str | bytes) -> None:
-        self.message = message
-        self.raw = raw
-        self._lock.release()
+    def done(self) -> bool:
+        """Whether its answer or failure is there (a method: it changes under the caller)."""
+        return self.message is not None or self.error is not None
 
-    def fail(self, error: ApiException) -> None:
-        self.error = error
-        self._lock.release()
+    def signal(self) -> None:
+        if not self._signalled:
+            self._signalled = True
+            self._lock.release()
 
-    def wait(self, timeout: float | None) -> bool:
-        return self._lock.acquire(timeout=-1 if timeout is None else timeout)
+    def sleep(self, timeout: float | None) -> bool:
+        """Wait at most ``timeout`` seconds for a signal (not holding the mutex)."""
+        return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+    def rearm(self, woken: bool) -> None:
+        """Consume the signal after :meth:`sleep` returned ``woken``."""
+        if self._signalled:
+            if not woken:
+                self._lock.acquire(blocking=False)  # signalled as the wait timed out
+            self._signalled = False
 
 
 #: Registered for ids whose answer nobody waits for (the answers to ``test_request``).
@@ -149,26 +166,55 @@ def answer_error(message: dict[str, Any], raw: str | bytes) -> ApiException:
 
 
 class Connection:
-    """An open WebSocket connection and its reader thread.
+    """An open WebSocket connection: requests, and the answers routed to them by id.
 
-    :param ws: the connection ``websockets`` opened.
+    Reading is a role that one thread holds at a time. A caller waiting for its answer takes it
+    when nobody reads, and reads until its answer comes (routing whatever else arrives), so a
+    single caller's answer reaches it without any hand-over between threads. Otherwise the caller
+    waits and the reader hands it its answer. When the role is given up while others still
+    wait, one of them takes it over. The connection's own thread takes the role whenever it has
+    been free for :data:`TAKEOVER_SECONDS`, so ``test_request`` heartbeats are answered whatever
+    the callers do, and it alone reads while nobody calls.
+
+    :param transport: the open connection's wire.
     :param number: which connection of the session this is (1, 2, ...), for events.
     :param target: where it is connected.
     :param listener: told about notifications, heartbeats and the end of the connection.
+    :param close_timeout: seconds :meth:`close` waits for the closing handshake.
     """
 
     def __init__(
-        self, ws: ClientConnection, number: int, target: Target, listener: Listener
+        self,
+        transport: Transport,
+        number: int,
+        target: Target,
+        listener: Listener,
+        close_timeout: float = 2.0,
     ) -> None:
-        self._ws = ws
+        self._transport = transport
         self.number = number
         self.target = target
         self._listener = listener
+        self._close_timeout = close_timeout
         self._pending: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
         self._done = threading.Event()
         self._closing: str | None = None
         self._cause: BaseException | None = None
+        #: Guards the read role, the waiting callers and the signals given to them.
+        self._mutex = threading.Lock()
+        #: Where the connection's own thread waits for the read role.
+        self._role_free = threading.Condition(self._mutex)
+        self._reading = False
+        #: How many times a caller took the read role (the connection's thread takes it only
+        #: when no caller did for a whole :data:`TAKEOVER_SECONDS`).
+        self._takes = 0
+        #: Whether the connection's own thread should read at once (closing, lost).
+        self._urgent = False
+        #: Callers asleep waiting for their answer: one of them takes over reading when the
+        #: reader leaves.
+        self._followers: set[_Waiter] = set()
+        self._last_message = time.monotonic()
         #: How the connection ended; None while it is open.
         self.lost: Lost | None = None
         #: The access token that authenticated the connection (``public/auth``), if any.
@@ -181,6 +227,7 @@ class Connection:
         self.logged_out = False
         #: Whether Deribit answered 10028 on it: reconnect after a longer wait.
         self.throttled = False
+        self._dead: str | None = None
         self._reader = threading.Thread(
             target=self._read, name=f"openapi_client-ws-reader-{number}", daemon=True
         )
@@ -194,7 +241,7 @@ class Connection:
 
     def request(
         self, method: str, params: Mapping[str, Any], timeout: float | None
-    ) -> tuple[dict[str, Any], str | bytes]:
+    ) -> tuple[dict[str, Any], Data]:
         """Send ``method`` and wait at most ``timeout`` seconds for its answer.
 
         Returns the decoded answer and its text (an error answer included: see
@@ -208,17 +255,24 @@ class Connection:
         pending[request_id] = waiter
         if self.lost is not None and pending.pop(request_id, None) is not None:
             raise self._lost_error(method)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._mutex:  # read for itself if nobody reads (taken before writing: no race)
+            leading = not self._reading
+            if leading:
+                self._reading = True
+                self._takes += 1
         try:
-            self._ws.send(text)
-        except (ConnectionClosed, OSError) as error:
+            self._transport.send(text)
+        except _SEND_ERRORS as error:
+            if leading:
+                self._leave()
             if pending.pop(request_id, None) is not None:
                 raise self._lost_error(method, error) from error
-        if not waiter.wait(timeout):
-            if pending.pop(request_id, None) is not None:
-                raise ApiTimeoutError(
-                    f"{method}: {self.target.display} did not answer within {timeout:g} s"
-                )
-            waiter.wait(None)  # the reader took it this instant: its answer is being handed over
+            leading = False
+        if not self._await(waiter, deadline, leading) and pending.pop(request_id, None) is not None:
+            raise ApiTimeoutError(
+                f"{method}: {self.target.display} did not answer within {timeout:g} s"
+            )
         message = waiter.message
         if message is None:
             failure = waiter.error
@@ -231,9 +285,63 @@ class Connection:
         request_id = next(self._ids)
         self._pending[request_id] = _DISCARD
         try:
-            self._ws.send(_encode(request_id, method, params))
-        except (ConnectionClosed, OSError) as error:
+            self._transport.send(_encode(request_id, method, params))
+        except _SEND_ERRORS as error:
             raise self._lost_error(method, error) from error
+
+    def _await(self, waiter: _Waiter, deadline: float | None, leading: bool) -> bool:
+        """Wait for ``waiter``'s answer or failure, reading the connection when nobody else
+        does (``leading``: the role is already this thread's); False when ``deadline`` passed
+        first."""
+        mutex = self._mutex
+        followers = self._followers
+        while True:
+            if leading:
+                try:
+                    self._lead(waiter, deadline)
+                finally:
+                    self._leave()
+                if waiter.done():
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+            with mutex:
+                if waiter.done():
+                    return True
+                leading = self.lost is None and not self._reading
+                if leading:
+                    self._reading = True
+                    self._takes += 1
+                    continue
+                followers.add(waiter)
+            woken = waiter.sleep(None if deadline is None else deadline - time.monotonic())
+            with mutex:
+                followers.discard(waiter)
+                waiter.rearm(woken)
+                if waiter.done():
+                    return True
+            if not woken:
+                return False
+
+    def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
+        """Read until ``waiter`` is answered, ``deadline`` passes or the connection ends."""
+        while not waiter.done() and self.lost is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            self._pump(deadline)
+
+    def _leave(self) -> None:
+        """Give up the read role: to a caller still waiting if there is one."""
+        with self._mutex:
+            self._reading = False
+            followers = self._followers
+            while followers:
+                follower = followers.pop()
+                if not follower.done():
+                    follower.signal()  # it wakes and takes the role
+                    return
+            if self._urgent or self.lost is not None:
+                self._role_free.notify()
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -242,61 +350,133 @@ class Connection:
         if self._closing is None:
             self._closing = why
         try:
-            self._ws.close(code, reason)
+            self._transport.close(code, reason)
         except Exception as error:  # a socket already gone: nothing left to close
             logger.debug("closing %r: %r", self, error)
+        with self._mutex:
+            self._urgent = True  # someone must read the closing handshake: the reader, now
+            self._role_free.notify()
+        if threading.current_thread() is not self._reader and not self._done.wait(
+            self._close_timeout + _CLOSE_MARGIN
+        ):  # pragma: no cover - a safety net: the reader cuts the socket at the close timeout
+            self._transport.abort()
 
     def wait_lost(self, timeout: float) -> bool:
-        """Wait until the reader has seen the end of the connection."""
+        """Wait until the end of the connection has been seen."""
         return self._done.wait(timeout)
 
-    # -- the reader -----------------------------------------------------------------------------
+    # -- the connection's own thread ------------------------------------------------------------
 
     def _read(self) -> None:
-        ws = self._ws
-        pending = self._pending
-        loads = json.loads
-        listener = self._listener
-        dead: str | None = None
+        """Read whenever the role is free: at once when nobody reads, else after it has been
+        given up (checked every :data:`TAKEOVER_SECONDS`, so that callers reading in turn do not
+        wake this thread for every answer). Gives the role up after handing an answer to a
+        caller that is the last one waiting, so that its next call may read for itself."""
+        mutex = self._mutex
+        role_free = self._role_free
         try:
             while True:
-                limit = listener.idle_limit()
+                with mutex:
+                    while self.lost is None and not self._urgent:
+                        takes = self._takes
+                        role_free.wait(TAKEOVER_SECONDS)
+                        if not self._reading and self._takes == takes:
+                            break  # free, and no caller took it for a whole period
+                    if self.lost is not None:
+                        break
+                    while self._reading:  # urgent: as soon as the holder leaves
+                        role_free.wait(TAKEOVER_SECONDS)
+                    self._reading = True
+                    self._urgent = False
                 try:
-                    raw = ws.recv(limit)
-                except TimeoutError:
-                    dead = f"nothing received for {limit:g} s, so the connection was declared dead"
-                    break
-                try:
-                    message = loads(raw)
-                except ValueError:
-                    logger.warning(
-                        "%s sent a message that is not JSON; ignored: %.200s",
-                        self.target.display,
-                        redact(raw if isinstance(raw, str) else repr(raw)),
+                    while self.lost is None:
+                        if self._pump(None) and not self._followers and not self._urgent:
+                            break
+                finally:
+                    self._leave()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """After the end: close a connection declared dead, free the socket."""
+        transport = self._transport
+        if self._dead is not None:
+            try:
+                transport.close(1001, "")
+            except Exception as error:
+                logger.debug("closing %r: %r", self, error)
+            transport.abort()
+        transport.release()
+
+    # -- reading: whoever holds the role --------------------------------------------------------
+
+    def _pump(self, deadline: float | None) -> bool:
+        """Read once, waiting at most until ``deadline`` (None: no limit) and the liveness
+        limit, and route what came; True when an answer went to a caller.
+        Ends the connection when it is over."""
+        try:
+            limit = self._listener.idle_limit()
+            now = time.monotonic()
+            wait = None if deadline is None else deadline - now
+            if limit is not None:
+                idle = self._last_message + limit - now
+                if idle <= 0:
+                    self._dead = (
+                        f"nothing received for {limit:g} s, so the connection was declared dead"
                     )
-                    continue
-                if type(message) is not dict:
-                    logger.warning("%s sent a JSON value that is not an object; ignored", self)
-                    continue
-                request_id = message.get("id")
-                if request_id is not None:
-                    waiter = pending.pop(request_id, None)
-                    if waiter is not None and waiter is not _DISCARD:
-                        waiter.resolve(message, raw)
-                        continue
-                    if waiter is None:
-                        logger.debug("an answer to id %r came after its caller gave up", request_id)
-                    if "error" in message:
-                        self._unanswered_error(message)
-                    continue
-                self._notification(message)
+                    self._lose(self._dead)
+                    return False
+                if wait is None or idle < wait:
+                    wait = idle
+            messages = self._transport.read(None if wait is None else max(wait, 0.0))
+            if not messages:
+                return False
+            self._last_message = time.monotonic()
+            routed = False
+            for raw in messages:
+                if self._route(raw):
+                    routed = True
+            return routed
         except ConnectionClosed as closed:
             self._cause = closed
-        except Exception as unexpected:  # the reader must end through _lose, whatever happens
-            logger.exception("the WebSocket reader of %r failed", self)
+            self._lose(None)
+        except Exception as unexpected:  # the connection must end through _lose, whatever happens
+            logger.exception("reading the WebSocket connection %r failed", self)
             self._cause = unexpected
-            dead = f"the reader failed ({type(unexpected).__name__})"
-        self._lose(dead)
+            self._dead = f"the reader failed ({type(unexpected).__name__})"
+            self._lose(self._dead)
+        return False
+
+    def _route(self, raw: Data) -> bool:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            logger.warning(
+                "%s sent a message that is not JSON; ignored: %.200s",
+                self.target.display,
+                redact(raw if isinstance(raw, str) else repr(raw)),
+            )
+            return False
+        if type(message) is not dict:
+            logger.warning("%s sent a JSON value that is not an object; ignored", self)
+            return False
+        request_id = message.get("id")
+        if request_id is None:
+            self._notification(message)
+            return False
+        waiter = self._pending.pop(request_id, None)
+        if waiter is not None and waiter is not _DISCARD:
+            waiter.raw = raw
+            waiter.message = message
+            with self._mutex:
+                self._followers.discard(waiter)
+                waiter.signal()
+            return True
+        if waiter is None:
+            logger.debug("an answer to id %r came after its caller gave up", request_id)
+        if "error" in message:
+            self._unanswered_error(message)
+        return False
 
     def _notification(self, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -318,9 +498,9 @@ class Connection:
         request_id = next(self._ids)
         self._pending[request_id] = _DISCARD
         try:
-            self._ws.send(_encode(request_id, "public/test", _NO_PARAMS))
-        except (ConnectionClosed, OSError):
-            return  # the next recv() reports the end of the connection
+            self._transport.send(_encode(request_id, "public/test", _NO_PARAMS))
+        except _SEND_ERRORS:
+            return  # the next read reports the end of the connection
         self._listener.heartbeat_answered(self, time.perf_counter() - started)
 
     def _unanswered_error(self, message: dict[str, Any]) -> None:
@@ -335,22 +515,29 @@ class Connection:
         )
 
     def _lose(self, dead: str | None) -> None:
+        """The end of the connection, seen by the thread holding the read role: every waiting
+        caller fails, the listener hears of it, and the connection's thread frees the socket."""
         code, reason, description = self._how_it_ended(dead)
         self.lost = Lost(code, reason, description)
         pending = self._pending
+        failed: list[_Waiter] = []
         while pending:
             try:
                 _, waiter = pending.popitem()
             except KeyError:
                 break
             if waiter is not _DISCARD:
-                waiter.fail(self._lost_error(None, self._cause))
+                waiter.error = self._lost_error(None, self._cause)
+                failed.append(waiter)
+        with self._mutex:
+            self._followers.clear()
+            for waiter in failed:
+                waiter.signal()
+            self._role_free.notify()
         try:
             self._listener.connection_lost(self)
         finally:
             self._done.set()  # after the listener: its Disconnected comes before what waits
-            if dead is not None:
-                self.close(1001, "", dead)  # waits at most the close timeout: nothing else waits
 
     def _how_it_ended(self, dead: str | None) -> tuple[int | None, str, str]:
         """The close code, reason and a description, from the close frames exchanged."""
@@ -392,6 +579,10 @@ class Connection:
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
+#: Seconds :meth:`Connection.close` waits beyond the close timeout for the reader to see the end.
+_CLOSE_MARGIN = 1.0
+#: What a failed write raises, on either transport.
+_SEND_ERRORS = (Closed, ConnectionClosed, OSError)
 
 
 def _encode(request_id: int, method: str, params: Mapping[str, Any]) -> str:
@@ -424,33 +615,32 @@ def open_connection(
 ) -> Connection:
     """Open connection number ``number`` to ``target``.
 
+    Without a proxy the socket is driven through ``websockets``' sans-I/O protocol
+    (:func:`~.transport.open_socket`); through one, ``websockets``' own threaded client opens it
+    (:func:`~.transport.open_through_proxy`).
+
     :raises ApiException: the handshake was answered with an HTTP error (e.g. 429, with
         ``retry_after``); :class:`ApiTransportError` subclasses when no connection was made.
     """
-    kwargs: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "open_timeout": options.open_timeout,
         "close_timeout": options.close_timeout,
-        "max_size": options.max_message_size,
-        "ping_interval": options.keepalive_ping,
-        "ping_timeout": options.keepalive_ping,
+        "max_message_size": options.max_message_size,
+        "keepalive": options.keepalive_ping,
         "compression": options.compression,
-        "user_agent_header": user_agent,
+        "ssl_context": ssl_context if target.secure else None,
+        "server_hostname": server_hostname if target.secure else None,
+        "user_agent": user_agent,
     }
-    if target.secure:
-        kwargs["ssl"] = ssl_context
-        if server_hostname is not None:
-            kwargs["server_hostname"] = server_hostname
-    if "proxy" in _CONNECT_PARAMETERS:
-        kwargs["proxy"] = proxy  # None: never a proxy from the environment
-    elif proxy is not None:  # pragma: no cover - websockets < 15
-        raise ApiValueError("Configuration.proxy on a WebSocket needs websockets >= 15")
-    if "legacy" in _CONNECT_PARAMETERS:
-        kwargs["legacy"] = True  # the connection object itself: this module closes it
+    transport: Transport
     try:
-        ws = connect(target.url, **kwargs)
+        if proxy is None:
+            transport = open_socket(target.url, **settings)
+        else:
+            transport = open_through_proxy(target.url, proxy, **settings)
     except Exception as error:
         raise _connect_error(error, target, options) from error
-    return Connection(ws, number, target, listener)
+    return Connection(transport, number, target, listener, options.close_timeout)
 
 
 class _ConnectTimeout(NamedTuple):
