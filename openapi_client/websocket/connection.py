@@ -1,12 +1,14 @@
-"""One WebSocket connection: the socket, a single reader thread, and answers routed by id.
+"""One WebSocket connection: requests, answers routed by id, and one reader at a time.
 
-The reader is the only thread that receives. It hands each answer to the caller waiting for its
-``id`` (the waiter is registered before the request is written), answers every ``test_request``
-with ``public/test`` at once, and passes notifications to the session. When the connection ends,
-for whatever reason, every waiter fails at once with :class:`ApiConnectionError`.
+Reading is a role one thread holds at a time: a caller waiting for its answer when nobody else
+reads, or the connection's own thread when nobody has read for :data:`TAKEOVER_SECONDS`. Whoever
+reads hands each answer to the caller waiting for its ``id`` (the waiter is registered before the
+request is written), answers every ``test_request`` with ``public/test`` at once, and passes
+notifications to the session. When the connection ends, for whatever reason, every waiter fails
+at once with :class:`ApiConnectionError`.
 
-Framing, the handshake, TLS and keepalive pings are ``websockets``' (its public
-``websockets.sync.client.connect``); nothing here writes a frame by hand.
+Framing, the handshake, TLS and pings are ``websockets``' (its sans-I/O ``ClientProtocol``, see
+``transport.py``); nothing here writes a frame by hand.
 """
 
 from __future__ import annotations
