@@ -117,6 +117,7 @@ def test_async_req_reraises_the_error(
     assert not pending.successful()
 
 
+@pytest.mark.timing
 def test_async_req_runs_in_the_background(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
@@ -129,6 +130,7 @@ def test_async_req_runs_in_the_background(
     assert simulator.heartbeat_interval == 44
 
 
+@pytest.mark.timing
 def test_async_wait_returns_after_its_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
@@ -180,6 +182,7 @@ def test_preload_content_false_still_raises_errors(
 # -- _request_timeout ---------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("timeout", [0.2, (2.0, 0.2)], ids=["number", "pair"])
 def test_request_timeout_cuts_off_a_slow_answer(
     api: SessionManagementApi,
@@ -198,6 +201,7 @@ def test_request_timeout_cuts_off_a_slow_answer(
     assert "read timeout" in str(caught.value)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("timeout", [2, (0.2, 2.0)], ids=["number", "pair"])
 def test_request_timeout_allows_a_slow_answer(
     api: SessionManagementApi, simulator: DeribitSimulator, timeout: Any
@@ -209,6 +213,7 @@ def test_request_timeout_allows_a_slow_answer(
     assert simulator.heartbeat_interval == 30
 
 
+@pytest.mark.timing
 def test_request_timeout_with_async_req(
     api: SessionManagementApi, simulator: DeribitSimulator, configuration: Configuration
 ) -> None:

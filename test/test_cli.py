@@ -274,6 +274,7 @@ def test_unreachable_host_exits_1() -> None:
     assert url.split("/")[2] in line and "refused" in line
 
 
+@pytest.mark.timing
 def test_timeout_option(simulator: DeribitSimulator) -> None:
     simulator.inject("hang")  # 30 s
     started = time.monotonic()

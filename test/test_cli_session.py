@@ -73,6 +73,7 @@ def run_in_process(*argv: str) -> tuple[int, list[dict[str, Any]], str]:
 # -- subprocesses against --simulator -------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_duration_ends_the_session_cleanly() -> None:
     ran = subprocess.run(
         command(
@@ -107,6 +108,7 @@ def _lines(stream: IO[str], into: queue.Queue[str]) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX")
+@pytest.mark.timing
 def test_ctrl_c_ends_the_session_cleanly() -> None:
     child = subprocess.Popen(
         command("--simulator", "session", "--heartbeat", "10"),
@@ -162,6 +164,7 @@ def test_cannot_connect_is_one_stderr_line_and_exit_1() -> None:
 # -- in-process against a simulator of the test's -------------------------------------------------
 
 
+@pytest.mark.timing
 def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DERIBIT_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("DERIBIT_CLIENT_SECRET", CLIENT_SECRET)
@@ -192,6 +195,7 @@ def test_wrong_credentials_are_one_stderr_line(
     assert "not-the-secret" not in err
 
 
+@pytest.mark.timing
 def test_session_that_gives_up_exits_1(
     sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

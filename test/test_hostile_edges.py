@@ -121,6 +121,7 @@ def test_streamed_response_left_half_read_closes_its_connection(path: str, finis
     assert server.connections == 2
 
 
+@pytest.mark.timing
 def test_streamed_response_dribbled_is_cut_off_by_the_attempt_deadline(path: str) -> None:
     def script(peer: Peer) -> None:
         peer.read_request()
@@ -225,6 +226,7 @@ def test_plain_http_answer_to_a_tls_handshake_is_a_tls_error(path: str, ca_file:
     assert "TLS" in str(caught.value)
 
 
+@pytest.mark.timing
 def test_handshake_that_outlives_the_attempt_says_attempt_timeout(
     path: str, ca_file: str
 ) -> None:

@@ -119,6 +119,7 @@ print("last line", flush=True)
 """
 
 
+@pytest.mark.timing
 def test_script_with_calls_in_flight_exits_at_once(path: str) -> None:
     def script(peer: Peer) -> None:
         peer.read_request()

@@ -30,7 +30,6 @@ from openapi_client import (
     ApiException,
     ApiProtocolError,
     ApiTransportError,
-    OpenApiException,
     SessionManagementApi,
     TooManyRequestsException,
 )
@@ -354,16 +353,18 @@ def test_body_in_an_encoding_not_asked_for_is_refused_by_name(encoding: str, pat
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"accept-encoding:"):
                 seen.append(line.split(b":", 1)[1].strip().decode())
+        if len(seen) > 1:  # the next call is answered plainly
+            return response()
         return response(b"\x1f\x8b\x08\x00garbage", headers=(("Content-Encoding", encoding),))
 
     with HostileServer(serve_each(answer)) as server:
         api = api_for(server.url, path)
         error = failure(api)
-        assert api.public_disable_heartbeat_get.__name__  # the client is still usable
+        assert api.public_disable_heartbeat_get()["result"] == "ok"  # the client is still usable
         api.api_client.close()
-    assert isinstance(error, ApiException) and error.status == 200
+    assert type(error) is ApiException and error.status == 200
     assert "Content-Encoding" in str(error) and encoding[:20] in str(error)
-    assert seen == ["identity"]
+    assert seen == ["identity", "identity"]
 
 
 def test_identity_encoding_is_accepted(path: str) -> None:
@@ -382,10 +383,9 @@ def test_reading_a_streamed_response_raises_only_library_errors(raw: bytes, path
     with HostileServer(answer_and_close(raw)) as server:
         api = api_for(server.url, path)
         response_ = api.public_set_heartbeat_get(30, _preload_content=False)
-        with pytest.raises(ApiException) as caught:
+        with pytest.raises(ApiProtocolError) as caught:
             for _ in response_.stream(4):
                 pass
-        assert isinstance(caught.value, OpenApiException)
         assert caught.value.__cause__ is not None
         assert response_.closed
         assert response_.read() == b""

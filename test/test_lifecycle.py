@@ -86,6 +86,7 @@ def run_script(body: str) -> tuple[subprocess.CompletedProcess, float]:
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
+@pytest.mark.timing
 def test_script_exits_without_close(name: str) -> None:
     completed, exit_delay = run_script(SCRIPTS[name])
     assert completed.stderr == ""

@@ -123,6 +123,7 @@ def test_acquire_waits_for_the_next_slot() -> None:
     assert waits == pytest.approx([0.02, 0.02, 0.02])
 
 
+@pytest.mark.timing
 def test_acquire_sleeps_on_the_real_clock_by_default() -> None:
     limit = RateLimit(per_second=50, burst=2, margin=0)
     started = time.monotonic()
@@ -313,6 +314,7 @@ def test_deribit_numbers_burst_then_twenty_a_second() -> None:
     assert 1.0 <= elapsed <= 1.0 + 0.02
 
 
+@pytest.mark.timing
 def test_limiter_with_real_time_against_the_simulator() -> None:
     """The same on the real clock: the limiter really sleeps, and the simulator sends no 10028.
 

@@ -99,6 +99,7 @@ def failure(api: SessionManagementApi, fault: Fault = ("", {})) -> ApiException:
 # -- every fault kind: transient ends in success, persistent in the typed error ----------------
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("count", [1, 2])
 @pytest.mark.parametrize(("name", "fault", "error_type"), TRANSIENT_FAULTS)
 def test_transient_fault_ends_in_success_after_retries(
@@ -115,6 +116,7 @@ def test_transient_fault_ends_in_success_after_retries(
     assert simulator.heartbeat_interval == 30.0
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(("name", "fault", "error_type"), TRANSIENT_FAULTS)
 def test_persistent_fault_ends_in_the_typed_error(
     api: SessionManagementApi,
@@ -240,6 +242,7 @@ def test_default_policy_retries_with_its_backoff(simulator: DeribitSimulator) ->
     assert 0.125 <= wait <= 0.25
 
 
+@pytest.mark.timing
 def test_urllib3_retry_carries_its_backoff(
     api: SessionManagementApi, simulator: DeribitSimulator, configuration: Configuration
 ) -> None:
@@ -311,6 +314,7 @@ def test_retry_after_as_an_http_date_is_honoured(
     assert 10.0 <= wait <= 21.0
 
 
+@pytest.mark.timing
 def test_retry_waits_really_sleep_by_default(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
@@ -520,6 +524,7 @@ def test_request_timeout_cannot_be_unbounded(value: Any) -> None:
         Configuration(request_timeout=value)
 
 
+@pytest.mark.timing
 def test_hung_server_is_cut_off_by_the_configured_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator, configuration: Configuration
 ) -> None:
@@ -537,6 +542,7 @@ def test_hung_server_is_cut_off_by_the_configured_timeout(
     assert attempts(simulator) == 1
 
 
+@pytest.mark.timing
 def test_slow_answer_within_the_timeout_is_not_a_failure(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
@@ -545,6 +551,7 @@ def test_slow_answer_within_the_timeout_is_not_a_failure(
     assert attempts(simulator) == 1
 
 
+@pytest.mark.timing
 def test_slow_answer_beyond_the_timeout_is_retried(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:

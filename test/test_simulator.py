@@ -637,6 +637,7 @@ def test_fault_reset_mid_body(legacy: DeribitSimulator) -> None:
     assert sim.heartbeat_interval == 20.0
 
 
+@pytest.mark.timing
 def test_fault_hang_is_cut_by_client_timeout(sim: DeribitSimulator) -> None:
     sim.inject("hang")
     started = time.monotonic()
@@ -645,6 +646,7 @@ def test_fault_hang_is_cut_by_client_timeout(sim: DeribitSimulator) -> None:
     assert time.monotonic() - started < PROMPT
 
 
+@pytest.mark.timing
 def test_hung_request_frees_its_slot_when_the_client_gives_up() -> None:
     with DeribitSimulator(max_connections=1) as sim:
         sim.inject("hang", seconds=30)
@@ -656,11 +658,13 @@ def test_hung_request_frees_its_slot_when_the_client_gives_up() -> None:
             time.sleep(0.01)
 
 
+@pytest.mark.timing
 def test_fault_hang_ends_with_a_close(sim: DeribitSimulator) -> None:
     sim.inject("hang", seconds=0.1)
     assert raw_exchange(sim, get_request("/api/v2/public/test")) == b""
 
 
+@pytest.mark.timing
 def test_stop_is_prompt_while_a_request_hangs() -> None:
     sim = DeribitSimulator().start()
     try:
@@ -756,6 +760,7 @@ def test_fault_redirect(sim: DeribitSimulator) -> None:
     assert fetch(sim, "/api/v2/public/test")[0].status == 307
 
 
+@pytest.mark.timing
 def test_fault_delay_then_answers(sim: DeribitSimulator) -> None:
     sim.inject("delay", seconds=0.3)
     started = time.monotonic()
@@ -866,6 +871,7 @@ def test_rate_limit_pools_are_per_account_and_refill() -> None:
         ] == [200, 400]
 
 
+@pytest.mark.timing
 def test_connection_limit_answers_429() -> None:
     with DeribitSimulator(max_connections=2) as sim:
         first = http.client.HTTPConnection(sim.host, sim.port, timeout=2)

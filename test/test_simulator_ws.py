@@ -274,6 +274,7 @@ def test_ws_connections_snapshot(sim: DeribitSimulator, client: Client) -> None:
 # -- heartbeats ------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_answered_heartbeats_keep_the_connection(calm: DeribitSimulator) -> None:
     client = open_client(calm)
     client.auth()
@@ -301,6 +302,7 @@ def test_answered_heartbeats_keep_the_connection(calm: DeribitSimulator) -> None
     client.ws.close()
 
 
+@pytest.mark.timing
 def test_idle_socket_gets_a_heartbeat_beside_each_test_request(fast: DeribitSimulator) -> None:
     client = open_client(fast)
     client.auth()
@@ -310,6 +312,7 @@ def test_idle_socket_gets_a_heartbeat_beside_each_test_request(fast: DeribitSimu
     client.ws.close()
 
 
+@pytest.mark.timing
 def test_unanswered_test_request_closes_with_4000(fast: DeribitSimulator) -> None:
     client = open_client(fast)
     client.auth()
@@ -328,6 +331,7 @@ def test_unanswered_test_request_closes_with_4000(fast: DeribitSimulator) -> Non
     assert (event.reason, event.client_id) == ("heartbeat", CLIENT_ID)
 
 
+@pytest.mark.timing
 def test_disable_heartbeat_stops_them(calm: DeribitSimulator) -> None:
     client = open_client(calm)
     client.auth()
@@ -350,6 +354,7 @@ def test_interval_is_validated_in_api_seconds_whatever_the_scale(fast: DeribitSi
 # -- idle rules ------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_silent_unauthenticated_socket_is_dropped_without_a_close_frame() -> None:
     with DeribitSimulator(time_scale=0.003) as sim:  # 60 s run as 0.18 s
         started = time.monotonic()  # before the server's idle clock starts, at the handshake
@@ -359,6 +364,7 @@ def test_silent_unauthenticated_socket_is_dropped_without_a_close_frame() -> Non
         assert 0.18 - 0.001 <= time.monotonic() - started < 0.18 + PROMPT
 
 
+@pytest.mark.timing
 def test_subscribed_socket_is_not_dropped_at_60_s() -> None:
     with DeribitSimulator(time_scale=0.005) as sim:  # 60 s run as 0.3 s
         client = open_client(sim)
@@ -368,6 +374,7 @@ def test_subscribed_socket_is_not_dropped_at_60_s() -> None:
         client.ws.close()
 
 
+@pytest.mark.timing
 def test_inactivity_closes_and_fires_cancel_on_disconnect() -> None:
     # 600 s run as 1.8 s; the 60 s rule for unauthenticated sockets as 0.18 s, the time the test
     # has to authenticate first.
@@ -644,6 +651,7 @@ def test_request_log_marks_websocket_requests(sim: DeribitSimulator, client: Cli
     assert sim.auth_requests == 1
 
 
+@pytest.mark.timing
 def test_the_33rd_connection_is_refused_with_429(sim: DeribitSimulator) -> None:
     http_connection = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
     http_connection.request("GET", "/api/v2/public/test")
@@ -713,6 +721,7 @@ def test_fault_ws_close(sim: DeribitSimulator, client: Client) -> None:
     assert rcvd is not None and rcvd.code == 1011
 
 
+@pytest.mark.timing
 def test_fault_ws_silence(calm: DeribitSimulator) -> None:
     client = open_client(calm)
     client.auth()
@@ -731,6 +740,7 @@ def test_fault_ws_silence(calm: DeribitSimulator) -> None:
     client.ws.close()
 
 
+@pytest.mark.timing
 def test_fault_ws_delay_reorders_answers(sim: DeribitSimulator, client: Client) -> None:
     # The quick request follows at once; a second gives even a busy machine time to send it.
     sim.inject("ws_delay", seconds=1.0, path="/public/test")
@@ -772,6 +782,7 @@ def test_fault_ws_oversized(sim: DeribitSimulator) -> None:
     large.ws.close()
 
 
+@pytest.mark.timing
 def test_fault_ws_ignore_test_fails_the_heartbeat(fast: DeribitSimulator) -> None:
     client = open_client(fast)
     client.auth()
@@ -824,6 +835,7 @@ def test_websocket_faults_check_their_arguments(
 # -- lifecycle, TLS, the optional dependency ---------------------------------------------------
 
 
+@pytest.mark.timing
 def test_stop_ends_websocket_connections_promptly() -> None:
     sim = DeribitSimulator().start()
     client = open_client(sim)
@@ -836,6 +848,7 @@ def test_stop_ends_websocket_connections_promptly() -> None:
     assert [event.reason for event in sim.cancel_on_disconnect_events] == ["closed"]
 
 
+@pytest.mark.timing
 def test_wss_with_a_tls_context() -> None:
     trustme = pytest.importorskip("trustme")
     import ssl

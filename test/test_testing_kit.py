@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openapi_client import ApiClient, ApiException, SessionManagementApi
+from openapi_client import ApiClient, ApiException, ApiValueError, SessionManagementApi
 from openapi_client.simulator import DeribitSimulator, Fault
 from openapi_client.testing import (
     CLIENT_ID,
@@ -254,7 +254,7 @@ def test_kit_closes_what_it_opened_and_copies_settings() -> None:
             assert base.access_token is None and client.configuration.access_token == "sim-token"
             assert kit.configuration().retries == 0
         assert repr(kit).startswith("DeribitTestKit(")
-        with pytest.raises(Exception):  # noqa: B017 - closed: any library error will do
+        with pytest.raises(ApiValueError, match="closed"):
             SessionManagementApi(client).public_disable_heartbeat_get()
         assert isinstance(client, ApiClient)
 

@@ -181,6 +181,7 @@ def test_transient_faults_over_tls_are_retried(
     assert len(tls_simulator.requests) == 2
 
 
+@pytest.mark.timing
 def test_hang_over_tls_is_cut_off(tls_simulator: DeribitSimulator, ca_file: str) -> None:
     tls_simulator.inject("hang")  # 30 s
     configuration = configuration_for(
@@ -203,6 +204,7 @@ def test_plain_http_to_the_tls_port_fails_cleanly(
     assert capfd.readouterr() == ("", "")
 
 
+@pytest.mark.timing
 def test_stalled_handshake_holds_up_no_one(tls_simulator: DeribitSimulator, ca_file: str) -> None:
     with socket.create_connection((tls_simulator.host, tls_simulator.port), timeout=5) as idle:
         started = time.monotonic()

@@ -123,6 +123,7 @@ def test_fault_is_a_transport_error(
     assert len(simulator.requests) == 1
 
 
+@pytest.mark.timing
 def test_hang_is_cut_off_by_request_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
@@ -136,6 +137,7 @@ def test_hang_is_cut_off_by_request_timeout(
     assert len(simulator.requests) == 1
 
 
+@pytest.mark.timing
 def test_hang_is_cut_off_by_configured_timeout(
     api: SessionManagementApi, simulator: DeribitSimulator, configuration: Configuration
 ) -> None:

@@ -24,6 +24,7 @@ from test_websocket_support import (
 from openapi_client import (
     ApiConnectionError,
     ApiValueError,
+    BadRequestException,
     Configuration,
     SessionManagementApi,
     TooManyRequestsException,
@@ -39,7 +40,7 @@ from openapi_client.websocket import (
     WebSocketApiClient,
 )
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.timing]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -267,9 +268,9 @@ def test_refused_first_handshake_is_an_http_error(sim: DeribitSimulator) -> None
 def test_wrong_credentials_fail_without_retrying(sim: DeribitSimulator) -> None:
     configuration = key_configuration(sim)
     configuration.client_secret = "not-the-secret"
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(BadRequestException) as refused:
         session(configuration)
-    assert getattr(refused.value, "error_code", None) == 13004
+    assert refused.value.error_code == 13004
     assert "not-the-secret" not in str(refused.value) + repr(refused.value)
     assert sim.auth_requests == 1
 
