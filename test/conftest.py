@@ -22,6 +22,9 @@ FAST_RETRIES = RetryPolicy(total=3, backoff_factor=0.01, backoff_max=0.05)
 
 
 # -- no DNS: the suite never asks the system resolver ---------------------------------------------
+# Forward lookups go through getaddrinfo, gethostbyname and gethostbyname_ex; reverse ones through
+# gethostbyaddr (socket.getfqdn, and so http.server, use it). The processes the tests start have no
+# stub; running the suite in a network namespace with only loopback checks them.
 
 #: Names the suite tried to resolve (each test fails on its own).
 _RESOLVER_ASKED: list[str] = []
@@ -51,7 +54,35 @@ def _numeric_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     return _getaddrinfo(text, *args, **kwargs)
 
 
+def _loopback_only_gethostbyaddr(address: Any) -> tuple[str, list[str], list[str]]:
+    """The reverse lookup ``http.server`` makes when it binds (``socket.getfqdn``): loopback
+    addresses are ``localhost`` without the system resolver; any other address fails the test."""
+    text = str(address).strip("[]")
+    if text.lower() in ("localhost", "localhost."):
+        text = "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(text.split("%")[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return "localhost", [], [text]
+    _RESOLVER_ASKED.append(text)
+    raise socket.herror(1, f"the test suite does not look up {text!r}")
+
+
+def _numeric_only_gethostbyname_ex(name: Any) -> tuple[str, list[str], list[str]]:
+    address = _numeric_only_getaddrinfo(name, None, socket.AF_INET)[0][4][0]
+    return str(name), [], [str(address)]
+
+
+def _numeric_only_gethostbyname(name: Any) -> str:
+    return _numeric_only_gethostbyname_ex(name)[2][0]
+
+
 socket.getaddrinfo = _numeric_only_getaddrinfo
+socket.gethostbyname = _numeric_only_gethostbyname
+socket.gethostbyname_ex = _numeric_only_gethostbyname_ex
+socket.gethostbyaddr = _loopback_only_gethostbyaddr
 
 
 @pytest.fixture(autouse=True)
