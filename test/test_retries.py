@@ -545,7 +545,8 @@ def test_slow_answer_within_the_timeout_is_not_a_failure(
     api: SessionManagementApi, simulator: DeribitSimulator
 ) -> None:
     simulator.inject("delay", seconds=0.1)
-    assert api.public_set_heartbeat_get(30, _request_timeout=1.0)["result"] == "ok"
+    # 0.1 s late, within a timeout 30 times longer: a busy machine does not make it a failure.
+    assert api.public_set_heartbeat_get(30, _request_timeout=3.0)["result"] == "ok"
     assert attempts(simulator) == 1
 
 
