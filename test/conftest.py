@@ -94,16 +94,6 @@ def _no_dns() -> Iterator[None]:
         pytest.fail(f"the test asked the system resolver for {asked}: use a loopback address")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Until pyproject.toml registers it: `python -m pytest -m timing` runs the tests that wait in
-    # real time (socket timeouts, deadlines, the simulator's scaled WebSocket timers, processes
-    # starting and exiting); test/loaded_run.sh runs them beside CPU hogs.
-    config.addinivalue_line(
-        "markers",
-        "timing: waits in real time; must pass on a busy machine (see test/loaded_run.sh)",
-    )
-
-
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     # pyproject.toml asks for two xdist workers (--numprocesses 2); without xdist (`-p no:xdist`,
     # or not installed) accept and ignore that option so the suite still runs, in one process.
