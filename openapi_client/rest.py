@@ -422,8 +422,11 @@ class RESTClientObject:
                 raise  # the rate limiter's refusal, from the connection about to send
             if isinstance(error, urllib3_errors.EmptyPoolError):
                 raise _pool_wait_timeout(where, deadline, self._max_connections) from error
-            if watch.expired:
-                raise _deadline_error(where, deadline) from error
+            # The socket timeout is capped at what is left of the deadline, so on a busy machine
+            # it can fire before the watchdog marks the deadline expired: the deadline ran out.
+            current = watch.deadline or deadline
+            if watch.expired or current.remaining() <= 0.0:
+                raise _deadline_error(where, current) from error
             if isinstance(error, UnicodeEncodeError) or (
                 type(error) is ValueError and "header" in str(error)
             ):  # http.client refusing a header name or value
@@ -1340,7 +1343,7 @@ class _Urllib3Body(_Body):
         try:
             data: bytes = response.read(amount, decode_content=False)
         except BaseException as error:
-            if self.watch.expired:
+            if self.watch.expired or self.deadline.remaining() <= 0.0:
                 raise _deadline_error(self.where, self.deadline) from error
             if isinstance(error, _TRANSPORT_ERRORS):
                 raise transport_error(error, self.where, self.timeout) from error
