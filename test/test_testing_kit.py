@@ -111,7 +111,7 @@ def test_fixtures_options_and_marker(pytester: pytest.Pytester) -> None:
             assert isinstance(deribit_ws_client, WebSocketApiClient)
             assert deribit_ws_client.state is State.READY
             assert isinstance(deribit, DeribitTestKit) and deribit.simulator is deribit_simulator
-            assert deribit_simulator._time_scale == 0.05
+            assert deribit_simulator.time_scale == 0.05
 
         def test_default_today_deribit(deribit_session_api):
             with pytest.raises(Exception) as raised:

@@ -284,6 +284,12 @@ class DeribitSimulator:
         return f"{scheme}://{host}:{self.port}{path}"
 
     @property
+    def time_scale(self) -> float:
+        """Real seconds per API second of the WebSocket timers, as given to the constructor
+        (0.01: a heartbeat interval of 10 s runs as 0.1 s)."""
+        return self._time_scale
+
+    @property
     def connections_accepted(self) -> int:
         """How many TCP connections were accepted since :meth:`start` (refused ones included)."""
         return self._bound().connections_accepted
