@@ -95,7 +95,7 @@ def _no_dns() -> Iterator[None]:
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    # pyproject.toml asks for two xdist workers (--numprocesses 2); without xdist (`-p no:xdist`,
+    # pyproject.toml asks for four xdist workers (--numprocesses 4); without xdist (`-p no:xdist`,
     # or not installed) accept and ignore that option so the suite still runs, in one process.
     if not pluginmanager.has_plugin("xdist"):
         parser.addoption(
