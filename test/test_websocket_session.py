@@ -3,6 +3,7 @@ threads, heartbeats, events, state, closing and cancel-on-disconnect."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import TOKEN
 from test_websocket_support import (
-    TIME_SCALE,
+    SOON,
     Recorder,
     key_configuration,
     session,
@@ -29,6 +30,7 @@ from openapi_client import (
 )
 from openapi_client.exceptions import ApiException
 from openapi_client.simulator import DeribitSimulator
+from openapi_client.testing import ManualClock
 from openapi_client.websocket import (
     Authenticated,
     Closed,
@@ -43,10 +45,23 @@ from openapi_client.websocket.client import RawAnswer
 
 pytestmark = pytest.mark.timeout(30)
 
+#: Simulator time for the tests that are not about heartbeats: a test_request every second and a
+#: second to answer it, so that a busy machine never misses one (an extra Disconnected or a second
+#: connection would fail these tests for the wrong reason).
+CALM_SCALE = 0.1
+#: Simulator time for the tests about heartbeats: one every 0.5 s, and 0.5 s to answer it.
+HEARTBEAT_SCALE = 0.05
+
 
 @pytest.fixture
 def sim() -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(time_scale=TIME_SCALE) as simulator:
+    with DeribitSimulator(time_scale=CALM_SCALE) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def heartbeat_sim() -> Iterator[DeribitSimulator]:
+    with DeribitSimulator(time_scale=HEARTBEAT_SCALE) as simulator:
         yield simulator
 
 
@@ -109,7 +124,11 @@ def test_private_call_without_credentials_is_refused_before_sending(
         session(configuration, cancel_on_disconnect=True)
 
 
-def test_generated_style_keywords(sim: DeribitSimulator) -> None:
+@pytest.mark.timing
+def test_generated_style_keywords(
+    sim: DeribitSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
     with session(token_configuration(sim)) as ws_client:
         api = SessionManagementApi(ws_client)
         pending = api.public_set_heartbeat_get(20, async_req=True)
@@ -121,15 +140,19 @@ def test_generated_style_keywords(sim: DeribitSimulator) -> None:
         data, status, headers = api.public_set_heartbeat_get(30, _return_http_data_only=False)
         assert (data["result"], status, dict(headers)) == ("ok", 200, {})
         ws_client.configuration.retries = 0
+        # The answer comes 1 s late; a call that took it would return it instead of raising,
+        # so the timeout is told apart by its error, and 0.2 s is its least duration.
         sim.inject("ws_delay", path="/public/disable_heartbeat", seconds=1.0)
         started = time.monotonic()
         with pytest.raises(ApiTimeoutError, match=r"did not answer within 0\.2 s") as late:
             api.public_disable_heartbeat_get(_request_timeout=0.2)
-        assert late.value.status == 0 and time.monotonic() - started < 0.9
+        assert late.value.status == 0 and time.monotonic() - started >= 0.2
         with pytest.raises(ApiValueError):
             api.public_disable_heartbeat_get(_request_timeout=-1)
-        # The late answer is dropped and the session carries on.
+        # The late answer arrives, is dropped, and the session carries on.
+        wait_until(lambda: "came after its caller gave up" in caplog.text, "the late answer")
         assert api.public_set_heartbeat_get(10)["result"] == "ok"
+        assert ws_client.state is State.READY and [c.id for c in sim.ws_connections] == [1]
 
 
 def test_error_answers_raise_like_http(sim: DeribitSimulator) -> None:
@@ -167,6 +190,7 @@ def test_call_any_method(sim: DeribitSimulator) -> None:
             ws_client.call("public/test", {"x": "y" * 40_000})
 
 
+@pytest.mark.timing
 def test_many_threads_share_one_connection(sim: DeribitSimulator) -> None:
     """Each caller gets its own answer, also when answers come back out of order."""
     with session(token_configuration(sim), heartbeat=None) as ws_client:
@@ -187,38 +211,65 @@ def test_many_threads_share_one_connection(sim: DeribitSimulator) -> None:
         assert len(sim.ws_connections) == 1 and sim.ws_connections[0].id == 1
 
 
-def test_heartbeats_answered_under_load(sim: DeribitSimulator, recorder: Recorder) -> None:
-    """test_request every 0.1 s while 6 threads call as fast as they can: none missed."""
+@pytest.mark.timing
+def test_heartbeats_answered_under_load(
+    heartbeat_sim: DeribitSimulator, recorder: Recorder
+) -> None:
+    """A test_request every 0.5 s, each answered within 0.5 s, while 6 threads call as fast as
+    they can: three in a row answered, none missed (a miss closes the connection with 4000)."""
+    sim = heartbeat_sim
     with session(token_configuration(sim), recorder) as ws_client:
         api = SessionManagementApi(ws_client)
-        stop = time.monotonic() + 1.5
+        stop = threading.Event()
+        calls = [0] * 6
 
-        def hammer() -> int:
-            calls = 0
-            while time.monotonic() < stop:
+        def hammer(index: int) -> None:
+            while not stop.is_set():
                 api.private_get_cancel_on_disconnect_get()
-                calls += 1
-            return calls
+                calls[index] += 1
 
         with ThreadPoolExecutor(6) as pool:
-            calls = sum(pool.map(lambda _: hammer(), range(6)))
-        assert calls > 100
-        assert len(recorder.of(HeartbeatAnswered)) >= 5
+            running = [pool.submit(hammer, index) for index in range(6)]
+            try:
+                wait_until(lambda: sum(calls) >= 50, "the callers to get going")
+                answered = len(recorder.of(HeartbeatAnswered))
+                busy = sum(calls)
+                recorder.wait_for(HeartbeatAnswered, answered + 3)
+                assert sum(calls) > busy + 50  # the callers kept calling meanwhile
+            finally:
+                stop.set()
+            for future in running:
+                future.result()
         assert recorder.of(Disconnected) == []
         assert [c.id for c in sim.ws_connections] == [1]
 
 
-def test_slow_callbacks_never_delay_heartbeat_answers(sim: DeribitSimulator) -> None:
-    def slow(*args: Any) -> None:
-        time.sleep(0.3)  # user code that takes its time, on every event and notice
+@pytest.mark.timing
+def test_slow_callbacks_never_delay_heartbeat_answers(heartbeat_sim: DeribitSimulator) -> None:
+    sim = heartbeat_sim
+    release = threading.Event()
+    entered = threading.Event()
 
-    with session(token_configuration(sim), on_event=slow) as ws_client:
-        ws_client.subscribe("platform_state", slow)
-        for _ in range(3):
-            sim.publish_platform_state({"maintenance": False})
-        # A test_request unanswered for 0.1 s would close the connection with 4000.
-        wait_until(lambda: _heartbeats(sim) >= 8, "eight heartbeat answers")
-        assert [c.id for c in sim.ws_connections] == [1]
+    def stuck(*args: Any) -> None:
+        entered.set()
+        release.wait(SOON)  # user code that does not return until the test lets it
+
+    with session(token_configuration(sim), on_event=stuck) as ws_client:
+        try:
+            ws_client.subscribe("platform_state", stuck)
+            for _ in range(3):
+                sim.publish_platform_state({"maintenance": False})
+            assert entered.wait(SOON)
+            # Every callback since is stuck behind the first; a test_request unanswered for
+            # 0.5 s would close the connection with 4000.
+            answered = _heartbeats(sim)
+            wait_until(
+                lambda: _heartbeats(sim) >= answered + 3,
+                "three heartbeat answers while the callbacks are stuck",
+            )
+            assert [c.id for c in sim.ws_connections] == [1]
+        finally:
+            release.set()
 
 
 def _heartbeats(sim: DeribitSimulator) -> int:
@@ -237,6 +288,7 @@ def test_subscriptions_reach_the_callback_and_are_renewed(
         assert sim.publish_platform_state({"maintenance": True}) == 1
         wait_until(lambda: notices == [{"maintenance": True}], "the first notice")
         sim.inject("ws_drop", path="/public/test")
+        ws_client.call("public/test", idempotent=True)  # meets the drop, answered after it
         recorder.wait_for(SessionRestored, 2)
         assert "platform_state" in sim.ws_connections[-1].subscriptions
         assert recorder.of(SessionRestored)[-1].channels == ("platform_state",)
@@ -264,8 +316,15 @@ def test_events_iterator_and_state(sim: DeribitSimulator) -> None:
     ws_client.close()  # twice is fine
 
 
+#: For the tests that look at the simulator after a close: the client waits for the simulator to
+#: end the connection (it records cancel-on-disconnect first), however busy the machine.
+PATIENT_CLOSE = 5.0
+
+
 def test_close_fires_cancel_on_disconnect(sim: DeribitSimulator, recorder: Recorder) -> None:
-    with session(key_configuration(sim), recorder, cancel_on_disconnect=True):
+    with session(
+        key_configuration(sim), recorder, cancel_on_disconnect=True, close_timeout=PATIENT_CLOSE
+    ):
         pass
     (fired,) = sim.cancel_on_disconnect_events
     assert (fired.connection_id, fired.reason) == (1, "closed")
@@ -273,42 +332,80 @@ def test_close_fires_cancel_on_disconnect(sim: DeribitSimulator, recorder: Recor
 
 
 def test_close_with_logout_keeps_the_orders(sim: DeribitSimulator, recorder: Recorder) -> None:
-    ws_client = session(key_configuration(sim), recorder, cancel_on_disconnect=True)
+    ws_client = session(
+        key_configuration(sim), recorder, cancel_on_disconnect=True, close_timeout=PATIENT_CLOSE
+    )
     ws_client.close(logout=True)
     assert any(r.path.endswith("/private/logout") for r in sim.requests)
     assert sim.cancel_on_disconnect_events == []
-    assert recorder.of(Disconnected)[-1].cancel_on_disconnect_may_have_fired is False
+    lost = recorder.of(Disconnected)[-1]
+    assert (lost.code, lost.cancel_on_disconnect_may_have_fired) == (1000, False)
+    assert "logout" in lost.reason  # the simulator ended it after the logout
     assert isinstance(recorder.events[-1], Closed)
 
 
 def test_cancel_on_disconnect_may_have_fired_only_when_on(
     sim: DeribitSimulator, recorder: Recorder
 ) -> None:
-    with session(key_configuration(sim), recorder):
+    with session(key_configuration(sim), recorder, close_timeout=PATIENT_CLOSE):
         pass
     assert recorder.of(Disconnected)[-1].cancel_on_disconnect_may_have_fired is False
     assert sim.cancel_on_disconnect_events == []
 
 
+@pytest.mark.timing
 def test_token_refreshed_during_a_long_session() -> None:
+    """Tokens live 1 s (``expires_in`` is whole seconds) and are renewed 0.8 s after each grant
+    (the margin is capped at a fifth of the lifetime), on the open connection, with calls going
+    on. The simulator's clock, which expires tokens, moves only when the test says: after each
+    renewal, far enough that the token before it has expired, so every later call must go with
+    the renewed one. A busy machine that renews late only makes the test slower."""
     recorder = Recorder()
-    with DeribitSimulator(time_scale=TIME_SCALE, token_ttl=1.0) as simulator:
+    clock = ManualClock()
+    started = time.time()
+    with DeribitSimulator(time_scale=CALM_SCALE, token_ttl=1.0, clock=clock) as simulator:
         configuration = key_configuration(simulator, token_refresh_margin=0.5)
         with session(configuration, recorder) as ws_client:
             api = SessionManagementApi(ws_client)
-            deadline = time.monotonic() + 2.5
-            while time.monotonic() < deadline:
+            calls = 0
+
+            def call() -> None:
+                nonlocal calls
                 assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is False
-                time.sleep(0.05)
+                calls += 1
+
+            for renewal in (1, 2):
+                clock.advance(0.6)  # the token in use has 0.4 s left; the one before expired
+                granted = simulator.auth_requests  # a grant counted later was issued after this
+                deadline = time.monotonic() + SOON
+                while not (
+                    simulator.auth_requests > granted
+                    and len(recorder.of(TokenRefreshed)) >= renewal
+                ):
+                    assert time.monotonic() < deadline, f"no renewal {renewal} within {SOON} s"
+                    call()
+                    time.sleep(0.02)
+                call()
+            clock.advance(0.6)
+            call()
             refreshed = recorder.of(TokenRefreshed)
-            assert len(refreshed) >= 2
-            assert all(event.expires_in == 1.0 for event in refreshed)
+            assert refreshed and all(event.expires_in == 1.0 for event in refreshed)
             assert recorder.of(Disconnected) == []
+            # No call was refused for an expired token and sent again.
+            sent = [
+                r for r in simulator.requests if r.path.endswith("/get_cancel_on_disconnect")
+            ]
+            assert len(sent) == calls + 1  # and the one that restored the session
+            # Never renewed before its time: each renewal 0.8 s after the grant before at least.
+            grants = [r.time for r in simulator.requests if r.path.endswith("/public/auth")]
+            assert all(when >= started + 0.8 * k - 0.01 for k, when in enumerate(grants))
 
 
+@pytest.mark.timing
 def test_one_client_thread_safe_close_during_calls(sim: DeribitSimulator) -> None:
     ws_client = session(token_configuration(sim), heartbeat=None)
-    sim.inject("ws_delay", path="/public/disable_heartbeat", seconds=2.0)
+    # An answer 20 s late: a close that waited for it would take far longer than the bound.
+    sim.inject("ws_delay", path="/public/disable_heartbeat", seconds=20.0)
     failures: list[BaseException] = []
 
     def in_flight() -> None:
@@ -324,6 +421,6 @@ def test_one_client_thread_safe_close_during_calls(sim: DeribitSimulator) -> Non
     )
     started = time.monotonic()
     ws_client.close()
-    thread.join(5)
-    assert time.monotonic() - started < 2.0
+    thread.join(SOON)
+    assert time.monotonic() - started < 5.0 and not thread.is_alive()
     assert len(failures) == 1 and isinstance(failures[0], (ApiException, ApiValueError))
