@@ -20,7 +20,7 @@ import pytest
 import trustme
 from conftest import TOKEN
 from test_websocket_support import (
-    TIME_SCALE,
+    SOON,
     Recorder,
     key_configuration,
     session,
@@ -46,6 +46,7 @@ from openapi_client import (
 )
 from openapi_client.rest import InsecureTLSWarning
 from openapi_client.simulator import DeribitSimulator
+from openapi_client.testing import ManualClock
 from openapi_client.websocket import (
     Disconnected,
     Reconnecting,
@@ -58,10 +59,15 @@ from openapi_client.websocket.client import RawAnswer
 
 pytestmark = pytest.mark.timeout(30)
 
+#: Simulator time for these tests, none of them about heartbeats: a test_request every second and
+#: a second to answer it, so that a busy machine never misses one (a heartbeat close in the middle
+#: of a test would fail it for the wrong reason).
+CALM_SCALE = 0.1
+
 
 @pytest.fixture
 def sim() -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(time_scale=TIME_SCALE) as simulator:
+    with DeribitSimulator(time_scale=CALM_SCALE) as simulator:
         yield simulator
 
 
@@ -84,7 +90,7 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
 def tls_simulator(ca: trustme.CA, *names: str) -> Iterator[DeribitSimulator]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names).configure_cert(context)
-    with DeribitSimulator(ssl_context=context, time_scale=TIME_SCALE) as simulator:
+    with DeribitSimulator(ssl_context=context, time_scale=CALM_SCALE) as simulator:
         yield simulator
 
 
@@ -284,21 +290,27 @@ def test_long_retry_after_is_capped_by_the_backoff(sim: DeribitSimulator) -> Non
     backoff = RetryPolicy(backoff_factor=0.01, backoff_max=0.05, retry_after_max=0.2)
     with session(
         token_configuration(sim), recorder, reconnect_backoff=backoff, throttle_delay=0.1
-    ):
+    ) as ws_client:
         sim.inject("ws_refuse", retry_after="3600")
         sim.inject("ws_drop", path="/public/test")
+        ws_client.call("public/test", idempotent=True)  # meets the drop, answered after it
         recorder.wait_for(SessionRestored, 2)
         assert all(event.delay <= 0.2 for event in recorder.of(Reconnecting))
 
 
+@pytest.mark.timing
 def test_calls_wait_for_a_session_only_so_long(sim: DeribitSimulator) -> None:
-    slow = RetryPolicy(backoff_factor=2.0, backoff_max=2.0, jitter=0.0)
+    # The session reconnects only 30 s after the drop: never within this test.
+    slow = RetryPolicy(backoff_factor=30.0, backoff_max=30.0, jitter=0.0)
     with session(token_configuration(sim), reconnect_backoff=slow, heartbeat=None) as ws_client:
         sim.inject("ws_drop", path="/public/test")
         with pytest.raises(ApiConnectionError):
             ws_client.call("public/test")
+        started = time.monotonic()
         with pytest.raises(ApiTimeoutError, match=r"not ready within 0\.1 s"):
             ws_client.call("public/test", timeout=(0.1, 1.0))
+        assert 0.1 <= time.monotonic() - started < 5.0
+        assert ws_client.state is State.RECONNECTING
 
 
 # -- small hostile servers ------------------------------------------------------------------------
@@ -430,7 +442,7 @@ def raw_http_server(reply: bytes | None) -> Iterator[str]:
         (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", ApiException, "503"),
         (b"HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", ApiException, "503"),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", ApiProtocolError, "handshake"),
-        (None, ApiTimeoutError, "timed out after 0.3 s"),
+        pytest.param(None, ApiTimeoutError, "timed out after 0.3 s", marks=pytest.mark.timing),
         (b"", ApiProtocolError, "handshake"),
     ],
     ids=["503", "503-no-reason", "not-websocket", "silent", "closed"],
@@ -561,14 +573,22 @@ def test_listener_defaults_and_a_hub_that_never_ran() -> None:
     hub.run_callback(print, "never printed")  # no dispatcher after the end
 
 
+@pytest.mark.timing
 def test_a_renewal_lost_with_its_connection_is_done_on_the_next() -> None:
+    # The client renews 0.8 s after the grant (expires_in 1 s); the simulator's clock stands
+    # still, so the token never expires there, however late a busy machine renews.
     recorder = Recorder()
-    with DeribitSimulator(time_scale=TIME_SCALE, token_ttl=1.0) as simulator:
+    with DeribitSimulator(
+        time_scale=CALM_SCALE, token_ttl=1.0, clock=ManualClock()
+    ) as simulator:
         configuration = key_configuration(simulator, token_refresh_margin=0.5)
         with session(configuration, recorder, heartbeat=None):
             simulator.inject("ws_drop", path="/public/auth")  # the renewal meets a drop
             recorder.wait_for(SessionRestored, 2)
             assert recorder.of(Disconnected)[0].code is None
+            # The grant and the lost renewal on the first connection; then the next one's own.
+            auths = [r.connection_id for r in simulator.requests if r.path.endswith("/auth")]
+            assert auths[1] == auths[0] and auths[2] != auths[0]
 
 
 # -- the sans-I/O transport: frames, pings, proxies, over real loopback sockets -------------------
@@ -626,7 +646,14 @@ def raw_server(
 
 
 def flush(sock: socket.socket, protocol: ServerProtocol) -> None:
-    sock.sendall(b"".join(protocol.data_to_send()))
+    """Write what the protocol has to send; at its end of stream (after the closing handshake)
+    shut the writing side, as a server closes the TCP connection first."""
+    for chunk in protocol.data_to_send():
+        if chunk:
+            sock.sendall(chunk)
+        else:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
 
 
 def ok(request_id: Any, result: Any = "ok") -> bytes:
@@ -634,9 +661,13 @@ def ok(request_id: Any, result: Any = "ok") -> bytes:
 
 
 def requests_of(
-    sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
+    sock: socket.socket,
+    protocol: ServerProtocol,
+    stop: threading.Event,
+    pings: list[bytes] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The JSON requests a client sends, answering its pings and close frame on the way."""
+    """The JSON requests a client sends, answering its pings (their payloads are appended to
+    ``pings``) and close frame on the way."""
     sock.settimeout(0.05)
     while not stop.is_set():
         try:
@@ -651,10 +682,14 @@ def requests_of(
         for event in events:
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 yield json.loads(event.data)
+            elif isinstance(event, Frame) and event.opcode is Opcode.PING and pings is not None:
+                pings.append(bytes(event.data))
 
 
+@pytest.mark.timing
 def test_fragments_binary_frames_pings_and_a_frame_sent_with_the_handshake() -> None:
     answered_test_requests: list[str] = []
+    pings: list[bytes] = []
 
     def serve_connection(
         sock: socket.socket, protocol: ServerProtocol, stop: threading.Event
@@ -662,7 +697,7 @@ def test_fragments_binary_frames_pings_and_a_frame_sent_with_the_handshake() -> 
         test_request = {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
         protocol.send_text(json.dumps(test_request).encode())
         flush(sock, protocol)  # in one write with the 101 response
-        for request in requests_of(sock, protocol, stop):
+        for request in requests_of(sock, protocol, stop, pings):
             method, request_id = request["method"], request["id"]
             if method == "public/test":
                 answered_test_requests.append(method)
@@ -680,16 +715,19 @@ def test_fragments_binary_frames_pings_and_a_frame_sent_with_the_handshake() -> 
 
     with raw_server(serve_connection) as url:
         with WebSocketApiClient(
-            Configuration(host=url, retries=0), heartbeat=None, keepalive_ping=0.1
+            Configuration(host=url, retries=0), heartbeat=None, keepalive_ping=0.5
         ) as ws_client:
             assert ws_client.call("public/fragmented")["result"] == "é" * 100
             assert ws_client.call("public/binary")["result"] == "bytes"
-            time.sleep(0.35)  # a few keepalive pings, answered
+            # A ping every 0.5 s, each to be answered within 0.5 s: the next one goes only once
+            # the pong came, so a second ping means the first was answered and accepted.
+            wait_until(lambda: len(pings) >= 2, "two keepalive pings")
             assert ws_client.call("public/status")["result"] == "ok"
             assert ws_client.state is State.READY
     assert answered_test_requests == ["public/test"]
 
 
+@pytest.mark.timing
 def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
     recorder = Recorder()
 
@@ -701,9 +739,10 @@ def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
             protocol.send_text(ok(request["id"]))
             flush(sock, protocol)
             break  # public/hello answered; then nothing is read, so no ping is answered
-        stop.wait(5)
+        stop.wait()
 
     with raw_server(serve_connection) as url:
+        started = time.monotonic()
         ws_client = WebSocketApiClient(
             Configuration(host=url, retries=0),
             heartbeat=None,
@@ -714,6 +753,7 @@ def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
         )
         (lost,) = recorder.wait_for(Disconnected)
         assert lost.code == 1011 and "keepalive ping timeout" in lost.reason
+        assert time.monotonic() - started >= 0.2  # the ping after 0.1 s, its pong due 0.1 s later
         wait_until(lambda: ws_client.state is State.FAILED, "the session to give up")
         ws_client.close()
 
@@ -789,18 +829,22 @@ def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
             thread.join(5)
 
 
+@pytest.mark.timing
 def test_a_proxy_tunnels_the_session_and_its_reconnects(sim: DeribitSimulator) -> None:
+    # Without heartbeats the simulator says nothing between answers, so each connection is
+    # declared dead after 0.5 s of silence and replaced: a call that meets that on a busy machine
+    # is sent again on the next connection (idempotent), through the proxy all the same.
     recorder = Recorder()
     with connect_proxy() as (proxy, heads):
         configuration = token_configuration(sim, proxy=proxy)
         with session(
-            configuration, recorder, heartbeat=None, liveness_timeout=0.3
+            configuration, recorder, heartbeat=None, liveness_timeout=0.5
         ) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
-            (lost,) = recorder.wait_for(Disconnected)  # silence: declared dead, replaced
+            assert ws_client.call("public/test", idempotent=True)["result"]["version"]
+            lost = recorder.wait_for(Disconnected)[0]  # silence: declared dead, replaced
             assert lost.code is None and "declared dead" in lost.reason
             recorder.wait_for(SessionRestored, 2)
-            assert ws_client.call("public/test")["result"]["version"]
+            assert ws_client.call("public/test", idempotent=True)["result"]["version"]
     assert len(heads) >= 2 and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
 
 
@@ -840,7 +884,7 @@ def reset(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) 
 
 
 def never_read(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) -> None:
-    stop.wait(5)
+    stop.wait()  # until the server stops, after the test
 
 
 def test_a_reset_connection_is_a_drop() -> None:
@@ -853,6 +897,7 @@ def test_a_reset_connection_is_a_drop() -> None:
     assert lost.code is None and "dropped without a close frame" in lost.reason
 
 
+@pytest.mark.timing
 def test_close_is_bounded_by_the_close_timeout_when_the_server_does_not_answer() -> None:
     with raw_server(answer_hello_then(never_read)) as url:
         ws_client = WebSocketApiClient(
@@ -860,33 +905,45 @@ def test_close_is_bounded_by_the_close_timeout_when_the_server_does_not_answer()
         )
         started = time.monotonic()
         ws_client.close()
-        assert time.monotonic() - started < 2.0
+        # The close frame is never answered: close waits its timeout, and only that (the server
+        # would keep the connection until the test ends).
+        assert 0.2 <= time.monotonic() - started < 5.0
         assert ws_client.state is State.CLOSED
 
 
+@pytest.mark.timing
 def test_a_silent_server_times_calls_out_whoever_reads() -> None:
+    held = threading.Event()
+    release = threading.Event()
+
     def script(request: dict[str, Any]) -> list[str] | None:
+        if request["method"] == "public/held":  # answered once the test says so
+            held.set()
+            release.wait(SOON)
         return None if request["method"] == "public/silent" else []
 
     with scripted_server(script) as url:
         with WebSocketApiClient(Configuration(host=url, retries=0), heartbeat=None) as ws_client:
+            started = time.monotonic()
             with pytest.raises(ApiTimeoutError, match=r"did not answer within 0\.2 s"):
                 ws_client.call("public/silent", timeout=0.2)  # reading for itself
-            errors: list[BaseException] = []
-
-            def long_wait() -> None:
-                try:
-                    ws_client.call("public/silent", timeout=1.0)
-                except ApiTimeoutError as error:
-                    errors.append(error)
-
-            reader = threading.Thread(target=long_wait)
-            reader.start()
-            time.sleep(0.1)  # the first call reads; this one waits for it to hand over
-            with pytest.raises(ApiTimeoutError, match=r"within 0\.2 s"):
-                ws_client.call("public/silent", timeout=0.2)
-            reader.join(5)
-            assert len(errors) == 1
+            assert time.monotonic() - started >= 0.2
+            answers: list[Any] = []
+            waiting = threading.Thread(
+                target=lambda: answers.append(ws_client.call("public/held", timeout=SOON))
+            )
+            waiting.start()
+            try:
+                assert held.wait(SOON)  # sent: another thread reads for it from now on
+                started = time.monotonic()
+                with pytest.raises(ApiTimeoutError, match=r"within 0\.2 s"):
+                    ws_client.call("public/silent", timeout=0.2)
+                # Its own deadline, not the other call's answer (held until after this).
+                assert 0.2 <= time.monotonic() - started < 5.0
+            finally:
+                release.set()
+            waiting.join(SOON)
+            assert [answer["result"] for answer in answers] == ["ok"]
             assert ws_client.call("public/status")["result"] == "ok"
 
 
@@ -933,6 +990,7 @@ def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:
     ) -> None:
         flush(sock, protocol)
         reset(sock, protocol, stop)
+        sock.close()  # the reset goes now, before the test is told
         gone.set()
 
     with raw_server(reset_at_once) as url:
@@ -947,9 +1005,10 @@ def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:
             server_hostname=None,
             user_agent="test",
         )
-        assert gone.wait(5)
+        assert gone.wait(SOON)
+        deadline = time.monotonic() + SOON
         with pytest.raises(OSError):
-            for _ in range(100):
+            while time.monotonic() < deadline:  # a write or two may go before the reset is seen
                 transport.send("{}")
                 time.sleep(0.01)
         with pytest.raises(ConnectionClosed):
