@@ -887,6 +887,48 @@ def never_read(sock: socket.socket, protocol: ServerProtocol, stop: threading.Ev
     stop.wait()  # until the server stops, after the test
 
 
+@pytest.mark.timing
+def test_a_pong_waiting_for_a_late_reader_keeps_the_connection() -> None:
+    from openapi_client.websocket.transport import open_socket
+
+    pinged = threading.Event()
+
+    def serve(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) -> None:
+        flush(sock, protocol)
+        sock.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                return
+            protocol.receive_data(data)
+            protocol.events_received()
+            flush(sock, protocol)  # the protocol answers the ping with its pong
+            pinged.set()
+
+    with raw_server(serve) as url:
+        transport = open_socket(
+            websocket_url(url),
+            open_timeout=5,
+            close_timeout=0.2,
+            max_message_size=1 << 20,
+            keepalive=0.2,
+            compression=None,
+            ssl_context=None,
+            server_hostname=None,
+            user_agent="test",
+        )
+        time.sleep(0.25)
+        assert transport.read(0) == []  # the ping is due: sent; nothing is read
+        assert pinged.wait(SOON)  # the pong is on its way
+        time.sleep(0.3)  # the reader comes back after the pong's deadline, the pong waiting
+        assert transport.read(0.05) == []  # reads the pong before judging: no 1011
+        transport.send("{}")  # still open
+        transport.release()
+
+
 def test_a_reset_connection_is_a_drop() -> None:
     recorder = Recorder()
     with raw_server(answer_hello_then(reset)) as url:
