@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import pytest
 import trustme
 from conftest import TOKEN
+from test_hostile_server import HOST, HostileServer, Peer
 from test_websocket_support import (
     SOON,
     Recorder,
@@ -601,48 +602,24 @@ def raw_server(
     """A WebSocket server on websockets' sans-I/O ``ServerProtocol``, so that a test decides
     what is written and when (frames with the handshake's response, fragments, unanswered
     pings). ``serve_connection`` runs after the handshake; yields an API root URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
-    def handshake(sock: socket.socket) -> None:
-        with sock:
-            sock.settimeout(5)
-            protocol = ServerProtocol()
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                protocol.receive_data(data)
-                events = protocol.events_received()
-                if events and isinstance(events[0], Request):
-                    protocol.send_response(protocol.accept(events[0]))
-                    serve_connection(sock, protocol, stop)
-                    return
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
+    def handshake(peer: Peer) -> None:
+        sock = peer.sock
+        sock.settimeout(5)
+        protocol = ServerProtocol()
+        while True:
+            data = sock.recv(65536)
+            if not data:
                 return
-            thread = threading.Thread(target=handshake, args=(sock,), daemon=True)
-            threads.append(thread)
-            thread.start()
+            protocol.receive_data(data)
+            events = protocol.events_received()
+            if events and isinstance(events[0], Request):
+                protocol.send_response(protocol.accept(events[0]))
+                serve_connection(sock, protocol, peer.server.stopping)
+                return
 
-    acceptor = threading.Thread(target=run, daemon=True)
-    acceptor.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/v2"
-    finally:
-        stop.set()
-        listener.close()
-        acceptor.join(5)
-        for thread in threads:
-            thread.join(5)
+    with HostileServer(handshake) as server:
+        yield server.url
 
 
 def flush(sock: socket.socket, protocol: ServerProtocol) -> None:
@@ -762,71 +739,43 @@ def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
 def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
     """An HTTP proxy that accepts CONNECT to loopback and relays bytes both ways; yields its URL
     and the request heads it received."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
-    heads: list[bytes] = []
-    threads: list[threading.Thread] = []
 
-    def relay(source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                data = source.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            if not data:
-                break
-            try:
-                sink.sendall(data)
-            except OSError:
-                break
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+    def tunnel(peer: Peer) -> None:
+        stop = peer.server.stopping
 
-    def tunnel(client: socket.socket) -> None:
-        with client:
-            client.settimeout(5)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(4096)
+        def relay(source: socket.socket, sink: socket.socket) -> None:
+            source.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    data = source.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
                 if not data:
-                    return
-                head += data
-            heads.append(head)
-            host, _, port = head.split(b" ")[1].decode().rpartition(":")
-            assert host == "127.0.0.1"
-            with socket.create_connection((host, int(port)), timeout=5) as upstream:
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                back = threading.Thread(target=relay, args=(upstream, client), daemon=True)
-                back.start()
-                relay(client, upstream)
-                back.join(5)
+                    break
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    break
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
 
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=tunnel, args=(client,), daemon=True)
-            threads.append(thread)
-            thread.start()
+        head = peer.read_request()
+        if head is None:
+            return
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        assert host == "127.0.0.1"
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            peer.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            upstream.sendall(peer.buffer)  # whatever came behind the head
+            back = threading.Thread(target=relay, args=(upstream, peer.sock), daemon=True)
+            back.start()
+            relay(peer.sock, upstream)
+            back.join(5)
 
-    acceptor = threading.Thread(target=run, daemon=True)
-    acceptor.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", heads
-    finally:
-        stop.set()
-        listener.close()
-        acceptor.join(5)
-        for thread in threads:
-            thread.join(5)
+    with HostileServer(tunnel) as server:
+        yield f"http://{HOST}:{server.port}", server.requests
 
 
 @pytest.mark.timing
