@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from openapi_client import ApiCallTimeoutError, ApiClient, Configuration, SessionManagementApi
@@ -16,15 +14,9 @@ pytestmark = pytest.mark.timeout(15)
 DISABLE = "/public/disable_heartbeat"
 
 
-@pytest.fixture
-def sim() -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(legacy_http=True) as simulator:
-        yield simulator
-
-
-def test_unfinished_result_says_so(sim: DeribitSimulator) -> None:
-    sim.inject("delay", seconds=0.3, path=DISABLE)
-    with ApiClient(Configuration(host=sim.url, retries=0)) as client:
+def test_unfinished_result_says_so(simulator: DeribitSimulator) -> None:
+    simulator.inject("delay", seconds=0.3, path=DISABLE)
+    with ApiClient(Configuration(host=simulator.url, retries=0)) as client:
         pending = SessionManagementApi(client).public_disable_heartbeat_get(async_req=True)
         assert repr(pending) == "AsyncResult(pending)"
         assert not pending.ready()
@@ -34,9 +26,9 @@ def test_unfinished_result_says_so(sim: DeribitSimulator) -> None:
         assert pending.successful() and repr(pending) == "AsyncResult(done)"
 
 
-def test_call_timeout_runs_out_while_queued_for_a_thread(sim: DeribitSimulator) -> None:
-    sim.inject("delay", seconds=0.3, path=DISABLE)
-    configuration = Configuration(host=sim.url, retries=0, call_timeout=5)
+def test_call_timeout_runs_out_while_queued_for_a_thread(simulator: DeribitSimulator) -> None:
+    simulator.inject("delay", seconds=0.3, path=DISABLE)
+    configuration = Configuration(host=simulator.url, retries=0, call_timeout=5)
     with ApiClient(configuration, pool_threads=1) as client:
         api = SessionManagementApi(client)
         first = api.public_disable_heartbeat_get(async_req=True)
@@ -48,4 +40,4 @@ def test_call_timeout_runs_out_while_queued_for_a_thread(sim: DeribitSimulator) 
     # No attempt was made, so there is no attempt count and no last error to report.
     assert str(ran_out.value) == "public_disable_heartbeat_get: the call_timeout (0.1 s) ran out"
     assert ran_out.value.__cause__ is None
-    assert [request.path for request in sim.requests] == ["/api/v2" + DISABLE]  # never sent
+    assert [request.path for request in simulator.requests] == ["/api/v2" + DISABLE]  # never sent

@@ -7,7 +7,6 @@ at all is still refused before anything is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
@@ -30,20 +29,14 @@ pytestmark = pytest.mark.timeout(15)
 
 
 @pytest.fixture
-def sim() -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(legacy_http=True) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def unchecked(sim: DeribitSimulator) -> Configuration:
+def unchecked(simulator: DeribitSimulator) -> Configuration:
     return Configuration(
-        host=sim.url, access_token="sim-token", retries=0, client_side_validation=False
+        host=simulator.url, access_token="sim-token", retries=0, client_side_validation=False
     )
 
 
 def test_unchecked_values_reach_the_query_as_given(
-    sim: DeribitSimulator, unchecked: Configuration
+    simulator: DeribitSimulator, unchecked: Configuration
 ) -> None:
     with ApiClient(unchecked) as client:
         api = SessionManagementApi(client)
@@ -55,15 +48,15 @@ def test_unchecked_values_reach_the_query_as_given(
             "reason": "must be a number not less than 10",
         }
         api.public_set_heartbeat_get("25 ")  # text: sent as text, and Deribit reads a number
-        assert sim.heartbeat_interval == 25.0
-    assert [request.target for request in sim.requests] == [
+        assert simulator.heartbeat_interval == 25.0
+    assert [request.target for request in simulator.requests] == [
         "/api/v2/public/set_heartbeat?interval=True",
         "/api/v2/public/set_heartbeat?interval=25%20",
     ]
 
 
 def test_unchecked_number_no_float_can_hold_is_refused_before_sending(
-    sim: DeribitSimulator, unchecked: Configuration
+    simulator: DeribitSimulator, unchecked: Configuration
 ) -> None:
     with ApiClient(unchecked) as client:
         with pytest.raises(ApiValueError) as refused:
@@ -73,21 +66,21 @@ def test_unchecked_number_no_float_can_hold_is_refused_before_sending(
         "written as one"
     )
     assert isinstance(refused.value.__cause__, OverflowError)
-    assert sim.requests == []
+    assert simulator.requests == []
 
 
 def test_unchecked_values_reach_websocket_params_as_given(
-    sim: DeribitSimulator, unchecked: Configuration
+    simulator: DeribitSimulator, unchecked: Configuration
 ) -> None:
-    with WebSocketApiClient(unchecked, url=sim.ws_url, heartbeat=None) as ws_client:
+    with WebSocketApiClient(unchecked, url=simulator.ws_url, heartbeat=None) as ws_client:
         api = SessionManagementApi(ws_client)
-        sim.clear_requests()
+        simulator.clear_requests()
         with pytest.raises(BadRequestException) as refused:
             api.public_set_heartbeat_get(True)
         assert refused.value.error_code == -32602
         api.public_set_heartbeat_get("40")
         api.public_set_heartbeat_get(Fraction(45, 2) * 2)  # a Fraction: sent as the int 45
-    sent = [request.query for request in sim.requests if request.path.endswith("heartbeat")]
+    sent = [request.query for request in simulator.requests if request.path.endswith("heartbeat")]
     assert sent == [{"interval": "true"}, {"interval": "40"}, {"interval": "45"}]
 
 
@@ -100,23 +93,23 @@ def test_unchecked_values_reach_websocket_params_as_given(
     ],
 )
 def test_text_parameters_of_the_wrong_type_are_refused(
-    sim: DeribitSimulator, args: dict[str, object], message: str
+    simulator: DeribitSimulator, args: dict[str, object], message: str
 ) -> None:
-    with ApiClient(Configuration(host=sim.url)) as client:
+    with ApiClient(Configuration(host=simulator.url)) as client:
         with pytest.raises(ApiTypeError) as refused:
             AuthenticationApi(client).public_auth_get("client_signature", **args)  # type: ignore[arg-type]
     assert str(refused.value) == message
-    assert sim.requests == []
+    assert simulator.requests == []
 
 
-def test_unknown_argument_to_a_declared_endpoint(sim: DeribitSimulator) -> None:
-    with ApiClient(Configuration(host=sim.url)) as client:
+def test_unknown_argument_to_a_declared_endpoint(simulator: DeribitSimulator) -> None:
+    with ApiClient(Configuration(host=simulator.url)) as client:
         with pytest.raises(ApiTypeError) as refused:
             client.call(SET_HEARTBEAT, {"intervall": 30}, {})
     assert str(refused.value) == (
         "Got an unexpected keyword argument 'intervall' to method public_set_heartbeat_get"
     )
-    assert sim.requests == []
+    assert simulator.requests == []
 
 
 def test_endpoints_and_parameters_describe_themselves() -> None:

@@ -4,8 +4,6 @@ settings a Configuration refuses by type."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import openapi_client
@@ -25,12 +23,6 @@ from openapi_client.simulator import DeribitSimulator
 pytestmark = pytest.mark.timeout(15)
 
 
-@pytest.fixture
-def sim() -> Iterator[DeribitSimulator]:
-    with DeribitSimulator(legacy_http=True) as simulator:
-        yield simulator
-
-
 def test_api_package_exports_its_classes_lazily() -> None:
     assert openapi_client.api.SessionManagementApi is openapi_client.SessionManagementApi
     assert openapi_client.api.AuthenticationApi is openapi_client.AuthenticationApi
@@ -40,8 +32,8 @@ def test_api_package_exports_its_classes_lazily() -> None:
     assert {"ApiClient", "Configuration", "SessionManagementApi"} <= set(dir(openapi_client))
 
 
-def test_response_headers_can_be_set_copied_and_printed(sim: DeribitSimulator) -> None:
-    with ApiClient(Configuration(host=sim.url)) as client:
+def test_response_headers_can_be_set_copied_and_printed(simulator: DeribitSimulator) -> None:
+    with ApiClient(Configuration(host=simulator.url)) as client:
         _, status, headers = SessionManagementApi(
             client
         ).public_disable_heartbeat_get_with_http_info()
@@ -58,26 +50,28 @@ def test_response_headers_can_be_set_copied_and_printed(sim: DeribitSimulator) -
     assert repeated.pairs() == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
 
 
-def test_cookie_and_user_agent_are_sent_with_every_request(sim: DeribitSimulator) -> None:
-    with ApiClient(Configuration(host=sim.url), cookie="session=abc") as client:
+def test_cookie_and_user_agent_are_sent_with_every_request(simulator: DeribitSimulator) -> None:
+    with ApiClient(Configuration(host=simulator.url), cookie="session=abc") as client:
         assert client.cookie == "session=abc"
         client.user_agent = "my-bot/2.0"
         assert client.user_agent == "my-bot/2.0" == client.configuration.user_agent
         SessionManagementApi(client).public_disable_heartbeat_get()
-    (request,) = sim.requests
+    (request,) = simulator.requests
     assert request.header("cookie") == "session=abc"
     assert request.header("user-agent") == "my-bot/2.0"
 
 
-def test_default_header_that_is_not_text_is_refused_before_sending(sim: DeribitSimulator) -> None:
-    with ApiClient(Configuration(host=sim.url)) as client:
+def test_default_header_that_is_not_text_is_refused_before_sending(
+    simulator: DeribitSimulator,
+) -> None:
+    with ApiClient(Configuration(host=simulator.url)) as client:
         client.default_headers["X-Count"] = 5  # type: ignore[assignment]
         with pytest.raises(ApiValueError) as refused:
             SessionManagementApi(client).public_disable_heartbeat_get()
     assert str(refused.value) == (
         "ApiClient.default_headers: the value of X-Count must be a string, got int"
     )
-    assert sim.requests == []
+    assert simulator.requests == []
 
 
 def test_forgotten_secrets_are_no_longer_redacted_by_value() -> None:
