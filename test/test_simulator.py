@@ -147,12 +147,16 @@ def raw_exchange(sim: DeribitSimulator, request: bytes, timeout: float = 2.0) ->
     """Send raw bytes, read until the server closes; a reset propagates as an exception."""
     with socket.create_connection((sim.host, sim.port), timeout=timeout) as sock:
         sock.sendall(request)
-        chunks: list[bytes] = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def get_request(target: str, extra: str = "") -> bytes:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import pytest
+from test_simulator import raw_exchange, read_until_closed
 
 from openapi_client.simulator import DeribitSimulator
 
@@ -34,20 +35,9 @@ def connect(sim: DeribitSimulator, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection((sim.host, sim.port), timeout=timeout)
 
 
-def read_until_closed(sock: socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def exchange(sim: DeribitSimulator, request: bytes) -> bytes:
     """Send ``request``, read until the server closes the connection."""
-    with connect(sim) as sock:
-        sock.sendall(request)
-        return read_until_closed(sock)
+    return raw_exchange(sim, request, timeout=5.0)
 
 
 def read_response(rfile: BinaryIO) -> tuple[str, dict[str, str], bytes]:
