@@ -31,40 +31,39 @@ _RESOLVER_ASKED: list[str] = []
 _getaddrinfo = socket.getaddrinfo
 
 
+def _spelled_address(host: Any) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+    """``host`` as text (brackets dropped, ``localhost`` as ``127.0.0.1``), and the address it
+    spells, None for a name."""
+    text = (host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)).strip("[]")
+    if text.lower() in ("localhost", "localhost."):
+        text = "127.0.0.1"
+    try:
+        return text, ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return text, None
+
+
 def _numeric_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     """A resolver stub: addresses and ``localhost`` are answered without the system resolver,
     names under ``.invalid`` fail as unknown names; any other name also fails, and the autouse
     fixture below fails the test that asked."""
-    name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
-    if name is None:
+    if host is None:
         return _getaddrinfo(host, *args, **kwargs)
-    text = str(name).strip("[]")
-    if text.lower() in ("localhost", "localhost."):
-        text = "127.0.0.1"
-    try:
-        ipaddress.ip_address(text.split("%")[0])
-    except ValueError:
+    text, address = _spelled_address(host)
+    if address is None:
         # Names under .invalid never resolve (RFC 6761): the stub says so at once, as a
         # resolver would. Any other name is a test reaching for the network.
         if not text.lower().rstrip(".").endswith(".invalid"):
             _RESOLVER_ASKED.append(text)
-        raise socket.gaierror(
-            socket.EAI_NONAME, f"the test suite does not resolve {text!r}"
-        ) from None
+        raise socket.gaierror(socket.EAI_NONAME, f"the test suite does not resolve {text!r}")
     return _getaddrinfo(text, *args, **kwargs)
 
 
-def _loopback_only_gethostbyaddr(address: Any) -> tuple[str, list[str], list[str]]:
+def _loopback_only_gethostbyaddr(host: Any) -> tuple[str, list[str], list[str]]:
     """The reverse lookup ``http.server`` makes when it binds (``socket.getfqdn``): loopback
     addresses are ``localhost`` without the system resolver; any other address fails the test."""
-    text = str(address).strip("[]")
-    if text.lower() in ("localhost", "localhost."):
-        text = "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(text.split("%")[0]).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    text, address = _spelled_address(host)
+    if address is not None and address.is_loopback:
         return "localhost", [], [text]
     _RESOLVER_ASKED.append(text)
     raise socket.herror(1, f"the test suite does not look up {text!r}")
