@@ -57,6 +57,7 @@ from openapi_client.websocket import (
     websocket_url,
 )
 from openapi_client.websocket.client import RawAnswer
+from openapi_client.websocket.transport import SocketTransport, open_socket
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -622,6 +623,21 @@ def raw_server(
         yield server.url
 
 
+def open_transport(url: str, keepalive: float | None) -> SocketTransport:
+    """The sans-I/O transport on its own (no session), connected to a ``raw_server``."""
+    return open_socket(
+        websocket_url(url),
+        open_timeout=5,
+        close_timeout=0.2,
+        max_message_size=1 << 20,
+        keepalive=keepalive,
+        compression=None,
+        ssl_context=None,
+        server_hostname=None,
+        user_agent="test",
+    )
+
+
 def flush(sock: socket.socket, protocol: ServerProtocol) -> None:
     """Write what the protocol has to send; at its end of stream (after the closing handshake)
     shut the writing side, as a server closes the TCP connection first."""
@@ -838,40 +854,18 @@ def never_read(sock: socket.socket, protocol: ServerProtocol, stop: threading.Ev
 
 @pytest.mark.timing
 def test_a_pong_waiting_for_a_late_reader_keeps_the_connection() -> None:
-    from openapi_client.websocket.transport import open_socket
-
-    pinged = threading.Event()
+    pings: list[bytes] = []
 
     def serve(sock: socket.socket, protocol: ServerProtocol, stop: threading.Event) -> None:
         flush(sock, protocol)
-        sock.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                data = sock.recv(65536)
-            except socket.timeout:
-                continue
-            if not data:
-                return
-            protocol.receive_data(data)
-            protocol.events_received()
-            flush(sock, protocol)  # the protocol answers the ping with its pong
-            pinged.set()
+        for _ in requests_of(sock, protocol, stop, pings):  # answers each ping with its pong
+            pass
 
     with raw_server(serve) as url:
-        transport = open_socket(
-            websocket_url(url),
-            open_timeout=5,
-            close_timeout=0.2,
-            max_message_size=1 << 20,
-            keepalive=0.2,
-            compression=None,
-            ssl_context=None,
-            server_hostname=None,
-            user_agent="test",
-        )
+        transport = open_transport(url, keepalive=0.2)
         time.sleep(0.25)
         assert transport.read(0) == []  # the ping is due: sent; nothing is read
-        assert pinged.wait(SOON)  # the pong is on its way
+        wait_until(lambda: pings, "the ping answered")  # the pong is on its way
         time.sleep(0.3)  # the reader comes back after the pong's deadline, the pong waiting
         assert transport.read(0.05) == []  # reads the pong before judging: no 1011
         transport.send("{}")  # still open
@@ -972,8 +966,6 @@ def test_a_request_on_a_closing_connection_fails_at_once(sim: DeribitSimulator) 
 def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:
     from websockets.exceptions import ConnectionClosed
 
-    from openapi_client.websocket.transport import open_socket
-
     gone = threading.Event()
 
     def reset_at_once(
@@ -985,17 +977,7 @@ def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:
         gone.set()
 
     with raw_server(reset_at_once) as url:
-        transport = open_socket(
-            websocket_url(url),
-            open_timeout=5,
-            close_timeout=0.2,
-            max_message_size=1 << 20,
-            keepalive=None,
-            compression=None,
-            ssl_context=None,
-            server_hostname=None,
-            user_agent="test",
-        )
+        transport = open_transport(url, keepalive=None)
         assert gone.wait(SOON)
         deadline = time.monotonic() + SOON
         with pytest.raises(OSError):
