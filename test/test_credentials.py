@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from conftest import FAST_RETRIES
+from conftest import FAST_RETRIES, SHORTEST_LIFETIME_SETTING
 
 from openapi_client import (
     ApiClient,
@@ -440,9 +440,10 @@ def on_manual_clock(
 ) -> Iterator[tuple[DeribitSimulator, SessionManagementApi, ManualClock]]:
     """A simulator and a client whose token lifetimes run on one hand-driven clock."""
     clock = ManualClock()
-    with DeribitSimulator(
+    with pytest.MonkeyPatch.context() as patch, DeribitSimulator(
         credentials={CLIENT_ID: SECRET}, token_ttl=token_ttl, legacy_http=True, clock=clock
     ) as sim, ApiClient(key_configuration(sim, **settings)) as client:
+        patch.setattr(SHORTEST_LIFETIME_SETTING, 0.1)  # tokens of a second, counted on
         client.credentials.clock = clock
         yield sim, SessionManagementApi(client), clock
 
