@@ -248,6 +248,14 @@ class WebSocketApiClient(ClientCore):
         self._session.close(logout, self._options.close_timeout)
         self._close_pool()
 
+    def _after_fork(self) -> None:
+        """In a child process just forked: the session is the parent's. This copy never touches
+        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
+        ``WebSocketApiClient`` in the child) and :meth:`close` does nothing."""
+        super()._after_fork()
+        self._session.after_fork()
+        self._hub = self._session.hub
+
     @property
     def state(self) -> State:
         """Where the session stands (:class:`~openapi_client.websocket.State`)."""

@@ -16,6 +16,7 @@ between ``websockets``' reader thread and ours.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import select
 import socket
@@ -31,6 +32,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
+
+from openapi_client.redaction import install_filter
 
 __all__ = [
     "Closed",
@@ -53,6 +56,13 @@ _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
 _monotonic = time.monotonic
+
+#: The longest single wait on the socket, in seconds: a longer one (a liveness limit or a
+#: heartbeat from a setting or a server, whatever its size) is waited in turns of this length.
+LONGEST_WAIT = 3600.0
+
+#: Where ``websockets`` logs frames when debug logging is on: redacted like the library's lines.
+_PROTOCOL_LOGGER = install_filter(logging.getLogger("openapi_client.websocket.protocol"))
 
 # Keyword arguments of websockets' connect() that not every supported release has.
 _CONNECT_PARAMETERS = frozenset(inspect.signature(connect).parameters)
@@ -127,6 +137,12 @@ class SocketTransport:
         self._pong_looked_for = False
         self._pings = 0
         self._close_deadline: float | None = None
+        # Frames that came with the handshake's answer were processed with it: a close frame
+        # among them is answered now, and its close timeout runs from now.
+        with self._lock:
+            self._flush_quietly()
+            if protocol.close_expected():
+                self._close_deadline = now + close_timeout
 
     # -- reading (the read role's holder only) --------------------------------------------------
 
@@ -339,10 +355,13 @@ class _Readable:
             self._poller.register(sock, select.POLLIN)
 
     def wait(self, timeout: float | None) -> bool:
+        """Whether the socket became readable within ``timeout`` seconds (at most
+        :data:`LONGEST_WAIT`: the caller looks again)."""
+        timeout = LONGEST_WAIT if timeout is None else min(timeout, LONGEST_WAIT)
         poller = self._poller
         if poller is None:  # pragma: no cover - platforms without poll (Windows)
             return bool(select.select([self._sock], [], [], timeout)[0])
-        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+        return bool(poller.poll(math.ceil(timeout * 1000)))
 
 
 class ThreadedTransport:
@@ -354,7 +373,7 @@ class ThreadedTransport:
 
     def read(self, timeout: float | None) -> list[Data]:
         try:
-            return [self._ws.recv(timeout)]
+            return [self._ws.recv(LONGEST_WAIT if timeout is None else min(timeout, LONGEST_WAIT))]
         except TimeoutError:
             return []
 
@@ -413,7 +432,9 @@ def open_socket(
             context = ssl_context if ssl_context is not None else ssl.create_default_context()
             sock.settimeout(_left(deadline))
             sock = context.wrap_socket(sock, server_hostname=server_hostname or uri.host)
-        protocol = ClientProtocol(uri, extensions=extensions, max_size=max_message_size)
+        protocol = ClientProtocol(
+            uri, extensions=extensions, max_size=max_message_size, logger=_PROTOCOL_LOGGER
+        )
         backlog = _handshake(sock, protocol, uri, user_agent, deadline)
         sock.settimeout(open_timeout)  # from here: how long a write or a TLS record may stall
     except BaseException:
@@ -479,6 +500,7 @@ def open_through_proxy(
         "ping_timeout": keepalive,
         "compression": compression,
         "user_agent_header": user_agent,
+        "logger": _PROTOCOL_LOGGER,
     }
     if url.lower().startswith("wss:"):
         kwargs["ssl"] = ssl_context
