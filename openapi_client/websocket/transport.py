@@ -61,8 +61,11 @@ _monotonic = time.monotonic
 #: heartbeat from a setting or a server, whatever its size) is waited in turns of this length.
 LONGEST_WAIT = 3600.0
 
-#: Where ``websockets`` logs frames when debug logging is on: redacted like the library's lines.
+#: Where ``websockets`` logs (its lines redacted like the library's). Its debug lines show the
+#: frames, cut at 75 characters, which can cut a token too short to be recognised: they are off
+#: unless this logger's level is set to DEBUG itself.
 _PROTOCOL_LOGGER = install_filter(logging.getLogger("openapi_client.websocket.protocol"))
+_PROTOCOL_LOGGER.setLevel(logging.INFO)
 
 # Keyword arguments of websockets' connect() that not every supported release has.
 _CONNECT_PARAMETERS = frozenset(inspect.signature(connect).parameters)
