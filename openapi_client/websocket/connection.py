@@ -257,7 +257,7 @@ class Connection:
         #: Whether the connection's own thread should read at once (closing, lost, or callers
         #: that never read are waiting).
         self._urgent = False
-        #: Callers asleep waiting for their answer: one of them that may read takes over
+        #: Callers that may read, asleep waiting for their answer: one of them takes over
         #: reading when the reader leaves.
         self._followers: set[_Waiter] = set()
         self._last_message = time.monotonic()
@@ -369,6 +369,8 @@ class Connection:
         does and the waiter may read; False when ``deadline`` passed first. ``leading``: the
         read role is this thread's already. Whichever way this ends, the role is given up and
         the waiter is no longer among the followers."""
+        if not waiter.reads:
+            return self._await_answer(waiter, deadline)
         mutex = self._mutex
         followers = self._followers
         while True:
@@ -384,15 +386,11 @@ class Connection:
             with mutex:
                 if waiter.done():
                     return True
-                free = self.lost is None and not self._reading
-                leading = free and waiter.reads
+                leading = self.lost is None and not self._reading
                 if leading:
                     self._reading = True
                     self._takes += 1
                     continue
-                if free:  # a caller that never reads: the connection's own thread, at once
-                    self._urgent = True
-                    self._role_free.notify()
                 followers.add(waiter)
             woken = False
             try:
@@ -406,6 +404,19 @@ class Connection:
             if not woken:
                 return False
 
+    def _await_answer(self, waiter: _Waiter, deadline: float | None) -> bool:
+        """:meth:`_await` for a caller that never reads: it sleeps until whoever reads hands
+        it its answer or failure (the only signals it gets), waking the connection's own thread
+        first when nobody reads. Its pending entry is what :meth:`_leave` sees of it."""
+        if waiter.done():
+            return True
+        if self.lost is None and not self._reading:
+            with self._mutex:
+                self._urgent = True
+                self._role_free.notify()
+        woken = waiter.sleep(None if deadline is None else deadline - time.monotonic())
+        return woken or waiter.done()
+
     def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
         """Read until ``waiter`` is answered, ``deadline`` passes or the connection ends."""
         while not waiter.done() and self.lost is None:
@@ -415,19 +426,17 @@ class Connection:
 
     def _leave(self) -> None:
         """Give up the read role: to a waiting caller that may read, if there is one; else to
-        the connection's own thread, at once when callers that never read are waiting."""
+        the connection's own thread, at once when other answers are awaited (by callers that
+        never read, or callers about to wait)."""
         with self._mutex:
             self._reading = False
             followers = self._followers
-            heir = next(
-                (follower for follower in followers if follower.reads and not follower.done()),
-                None,
-            )
-            if heir is not None:
-                followers.discard(heir)
-                heir.signal()  # it wakes and takes the role
-                return
-            if followers:
+            while followers:
+                follower = followers.pop()
+                if not follower.done():
+                    follower.signal()  # it wakes and takes the role
+                    return
+            if self._pending:
                 self._urgent = True
             if self._urgent or self.lost is not None:
                 self._role_free.notify()
@@ -612,10 +621,13 @@ class Connection:
             if "error" in message:
                 self._unanswered_error(message)
             return False
+        if not waiter.reads:  # only its answer signals it, and only the one who popped it
+            waiter.signal()
+            return False
         with self._mutex:
             self._followers.discard(waiter)
             waiter.signal()
-        return waiter.reads
+        return True
 
     def _notification(self, message: dict[str, Any]) -> None:
         method = message.get("method")
