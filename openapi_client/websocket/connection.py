@@ -426,8 +426,7 @@ class Connection:
 
     def _leave(self) -> None:
         """Give up the read role: to a waiting caller that may read, if there is one; else to
-        the connection's own thread, at once when other answers are awaited (by callers that
-        never read, or callers about to wait)."""
+        the connection's own thread, at once when callers that never read are waiting."""
         with self._mutex:
             self._reading = False
             followers = self._followers
@@ -436,7 +435,8 @@ class Connection:
                 if not follower.done():
                     follower.signal()  # it wakes and takes the role
                     return
-            if self._pending:
+            waiting = list(self._pending.values())  # a copy: callers add to it meanwhile
+            if any(not waiter.reads and waiter is not _DISCARD for waiter in waiting):
                 self._urgent = True
             if self._urgent or self.lost is not None:
                 self._role_free.notify()
