@@ -6,14 +6,11 @@ nothing; the parent goes on and gets only its own answers. The fork happens in a
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from test_websocket_support import run_script
 
 from openapi_client.simulator import DeribitSimulator
 
@@ -21,8 +18,6 @@ pytestmark = [
     pytest.mark.timeout(30),
     pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork"),
 ]
-
-ROOT = Path(__file__).resolve().parent.parent
 
 FORKING_SESSION = r"""
 import json, os, sys, threading
@@ -70,13 +65,6 @@ print(json.dumps({"child": child, "child_exit": status, "parent_wrong": wrong, "
 """
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
-    env.pop("PYTHONWARNINGS", None)
-    return env
-
-
 @pytest.fixture
 def sim() -> Iterator[DeribitSimulator]:
     with DeribitSimulator(time_scale=0.1) as simulator:
@@ -88,16 +76,7 @@ def test_a_forked_child_refuses_calls_and_the_parent_gets_only_its_answers(
 ) -> None:
     """Before, the child wrote on the parent's socket with the parent's next ids and read its
     answers: the parent got the child's answers, or none."""
-    ran = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", FORKING_SESSION, sim.url],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=25,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    seen = json.loads(ran.stdout.strip().splitlines()[-1])
+    seen = run_script(FORKING_SESSION, sim.url, timeout=25)
     child = seen["child"]
     assert len(child["calls"]) == 10 and all(
         call.startswith("this WebSocketApiClient was created in another process")

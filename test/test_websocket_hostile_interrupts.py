@@ -9,17 +9,10 @@ prints what it saw as JSON.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from test_websocket_support import run_script
 
 pytestmark = pytest.mark.timeout(60)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 #: Calls interrupted at random points, then calls that must all succeed.
 INTERRUPTED_CALLS = 1000
@@ -87,33 +80,12 @@ print(json.dumps({
 """
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
-    env.pop("PYTHONWARNINGS", None)
-    return env
-
-
 @pytest.mark.timing
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_session_survives_a_thousand_interrupted_calls(seed: int) -> None:
-    ran = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            INTERRUPTED_SESSION,
-            str(INTERRUPTED_CALLS),
-            str(CALLS_AFTER),
-            str(seed),
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=50,
-        check=False,
+    seen = run_script(
+        INTERRUPTED_SESSION, str(INTERRUPTED_CALLS), str(CALLS_AFTER), str(seed), timeout=50
     )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    seen = json.loads(ran.stdout.strip().splitlines()[-1])
     # Every timer interrupted the main thread, a good share of them inside a call; no call
     # failed for an interrupt that hit an earlier one.
     assert seen["in_call"] + seen["after_call"] == INTERRUPTED_CALLS, seen

@@ -20,11 +20,11 @@ from test_websocket_hostile_server import (
     serving,
     session_answers,
 )
-from test_websocket_support import FAST_BACKOFF, Recorder
+from test_websocket_support import Recorder, session
 
 from openapi_client import ApiConnectionError, ApiException, Configuration
 from openapi_client.cli import main
-from openapi_client.websocket import Disconnected, SessionRestored, WebSocketApiClient
+from openapi_client.websocket import Disconnected, SessionRestored
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -95,12 +95,7 @@ def test_secrets_echoed_by_the_server_never_show(caplog: pytest.LogCaptureFixtur
     recorder = Recorder()
     caplog.set_level(logging.DEBUG, logger="openapi_client")
     with serving(leaking) as server:
-        with WebSocketApiClient(
-            key_configuration(api_url(server)),
-            heartbeat=None,
-            reconnect_backoff=FAST_BACKOFF,
-            on_event=recorder,
-        ) as ws_client:
+        with session(key_configuration(api_url(server)), recorder, heartbeat=None) as ws_client:
             with pytest.raises(ApiException) as answered:
                 ws_client.call("public/leak")
             with pytest.raises(ApiConnectionError) as dropped:

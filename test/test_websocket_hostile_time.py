@@ -20,7 +20,7 @@ from test_websocket_hostile_server import (
     serving,
     session_answers,
 )
-from test_websocket_support import FAST_BACKOFF, Recorder
+from test_websocket_support import FAST_BACKOFF, Recorder, session
 
 from openapi_client import ApiConnectionError, ApiException, Configuration, RetryPolicy
 from openapi_client.credentials import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
@@ -72,6 +72,15 @@ class AuthServer:
                 return
 
 
+def dropped_and_restored(ws_client: WebSocketApiClient, recorder: Recorder) -> None:
+    """Have the server drop the connection; the session restores itself on a new one."""
+    with pytest.raises(ApiConnectionError):
+        ws_client.call(DROP)
+    recorder.wait_for(SessionRestored, 2)
+    assert ws_client.call("public/test")["result"] == "ok"
+    assert ws_client.state is State.READY
+
+
 def key_configuration(url: str) -> Configuration:
     return Configuration(
         host=url,
@@ -109,17 +118,8 @@ def test_an_odd_token_lifetime_never_storms_nor_overflows(
     recorder = Recorder()
     with serving(server_side.script) as server:
         with caplog.at_level(logging.WARNING, logger="openapi_client"):
-            with WebSocketApiClient(
-                key_configuration(api_url(server)),
-                heartbeat=None,
-                reconnect_backoff=FAST_BACKOFF,
-                on_event=recorder,
-            ) as ws_client:
-                with pytest.raises(ApiConnectionError):
-                    ws_client.call(DROP)
-                recorder.wait_for(SessionRestored, 2)  # the supervisor lives: a new connection
-                assert ws_client.call("public/test")["result"] == "ok"
-                assert ws_client.state is State.READY
+            with session(key_configuration(api_url(server)), recorder, heartbeat=None) as ws_client:
+                dropped_and_restored(ws_client, recorder)  # the supervisor lives
     assert server_side.grants == 2
     assert [event.expires_in for event in recorder.of(Authenticated)] == [counted_on] * 2
     warnings = [r.getMessage() for r in caplog.records if "expires_in" in r.getMessage()]
@@ -181,17 +181,14 @@ def test_retry_after_at_the_handshake_is_held_in_range(
 
     with serving(script) as server:
         with caplog.at_level(logging.WARNING, logger="openapi_client"):
-            with WebSocketApiClient(
+            with session(
                 Configuration(host=api_url(server), retries=0),
+                recorder,
                 heartbeat=None,
                 reconnect_backoff=backoff,
                 throttle_delay=throttle,
-                on_event=recorder,
             ) as ws_client:
-                with pytest.raises(ApiConnectionError):
-                    ws_client.call(DROP)
-                recorder.wait_for(SessionRestored, 2)
-                assert ws_client.call("public/test")["result"] == "ok"
+                dropped_and_restored(ws_client, recorder)
     refused = recorder.of(Reconnecting)[1]
     assert "429" in refused.error
     assert throttle <= refused.delay <= max(longest, throttle)
