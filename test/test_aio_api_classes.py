@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -192,3 +194,22 @@ def test_calls_reach_the_simulator_through_a_real_client(
         "/api/v2/private/enable_cancel_on_disconnect",
         "/api/v2/private/get_cancel_on_disconnect",
     ]
+
+
+def test_the_asyncio_classes_do_not_load_a_transport() -> None:
+    """Importing ``openapi_client.aio`` loads neither the HTTP transport nor the threaded
+    WebSocket session: an asyncio program pays only for the client it gives them."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, openapi_client.aio; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    for module in ("urllib3", "openapi_client.rest", "openapi_client.api_client", "websockets"):
+        assert module not in loaded
+    assert "openapi_client.websocket" not in loaded
