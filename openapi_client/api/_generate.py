@@ -199,15 +199,20 @@ def render(api: ApiGroup, flavour: _Flavour, names: dict[int, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check(endpoint: Endpoint) -> None:
-    """Refuse a declaration the generated code could not express."""
-    if endpoint.result is None or getattr(models, endpoint.result.__name__, None) is not (
-        endpoint.result
-    ):
+def _result_name(endpoint: Endpoint) -> str:
+    """The name in :mod:`openapi_client.models` of the endpoint's result type."""
+    name: str = getattr(endpoint.result, "__name__", "")
+    if endpoint.result is None or getattr(models, name, None) is not endpoint.result:
         raise ValueError(
             f"{endpoint.operation} needs result= a type from openapi_client.models (declare the "
             "answer's TypedDict there)"
         )
+    return name
+
+
+def _check(endpoint: Endpoint) -> None:
+    """Refuse a declaration the generated code could not express."""
+    _result_name(endpoint)
     optional_seen = False
     for param in endpoint.params:
         if param.required and optional_seen:
@@ -222,8 +227,7 @@ def _model_names(api: ApiGroup) -> list[str]:
     """The names of :mod:`openapi_client.models` the module's annotations use."""
     used = {"HttpInfo"}
     for endpoint in api.endpoints:
-        assert endpoint.result is not None  # _check made sure
-        used.add(endpoint.result.__name__)
+        used.add(_result_name(endpoint))
         for param in endpoint.params:
             used.update(re.findall(r"[A-Za-z_]\w*", param.annotation))
     return [name for name in used if name in models.__all__]
@@ -231,8 +235,7 @@ def _model_names(api: ApiGroup) -> list[str]:
 
 def _methods(endpoint: Endpoint, constant: str, flavour: _Flavour) -> list[str]:
     """The method and its ``*_with_http_info`` twin, each with its overloads."""
-    assert endpoint.result is not None  # _check made sure
-    result = endpoint.result.__name__
+    result = _result_name(endpoint)
     params = [
         f"{param.name}: {param.annotation}" + ("" if param.required else " | None = None")
         for param in endpoint.params
@@ -290,10 +293,8 @@ def _method_doc(endpoint: Endpoint) -> str:
         fields.append(
             ":raises ApiValueError: a required argument missing, or a value out of range."
         )
-    assert endpoint.result is not None  # _check made sure
-    fields.append(
-        f":return: the envelope, a :class:`~openapi_client.models.{endpoint.result.__name__}`."
-    )
+    result = _result_name(endpoint)
+    fields.append(f":return: the envelope, a :class:`~openapi_client.models.{result}`.")
     parts.append("\n".join(fields))
     return "\n\n".join(part.strip() for part in parts if part.strip())
 
