@@ -41,7 +41,6 @@ from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket import tls
 from openapi_client.websocket.connection import (
-    TOO_MANY_REQUESTS,
     Connection,
     ConnectOptions,
     Listener,
@@ -442,10 +441,7 @@ class WebSocketApiClient(ClientCore):
         method = endpoint.method
         message, raw = connection.request(method, params, timeout.read)
         if "error" in message:
-            error = answer_error(message, raw)
-            if error.error_code == TOO_MANY_REQUESTS:
-                connection.throttled = True
-            raise error
+            raise answer_error(message, raw)
         session.observe(connection, method, params)
         if not preload:
             return RawAnswer(raw.encode() if isinstance(raw, str) else raw)

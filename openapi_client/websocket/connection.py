@@ -617,6 +617,8 @@ class Connection:
         elif waiter is not None and waiter is not _DISCARD:
             waiter.raw = raw
             waiter.message = message
+            if "error" in message:
+                self._note_throttling(message)  # before the close that follows a 10028
         else:
             if "error" in message:
                 self._unanswered_error(message)
@@ -656,11 +658,17 @@ class Connection:
             return  # the next read reports the end of the connection
         self._listener.heartbeat_answered(self, time.perf_counter() - started)
 
-    def _unanswered_error(self, message: dict[str, Any]) -> None:
+    def _note_throttling(self, message: dict[str, Any]) -> None:
+        """Mark the connection throttled when ``message`` is Deribit's 10028 (which ends the
+        connection): the session then waits ``throttle_delay`` at least before the next one."""
         error = message.get("error")
         code = error.get("code") if isinstance(error, dict) else error
         if code == TOO_MANY_REQUESTS:
             self.throttled = True
+
+    def _unanswered_error(self, message: dict[str, Any]) -> None:
+        self._note_throttling(message)
+        error = message.get("error")
         logger.warning(
             "%s reported an error outside any call: %.300s",
             self.target.display,

@@ -314,8 +314,6 @@ class Session(Listener):
             rate_limit.acquire()
         message, raw = connection.request(method, params, self._call_timeout)
         if "error" in message:
-            if _error_code(message) == TOO_MANY_REQUESTS:
-                connection.throttled = True
             raise answer_error(message, raw)
         return message
 
@@ -585,11 +583,6 @@ class Session(Listener):
 _COD_METHODS = frozenset(
     {"private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect"}
 )
-
-
-def _error_code(message: Mapping[str, Any]) -> Any:
-    error = message.get("error")
-    return error.get("code") if isinstance(error, dict) else error
 
 
 def _one_line(error: BaseException) -> str:
