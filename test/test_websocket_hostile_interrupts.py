@@ -19,11 +19,13 @@ INTERRUPTED_CALLS = 1000
 CALLS_AFTER = 50
 
 INTERRUPTED_SESSION = r"""
-import _thread, json, random, sys, threading, time
+import _thread, json, random, signal, sys, threading, time
 from openapi_client import ApiException, Configuration
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.websocket import Connected, Disconnected, WebSocketApiClient
 
+# Ctrl-C raises KeyboardInterrupt, even when started in the background (where SIGINT is ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 calls, after, seed = (int(argument) for argument in sys.argv[1:4])
 rng = random.Random(seed)
 events = []
