@@ -15,6 +15,7 @@ import pytest
 from test_websocket_hostile_server import (
     Message,
     WsPeer,
+    answering,
     api_url,
     ok,
     serving,
@@ -26,6 +27,7 @@ from openapi_client import ApiConnectionError, ApiException, Configuration, Retr
 from openapi_client.credentials import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
 from openapi_client.websocket import (
     Authenticated,
+    Disconnected,
     Reconnecting,
     SessionRestored,
     State,
@@ -195,3 +197,24 @@ def test_retry_after_at_the_handshake_is_held_in_range(
     beyond = [r.getMessage() for r in caplog.records if "Retry-After" in r.getMessage()]
     assert len(beyond) == (1 if longest == 0.5 else 0), beyond
     assert "OverflowError" not in caplog.text
+
+
+@pytest.mark.parametrize("interval", [-5, 0, 9.99, True, "30"])
+def test_a_heartbeat_interval_the_session_cannot_use_is_not_adopted(
+    caplog: pytest.LogCaptureFixture, interval: Any
+) -> None:
+    """``call("public/set_heartbeat", ...)`` sends its parameters as given, and a server may
+    answer ``"ok"`` to anything. The session adopts (for its liveness limit and later
+    connections) only an interval Deribit accepts: a negative one declared the connection dead
+    on the next read, and every connection after it."""
+    recorder = Recorder()
+    with serving(answering()) as server:
+        with session(
+            Configuration(host=api_url(server), retries=0), recorder, heartbeat=None
+        ) as ws_client:
+            assert ws_client.call("public/set_heartbeat", {"interval": interval})["result"] == "ok"
+            for _ in range(3):
+                assert ws_client.call("public/test")["result"] == "ok"
+            assert ws_client.heartbeat is None and ws_client.state is State.READY
+            assert recorder.of(Disconnected) == []
+    assert "the session keeps its heartbeat" in caplog.text

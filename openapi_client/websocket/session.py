@@ -31,6 +31,7 @@ from openapi_client.exceptions import (
     ApiConnectionError,
     ApiException,
     ApiTimeoutError,
+    ApiTypeError,
     ApiValueError,
 )
 from openapi_client.redaction import redacted_exception
@@ -371,8 +372,8 @@ class Session(Listener):
         """Adopt what a successful call changed, so that reconnects restore it."""
         settings = self.settings
         if method == "public/set_heartbeat":
-            interval = params.get("interval")
-            if isinstance(interval, (int, float)):
+            interval = _heartbeat_interval(params.get("interval"))
+            if interval is not None:
                 settings.heartbeat = interval
         elif method == "public/disable_heartbeat":
             settings.heartbeat = None
@@ -583,6 +584,22 @@ class Session(Listener):
 _COD_METHODS = frozenset(
     {"private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect"}
 )
+
+
+def _heartbeat_interval(value: Any) -> float | None:
+    """``value`` when it is a heartbeat interval Deribit accepts (a number >= 10): only such an
+    interval is kept for later connections and drives the liveness limit, whatever a server
+    answered to another (a negative one declared every connection dead at once)."""
+    from openapi_client.api.endpoints import SET_HEARTBEAT
+
+    try:
+        interval: float = SET_HEARTBEAT.json_params({"interval": value}, True)["interval"]
+    except (ApiValueError, ApiTypeError) as refused:
+        logger.warning(
+            "public/set_heartbeat was answered, but the session keeps its heartbeat: %s", refused
+        )
+        return None
+    return interval
 
 
 def _one_line(error: BaseException) -> str:
