@@ -19,6 +19,7 @@ made by ``os.fork()``, the session is the parent's: it refuses every call (see
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import threading
 import time
@@ -590,16 +591,24 @@ def _heartbeat_interval(value: Any) -> float | None:
     """``value`` when it is a heartbeat interval Deribit accepts (a number >= 10): only such an
     interval is kept for later connections and drives the liveness limit, whatever a server
     answered to another (a negative one declared every connection dead at once)."""
-    from openapi_client.api.endpoints import SET_HEARTBEAT
-
     try:
-        interval: float = SET_HEARTBEAT.json_params({"interval": value}, True)["interval"]
+        _interval_check()(value)
     except (ApiValueError, ApiTypeError) as refused:
         logger.warning(
             "public/set_heartbeat was answered, but the session keeps its heartbeat: %s", refused
         )
         return None
+    interval: float = value
     return interval
+
+
+@functools.cache
+def _interval_check() -> Callable[[Any], None]:
+    """The check of ``public/set_heartbeat``'s ``interval``, as its declaration states it."""
+    from openapi_client.api.endpoints import SET_HEARTBEAT
+
+    (interval,) = (param for param in SET_HEARTBEAT.params if param.name == "interval")
+    return interval.check
 
 
 def _one_line(error: BaseException) -> str:
