@@ -126,8 +126,12 @@ class SocketTransport:
         self._backlog = backlog
         self._keepalive = keepalive
         self._close_timeout = close_timeout
-        #: Guards the protocol and writes to the socket (reads need only the read role).
+        #: Guards the protocol: held only while it parses or makes frames, never while the
+        #: socket is written, so that the reader never waits for a write in progress.
         self._lock = threading.Lock()
+        #: Guards the socket's writing side, so that frames leave whole and in the order the
+        #: protocol made them. Taken before ``_lock`` by whoever takes both.
+        self._write_lock = threading.Lock()
         #: Bytes TLS has decrypted but not yet returned: readable without the socket being so.
         self._tls_pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None
         self._poll = _Readable(sock)
@@ -143,9 +147,10 @@ class SocketTransport:
         # Frames that came with the handshake's answer were processed with it: a close frame
         # among them is answered now, and its close timeout runs from now.
         with self._lock:
-            self._flush_quietly()
+            writes = protocol.data_to_send()
             if protocol.close_expected():
                 self._close_deadline = now + close_timeout
+        self._write_quietly(writes)
 
     # -- reading (the read role's holder only) --------------------------------------------------
 
@@ -189,10 +194,11 @@ class SocketTransport:
                 protocol.receive_eof()
             # After the opening handshake the protocol's events are frames.
             events = cast("list[Frame]", protocol.events_received())
-            self._flush_quietly()
+            writes = protocol.data_to_send()  # pongs, the answer to a close
             if self._close_deadline is None and protocol.close_expected():
                 self._close_deadline = _monotonic() + self._close_timeout
             ended = protocol.state is _CLOSED
+        self._write_quietly(writes)
         messages = self._assemble(events) if events else []
         if ended:
             self.release()
@@ -273,10 +279,12 @@ class SocketTransport:
     def _send_ping(self, now: float, keepalive: float) -> None:
         self._pings += 1
         payload = self._pings.to_bytes(4, "big")
-        with self._lock:
-            if self._protocol.state is _OPEN:  # not closed by another thread meanwhile
-                self._protocol.send_ping(payload)
-                self._flush_quietly()
+        with self._write_lock:
+            with self._lock:
+                if self._protocol.state is _OPEN:  # not closed by another thread meanwhile
+                    self._protocol.send_ping(payload)
+                writes = self._protocol.data_to_send()
+            self._write_quietly(writes, locked=True)
         self._ping = payload
         self._pong_looked_for = False
         self._ping_deadline = now + keepalive
@@ -284,11 +292,13 @@ class SocketTransport:
 
     def _fail(self, code: int, reason: str) -> None:
         """End the connection for a fault of the server's (the protocol sends the close frame)."""
-        with self._lock:
-            self._protocol.fail(code, reason)
-            self._flush_quietly()
-            if self._close_deadline is None:
-                self._close_deadline = _monotonic() + self._close_timeout
+        with self._write_lock:
+            with self._lock:
+                self._protocol.fail(code, reason)
+                writes = self._protocol.data_to_send()
+                if self._close_deadline is None:
+                    self._close_deadline = _monotonic() + self._close_timeout
+            self._write_quietly(writes, locked=True)
 
     def _ended(self) -> ConnectionClosed:
         return self._protocol.close_exc
@@ -296,26 +306,30 @@ class SocketTransport:
     # -- writing (any thread) -------------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        with self._lock:
-            protocol = self._protocol
-            if protocol.state is not _OPEN:
-                raise Closed(f"the connection is {protocol.state.name.lower()}")
-            protocol.send_text(text.encode())
+        with self._write_lock:
+            with self._lock:
+                protocol = self._protocol
+                if protocol.state is not _OPEN:
+                    raise Closed(f"the connection is {protocol.state.name.lower()}")
+                protocol.send_text(text.encode())
+                writes = protocol.data_to_send()
             try:
-                self._flush()
+                self._write(writes)
             except OSError:
                 self.abort()  # a write cut short: nothing more can go on this stream
                 raise
 
     def close(self, code: int, reason: str) -> None:
-        with self._lock:
-            protocol = self._protocol
-            if protocol.state is not _OPEN:
-                return
-            protocol.send_close(code, reason)
-            self._flush_quietly()
-            if self._close_deadline is None:
-                self._close_deadline = _monotonic() + self._close_timeout
+        with self._write_lock:
+            with self._lock:
+                protocol = self._protocol
+                if protocol.state is not _OPEN:
+                    return
+                protocol.send_close(code, reason)
+                writes = protocol.data_to_send()
+                if self._close_deadline is None:
+                    self._close_deadline = _monotonic() + self._close_timeout
+            self._write_quietly(writes, locked=True)
 
     def abort(self) -> None:
         try:
@@ -324,13 +338,14 @@ class SocketTransport:
             pass
 
     def release(self) -> None:
-        with self._lock:
-            self._protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
-            self._sock.close()
+        with self._write_lock:  # no write in progress may meet a closed (and reused) descriptor
+            with self._lock:
+                self._protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
+                self._sock.close()
 
-    def _flush(self) -> None:
-        """Write what the protocol has to send (holding ``_lock``)."""
-        for data in self._protocol.data_to_send():
+    def _write(self, writes: list[bytes]) -> None:
+        """Write what the protocol made (holding ``_write_lock``, not ``_lock``)."""
+        for data in writes:
             if data:
                 self._sock.sendall(data)
             else:  # the protocol is done sending: half-close
@@ -339,11 +354,19 @@ class SocketTransport:
                 except OSError:
                     pass
 
-    def _flush_quietly(self) -> None:
+    def _write_quietly(self, writes: list[bytes], locked: bool = False) -> None:
+        """:meth:`_write`, a failure cutting the connection (the read that follows reports the
+        end); takes ``_write_lock`` unless ``locked``."""
+        if not writes:
+            return
         try:
-            self._flush()
+            if locked:
+                self._write(writes)
+            else:
+                with self._write_lock:
+                    self._write(writes)
         except OSError:
-            self.abort()  # the read that follows reports the end
+            self.abort()
 
 
 class _Readable:
