@@ -442,7 +442,11 @@ class WebSocketApiClient(ClientCore):
         message, raw = connection.request(method, params, timeout.read)
         if "error" in message:
             raise answer_error(message, raw)
-        session.observe(connection, method, params)
+        # The API classes' arguments were checked against their declaration, when enabled.
+        checked = type(endpoint) is not _MethodEndpoint
+        session.observe(
+            connection, method, params, checked and self.configuration.client_side_validation
+        )
         if not preload:
             return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
         return Reply(message, 200, _NO_HEADERS)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import reprlib
 import socket
 import ssl
@@ -197,8 +198,18 @@ def caused_by(error: E, cause: BaseException | None) -> E:
     return error
 
 
-def _on_main_thread() -> bool:
-    return threading.get_ident() == threading.main_thread().ident
+#: The main thread's id (``threading.get_ident()``), where Python raises ``KeyboardInterrupt``;
+#: a forked child's is its own.
+_main_ident = threading.main_thread().ident
+
+
+def _forked() -> None:
+    global _main_ident
+    _main_ident = threading.main_thread().ident
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _preview(value: Any) -> str:
@@ -297,7 +308,7 @@ class Connection:
         """
         request_id = next(self._ids)
         text = _encode(request_id, method, params)
-        waiter = _Waiter(reads=not _on_main_thread())
+        waiter = _Waiter(threading.get_ident() != _main_ident)  # the main thread never reads
         pending = self._pending
         try:
             pending[request_id] = waiter
@@ -345,7 +356,9 @@ class Connection:
                 leading = False
             if self._pending.pop(request_id, None) is not None:
                 raise self._lost_error(method, failed)  # outside the except: no unredacted context
-        if self._await(waiter, deadline, leading):
+        if self._await(waiter, deadline, leading) if waiter.reads else self._await_answer(
+            waiter, deadline
+        ):
             return True
         if self._pending.pop(request_id, None) is not None:
             return False
@@ -370,7 +383,7 @@ class Connection:
         read role is this thread's already. Whichever way this ends, the role is given up and
         the waiter is no longer among the followers."""
         if not waiter.reads:
-            return self._await_answer(waiter, deadline)
+            return self._await_answer(waiter, deadline)  # (the claimed-answer wait)
         mutex = self._mutex
         followers = self._followers
         while True:

@@ -369,11 +369,18 @@ class Session(Listener):
         """False once the session is closed or has given up: nothing is worth a retry then."""
         return self.state not in (State.CLOSED, State.FAILED)
 
-    def observe(self, connection: Connection, method: str, params: Mapping[str, Any]) -> None:
-        """Adopt what a successful call changed, so that reconnects restore it."""
+    def observe(
+        self,
+        connection: Connection,
+        method: str,
+        params: Mapping[str, Any],
+        checked: bool = False,
+    ) -> None:
+        """Adopt what a successful call changed, so that reconnects restore it (``checked``:
+        ``params`` were validated against the method's declaration already)."""
         settings = self.settings
         if method == "public/set_heartbeat":
-            interval = _heartbeat_interval(params.get("interval"))
+            interval = params.get("interval") if checked else _heartbeat_interval(params)
             if interval is not None:
                 settings.heartbeat = interval
         elif method == "public/disable_heartbeat":
@@ -587,10 +594,12 @@ _COD_METHODS = frozenset(
 )
 
 
-def _heartbeat_interval(value: Any) -> float | None:
-    """``value`` when it is a heartbeat interval Deribit accepts (a number >= 10): only such an
-    interval is kept for later connections and drives the liveness limit, whatever a server
-    answered to another (a negative one declared every connection dead at once)."""
+def _heartbeat_interval(params: Mapping[str, Any]) -> float | None:
+    """The interval of ``public/set_heartbeat``'s ``params`` when it is one Deribit accepts (a
+    number >= 10): only such an interval is kept for later connections and drives the liveness
+    limit, whatever a server answered to another (a negative one declared every connection dead
+    at once)."""
+    value: Any = params.get("interval")  # a number once checked
     try:
         _interval_check()(value)
     except (ApiValueError, ApiTypeError) as refused:

@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Protocol, Union, cast
+from typing import Any, Protocol, Union
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -193,7 +193,7 @@ class SocketTransport:
             else:
                 protocol.receive_eof()
             # After the opening handshake the protocol's events are frames.
-            events = cast("list[Frame]", protocol.events_received())
+            events: list[Frame] = protocol.events_received()  # type: ignore[assignment]
             writes = protocol.data_to_send()  # pongs, the answer to a close
             if self._close_deadline is None and protocol.close_expected():
                 self._close_deadline = _monotonic() + self._close_timeout
