@@ -21,7 +21,7 @@ from .dispatch import Dispatcher
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
 from .methods import Context
 from .recording import CancelOnDisconnectEvent, RecordedRequest, RequestLog
-from .server import HttpServer
+from .server import HttpServer, without_session_tickets
 from .state import SessionState, WsConnectionInfo
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ class DeribitSimulator:
     :param request_log_size: how many recent requests :attr:`requests` keeps.
     :param ssl_context: a server-side :class:`ssl.SSLContext` holding a certificate and key:
         serve HTTPS instead of HTTP (:attr:`url` then starts with ``https://``). The certificate
-        must name the host the client connects to (``127.0.0.1`` or ``localhost``).
+        must name the host the client connects to (``127.0.0.1`` or ``localhost``). The
+        simulator turns its TLS 1.3 session tickets off (``num_tickets = 0``): see
+        ``docs/Simulator.md``, HTTPS.
     :param clock: a monotonic clock in seconds for token expiry and the credit pools, so a test
         can move time forward instead of sleeping (``time.monotonic`` by default). The WebSocket
         timers keep real time, scaled by ``time_scale``.
@@ -130,7 +132,7 @@ class DeribitSimulator:
             raise ValueError(
                 f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
             )
-        self._ssl_context = ssl_context
+        self._ssl_context = None if ssl_context is None else without_session_tickets(ssl_context)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be a whole number from 0 to 65535, got {port!r}")
         if (

@@ -35,7 +35,7 @@ from .wire import BadRequest, RequestHead, read_head, response
 if TYPE_CHECKING:
     from .ws import WebSocketEndpoint
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "without_session_tickets"]
 
 JSON = "application/json"
 #: Largest request body read (and discarded); a bigger one is refused and the connection closed.
@@ -57,6 +57,42 @@ NO_WEBSOCKETS_BODY = (
     b"The simulator's WebSocket API needs the 'websockets' package: "
     b"pip install 'openapi-client-deribit-session[websocket]'\n"
 )
+
+
+def without_session_tickets(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Stop ``context`` from sending session tickets after the TLS handshake; returns it.
+
+    An OpenSSL server sends TLS 1.3 session tickets right after the handshake, while the client
+    writes its first request. A client that reads and writes one TLS socket from two threads at
+    once (the threaded client of ``websockets`` 15 sits in a blocking read from the start) then
+    processes the tickets in one thread while the other writes, which OpenSSL does not support:
+    now and then the request never reaches the socket, and both sides wait for each other until
+    a timeout. Without tickets the reader has nothing to process before the server answers. The
+    simulator loses nothing by it: its clients never resume a TLS session.
+
+    ``num_tickets`` can only be set on a ``PROTOCOL_TLS_SERVER`` context. A generic
+    ``PROTOCOL_TLS`` one (what ``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` makes
+    on Python 3.9) is held to TLS 1.2 instead, whose tickets travel inside the handshake.
+
+    :raises ValueError: for a client-side context, or a generic one that requires TLS 1.3.
+    """
+    if context.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ValueError(
+            "ssl_context must be a server-side context holding a certificate and key, e.g. "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) and load_cert_chain(); "
+            "got a client-side one (PROTOCOL_TLS_CLIENT)"
+        )
+    if context.protocol == ssl.PROTOCOL_TLS_SERVER:
+        context.num_tickets = 0
+        return context
+    if context.minimum_version == ssl.TLSVersion.TLSv1_3:
+        raise ValueError(
+            "ssl_context requires TLS 1.3 but is not a PROTOCOL_TLS_SERVER context, so the "
+            "simulator cannot turn its session tickets off: create it with "
+            "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+        )
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class _Connection:
