@@ -234,8 +234,8 @@ def test_bad_params_name_the_param(client: Client, params: dict[str, Any], reaso
 
 def test_private_methods_need_authentication(sim: DeribitSimulator, client: Client) -> None:
     error = client.error("private/get_cancel_on_disconnect")
-    assert (error["code"], error["message"]) == (13009, "unauthorized")
-    assert "public/auth" in error["data"]["reason"]
+    assert error == {"code": 13009, "message": "unauthorized", "data": {"reason": "invalid_token"}}
+    assert "public/auth" in str(sim.requests[-1].explanation)
     # A token in the params works without authenticating the connection.
     answer = client.result("private/get_cancel_on_disconnect", {"access_token": "sim-token"})
     assert answer == {"scope": "connection", "enabled": False}
@@ -488,7 +488,8 @@ def test_connection_token_is_refused_on_another_connection(sim: DeribitSimulator
     token = first.auth()["access_token"]
     error = second.error("private/get_cancel_on_disconnect", {"access_token": token})
     assert error["code"] == 13009
-    assert "'connection' scope can't be reused for other connections" in error["data"]["reason"]
+    reused = "'connection' scope can't be reused for other connections"
+    assert sim.requests[-1].explanation == reused
     status, body = http_rpc(sim, "private/get_cancel_on_disconnect", "scope=account", token)
     assert (status, body["error"]["code"]) == (400, 13009)
     # It dies with its connection.
@@ -499,18 +500,32 @@ def test_connection_token_is_refused_on_another_connection(sim: DeribitSimulator
     second.ws.close()
 
 
+@pytest.mark.parametrize(
+    ("settings", "scope"),
+    [({}, "connection"), ({"rest_sessions": False}, None)],
+    ids=["asked", "rest_sessions_off"],
+)
 def test_connection_token_over_http_works_on_its_keep_alive_connection(
-    sim: DeribitSimulator,
+    settings: dict[str, Any], scope: str | None
 ) -> None:
-    own = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
-    query = "grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret"
-    status, body = http_rpc(sim, "public/auth", query, conn=own)
-    token, refresh = body["result"]["access_token"], body["result"]["refresh_token"]
-    assert status == 200 and body["result"]["scope"] == "connection mainaccount"
+    with DeribitSimulator(**settings) as sim:
+        own = http.client.HTTPConnection(sim.host, sim.port, timeout=5)
+        query = "grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret"
+        query += f"&scope={scope}" if scope else ""
+        status, body = http_rpc(sim, "public/auth", query, conn=own)
+        assert status == 200 and "connection" in body["result"]["scope"].split()
+        assert body["result"]["expires_in"] == 900
+        check_connection_token_over_http(sim, own, body["result"])
+
+
+def check_connection_token_over_http(
+    sim: DeribitSimulator, own: http.client.HTTPConnection, grant: dict[str, Any]
+) -> None:
+    token, refresh = grant["access_token"], grant["refresh_token"]
     assert http_rpc(sim, "private/get_cancel_on_disconnect", "scope=account", token, own)[0] == 200
     status, body = http_rpc(sim, "private/get_cancel_on_disconnect", "scope=account", token)
     assert (status, body["error"]["code"]) == (400, 13009)
-    assert "can't be reused" in body["error"]["data"]["reason"]
+    assert "can't be reused" in str(sim.requests[-1].explanation)
     status, body = http_rpc(sim, "public/auth", f"grant_type=refresh_token&refresh_token={refresh}")
     assert (status, body["error"]["code"]) == (400, 13009)
     own.close()
@@ -536,14 +551,39 @@ def test_session_token_survives_reconnects_and_works_over_http(sim: DeribitSimul
     again.ws.close()
 
 
-def test_at_most_16_sessions_per_client(sim: DeribitSimulator) -> None:
-    client = open_client(sim)
-    for number in range(16):
+def test_a_17th_session_evicts_one_and_its_tokens_die_everywhere(sim: DeribitSimulator) -> None:
+    victim, client = open_client(sim), open_client(sim)
+    token = victim.auth(scope="session:victim")["access_token"]  # the oldest session
+    for number in range(1, 16):
         client.auth(scope=f"session:s{number}")
-    client.auth(scope="session:s0")  # an existing session is reused, not added
-    error = client.error("public/auth", {**CREDENTIALS, "scope": "session:s16"})
-    assert (error["code"], error["message"]) == (13021, "forbidden")
-    assert "16 sessions" in error["data"]["reason"]
+    client.auth(scope="session:s1")  # an existing session is renewed, not added
+    assert [session.name for session in sim.sessions] == ["victim"] + [
+        f"s{n}" for n in range(1, 16)
+    ]
+    assert victim.result("private/get_cancel_on_disconnect")
+    client.auth(scope="session:s16")  # no error: the session with the least life left goes
+    (eviction,) = sim.session_evictions
+    assert (eviction.client_id, eviction.name, eviction.reason, eviction.replaced_by) == (
+        CLIENT_ID,
+        "victim",
+        "session_limit",
+        "s16",
+    )
+    assert len(sim.sessions) == 16 and "victim" not in {s.name for s in sim.sessions}
+    # Its token now fails on its own connection, on another one and over HTTP.
+    for error in (
+        victim.error("private/get_cancel_on_disconnect"),
+        client.error("private/get_cancel_on_disconnect", {"access_token": token}),
+    ):
+        assert error == {
+            "code": 13009,
+            "message": "unauthorized",
+            "data": {"reason": "invalid_token"},
+        }
+        assert "removed to make room" in str(sim.requests[-1].explanation)
+    status, body = http_rpc(sim, "private/get_cancel_on_disconnect", "scope=account", token)
+    assert (status, body["error"]["code"]) == (400, 13009)
+    victim.ws.close()
     client.ws.close()
 
 
@@ -566,8 +606,9 @@ def test_signature_and_refresh_grants_authenticate_the_connection(sim: DeribitSi
     refreshed = client.result(
         "public/auth", {"grant_type": "refresh_token", "refresh_token": signed["refresh_token"]}
     )
-    assert refreshed["scope"] == "connection mainaccount"
-    assert sim.ws_connections[0].token_scope == "connection mainaccount"
+    assert refreshed["scope"] == signed["scope"]
+    assert "connection" in signed["scope"].split()
+    assert sim.ws_connections[0].token_scope == signed["scope"]
     assert client.result("private/get_cancel_on_disconnect") == {
         "scope": "connection",
         "enabled": False,
