@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+from .asymmetric import signed_message
 from .deribit import (
     CONNECTION_TOKEN_SECONDS,
     MAX_SESSIONS_PER_CLIENT,
@@ -371,12 +372,21 @@ class Authenticator:
             raise RpcError.invalid_param("timestamp", "wrong format") from None
         key = self._key(client_id)
         self._check_timestamp(timestamp)
-        secret = key.client_secret
-        assert secret is not None  # asymmetric keys are checked in a later change
-        if not _same(expected_signature(secret, timestamp, nonce, data), signature.lower()):
-            raise RpcError.invalid_credentials(
-                "signature does not match HMAC-SHA256(client_secret, timestamp\\nnonce\\ndata)"
-            )
+        if key.verifier is not None:
+            message = signed_message(timestamp, nonce, data)
+            if message is None or not key.verifier.verify(message, signature):
+                raise RpcError.invalid_credentials(
+                    f"signature does not verify with the key's {key.verifier.kind} public key: "
+                    "it must sign timestamp\\nnonce\\ndata (Ed25519, or RSA PKCS#1 v1.5 with "
+                    "SHA-256), encoded base64url without padding"
+                )
+        else:
+            assert key.client_secret is not None
+            expected = expected_signature(key.client_secret, timestamp, nonce, data)
+            if not _same(expected, signature.lower()):
+                raise RpcError.invalid_credentials(
+                    "signature does not match HMAC-SHA256(client_secret, timestamp\\nnonce\\ndata)"
+                )
         self._claim_nonce(client_id, nonce, timestamp)
         return key
 
@@ -518,8 +528,12 @@ class Authenticator:
             ) from None
         client_id, sep, secret = decoded.partition(":")
         key = self._keys.get(client_id)
-        if not sep or key is None or key.client_secret is None:
+        if not sep or key is None:
             raise RpcError.invalid_credentials("unknown client id in Basic credentials")
+        if key.client_secret is None:
+            raise RpcError.invalid_credentials(
+                "Basic credentials need a key with a secret; this key is asymmetric"
+            )
         if not _same(key.client_secret, secret):
             raise RpcError.invalid_credentials("wrong client secret in Basic credentials")
         return key

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .asymmetric import PublicKey
+
 __all__ = [
     "FULL_SCOPE",
     "LEVELS",
@@ -127,6 +129,8 @@ class ApiKey:
     max_scope: str = FULL_SCOPE
     name: str = ""
     enabled_features: tuple[str, ...] = ()
+    #: The loaded public key of an asymmetric key (None for an HMAC key).
+    verifier: PublicKey | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str) or not self.client_id.strip():
@@ -140,8 +144,10 @@ class ApiKey:
             not isinstance(self.client_secret, str) or not self.client_secret
         ):
             raise ValueError(f"ApiKey {self.client_id!r}: client_secret must be a non-empty str")
-        if self.public_key is not None and not isinstance(self.public_key, (str, bytes)):
-            raise ValueError(f"ApiKey {self.client_id!r}: public_key must be PEM text or bytes")
+        if self.public_key is not None:
+            if not isinstance(self.public_key, (str, bytes)):
+                raise ValueError(f"ApiKey {self.client_id!r}: public_key must be PEM text or bytes")
+            object.__setattr__(self, "verifier", PublicKey(self.public_key, self.client_id))
         if not isinstance(self.max_scope, str):
             raise ValueError(f"ApiKey {self.client_id!r}: max_scope must be a string")
         try:
