@@ -346,15 +346,22 @@ class Authenticator:
             raise RpcError.invalid_credentials(f"no API key with client id {client_id!r}")
         return key
 
-    def _client_credentials(self, params: Mapping[str, Any]) -> ApiKey:
-        client_id = _required(params, "client_id")
-        secret = _required(params, "client_secret")
+    def _hmac_key(self, client_id: str, what: str) -> tuple[ApiKey, str]:
+        """The key of ``client_id`` and its secret, for ``what`` needs one (13004 when the key
+        is unknown or asymmetric)."""
         key = self._key(client_id)
         if key.client_secret is None:
             raise RpcError.invalid_credentials(
-                "this key is asymmetric: it authenticates only with grant_type client_signature"
+                f"{what} needs a key with a secret; this key is asymmetric: it authenticates "
+                "only with grant_type client_signature"
             )
-        if not _same(key.client_secret, secret):
+        return key, key.client_secret
+
+    def _client_credentials(self, params: Mapping[str, Any]) -> ApiKey:
+        client_id = _required(params, "client_id")
+        secret = _required(params, "client_secret")
+        key, known = self._hmac_key(client_id, "grant_type client_credentials")
+        if not _same(known, secret):
             raise RpcError.invalid_credentials("wrong client_secret")
         return key
 
@@ -504,13 +511,9 @@ class Authenticator:
                 f"malformed {SIGNATURE_SCHEME} header: ts must be whole milliseconds since the "
                 "Unix epoch"
             ) from None
-        key = self._key(client_id)
-        if key.client_secret is None:
-            raise RpcError.invalid_credentials(
-                f"{SIGNATURE_SCHEME} needs a key with a secret; this key is asymmetric"
-            )
+        key, secret = self._hmac_key(client_id, SIGNATURE_SCHEME)
         self._check_timestamp(timestamp)
-        expected = expected_signature(key.client_secret, timestamp, nonce, data)
+        expected = expected_signature(secret, timestamp, nonce, data)
         if not _same(expected, fields["sig"].lower()):
             raise RpcError.invalid_credentials(
                 "invalid signature: sig must be HMAC-SHA256(secret, ts\\nnonce\\n"
@@ -527,14 +530,12 @@ class Authenticator:
                 "malformed Basic credentials: expected base64(client_id:client_secret)"
             ) from None
         client_id, sep, secret = decoded.partition(":")
-        key = self._keys.get(client_id)
-        if not sep or key is None:
-            raise RpcError.invalid_credentials("unknown client id in Basic credentials")
-        if key.client_secret is None:
+        if not sep:
             raise RpcError.invalid_credentials(
-                "Basic credentials need a key with a secret; this key is asymmetric"
+                "malformed Basic credentials: expected base64(client_id:client_secret)"
             )
-        if not _same(key.client_secret, secret):
+        key, known = self._hmac_key(client_id, "Basic credentials")
+        if not _same(known, secret):
             raise RpcError.invalid_credentials("wrong client secret in Basic credentials")
         return key
 
