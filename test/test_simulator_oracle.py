@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from openapi_client import signing
+from openapi_client.api.endpoints import ENDPOINTS
 from openapi_client.simulator.auth import Authenticator, expected_signature, signed_request_data
 from openapi_client.simulator.credits import (
     CREDITS_PER_REQUEST,
@@ -27,6 +28,7 @@ from openapi_client.simulator.credits import (
     CreditPool,
 )
 from openapi_client.simulator.keys import ApiKey
+from openapi_client.simulator.methods import METHODS
 from openapi_client.simulator.rpc import RpcError
 
 SIMULATOR = Path(__file__).resolve().parent.parent / "openapi_client" / "simulator"
@@ -106,6 +108,16 @@ def test_simulator_accepts_hand_signed_credentials() -> None:
     wrong = header.replace(REQUEST_VECTOR[3][:8], "00000000").replace("n-42", "n-43")
     with pytest.raises(RpcError, match="13004"):
         auth.authorize(wrong, 2, target=REQUEST_TARGET)
+
+
+def test_the_simulator_and_the_client_agree_on_each_methods_permission() -> None:
+    """Two copies of one fact from Deribit's method pages, kept apart on purpose (the simulator
+    judges the client): when they differ, one of them misreads Deribit."""
+    for endpoint in ENDPOINTS:
+        method = METHODS[endpoint.path]
+        assert (method.private, method.scope) == (endpoint.private, endpoint.required_scope), (
+            endpoint.path
+        )
 
 
 def test_simulator_imports_nothing_from_the_client() -> None:
