@@ -201,6 +201,16 @@ def test_chunked_request_is_answered_and_the_connection_closed(sim: DeribitSimul
     assert b"\r\nConnection: close\r\n" in answer
 
 
+def test_a_chunked_post_is_refused_with_411_and_the_connection_closed(
+    sim: DeribitSimulator,
+) -> None:
+    request = get(TEST, extra="Transfer-Encoding: chunked\r\n").replace(b"GET ", b"POST ", 1)
+    answer = exchange(sim, request + b"2\r\n{}\r\n0\r\n\r\n")
+    assert status_and_body(answer)[0] == "HTTP/1.1 411 Length Required"
+    assert b"\r\nConnection: close\r\n" in answer
+    assert sim.requests[-1].method == "POST"
+
+
 # -- delays and hangs ------------------------------------------------------------------------
 
 

@@ -417,9 +417,9 @@ class _Handler(socketserver.StreamRequestHandler):
             ),
             is_auth=request.in_api and request.method_path == "/public/auth",
         )
-        if body_refused:
+        if body_refused is not None:
             self.close_connection = True
-            self._send(413, b"request body too large or malformed\n", content_type="text/plain")
+            self._send(*body_refused, content_type="text/plain")
             return
         if body is None:  # the peer went away, or a body that is not read
             return
@@ -516,29 +516,32 @@ class _Handler(socketserver.StreamRequestHandler):
             head.headers,
         )
 
-    def _read_body(self, head: RequestHead) -> tuple[bytes | None, bool]:
-        """The request body (empty when none was sent), or None when the connection ends or the
-        body is not read (chunked); and whether to refuse it with 413 (too large or malformed
-        ``Content-Length``), which the caller sends after recording the request."""
+    def _read_body(self, head: RequestHead) -> tuple[bytes | None, tuple[int, bytes] | None]:
+        """The request body (empty when none was sent), or None when the connection ended
+        before it did; and the status and text to refuse it with, which the caller sends after
+        recording the request: 413 for a body too large or a malformed ``Content-Length``, 411
+        for a chunked POST (chunked bodies are not read)."""
         if head.header("transfer-encoding"):
-            self.close_connection = True  # chunked bodies are not read: do not reuse
-            return (None if head.method == "POST" else b""), False
+            self.close_connection = True  # the body is not read: do not reuse the connection
+            if head.method == "POST":
+                return b"", (411, b"send the body with a Content-Length, not chunked\n")
+            return b"", None
         length_header = head.header("content-length")
         if not length_header:
-            return b"", False
+            return b"", None
         try:
             length = int(length_header)
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY:
-            return None, True
+            return b"", (413, b"request body too large or malformed\n")
         if (head.header("expect") or "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
             self.close_connection = True
-            return None, False
-        return body, False
+            return None, None
+        return body, None
 
     # -- faults ------------------------------------------------------------------------------
 
