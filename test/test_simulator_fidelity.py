@@ -385,6 +385,12 @@ def test_an_empty_post_to_a_method_is_a_call_without_params(sim: DeribitSimulato
     assert status == 200 and isinstance(body["result"], int)
 
 
+def test_a_post_outside_the_api_is_404_whatever_its_body(sim: DeribitSimulator) -> None:
+    # A path as long as the API root's, then the method's path: only the URL decides.
+    status, body = post(sim, "/other2/public/test", {"id": 1, "method": "public/test"})
+    assert (status, body["error"]["code"]) == (404, -32601)
+
+
 # -- the start-up methods ----------------------------------------------------------------------
 
 

@@ -151,10 +151,10 @@ class _HttpRequest:
     @classmethod
     def of(cls, verb: str, target: str, body: bytes) -> _HttpRequest:
         path, _, query_string = target.partition("?")
-        if verb != "POST":
-            query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
-            return cls(target, path, query)
-        return cls._posted_request(target, path, body)
+        if verb == "POST" and (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            return cls._posted_request(target, path, body)
+        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
+        return cls(target, path, query)
 
     @classmethod
     def _posted_request(cls, target: str, path: str, raw: bytes) -> _HttpRequest:
