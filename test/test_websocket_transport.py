@@ -534,13 +534,8 @@ def test_a_lost_connection_refuses_requests(sim: DeribitSimulator) -> None:
 def test_event_queues_are_bounded_and_callbacks_may_fail(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from openapi_client.websocket.events import (
-        MAX_BACKLOG,
-        MAX_PENDING_CALLBACKS,
-        Closed,
-        EventHub,
-        Reconnecting,
-    )
+    from openapi_client.websocket.events import Closed, Reconnecting
+    from openapi_client.websocket.hub import MAX_BACKLOG, MAX_PENDING_CALLBACKS, EventHub
 
     release = threading.Event()
     seen: list[Any] = []
@@ -567,7 +562,7 @@ def test_event_queues_are_bounded_and_callbacks_may_fail(
 
 def test_listener_defaults_and_a_hub_that_never_ran() -> None:
     from openapi_client.websocket.connection import Listener
-    from openapi_client.websocket.events import EventHub
+    from openapi_client.websocket.hub import EventHub
 
     assert Listener().idle_limit() is None
     hub = EventHub(None)

@@ -22,7 +22,8 @@ from openapi_client.credentials import TokenManager
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiValueError
 from openapi_client.websocket.connection import Connection
-from openapi_client.websocket.events import Authenticated, EventHub, TokenRefreshed, now
+from openapi_client.websocket.events import Authenticated, TokenRefreshed
+from openapi_client.websocket.hub import EventHub, now
 
 __all__ = ["SocketCredentials"]
 

@@ -47,7 +47,8 @@ from openapi_client.websocket.connection import (
     answer_error,
     open_connection,
 )
-from openapi_client.websocket.events import Event, EventHub
+from openapi_client.websocket.events import Event
+from openapi_client.websocket.hub import EventHub
 from openapi_client.websocket.session import (
     Session,
     Settings,

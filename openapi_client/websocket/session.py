@@ -49,13 +49,12 @@ from openapi_client.websocket.events import (
     Closed,
     Connected,
     Disconnected,
-    EventHub,
     HeartbeatAnswered,
     Reconnecting,
     SessionRestored,
     logger,
-    now,
 )
+from openapi_client.websocket.hub import EventHub, now
 
 __all__ = [
     "CLIENT_NAME",
