@@ -46,6 +46,7 @@ from openapi_client.websocket.session_core import (
     Close,
     CoreSettings,
     Deliver,
+    Log,
     Open,
     Send,
     SessionCore,
@@ -117,9 +118,15 @@ class Driver:
     # -- inputs ------------------------------------------------------------------------------
 
     def collect(self) -> list[Any]:
-        taken = self.core.take_outputs()
+        """The outputs since the last look, log lines written (and left out)."""
+        taken = []
+        for output in self.core.take_outputs():
+            if type(output) is Log:
+                output.write()
+            else:
+                taken.append(output)
         self.outputs.extend(taken)
-        return list(taken)
+        return taken
 
     def do(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
         action(*args, now=self.now, **kwargs)
@@ -186,7 +193,8 @@ class Driver:
         return [
             output
             for output in self.outputs
-            if hasattr(output, "_fields") and type(output).__module__.endswith("events")
+            if hasattr(output, "_fields")
+            and type(output).__module__.endswith("events")
             and (kind is None or type(output) is kind)
         ]
 
@@ -196,8 +204,13 @@ class Driver:
         ]
 
     def call(
-        self, method: str, params: dict[str, Any] | None = None, *, checked: bool = False,
-        connect: float = 5.0, read: float | None = 10.0,
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        checked: bool = False,
+        connect: float = 5.0,
+        read: float | None = 10.0,
     ) -> tuple[Call, str | None]:
         call = Call(method, params or {}, connect, read, checked)
         text = self.core.submit(call, self.now)
@@ -831,8 +844,11 @@ def test_notifications_go_to_their_callbacks() -> None:
         seen.append((channel, data))
 
     driver.core.add_subscriptions(["platform_state"], callback)
-    notice = {"jsonrpc": "2.0", "method": "subscription",
-              "params": {"channel": "platform_state", "data": {"locked": True}}}
+    notice = {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": "platform_state", "data": {"locked": True}},
+    }
     assert driver.receive(1, notice) == [Deliver(callback, "platform_state", {"locked": True})]
     other = {**notice, "params": {"channel": "book.X", "data": 1}}
     assert driver.receive(1, other) == []

@@ -13,7 +13,7 @@ from test_websocket_support import Recorder
 
 from openapi_client import ApiProtocolError, Configuration
 from openapi_client.websocket import Disconnected, State, WebSocketApiClient
-from openapi_client.websocket.session import Session
+from openapi_client.websocket.session_core import SessionCore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -92,14 +92,14 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
 ) -> None:
     """A fault while one notification is handled (here the session's handler raises) costs
     that notification, not the connection."""
-    original = Session.notification
+    original = SessionCore._subscription
 
-    def faulty(self: Session, connection: Any, params: Any) -> None:
+    def faulty(self: SessionCore, params: Any) -> None:
         if params.get("channel") == "explodes":
             raise RuntimeError("injected fault")
-        original(self, connection, params)
+        original(self, params)
 
-    monkeypatch.setattr(Session, "notification", faulty)
+    monkeypatch.setattr(SessionCore, "_subscription", faulty)
     received: list[Any] = []
 
     def notifications(request: dict[str, Any]) -> list[Message] | None:

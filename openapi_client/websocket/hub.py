@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
-from openapi_client.websocket.events import Closed, Event, logger, redacted
+from openapi_client.websocket.events import Closed, Event, logger
 
 __all__ = ["MAX_BACKLOG", "MAX_PENDING_CALLBACKS", "EventHub"]
 
@@ -50,8 +49,8 @@ class EventHub:
     # -- producing ------------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Queue ``event`` for the iterator and ``on_event`` (never blocks)."""
-        event = redacted(event)
+        """Queue ``event`` for the iterator and ``on_event`` (never blocks). The session core
+        redacted its texts already."""
         logger.debug("event %r", event)
         with self._lock:
             if len(self._backlog) >= MAX_BACKLOG:
@@ -130,8 +129,3 @@ class EventHub:
             self._jobs_ready.notify_all()
         if dispatcher is not None and dispatcher is not threading.current_thread():
             dispatcher.join(_DRAIN_SECONDS)
-
-
-def now() -> float:
-    """The wall-clock time events carry."""
-    return time.time()

@@ -30,8 +30,10 @@ import collections
 import enum
 import functools
 import json
+import logging
 import math
 import random
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple, Union
 
@@ -55,7 +57,7 @@ from openapi_client.exceptions import (
     ApiValueError,
     OpenApiException,
 )
-from openapi_client.redaction import redact, register_credentials_in
+from openapi_client.redaction import redact, redacted_exception, register_credentials_in
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket.events import (
     Authenticated,
@@ -97,6 +99,7 @@ __all__ = [
     "Close",
     "CoreSettings",
     "Deliver",
+    "Log",
     "Open",
     "Output",
     "Send",
@@ -209,6 +212,20 @@ class Deliver(NamedTuple):
     data: Any
 
 
+class Log(NamedTuple):
+    """Write a line on the session's logger (``openapi_client.websocket``): :meth:`write`."""
+
+    level: int
+    message: str
+    args: tuple[Any, ...]
+    exc_info: BaseException | None = None
+
+    def write(self) -> None:
+        """Write it (redacted, as every line of that logger)."""
+        exc_info = None if self.exc_info is None else redacted_exception(self.exc_info)
+        logger.log(self.level, self.message, *self.args, exc_info=exc_info)
+
+
 class _Wake:
     __slots__ = ()
 
@@ -302,7 +319,7 @@ class Call:
         return self.ready_by if self.queued else self.answer_by
 
 
-Output = Union[Send, Open, Close, Abort, Deliver, _Wake, Call, Event]
+Output = Union[Send, Open, Close, Abort, Deliver, Log, _Wake, Call, Event]
 
 
 class CoreSettings(NamedTuple):
@@ -742,14 +759,20 @@ class SessionCore:
         if "error" in message:
             error = answer_error(message, raw)
             if kind is _AUTH and request.grant[0] == "refresh":
-                logger.info("token refresh refused (%r); authenticating with the API key", error)
+                self._log(
+                    logging.INFO,
+                    "token refresh refused (%r); authenticating with the API key",
+                    error,
+                )
                 method, params, grant = self._auth_request(key_only=True)
                 self._send_step(link, method, params, _AUTH, grant, now)
                 return
             if kind is _AUTH:
                 error = self._explained(error, request)
             elif kind is _COD and not self.cancel_on_disconnect:
-                logger.info("could not read the cancel-on-disconnect setting: %r", error)
+                self._log(
+                    logging.INFO, "could not read the cancel-on-disconnect setting: %r", error
+                )
                 link.cod = None
                 link.step += 1
                 self._next_step(link, now)
@@ -774,8 +797,10 @@ class SessionCore:
             confirmed = [str(channel) for channel in result] if isinstance(result, list) else []
             missing = [channel for channel in link.channels if channel not in confirmed]
             if missing:
-                logger.warning(
-                    "Deribit did not confirm the subscription to %s", ", ".join(missing)
+                self._log(
+                    logging.WARNING,
+                    "Deribit did not confirm the subscription to %s",
+                    ", ".join(missing),
                 )
         link.step += 1
         self._next_step(link, now)
@@ -805,11 +830,7 @@ class SessionCore:
         self.state = _READY
         self._first = False
         self._attempt = 0
-        self._emit(
-            SessionRestored(
-                link.number, self.heartbeat, bool(link.cod), link.channels, now
-            )
-        )
+        self._emit(SessionRestored(link.number, self.heartbeat, bool(link.cod), link.channels, now))
         queue = self._queue
         while queue:
             call = queue.popleft()
@@ -895,8 +916,7 @@ class SessionCore:
             return call.answer_by
         self._pending.pop(call.id, None)
         call.error = ApiTimeoutError(
-            f"{call.method}: {self.settings.display} did not answer within "
-            f"{call.read_timeout:g} s"
+            f"{call.method}: {self.settings.display} did not answer within {call.read_timeout:g} s"
         )
         call.done = True
         return None
@@ -934,19 +954,25 @@ class SessionCore:
             if type(entry) is Call:
                 if now >= entry.answer_by + SWEEP_SECONDS:
                     del pending[request_id]
-                    self._complete(entry, ApiTimeoutError(
-                        f"{entry.method}: {self.settings.display} did not answer within "
-                        f"{entry.read_timeout:g} s"
-                    ))
+                    self._complete(
+                        entry,
+                        ApiTimeoutError(
+                            f"{entry.method}: {self.settings.display} did not answer within "
+                            f"{entry.read_timeout:g} s"
+                        ),
+                    )
             elif isinstance(entry, _Request) and entry.kind is _DISCARD and now >= entry.deadline:
                 del pending[request_id]
         for call in list(self._queue):
             if now >= call.ready_by + SWEEP_SECONDS:
                 self._dequeue(call)
-                self._complete(call, ApiTimeoutError(
-                    f"the WebSocket session was not ready within {call.connect_timeout:g} s "
-                    f"(it is {self.state.value})"
-                ))
+                self._complete(
+                    call,
+                    ApiTimeoutError(
+                        f"the WebSocket session was not ready within {call.connect_timeout:g} s "
+                        f"(it is {self.state.value})"
+                    ),
+                )
 
     def _refusal(self) -> OpenApiException:
         state = self.state
@@ -984,8 +1010,11 @@ class SessionCore:
         try:
             self._route(link, message, raw, now)
         except Exception:  # one message that cannot be handled: never the connection
-            logger.exception(
-                "a message from %s could not be handled; it was dropped", self.settings.display
+            self._log(
+                logging.ERROR,
+                "a message from %s could not be handled; it was dropped",
+                self.settings.display,
+                exc_info=sys.exc_info()[1],
             )
 
     def _route(self, link: _Link, message: dict[str, Any], raw: Data, now: float) -> None:
@@ -994,7 +1023,8 @@ class SessionCore:
             self._notification(link, message, now)
             return
         if type(request_id) is not int:
-            logger.warning(
+            self._log(
+                logging.WARNING,
                 "%s sent an answer whose id %s is not one the client gives; ignored",
                 self.settings.display,
                 preview(request_id),
@@ -1025,15 +1055,19 @@ class SessionCore:
                 self._effect(effect, entry, link, now)
             return
         if entry is None:
-            logger.debug("an answer to id %s came after its caller gave up", preview(request_id))
+            self._log(
+                logging.DEBUG,
+                "an answer to id %s came after its caller gave up",
+                preview(request_id),
+            )
             if "error" in message:
-                self._unanswered_error(message)
+                self._unanswered_error(link, message)
             return
         assert isinstance(entry, _Request)
         kind = entry.kind
         if kind is _DISCARD:
             if "error" in message:
-                self._unanswered_error(message)
+                self._unanswered_error(link, message)
         elif kind is _RENEW:
             self._renewal_answered(entry, message, raw, now)
         elif kind is _REAUTH:
@@ -1042,7 +1076,8 @@ class SessionCore:
             self._step_answered(entry, message, raw, now)
 
     def _ambiguous(self, entry: Call | _Request | None, request_id: int, now: float) -> None:
-        logger.warning(
+        self._log(
+            logging.WARNING,
             "%s answered id %s with both a result and an error; the answer was dropped",
             self.settings.display,
             preview(request_id),
@@ -1073,10 +1108,13 @@ class SessionCore:
             self._subscription(params)
             return
         if "error" in message:
-            self._unanswered_error(message)
+            self._unanswered_error(link, message)
             return
-        logger.debug(
-            "ignored a message from %s: %.200s", self.settings.display, redact(str(message))
+        self._log(
+            logging.DEBUG,
+            "ignored a message from %s: %.200s",
+            self.settings.display,
+            redact(str(message)),
         )
 
     def _subscription(self, params: dict[str, Any]) -> None:
@@ -1084,12 +1122,15 @@ class SessionCore:
         channel = params.get("channel")
         callback = self.subscriptions.get(channel) if isinstance(channel, str) else None
         if callback is None:
-            logger.debug("a notification on %r, which nothing subscribed to", channel)
+            self._log(logging.DEBUG, "a notification on %r, which nothing subscribed to", channel)
             return
         self._out.append(Deliver(callback, channel, params.get("data")))  # type: ignore[arg-type]
 
-    def _unanswered_error(self, message: dict[str, Any]) -> None:
-        logger.warning(
+    def _unanswered_error(self, link: _Link, message: dict[str, Any]) -> None:
+        if error_code(message) == TOO_MANY_REQUESTS:
+            link.throttled = True  # Deribit ends the connection after it: reconnect later
+        self._log(
+            logging.WARNING,
             "%s reported an error outside any call: %.300s",
             self.settings.display,
             preview(message.get("error")),
@@ -1234,8 +1275,9 @@ class SessionCore:
         self._at(link.close_deadline)
         self._out.append(Close(link.number, code, reason))
 
-    def _cut(self, link: _Link, description: str, now: float, code: int = 1001,
-             reason: str = "") -> None:
+    def _cut(
+        self, link: _Link, description: str, now: float, code: int = 1001, reason: str = ""
+    ) -> None:
         """End ``link`` at once (dead, or the watchdog): cut it, and count it as ended now."""
         self._out.append(Abort(link.number, code, reason))
         self._end_link(link, None, description, None, now)
@@ -1298,8 +1340,11 @@ class SessionCore:
             if delay is None:
                 self._fail(f"could not establish the session: {error!r}", now, error)
                 return
-            logger.info(
-                "opening the WebSocket session failed (%r); again in %.2f s", error, delay
+            self._log(
+                logging.INFO,
+                "opening the WebSocket session failed (%r); again in %.2f s",
+                error,
+                delay,
             )
             self.state = _CONNECTING
             self._reconnect_at = now + min(max(delay, 0.0), MAX_RECONNECT_DELAY)
@@ -1308,13 +1353,11 @@ class SessionCore:
         if not isinstance(error, ApiException):
             self._fail(f"the session could not be restored: {error}", now, error)
             return
-        throttled = (
-            error.status == 429 or error.error_code == TOO_MANY_REQUESTS or link.throttled
-        )
+        throttled = error.status == 429 or error.error_code == TOO_MANY_REQUESTS or link.throttled
         if error.status != 0 and not (throttled or error.retriable):
             self._fail(f"the session could not be restored: {error!r}", now, error)
             return
-        logger.info("reconnect attempt %d failed: %r", self._attempt, error)
+        self._log(logging.INFO, "reconnect attempt %d failed: %r", self._attempt, error)
         self._schedule_reconnect(error, throttled, now)
 
     def _schedule_reconnect(self, error: ApiException, throttled: bool, now: float) -> None:
@@ -1327,7 +1370,8 @@ class SessionCore:
         backoff = self.settings.reconnect_backoff
         delay = backoff.delay(error, attempt, self._rand)
         if delay is None:  # Retry-After beyond retry_after_max: wait that long, no more
-            logger.warning(
+            self._log(
+                logging.WARNING,
                 "the server asked for a wait of %s s before the next connection "
                 "(Retry-After), beyond retry_after_max; waiting %g s",
                 error.retry_after,
@@ -1392,7 +1436,11 @@ class SessionCore:
         if "error" in message:
             error = answer_error(message, raw)
             if request.grant[0] == "refresh":
-                logger.info("token refresh refused (%r); authenticating with the API key", error)
+                self._log(
+                    logging.INFO,
+                    "token refresh refused (%r); authenticating with the API key",
+                    error,
+                )
                 self._renew(now, key_only=True)
                 return
             self._renewal_failed(self._explained(error, request), now)
@@ -1414,7 +1462,8 @@ class SessionCore:
             return
         if now < token.expires_at:
             retry_at = renewal_retry_at(token, now)
-            logger.warning(
+            self._log(
+                logging.WARNING,
                 "could not renew the access token ahead of expiry (%r); keeping it for its "
                 "remaining %.1f s and trying again in %.1f s",
                 error,
@@ -1424,7 +1473,7 @@ class SessionCore:
             self._token = token._replace(refresh_at=retry_at)
             self._at(retry_at)
             return
-        logger.warning("renewing the token failed: %r", error)
+        self._log(logging.WARNING, "renewing the token failed: %r", error)
         link.renewal_failed = True
         self._close_link(link, 1000, "", f"closed: the token could not be renewed ({error!r})", now)
 
@@ -1615,13 +1664,18 @@ class SessionCore:
         return {"invalidate_token": True}
 
     def fail(self, reason: str, now: float) -> None:
-        """End the session as FAILED for a fault of the driver's (its supervisor failed)."""
+        """End the session as FAILED for a fault of the driver's (its supervisor failed): a
+        connection it was opening is forgotten (nobody will report on it)."""
+        for link in self._live_links():
+            if link.state is _OPENING:
+                link.state = _ENDED
+                del self._links[link.number]
         self._fail(reason, now, None)
 
     def _fail(self, reason: str, now: float, error: OpenApiException | None) -> None:
         if self.state is _CLOSED:
             return
-        logger.error("the WebSocket session ended: %s", reason)
+        self._log(logging.ERROR, "the WebSocket session ended: %s", reason)
         self.state = _FAILED
         self.failure = reason
         self.failure_error = error
@@ -1634,12 +1688,11 @@ class SessionCore:
 
     def _refuse_queued(self) -> None:
         queue = self._queue
-        error = self._refusal()
         while queue:
             call = queue.popleft()
             call.queued = False
             if not call.done:
-                self._complete(call, error)
+                self._complete(call, self._refusal())  # one exception per caller
 
     def _finish_if_closed(self, now: float) -> None:
         """Once the session is CLOSED or FAILED and no connection is left: :class:`Closed`."""
@@ -1669,6 +1722,14 @@ class SessionCore:
 
     def _emit(self, event: Event) -> None:
         self._out.append(redacted(event))
+
+    def _log(
+        self, level: int, message: str, *args: Any, exc_info: BaseException | None = None
+    ) -> None:
+        """A line for the session's logger, written by the driver (outside its lock: a log
+        handler is code the session does not own)."""
+        if logger.isEnabledFor(level):
+            self._out.append(Log(level, message, args, exc_info))
 
     @property
     def connection(self) -> int | None:
