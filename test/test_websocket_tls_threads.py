@@ -15,7 +15,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trustme
@@ -36,7 +36,7 @@ class CheckedSocket(ssl.SSLSocket):
     (``sendall`` calls ``send``: one thread nesting is no overlap)."""
 
     guard = threading.Lock()
-    users: dict[int, int] = {}
+    users: ClassVar[dict[int, int]] = {}
     overlaps = 0
     operations = 0
 
