@@ -139,6 +139,13 @@ class Connection:
         except Exception as error:  # a socket already gone: nothing left to close
             logger.debug("closing %r: %r", self, redacted_exception(error))
 
+    def cut(self) -> None:
+        """Cut the connection now: no close frame, no lock, any thread (the watchdog's)."""
+        try:
+            self.transport.cut()
+        except Exception as error:
+            logger.debug("cutting %r: %r", self, redacted_exception(error))
+
     def abort(self, code: int, reason: str) -> None:
         """Cut the connection at once (from any thread, without waiting for a lock)."""
         try:

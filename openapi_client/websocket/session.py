@@ -384,9 +384,16 @@ class Session:
         self._perform(outputs)
 
     def _fire_watchdog(self, now: float) -> None:
+        """On the watchdog's thread, once its deadline has passed: the core decides (its first
+        output is then the cut); the socket is shut down before anything else is done (no close
+        frame: a write could wait for the interpreter between two system calls)."""
         with self._lock:
-            self.core.watchdog_check(now)
+            fired = self.core.watchdog_check(now)
             outputs = self.core.take_outputs()
+        if fired and outputs and type(outputs[0]) is Abort:
+            connection = self._connections.get(outputs[0].connection)
+            if connection is not None:
+                connection.cut()
         self._perform(outputs)
 
     # -- the supervisor -------------------------------------------------------------------------

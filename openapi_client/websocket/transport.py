@@ -121,6 +121,9 @@ class Transport(Protocol):
         """Cut the connection without waiting (a close frame first if it can go at once): the
         next ``read`` reports its end."""
 
+    def cut(self) -> None:
+        """Cut the connection now, without a close frame and without any lock (any thread)."""
+
     def release(self) -> None:
         """Free the socket once the connection has ended and nobody reads any more."""
 
@@ -304,7 +307,7 @@ class SocketTransport:
         close_deadline = self._close_deadline
         if close_deadline is not None:
             if now >= close_deadline:
-                self._shutdown()  # the next read sees the end of the stream
+                self.cut()  # the next read sees the end of the stream
                 return None
             wait = close_deadline - now
         keepalive = self._keepalive
@@ -317,7 +320,7 @@ class SocketTransport:
                     return 0.0
                 if now >= due:
                     self._fail(_INTERNAL_ERROR, "keepalive ping timeout")
-                    self._shutdown()
+                    self.cut()
                     return None
             else:
                 due = self._next_ping  # type: ignore[assignment]
@@ -372,7 +375,7 @@ class SocketTransport:
             try:
                 self._write(writes)
             except OSError:
-                self._shutdown()  # a write cut short: nothing more can go on this stream
+                self.cut()  # a write cut short: nothing more can go on this stream
                 raise
 
     def close(self, code: int, reason: str) -> None:
@@ -402,9 +405,9 @@ class SocketTransport:
                     self._write_once(writes)
             finally:
                 self._write_lock.release()
-        self._shutdown()
+        self.cut()
 
-    def _shutdown(self) -> None:
+    def cut(self) -> None:
         """Shut the TCP connection down (both ways): wakes a read in progress; the descriptor
         stays until :meth:`release`. Needs no lock: any thread, at any time."""
         try:
@@ -499,7 +502,7 @@ class SocketTransport:
                 with self._write_lock:
                     self._write(writes)
         except OSError:
-            self._shutdown()
+            self.cut()
 
 
 class _Readable:
@@ -597,6 +600,10 @@ class ThreadedTransport:
         """Close as at once as ``websockets`` lets: the close frame goes now, and it drops the
         socket at its close timeout."""
         self.close(code, reason)
+
+    def cut(self) -> None:
+        """As :meth:`abort`: ``websockets`` owns the socket."""
+        self.abort(1001, "")
 
     def release(self) -> None:
         """Nothing to do: ``websockets`` closes the socket when the connection ends."""
