@@ -1,0 +1,607 @@
+"""The asyncio driver of the session core: it moves bytes, runs the timer and wakes callers, all
+on one event loop.
+
+Every decision is :class:`~openapi_client.websocket.session_core.SessionCore`'s; this module
+feeds it and does what it says. The core is not thread-safe, and here it needs no lock: every
+input is made on the event loop, and none awaits between feeding the core and taking its outputs.
+
+* each connection has a reader task: it takes each message as it arrives, hands it to the core
+  and does the outputs at once, so a ``test_request`` is answered by the reader itself, never
+  behind the program's own code (unless that code blocks the event loop: see below);
+* a timer task runs the core's timer at :meth:`SessionCore.next_deadline`, and is woken sooner
+  when the core says :data:`~openapi_client.websocket.session_core.WAKE`; connections are opened
+  in tasks of their own, so a slow handshake holds up nothing else;
+* a call is a future: the caller submits, writes its frame and awaits the future, which the
+  reader completes. Cancelling the caller (``Task.cancel()``, ``asyncio.timeout()``,
+  ``wait_for``) abandons the call: the core forgets it and drops a late answer;
+* events and subscription callbacks go to the :class:`~openapi_client.aio.hub.AsyncEventHub`'s
+  dispatcher task, never run by the reader;
+* with a watchdog, a thread of the library's own (:class:`~openapi_client.websocket.watchdog.
+  Watchdog`) watches the deadline: an event loop that is blocked is exactly what a watchdog is
+  for, so at the deadline that thread shuts the connection's socket down itself (the server sees
+  the connection end at once, and cancel-on-disconnect fires), then hands the rest to the loop.
+
+:meth:`AsyncSession.close` leaves no task behind: it waits (bounded) for the connection's end,
+then for every task the session started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any, Callable
+
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State as WsState
+
+from openapi_client.aio.connection import SessionConnection
+from openapi_client.aio.hub import AsyncEventHub
+from openapi_client.configuration import Configuration
+from openapi_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
+from openapi_client.redaction import redacted_exception
+from openapi_client.retry import RetryPolicy
+from openapi_client.websocket.events import (
+    EVENT_TYPES,
+    Closed,
+    SessionRestored,
+    logger,
+    published,
+)
+from openapi_client.websocket.session_core import (
+    CLOSE_GRACE,
+    FORKED,
+    WAKE,
+    Abort,
+    Call,
+    Close,
+    CoreSettings,
+    Deliver,
+    Log,
+    Open,
+    Output,
+    Send,
+    SessionCore,
+    State,
+    SubscriptionCallback,
+    decode,
+    fixed_token,
+)
+from openapi_client.websocket.watchdog import Watchdog
+
+__all__ = ["AsyncSession"]
+
+_OPEN = WsState.OPEN
+_INFINITY = math.inf
+#: The clock of every input to the core: the watchdog's thread reads the same one (on the default
+#: event loop, ``loop.time()`` is this clock too; timers are set as delays, whatever the loop's).
+_monotonic = time.monotonic
+#: Seconds :meth:`AsyncSession.close` waits for the session's tasks once the session is over.
+_JOIN_SECONDS = 2.0
+
+
+def _time_up(waiter: asyncio.Future[bool]) -> None:
+    """A call's deadline came before its answer: wake its caller to ask the core."""
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+class _Connection:
+    """An open connection and the task that reads it."""
+
+    __slots__ = ("number", "reader", "ws")
+
+    def __init__(self, number: int, ws: SessionConnection) -> None:
+        self.number = number
+        self.ws = ws
+        self.reader: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Connection({self.number})"
+
+
+class AsyncSession:
+    """A session core, driven on an event loop.
+
+    :param configuration: the client's settings (credentials, rate limit).
+    :param settings: what the session is (see :class:`CoreSettings`).
+    :param open_connection: opens a connection (bounded by the open timeout), raising the
+        library's exception when it cannot.
+    :param hub: where events and callbacks go.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        settings: CoreSettings,
+        open_connection: Callable[[], Awaitable[SessionConnection]],
+        hub: AsyncEventHub,
+    ) -> None:
+        self._configuration = configuration
+        self.core = SessionCore(configuration, settings)
+        self._settings = settings
+        self._display = settings.display
+        self._open_connection = open_connection
+        self.hub = hub
+        self._connections: dict[int, _Connection] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._opening: dict[int, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._timer: asyncio.Task[None] | None = None
+        self._alarm: asyncio.Future[bool] | None = None
+        self._status: list[asyncio.Future[bool]] = []
+        self._watchdog: Watchdog | None = None
+        self._watchdog_fired_for: float | None = None
+        self._pid = os.getpid()
+
+    # -- starting -------------------------------------------------------------------------------
+
+    async def start(self, first_attempts: RetryPolicy) -> None:
+        """Open the first connection and restore the session on it (retrying transient failures
+        as ``first_attempts`` says); return once it is READY.
+
+        :raises OpenApiException: the session could not be established (and nothing is left
+            running).
+        """
+        loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        core = self.core
+        core.start(_monotonic(), first_attempts)
+        core.take_outputs()  # WAKE: the timer task looks at once
+        self._timer = loop.create_task(self._run_timer())
+        if self._settings.watchdog is not None:
+            self._watchdog = Watchdog(self._watchdog_deadline, self._fire_watchdog)
+            self._watchdog.start()
+        try:
+            await self._until(lambda: core.state is State.READY or core.finished)
+        except BaseException:  # cancelled (an interrupt, a timeout): nothing is left running
+            core.fail("could not establish the session: cancelled", _monotonic())
+            await self._perform(core.take_outputs())
+            await self._stop_tasks()
+            raise
+        if core.state is not State.READY:
+            await self._stop_tasks()
+            error = core.failure_error
+            if error is None:
+                error = ApiConnectionError(f"could not establish the session: {core.failure}")
+            raise error
+
+    async def _until(self, condition: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until ``condition()`` holds: looked at each time the session is restored or
+        over (at most ``timeout`` seconds)."""
+        loop = self._loop
+        assert loop is not None
+        deadline = None if timeout is None else _monotonic() + timeout
+        while not condition():
+            status: asyncio.Future[bool] = loop.create_future()
+            self._status.append(status)
+            timer = None
+            if deadline is not None:
+                timer = loop.call_later(deadline - _monotonic(), _time_up, status)
+            try:
+                if not await status:
+                    return
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        connect_timeout: float,
+        read_timeout: float | None,
+        checked: bool = False,
+    ) -> Call:
+        """Send ``method`` and wait for its outcome (the returned call's ``message``/``raw``,
+        or ``error`` to raise). Cancelled, it leaves nothing behind: the call is abandoned and
+        a late answer dropped.
+
+        :raises OpenApiException: the session refuses calls, or the request cannot be sent.
+        """
+        if os.getpid() != self._pid:
+            raise ApiValueError(FORKED)
+        loop = self._loop
+        assert loop is not None, "the session is not started"
+        call = Call(method, params, connect_timeout, read_timeout, checked)
+        call.handle = loop.create_future()
+        core = self.core
+        text = core.submit(call, _monotonic())
+        try:
+            if text is not None:
+                await self._send(call.link.number, text)  # type: ignore[union-attr]
+            await self._wait(call)
+        except BaseException:
+            core.abandon(call)
+            raise
+        return call
+
+    async def _wait(self, call: Call) -> None:
+        """Wait until ``call`` is complete, asking the core at each of its deadlines."""
+        loop = self._loop
+        assert loop is not None
+        while True:
+            waiter = call.handle
+            deadline = call.deadline
+            if deadline == _INFINITY:
+                await waiter
+                return
+            timer = loop.call_later(deadline - _monotonic(), _time_up, waiter)
+            try:
+                answered = await waiter
+            finally:
+                timer.cancel()
+            if answered:
+                return
+            later = self.core.expire(call, _monotonic())
+            if later is None:
+                return
+            call.handle = loop.create_future()
+
+    async def reauthenticate(self, credential: str) -> bool:
+        """After 13009 for ``credential``: whether a fresh credential is in place for another
+        try (authenticating the connection again when it used an API key).
+
+        :raises OpenApiException: authenticating again failed.
+        """
+        loop = self._loop
+        assert loop is not None
+        core = self.core
+        answer = core.reauthenticate(credential, _monotonic())
+        if isinstance(answer, Call):
+            answer.handle = loop.create_future()
+        await self._perform(core.take_outputs())
+        if not isinstance(answer, Call):
+            return answer
+        try:
+            await self._wait(answer)
+        except BaseException:
+            core.abandon(answer)
+            raise
+        failure = answer.error
+        if failure is not None:
+            raise failure
+        return True
+
+    @property
+    def accepting_calls(self) -> bool:
+        """False once the session refuses calls: nothing is worth a retry then."""
+        return self.core.accepting_calls
+
+    # -- settings the program changes ------------------------------------------------------------
+
+    def add_subscriptions(self, channels: Iterable[str], callback: SubscriptionCallback) -> None:
+        self.core.add_subscriptions(channels, callback)
+
+    def remove_subscriptions(self, channels: Iterable[str]) -> None:
+        self.core.remove_subscriptions(channels)
+
+    def check_in(self) -> None:
+        """The program is alive: the watchdog's deadline moves on (and after it fired, a new
+        connection is opened). From any task; from another thread, it is handed to the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._check_in)
+            return
+        self._check_in()
+
+    def _check_in(self) -> None:
+        core = self.core
+        core.check_in(_monotonic())
+        outputs = core.take_outputs()
+        if outputs:
+            self._perform_later(outputs)
+            watchdog = self._watchdog
+            if watchdog is not None:
+                watchdog.rearm()
+
+    @property
+    def state(self) -> State:
+        return self.core.state
+
+    # -- the connections' readers ---------------------------------------------------------------
+
+    async def _read(self, connection: _Connection) -> None:
+        """Read ``connection`` until it ends; each message goes to the core and its outputs are
+        done at once. Whatever ends this task ends the connection first, and tells the core."""
+        ws = connection.ws
+        number = connection.number
+        core = self.core
+        display = self._display
+        received = sent = None
+        failure: str | None = None
+        cause: BaseException | None = None
+        try:
+            while True:
+                raw = await ws.recv()
+                message = decode(raw, display)
+                core.receive(number, raw, _monotonic(), message)
+                outputs = core.take_outputs()
+                if outputs:
+                    await self._perform(outputs)
+        except ConnectionClosed as closed:
+            received = (int(closed.rcvd.code), closed.rcvd.reason) if closed.rcvd else None
+            sent = (int(closed.sent.code), closed.sent.reason) if closed.sent else None
+            cause = closed
+        except asyncio.CancelledError:  # the session is being stopped: cut, report, end
+            failure = "the connection's reader was stopped"
+            ws.abort()
+            raise
+        except BaseException as error:  # a fault of the library's: end the connection cleanly
+            logger.error(
+                "the reader of the WebSocket connection %r failed; the connection is closed",
+                connection,
+                exc_info=redacted_exception(error),
+            )
+            failure = f"the reader failed ({type(error).__name__})"
+            cause = error
+            ws.abort()
+        finally:
+            if self._connections.get(number) is connection:
+                del self._connections[number]
+            core.lost(
+                number, _monotonic(), received=received, sent=sent, failure=failure, cause=cause
+            )
+            self._perform_later(core.take_outputs())
+
+    # -- doing what the core says ---------------------------------------------------------------
+
+    async def _perform(self, outputs: list[Output]) -> None:
+        """Do ``outputs`` in order (only a frame being written may wait, for room in the
+        socket's buffer). If one fails, the calls among the rest are still woken."""
+        index = 0
+        try:
+            for index, output in enumerate(outputs):  # noqa: B007 - read in the finally
+                if type(output) is Call:
+                    waiter = output.handle
+                    if not waiter.done():
+                        waiter.set_result(True)
+                elif type(output) is Send:
+                    await self._send(output.connection, output.text)
+                elif type(output) in EVENT_TYPES:
+                    self._publish(output)
+                elif type(output) is Deliver:
+                    self.hub.run_callback(output.callback, output.channel, output.data)
+                elif type(output) is Log:
+                    output.write()
+                elif output is WAKE:
+                    alarm = self._alarm
+                    if alarm is not None and not alarm.done():
+                        alarm.set_result(True)
+                elif type(output) is Close:
+                    self._close_connection(output)
+                elif type(output) is Abort:
+                    self._abort_connection(output)
+                elif type(output) is Open:
+                    self._opening[output.connection] = self._spawn(self._open(output.connection))
+            index = len(outputs)
+        finally:
+            for output in outputs[index + 1 :]:
+                if type(output) is Call:
+                    waiter = output.handle
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(True)
+
+    def _perform_later(self, outputs: list[Output]) -> None:
+        """Do ``outputs`` where no ``await`` is possible: in a task of the session's."""
+        if outputs:
+            self._spawn(self._perform(outputs))
+
+    async def _send(self, number: int, text: str) -> None:
+        """Write ``text`` as one frame on connection ``number`` while it is open; a failure
+        needs no handling here: the reader sees the end of the connection and reports it."""
+        connection = self._connections.get(number)
+        if connection is None:
+            return
+        ws = connection.ws
+        if ws.state is not _OPEN:  # closing: nothing more may go (and send would wait for it)
+            return
+        try:
+            await ws.send(text)
+        except ConnectionClosed as error:
+            logger.debug("a write on %r failed: %r", connection, redacted_exception(error))
+
+    def _publish(self, event: Any) -> None:
+        self.hub.emit(published(event, _monotonic()))
+        kind = type(event)
+        if kind is SessionRestored or kind is Closed:
+            for status in self._status:
+                if not status.done():
+                    status.set_result(True)
+            self._status.clear()
+
+    def _close_connection(self, output: Close) -> None:
+        """The closing handshake, in a task: ``websockets`` cuts the connection when the close
+        timeout passes; the reader reports the end."""
+        connection = self._connections.get(output.connection)
+        if connection is not None:
+            self._spawn(connection.ws.close(output.code, output.reason))
+
+    def _abort_connection(self, output: Abort) -> None:
+        """Cut at once: the close frame goes first if the socket takes it now, then the
+        connection is dropped."""
+        connection = self._connections.get(output.connection)
+        if connection is None:
+            return
+        loop = self._loop
+        assert loop is not None
+        ws = connection.ws
+        if ws.state is _OPEN:
+            self._spawn(ws.close(output.code, output.reason))  # its first step writes the frame
+            loop.call_soon(ws.abort)  # and runs before this
+        else:
+            ws.abort()
+
+    async def _open(self, number: int) -> None:
+        """Open connection ``number`` and tell the core how it went."""
+        core = self.core
+        error: OpenApiException | None = None
+        ws: SessionConnection | None = None
+        token: str | None = None
+        try:
+            ws = await self._open_connection()
+            token = fixed_token(self._configuration)  # user code (token_provider)
+        except OpenApiException as failure:
+            error = failure
+        except asyncio.CancelledError:  # the session is being stopped: it never uses this one
+            self._opening.pop(number, None)
+            stopped = ApiConnectionError("the connection was not opened: the session closed")
+            core.open_failed(number, stopped, _monotonic())
+            self._perform_later(core.take_outputs())
+            raise
+        except Exception as fault:  # a fault of the library's or of a token_provider's
+            self._opening.pop(number, None)
+            if ws is not None:
+                ws.abort()
+            logger.error(
+                "opening a WebSocket connection failed", exc_info=redacted_exception(fault)
+            )
+            core.fail(f"opening a connection failed ({type(fault).__name__})", _monotonic())
+            await self._perform(core.take_outputs())
+            return
+        self._opening.pop(number, None)
+        if error is not None or ws is None:
+            if ws is not None:
+                ws.abort()
+            core.open_failed(number, error, _monotonic())  # type: ignore[arg-type]
+            await self._perform(core.take_outputs())
+            return
+        connection = _Connection(number, ws)
+        self._connections[number] = connection
+        core.opened(number, _monotonic(), token)
+        outputs = core.take_outputs()
+        connection.reader = self._spawn(self._read(connection))
+        await self._perform(outputs)
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
+        """A task of the session's, kept until it is done (and awaited by :meth:`close`)."""
+        loop = self._loop
+        assert loop is not None
+        task: asyncio.Task[Any] = loop.create_task(awaitable)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- the timer ------------------------------------------------------------------------------
+
+    async def _run_timer(self) -> None:
+        try:
+            await self._timer_loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # a fault of the library's: end clearly, never silently
+            logger.error(
+                "the timer of the WebSocket session failed", exc_info=redacted_exception(error)
+            )
+            loop = self._loop
+            assert loop is not None
+            self.core.fail(f"the session's timer failed ({type(error).__name__})", _monotonic())
+            await self._perform(self.core.take_outputs())
+
+    async def _timer_loop(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        core = self.core
+        while True:
+            core.timer(_monotonic())
+            outputs = core.take_outputs()
+            if outputs:
+                await self._perform(outputs)
+            if core.finished:
+                return
+            alarm = self._alarm = loop.create_future()
+            deadline = core.next_deadline()
+            timer = None
+            if deadline is not None:
+                timer = loop.call_later(deadline - _monotonic(), _time_up, alarm)
+            try:
+                await alarm
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    # -- the watchdog ---------------------------------------------------------------------------
+
+    def _watchdog_deadline(self) -> float | None:
+        """The core's watchdog deadline (watchdog thread, no lock), except one this driver fired
+        for already and the loop has not yet taken."""
+        deadline = self.core.watchdog_deadline()
+        if deadline is not None and deadline == self._watchdog_fired_for:
+            return None
+        return deadline
+
+    def _fire_watchdog(self, now: float) -> None:
+        """On the watchdog's thread, once its deadline has passed: shut the connection's socket
+        down at once (the event loop may be blocked), then hand the rest to the loop."""
+        deadline = self.core.watchdog_deadline()
+        if deadline is None or now < deadline:
+            return
+        self._watchdog_fired_for = deadline
+        number = self.core.connection
+        connection = None if number is None else self._connections.get(number)
+        if connection is not None:
+            connection.ws.cut()
+        loop = self._loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(self._watchdog_fired, now, deadline)
+        except RuntimeError:  # the loop is closed: nothing is left to tell
+            pass
+
+    def _watchdog_fired(self, when: float, deadline: float) -> None:
+        self.core.watchdog_check(_monotonic(), (when, deadline))
+        self._perform_later(self.core.take_outputs())
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    async def close(self, logout: bool) -> None:
+        """End the session: optionally ``private/logout`` first, then close the connection;
+        returns once it has ended (at most about twice the close timeout) and every task of the
+        session is done."""
+        loop = self._loop
+        if loop is None or os.getpid() != self._pid:
+            return
+        core = self.core
+        core.close(_monotonic(), logout)
+        await self._perform(core.take_outputs())
+        for opening in list(self._opening.values()):
+            opening.cancel()  # a connection being opened is never used now
+        bound = 2 * self._settings.close_timeout + CLOSE_GRACE + 1.0
+        await self._until(lambda: core.finished, bound)
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        """Stop the watchdog and every task of the session: the timer at once, the others
+        (readers, closing handshakes, callbacks) once they are done, or cancelled after
+        :data:`_JOIN_SECONDS`."""
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.stop(_JOIN_SECONDS)
+            self._watchdog = None
+        timer = self._timer
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+            await asyncio.wait({timer})
+        current = asyncio.current_task()
+        for _ in range(3):  # a task may start another (a reader's last report)
+            tasks = {task for task in self._tasks if task is not current}
+            if not tasks:
+                break
+            _, pending = await asyncio.wait(tasks, timeout=_JOIN_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self.hub.close()
+        await asyncio.sleep(0)  # websockets' keepalive tasks finish their cancellation
+
+    def __repr__(self) -> str:
+        return f"AsyncSession({self._display}, {self.state.value})"

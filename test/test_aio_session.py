@@ -1,0 +1,284 @@
+"""The asyncio driver of the session core (``openapi_client.aio.session``), against the simulator
+over loopback: what only an event loop has to get right. Calls as futures that a reader task
+completes (a thousand in flight), cancellation (a cancelled caller abandons its call and the late
+answer is dropped), ``test_request`` answered by the reader while tasks hammer the session,
+callbacks (plain and coroutine) off the reader, the watchdog on a blocked loop, and no task left
+behind after ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import CLIENT_ID, CLIENT_SECRET
+from test_hostile_lifecycle import child_env
+from test_websocket_support import FAST_BACKOFF, SOON
+from test_websocket_watchdog import Reference
+
+from openapi_client import ApiConnectionError, Configuration, RetryPolicy
+from openapi_client.aio.connection import open_connection
+from openapi_client.aio.hub import AsyncEventHub
+from openapi_client.aio.session import AsyncSession
+from openapi_client.simulator import DeribitSimulator
+from openapi_client.testing import DeribitTestKit
+from openapi_client.websocket import (
+    Disconnected,
+    Event,
+    HeartbeatAnswered,
+    SessionRestored,
+    State,
+    WatchdogExpired,
+)
+from openapi_client.websocket.connection import ConnectOptions
+from openapi_client.websocket.session_core import CoreSettings
+from openapi_client.websocket.url import resolve
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Events:
+    """The session's events, as ``on_event`` (a plain function here) gets them."""
+
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.seen.append(event)
+        self._arrived.set()
+
+    def of(self, kind: type) -> list[Any]:
+        return [event for event in self.seen if isinstance(event, kind)]
+
+    async def wait_for(self, kind: type, count: int = 1) -> list[Any]:
+        async def arrived() -> list[Any]:
+            while len(self.of(kind)) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+            return self.of(kind)
+
+        return await asyncio.wait_for(arrived(), SOON)
+
+
+@pytest.fixture
+def sim() -> Any:
+    with DeribitSimulator(time_scale=0.05) as simulator:
+        yield simulator
+
+
+def key_configuration(sim: DeribitSimulator) -> Configuration:
+    return Configuration(host=sim.url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    sim: DeribitSimulator, events: Events | None = None, **settings: Any
+) -> AsyncIterator[AsyncSession]:
+    """A started session on ``sim`` (API key, cancel-on-disconnect, heartbeat 10 s), closed
+    after the block."""
+    configuration = settings.pop("configuration", None) or key_configuration(sim)
+    target = resolve(configuration.host, None)
+    options = ConnectOptions(5.0, 0.5, 1 << 24, 20.0, None)
+    values: dict[str, Any] = {
+        "url": target.url,
+        "display": target.display,
+        "heartbeat": 10,
+        "cancel_on_disconnect": True,
+        "reconnect_backoff": FAST_BACKOFF,
+        "call_timeout": 5.0,
+        "close_timeout": 0.5,
+    }
+    values.update(settings)
+
+    def connect() -> Any:
+        return open_connection(
+            target, options, ssl_context=None, server_hostname=None, user_agent="t", proxy=None
+        )
+
+    session = AsyncSession(configuration, CoreSettings(**values), connect, AsyncEventHub(events))
+    await session.start(RetryPolicy(total=0))
+    try:
+        yield session
+    finally:
+        await session.close(logout=False)
+
+
+@pytest.mark.asyncio
+async def test_a_thousand_calls_in_flight_each_get_their_own_answer(sim: DeribitSimulator) -> None:
+    async with opened(sim) as session:
+        calls = await asyncio.gather(
+            *(
+                session.call("public/set_heartbeat", {"interval": 10 + n % 50}, 5, 5)
+                for n in range(1000)
+            )
+        )
+        ids = [call.id for call in calls]
+        assert len(set(ids)) == 1000
+        assert all(call.error is None and call.message["id"] == call.id for call in calls)
+        assert all(call.message["result"] == "ok" for call in calls)
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_call_is_abandoned_and_its_late_answer_dropped(
+    sim: DeribitSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.inject("ws_delay", path="/public/get_time", seconds=0.3)
+    caplog.set_level(logging.DEBUG, "openapi_client.websocket")
+    async with opened(sim) as session:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(session.call("public/get_time", {}, 5, 5), 0.05)
+        assert session.core._pending == {}  # forgotten at once
+        await asyncio.sleep(0.5)  # the answer comes, to nobody
+        assert "came after its caller gave up" in caplog.text
+        task = asyncio.ensure_future(session.call("public/test", {}, 5, 5))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        answer = await session.call("public/test", {}, 5, 5)  # the session goes on
+        assert answer.message["result"]["version"] and session.state is State.READY
+
+
+@pytest.mark.timing
+@pytest.mark.asyncio
+async def test_heartbeats_are_answered_by_the_reader_while_eight_tasks_hammer_calls(
+    sim: DeribitSimulator,
+) -> None:
+    events = Events()
+    async with opened(sim, events) as session:
+        stop = time.monotonic() + 1.2
+
+        async def hammer() -> int:
+            count = 0
+            while time.monotonic() < stop and count < 100_000:
+                await session.call("public/get_time", {}, 5, 5)
+                count += 1
+            return count
+
+        counts = await asyncio.gather(*(hammer() for _ in range(8)))
+        assert sum(counts) > 100
+        answered = events.of(HeartbeatAnswered)
+        assert len(answered) >= 2  # a test_request every 0.5 s
+        assert max(event.answered_in for event in answered) < 1.0
+    assert [type(e) for e in events.of(Disconnected)] == [Disconnected]  # the close only
+
+
+@pytest.mark.timing
+@pytest.mark.asyncio
+async def test_a_slow_coroutine_callback_never_delays_heartbeat_answers(
+    sim: DeribitSimulator,
+) -> None:
+    events = Events()  # on_event: a plain function
+    slow: list[Any] = []
+
+    async def slowly(channel: str, data: Any) -> None:
+        await asyncio.sleep(1.2)  # two heartbeat intervals go by meanwhile
+        slow.append(data)
+
+    async with opened(sim, events) as session:
+        session.add_subscriptions(["platform_state"], slowly)
+        await session.call("public/subscribe", {"channels": ["platform_state"]}, 5, 5)
+        assert DeribitTestKit(sim).publish_platform_state(locked=True) == 1
+        await asyncio.sleep(1.3)
+        assert slow == [{"locked": True}]
+        answered = await events.wait_for(HeartbeatAnswered, 2)
+        assert max(event.answered_in for event in answered) < 0.5
+        assert events.of(Disconnected) == [] and session.core.connection == 1
+
+
+@pytest.mark.timing
+@pytest.mark.asyncio
+async def test_the_watchdog_cuts_the_connection_while_the_loop_is_blocked(
+    sim: DeribitSimulator,
+) -> None:
+    events = Events()
+    kit = DeribitTestKit(sim)
+    async with opened(sim, events, watchdog=0.4, heartbeat=None) as session:
+        session.check_in()
+        checked_in = time.monotonic()
+        reference = Reference(checked_in + 0.4)
+        time.sleep(1.0)  # the bot froze: the event loop runs nothing for a second
+        unblocked = time.time()
+        fired = kit.assert_cancelled_on_disconnect(reason="closed", connection=1)
+        assert fired.time < unblocked  # Deribit saw the end while the loop was still blocked
+        (expired,) = await events.wait_for(WatchdogExpired)
+        assert expired.late < reference.bound(), (expired, reference.lates)
+        lost = (await events.wait_for(Disconnected))[0]
+        assert lost.cancel_on_disconnect_may_have_fired and "watchdog" in lost.reason
+        assert session.state is State.WATCHDOG_EXPIRED
+        with pytest.raises(ApiConnectionError, match="check_in"):
+            await session.call("public/test", {}, 5, 5)
+        threading.Thread(target=session.check_in).start()  # from any thread
+        restored = (await events.wait_for(SessionRestored, 2))[-1]
+        assert restored.connection == 2 and restored.cancel_on_disconnect
+        assert (await session.call("public/test", {}, 5, 5)).message
+
+
+@pytest.mark.asyncio
+async def test_cancelled_while_starting_leaves_nothing_running(sim: DeribitSimulator) -> None:
+    sim.inject("ws_delay", path="/public/hello", seconds=5)
+    before = asyncio.all_tasks()
+
+    async def start() -> None:
+        async with opened(sim):
+            pytest.fail("the session cannot be ready: its hello is not answered yet")
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(start(), 0.3)
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+
+
+NO_TASK_LEFT = textwrap.dedent(
+    """
+    import asyncio, sys
+    sys.path[:0] = sys.argv[2:]
+    from test_aio_session import opened, Events
+    from openapi_client.simulator import DeribitSimulator
+
+    async def main(url):
+        with DeribitSimulator(time_scale=0.05) as sim:
+            events = Events()
+            async with opened(sim, events, watchdog=5.0) as session:
+                await asyncio.gather(*(session.call("public/test", {}, 5, 5) for _ in range(50)))
+                sim.inject("ws_drop", path="/public/get_time")
+                await session.call("public/get_time", {}, 5, 5)
+                await events.wait_for(SessionRestored, 2)
+            assert asyncio.all_tasks() == {asyncio.current_task()}, asyncio.all_tasks()
+
+    from openapi_client.websocket import SessionRestored
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main(sys.argv[1]))
+    loop.close()  # at once: a task still pending would be reported destroyed
+    print("ok")
+    """
+)
+
+
+def test_close_leaves_no_task_nor_transport_behind() -> None:
+    """In a child process with asyncio's debug mode and every warning an error: a session that
+    made calls and lost a connection closes without a pending task or an unclosed transport,
+    and the loop closes at once without a complaint."""
+    test_dir = str(__import__("pathlib").Path(__file__).parent)
+    env = {**child_env(), "PYTHONASYNCIODEBUG": "1"}
+    ran = subprocess.run(
+        [sys.executable, "-W", "error", "-X", "dev", "-c", NO_TASK_LEFT, "unused", test_dir],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0 and ran.stdout.strip().endswith("ok"), ran.stderr[-3000:]
+    for complaint in ("was destroyed but it is pending", "unclosed", "never retrieved"):
+        assert complaint not in ran.stderr, ran.stderr[-3000:]
