@@ -1,9 +1,10 @@
 """``WebSocketApiClient``: the API classes' calls as JSON-RPC on one Deribit WebSocket session.
 
-It is the second transport on :class:`~openapi_client.core.ClientCore`, beside the HTTP
-:class:`~openapi_client.ApiClient`: validation, credentials, the retry decision, the rate limiter,
-error mapping and redaction are the same code. What differs is only how a request travels, so the
-generated-style keywords mean this on a WebSocket:
+It is the call driver (:class:`~openapi_client.core.CallDriver`) composed with a second transport,
+:class:`SessionTransport`, beside the HTTP :class:`~openapi_client.ApiClient`: validation,
+credentials, the retry decision, the rate limiter, error mapping and redaction are the same code.
+What differs is only how a request travels, so the generated-style keywords mean this on a
+WebSocket:
 
 * ``async_req=True``: the call runs on the client's thread pool and an ``AsyncResult`` is returned;
 * ``_request_timeout``: seconds to wait for the answer (a ``(connect, read)`` pair: seconds to wait
@@ -35,7 +36,7 @@ from typing import (
 )
 
 from openapi_client.configuration import Configuration, check_timeout
-from openapi_client.core import Attempt, ClientCore, Reply
+from openapi_client.core import Attempt, Reply, SyncClient
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
@@ -60,7 +61,13 @@ from openapi_client.websocket.url import Target, resolve
 if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
-__all__ = ["DEFAULT_RECONNECT_BACKOFF", "RawAnswer", "WebSocketApiClient", "WsTimeout"]
+__all__ = [
+    "DEFAULT_RECONNECT_BACKOFF",
+    "RawAnswer",
+    "SessionTransport",
+    "WebSocketApiClient",
+    "WsTimeout",
+]
 
 #: Waits between reconnect attempts: about 0.1 s before the first (0.05 to 0.1 with jitter),
 #: doubling to at most 30 s; a ``Retry-After`` up to 5 minutes is honoured.
@@ -125,7 +132,7 @@ class _MethodEndpoint(Endpoint):
         self.idempotent = idempotent
 
 
-class WebSocketApiClient(ClientCore):
+class WebSocketApiClient(SyncClient):
     """Calls the API classes make, over one Deribit WebSocket session shared by every thread.
 
     Opening it connects and applies the session's settings (it raises an ``ApiException`` when
@@ -180,20 +187,17 @@ class WebSocketApiClient(ClientCore):
         compression: str | None = None,
         pool_threads: int = 1,
     ) -> None:
-        super().__init__(
-            configuration if configuration is not None else Configuration.get_default_copy(),
-            pool_threads,
-        )
-        configuration = self.configuration
+        if configuration is None:
+            configuration = Configuration.get_default_copy()
         if heartbeat is not None:
             from openapi_client.api.endpoints import SET_HEARTBEAT
 
             heartbeat = SET_HEARTBEAT.json_params({"interval": heartbeat}, True)["interval"]
         _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
+        self.configuration = configuration
         self._target: Target = resolve(configuration.host, url)
         self._check_transport_security()
-        self._timeouts: dict[Any, WsTimeout] = {}
-        default = self._timeout(None)
+        default = ws_timeout(configuration.request_timeout)
         self._options = ConnectOptions(
             open_timeout=default.connect if open_timeout is None else float(open_timeout),
             close_timeout=float(close_timeout),
@@ -203,11 +207,10 @@ class WebSocketApiClient(ClientCore):
         )
         self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
         self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
-        self._hub = EventHub(on_event)
         self._session = Session(
             configuration,
             self._open,
-            self._hub,
+            EventHub(on_event),
             Settings(heartbeat, cancel_on_disconnect),
             backoff=reconnect_backoff,
             throttle_delay=float(throttle_delay),
@@ -220,7 +223,10 @@ class WebSocketApiClient(ClientCore):
                 "cancel_on_disconnect=True needs credentials: set Configuration.access_token, "
                 "or Configuration.client_id and client_secret"
             )
-        self._session.start(self._retry_policy())
+        self._close_asked = False
+        self._transport = SessionTransport(configuration, self._session, float(close_timeout))
+        super().__init__(configuration, self._transport, pool_threads)
+        self._session.start(self._calls.retry_policy())
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -244,16 +250,15 @@ class WebSocketApiClient(ClientCore):
         tokens this session obtained (a configured ``access_token`` is kept valid).
         Calls in flight fail; calls made afterwards raise ``ApiValueError``.
         """
-        self._session.close(logout, self._options.close_timeout)
-        self._close_pool()
+        self._close_asked = True
+        self._transport.close(logout)
+        # The session refuses calls from now on, and says why (closed, or it had given up).
+        self._calls.stop_threads()
 
-    def _after_fork(self) -> None:
-        """In a child process just forked: the session is the parent's. This copy never touches
-        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
-        ``WebSocketApiClient`` in the child) and :meth:`close` does nothing."""
-        super()._after_fork()
-        self._session.after_fork()
-        self._hub = self._session.hub
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called; a closed client refuses calls."""
+        return self._close_asked
 
     @property
     def state(self) -> State:
@@ -279,7 +284,7 @@ class WebSocketApiClient(ClientCore):
         """The session's events in order, from the first not yet taken (at most the last 1,000
         are kept); ends after :class:`~openapi_client.websocket.Closed`, or when ``timeout``
         seconds pass without an event. Meant for one consumer at a time."""
-        return self._hub.iterate(timeout)
+        return self._session.hub.iterate(timeout)
 
     def __repr__(self) -> str:
         return f"WebSocketApiClient(url={self._target.url!r}, state={self.state.value!r})"
@@ -326,8 +331,8 @@ class WebSocketApiClient(ClientCore):
         self.call(method, {"channels": list(wanted)}, idempotent=True)
 
     def _on_ready_connection(self, action: Callable[[Connection], list[str]]) -> list[str]:
-        policy = self._retry_policy()
-        timeout = self._timeout(None)
+        policy = self._calls.retry_policy()
+        timeout = self._transport.timeout(None)
         attempts = 0
         while True:
             attempts += 1
@@ -383,7 +388,7 @@ class WebSocketApiClient(ClientCore):
         (The API classes call this with an endpoint declaration, like on ``ApiClient``.)
         """
         if isinstance(method, Endpoint):
-            return super().call(method, params or {}, options or {}, http_info)
+            return self._calls.call(method, params or {}, options or {}, http_info)
         if not isinstance(method, str) or not _METHOD.fullmatch(method):
             raise ApiValueError(
                 f"method must name a Deribit method such as 'public/get_time', got {method!r}"
@@ -397,68 +402,13 @@ class WebSocketApiClient(ClientCore):
             endpoint = _MethodEndpoint(method, idempotent)
             if len(self._endpoints) < 256:
                 self._endpoints[(method, idempotent)] = endpoint
-        resolved = None if timeout is None else self._timeout(timeout)
-        result: dict[str, Any] = self._invoke(endpoint, dict(params or {}), True, True, resolved)
+        resolved = None if timeout is None else self._transport.timeout(timeout)
+        result: dict[str, Any] = self._calls.invoke(
+            endpoint, dict(params or {}), True, True, resolved
+        )
         return result
 
-    # -- the transport --------------------------------------------------------------------------
-
-    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON-RPC ``params``: the WebSocket form of a call's arguments."""
-        return endpoint.json_params(args, self.configuration.client_side_validation)
-
-    def _timeout(self, value: Any) -> WsTimeout:
-        if value is None:
-            value = self.configuration.request_timeout
-        try:
-            cached = self._timeouts.get(value)
-        except TypeError:  # unhashable: not a timeout, and check_timeout says why
-            cached = None
-        if cached is not None:
-            return cached
-        check_timeout(value)
-        connect, read = value if isinstance(value, tuple) else (value, value)
-        timeout = WsTimeout(float(connect), float(read))
-        if len(self._timeouts) < 64:
-            self._timeouts[value] = timeout
-        return timeout
-
-    def _attempt(
-        self,
-        endpoint: Endpoint,
-        request: Mapping[str, Any],
-        preload: bool,
-        timeout: WsTimeout,
-        attempt: Attempt,
-    ) -> Any:
-        session = self._session
-        connection = session.ready_connection(timeout.connect)
-        params = request
-        if endpoint.private:
-            params, attempt.credential = session.credentials.for_private_call(
-                connection, request, endpoint.operation
-            )
-        method = endpoint.method
-        message, raw = connection.request(method, params, timeout.read)
-        if "error" in message:
-            raise answer_error(message, raw)
-        # The API classes' arguments were checked against their declaration, when enabled.
-        checked = type(endpoint) is not _MethodEndpoint
-        session.observe(
-            connection, method, params, checked and self.configuration.client_side_validation
-        )
-        if not preload:
-            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
-        return Reply(message, 200, _NO_HEADERS)
-
-    def _reauthenticate(self, credential: str) -> bool:
-        session = self._session
-        return session.credentials.reauthenticate(credential, session.connection)
-
-    def _may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
-        if not self._session.accepting_calls:
-            return False
-        return getattr(endpoint, "idempotent", True) is not False
+    # -- connections ----------------------------------------------------------------------------
 
     def _open(self, number: int, listener: Listener) -> Connection:
         configuration = self.configuration
@@ -488,6 +438,99 @@ class WebSocketApiClient(ClientCore):
                 "wss:// (an https:// host), or set Configuration.allow_insecure_http = True if "
                 "you really mean it"
             )
+
+
+class SessionTransport:
+    """The WebSocket transport (a :class:`~openapi_client.core.Transport`): a call is one
+    JSON-RPC request on the session's ready connection.
+
+    :param configuration: the settings (``request_timeout``, ``client_side_validation``).
+    :param session: the session whose connection carries the calls.
+    :param close_timeout: seconds :meth:`close` waits for the closing handshake.
+    """
+
+    def __init__(self, configuration: Configuration, session: Session, close_timeout: float):
+        self.configuration = configuration
+        self.session = session
+        self._close_timeout = close_timeout
+        self._timeouts: dict[Any, WsTimeout] = {}
+
+    def prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON-RPC ``params``: the WebSocket form of a call's arguments."""
+        return endpoint.json_params(args, self.configuration.client_side_validation)
+
+    def timeout(self, value: Any) -> WsTimeout:
+        if value is None:
+            value = self.configuration.request_timeout
+        try:
+            cached = self._timeouts.get(value)
+        except TypeError:  # unhashable: not a timeout, and check_timeout says why
+            cached = None
+        if cached is not None:
+            return cached
+        timeout = ws_timeout(value)
+        if len(self._timeouts) < 64:
+            self._timeouts[value] = timeout
+        return timeout
+
+    def send(
+        self,
+        endpoint: Endpoint,
+        request: Mapping[str, Any],
+        preload: bool,
+        timeout: WsTimeout,
+        attempt: Attempt,
+    ) -> Any:
+        """One request on the ready connection; the rate-limit turn is taken first."""
+        attempt.take_turn()
+        session = self.session
+        connection = session.ready_connection(timeout.connect)
+        params = request
+        if endpoint.private:
+            params, attempt.credential = session.credentials.for_private_call(
+                connection, request, endpoint.operation
+            )
+        method = endpoint.method
+        message, raw = connection.request(method, params, timeout.read)
+        if "error" in message:
+            raise answer_error(message, raw)
+        # The API classes' arguments were checked against their declaration, when enabled.
+        checked = type(endpoint) is not _MethodEndpoint
+        session.observe(
+            connection, method, params, checked and self.configuration.client_side_validation
+        )
+        if not preload:
+            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
+        return Reply(message, 200, _NO_HEADERS)
+
+    def reauthenticate(self, credential: str) -> bool:
+        session = self.session
+        return session.credentials.reauthenticate(credential, session.connection)
+
+    def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
+        return error
+
+    def may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
+        if not self.session.accepting_calls:
+            return False
+        return getattr(endpoint, "idempotent", True) is not False
+
+    def close(self, logout: bool = False) -> None:
+        """End the session (see :meth:`WebSocketApiClient.close`)."""
+        self.session.close(logout, self._close_timeout)
+
+    def after_fork(self) -> None:
+        """In a child process just forked: the session is the parent's. This copy never touches
+        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
+        ``WebSocketApiClient`` in the child) and closing does nothing."""
+        self.session.after_fork()
+
+
+def ws_timeout(value: Any) -> WsTimeout:
+    """A ``_request_timeout`` value as seconds to wait for a ready session, then the answer."""
+    check_timeout(value)
+    connect, read = value if isinstance(value, tuple) else (value, value)
+    return WsTimeout(float(connect), float(read))
 
 
 def _channels(channels: str | Iterable[str]) -> tuple[str, ...]:
