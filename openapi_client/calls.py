@@ -38,13 +38,15 @@ from openapi_client.exceptions import (
     ApiException,
     ApiTimeoutError,
     ApiTypeError,
+    ApiValueError,
 )
 from openapi_client.redaction import install_filter
+from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.configuration import Configuration
     from openapi_client.endpoint import Endpoint
     from openapi_client.rate_limit import RateLimit
-    from openapi_client.retry import RetryPolicy
 
 __all__ = [
     "CALL_OPTIONS",
@@ -53,6 +55,7 @@ __all__ = [
     "CallOptions",
     "CallPlan",
     "Done",
+    "DriverBase",
     "Fail",
     "Reauthenticate",
     "Refusals",
@@ -327,6 +330,83 @@ def _fail(error: BaseException, cause: BaseException | None) -> Fail:
     """Fail with ``error``, caused by ``cause`` (as ``raise error from cause`` would say)."""
     error.__cause__ = cause  # also suppresses the implicit context, as `from` does
     return Fail(error)
+
+
+# -- what both drivers share ----------------------------------------------------------------------
+
+
+class DriverBase:
+    """What the synchronous and the asyncio driver share, none of it I/O: the configuration a
+    plan is made from, and whether the client they serve is closed.
+
+    :param configuration: the settings (``call_timeout``, ``attempt_timeout``, ``retries``),
+        read at every call.
+    :param owner: the public client's name, for messages.
+    """
+
+    def __init__(self, configuration: Configuration, owner: str = "client") -> None:
+        self.configuration = configuration
+        #: The monotonic clock deadlines are set on (``time.monotonic``); the transports hold
+        #: them on that same clock, so only a test with a transport of its own sets another.
+        self.clock: Callable[[], float] = time.monotonic
+        self._owner = owner
+        self._closed = False
+        self._retry_cache: tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the driver was closed; a closed driver refuses calls."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ApiValueError(
+                f"this {self._owner} is closed: build a new one to make more calls"
+            )
+
+    def retry_policy(self) -> RetryPolicy:
+        """The policy of ``Configuration.retries`` (made anew only when the setting changes)."""
+        setting = self.configuration.retries
+        cached_setting, policy = self._retry_cache
+        if setting is cached_setting:
+            return policy
+        policy = RetryPolicy.from_setting(setting)
+        self._retry_cache = (setting, policy)
+        return policy
+
+    def _plan(
+        self,
+        endpoint: Endpoint,
+        deadline: Deadline | None,
+        within: Deadline | None,
+        refusals: Refusals,
+        data_only: bool,
+    ) -> CallPlan:
+        """The plan of a call that starts now: within ``deadline``, or else within
+        :meth:`call_deadline`."""
+        if self._closed:
+            self._check_open()
+        configuration = self.configuration
+        if deadline is None:
+            deadline = self.call_deadline(within)
+        return CallPlan(
+            endpoint,
+            deadline,
+            configuration.attempt_timeout,
+            self.retry_policy(),
+            refusals,
+            data_only,
+            self.clock,
+        )
+
+    def call_deadline(self, within: Deadline | None = None) -> Deadline:
+        """``call_timeout`` from now, or ``within`` if that comes first (the deadline of a call
+        this one is made for, such as a token fetched for it)."""
+        seconds = self.configuration.call_timeout
+        at = self.clock() + seconds
+        if within is not None and within.at < at:
+            return within
+        return Deadline(at, "call_timeout", seconds)
 
 
 # -- attempts -------------------------------------------------------------------------------------

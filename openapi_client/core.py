@@ -34,7 +34,7 @@ from openapi_client.calls import (
     CALL_OPTIONS,
     Action,
     BaseAttempt,
-    CallPlan,
+    DriverBase,
     Reauthenticate,
     Refusals,
     Reply,
@@ -46,7 +46,6 @@ from openapi_client.configuration import Configuration
 from openapi_client.deadline import Deadline
 from openapi_client.exceptions import ApiException, ApiValueError
 from openapi_client.redaction import redact
-from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future
@@ -274,7 +273,7 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class CallDriver:
+class CallDriver(DriverBase):
     """Makes calls through ``transport``: on the calling thread, or with ``async_req`` on
     threads of its own.
 
@@ -292,31 +291,17 @@ class CallDriver:
         pool_threads: int = 1,
         owner: str = "client",
     ) -> None:
-        self.configuration = configuration
+        super().__init__(configuration, owner)
         self.transport = transport
         self.pool_threads = pool_threads
         #: How the driver waits before a retry (``time.sleep``). A test on a manual clock sets
         #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
         self.sleep: Callable[[float], object] = time.sleep
-        self._owner = owner
         self._executor: _DaemonPool | None = None
         self._executor_lock = threading.Lock()
-        self._retry_cache: tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
-        self._closed = False
         _DRIVERS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called; a closed driver refuses calls."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ApiValueError(
-                f"this {self._owner} is closed: build a new one to make more calls"
-            )
 
     def close(self) -> None:
         """Stop the ``async_req`` threads after the calls in flight, then refuse calls. The
@@ -338,16 +323,6 @@ class CallDriver:
         self._executor = None
         self._executor_lock = threading.Lock()
         self.transport.after_fork()
-
-    def retry_policy(self) -> RetryPolicy:
-        """The policy of ``Configuration.retries`` (read anew when the setting changes)."""
-        setting = self.configuration.retries
-        cached_setting, policy = self._retry_cache
-        if setting is cached_setting:
-            return policy
-        policy = RetryPolicy.from_setting(setting)
-        self._retry_cache = (setting, policy)
-        return policy
 
     def _pool(self) -> _DaemonPool:
         with self._executor_lock:
@@ -377,7 +352,7 @@ class CallDriver:
         resolved = None if timeout is None else transport.timeout(timeout)
         if async_req:
             # The call's time starts now, while it waits for a thread too.
-            deadline = Deadline.after(self.configuration.call_timeout, "call_timeout")
+            deadline = self.call_deadline()
             return AsyncResult(
                 self._pool().submit(
                     self.invoke, endpoint, request, data_only, preload, resolved, deadline
@@ -399,27 +374,17 @@ class CallDriver:
         explain and retry as the :class:`~openapi_client.calls.CallPlan` says, all within
         ``deadline`` (default: ``call_timeout`` from now, or ``within`` if that comes first: the
         deadline of a call this one is made for, such as a token fetched for it)."""
-        if self._closed:
-            self._check_open()
-        configuration = self.configuration
         transport = self.transport
-        if deadline is None:
-            deadline = Deadline.after(configuration.call_timeout, "call_timeout", within)
+        plan = self._plan(endpoint, deadline, within, transport, data_only)
         if timeout is None:
             timeout = transport.timeout(None)
-        rate_limit = configuration.rate_limit
-        plan = CallPlan(
-            endpoint,
-            deadline,
-            configuration.attempt_timeout,
-            self.retry_policy(),
-            transport,
-            data_only,
-        )
+        rate_limit = self.configuration.rate_limit
         action: Action = plan.start()
         while True:
             if isinstance(action, Send):
-                attempt = Attempt(action.deadline, deadline, rate_limit, action.number)
+                attempt = Attempt(
+                    action.deadline, plan.deadline, rate_limit, action.number, self.clock
+                )
                 try:
                     reply = transport.send(endpoint, request, preload, timeout, attempt)
                 except ApiException as error:
