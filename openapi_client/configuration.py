@@ -21,6 +21,7 @@ from openapi_client.redaction import register_secret
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     from urllib3.util.retry import Retry
 
+    from openapi_client.asymmetric import PrivateKey
     from openapi_client.rate_limit import RateLimit
     from openapi_client.retry import RetryPolicy
 
@@ -50,6 +51,15 @@ DEFAULT_SESSION_NAME = "openapi-client"
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
+
+#: Why a private key goes only with ``auth_method="client_signature"``.
+_ONLY_CLIENT_SIGNATURE = (
+    "an asymmetric API key (a private key) authenticates only with "
+    "auth_method='client_signature': Deribit accepts no other grant for such keys, and the "
+    "per-request signature scheme is HMAC only"
+)
+
+logger = logging.getLogger(__name__)
 
 
 # A host name: letters, digits, '-', '.', '_' (IDNA names arrive here already encoded).
@@ -175,7 +185,11 @@ class Configuration:
     Credentials:
         ``access_token`` (a bearer token; takes precedence), ``token_provider`` (a callable
         returning a token), ``client_id``/``client_secret`` with ``auth_method``
-        (``"client_signature"``, the default, ``"client_credentials"`` or ``"signature"``) and
+        (``"client_signature"``, the default, ``"client_credentials"`` or ``"signature"``), or
+        ``client_id`` with an asymmetric key's ``private_key`` (PEM text or bytes) or
+        ``private_key_file`` (a PEM file's path), and ``private_key_password`` when the key is
+        encrypted (Ed25519 or RSA of 2048 bits or more; ``client_signature`` only; needs the
+        ``[asymmetric]`` extra), and
         ``token_refresh_margin`` (seconds before expiry to refresh, default 60) and
         ``session_name`` (the Deribit session key-based tokens belong to, default
         ``"openapi-client"``, so they work on every connection; ``None`` asks for
@@ -201,6 +215,9 @@ class Configuration:
         testnet: bool = False,
         client_id: str | None = None,
         client_secret: str | None = None,
+        private_key: str | bytes | PrivateKey | None = None,
+        private_key_file: str | os.PathLike[str] | None = None,
+        private_key_password: str | bytes | None = None,
         auth_method: str | None = None,
         token_provider: Callable[[], str] | None = None,
         token_refresh_margin: float = 60.0,
@@ -237,6 +254,21 @@ class Configuration:
         self.client_id = client_id
         self.client_secret = client_secret
         self.auth_method = auth_method
+        self._private_key: PrivateKey | None = None
+        self._private_key_file: str | None = None
+        if private_key is not None and private_key_file is not None:
+            raise ApiValueError("give private_key or private_key_file, not both")
+        if private_key_password and private_key is None and private_key_file is None:
+            raise ApiValueError(
+                "private_key_password is set, but there is no private_key or private_key_file "
+                "for it to decrypt"
+            )
+        # The password first: loading an encrypted key needs it.
+        self.private_key_password = private_key_password
+        if private_key_file is not None:
+            self.private_key_file = private_key_file
+        else:
+            self.private_key = private_key
         self.token_provider = token_provider
         self.token_refresh_margin = token_refresh_margin
         self.session_name = session_name
@@ -311,7 +343,99 @@ class Configuration:
             raise ApiValueError(
                 f"auth_method must be one of {', '.join(AUTH_METHODS)}, got {value!r}"
             )
+        if value != "client_signature" and self.__dict__.get("_private_key") is not None:
+            raise ApiValueError(f"auth_method={value!r} refused: {_ONLY_CLIENT_SIGNATURE}")
         self._auth_method = value
+
+    @property
+    def client_secret(self) -> str | None:
+        """The API key's secret (an HMAC key); never shown in a ``repr`` or log line."""
+        return self._client_secret
+
+    @client_secret.setter
+    def client_secret(self, value: str | None) -> None:
+        value = _check_secret(value)
+        if value and self.__dict__.get("_private_key") is not None:
+            raise ApiValueError(_BOTH_KEYS)
+        self._client_secret = value
+
+    @property
+    def private_key(self) -> PrivateKey | None:
+        """The asymmetric API key's private key, loaded (a
+        :class:`~openapi_client.asymmetric.PrivateKey`, whose ``repr`` names only its kind).
+
+        Set it to the key's PEM (text or bytes; encrypted PEM needs ``private_key_password``,
+        set first), to a loaded ``PrivateKey``, or to None. The key is checked at once:
+        ``ApiValueError`` says what is wrong (not PEM, a public key, a wrong password, a key
+        type Deribit does not take, RSA under 2048 bits), without quoting it. The PEM text is
+        not kept. Needs the ``[asymmetric]`` extra (``ApiMissingDependencyError`` otherwise).
+        """
+        return self._private_key
+
+    @private_key.setter
+    def private_key(self, value: str | bytes | PrivateKey | None) -> None:
+        if value is None:
+            self._use_private_key(None, None)
+            return
+        from openapi_client import asymmetric  # raises ApiMissingDependencyError, naming the extra
+
+        key = (
+            value
+            if isinstance(value, asymmetric.PrivateKey)
+            else asymmetric.load_private_key(
+                value, self.private_key_password, "Configuration.private_key"
+            )
+        )
+        self._use_private_key(key, None)
+
+    @property
+    def private_key_file(self) -> str | None:
+        """The PEM file ``private_key`` was loaded from, if it came from one.
+
+        Setting it reads the file at once (nothing is written; an encrypted file stays encrypted
+        on disk and is decrypted in memory with ``private_key_password``) and checks the key as
+        ``private_key`` does. A file that other users may read or write (``mode & 0o077``, on
+        POSIX systems) is used, with a warning on the ``openapi_client.configuration`` logger:
+        restrict it with ``chmod 600``.
+        """
+        return self._private_key_file
+
+    @private_key_file.setter
+    def private_key_file(self, value: str | os.PathLike[str] | None) -> None:
+        if value is None:
+            if self._private_key_file is not None:
+                self._use_private_key(None, None)
+            return
+        path = _check_file(value, "Configuration.private_key_file")
+        assert path is not None
+        from openapi_client import asymmetric  # raises ApiMissingDependencyError, naming the extra
+
+        _warn_if_exposed(path)
+        try:
+            with open(path, "rb") as file:
+                data = file.read(asymmetric.MAX_PEM_BYTES + 1)
+        except OSError:
+            data = None
+        if data is None:
+            raise ApiValueError(
+                f"Configuration.private_key_file: the file cannot be read: {path!r}"
+            )
+        key = asymmetric.load_private_key(
+            data, self.private_key_password, f"Configuration.private_key_file {path!r}"
+        )
+        self._use_private_key(key, path)
+
+    def _use_private_key(self, key: PrivateKey | None, path: str | None) -> None:
+        if key is not None:
+            if self.client_secret:
+                raise ApiValueError(_BOTH_KEYS)
+            if self.auth_method != "client_signature":
+                raise ApiValueError(
+                    f"a private key with auth_method={self.auth_method!r} refused: "
+                    f"{_ONLY_CLIENT_SIGNATURE}"
+                )
+        self._private_key = key
+        self._private_key_file = path
 
     @property
     def session_name(self) -> str | None:
@@ -370,6 +494,7 @@ class Configuration:
         """Build a configuration from the environment.
 
         Reads ``DERIBIT_ACCESS_TOKEN``, ``DERIBIT_CLIENT_ID``, ``DERIBIT_CLIENT_SECRET``,
+        ``DERIBIT_PRIVATE_KEY_FILE`` and ``DERIBIT_PRIVATE_KEY_PASSWORD`` (an asymmetric key),
         ``DERIBIT_AUTH_METHOD``, ``DERIBIT_HOST`` and ``DERIBIT_TESTNET`` (``1``/``true``/``yes``).
         Keyword arguments override what the environment says; a ``host`` or ``testnet`` keyword
         replaces both ``DERIBIT_HOST`` and ``DERIBIT_TESTNET``. ``DERIBIT_TESTNET`` with a
@@ -380,6 +505,8 @@ class Configuration:
             "access_token": env.get("DERIBIT_ACCESS_TOKEN") or None,
             "client_id": env.get("DERIBIT_CLIENT_ID") or None,
             "client_secret": env.get("DERIBIT_CLIENT_SECRET") or None,
+            "private_key_file": env.get("DERIBIT_PRIVATE_KEY_FILE") or None,
+            "private_key_password": env.get("DERIBIT_PRIVATE_KEY_PASSWORD") or None,
             "auth_method": env.get("DERIBIT_AUTH_METHOD") or None,
         }
         # Where to connect: an explicit keyword (host or testnet) wins over the environment.
@@ -406,6 +533,8 @@ class Configuration:
             return "access_token"
         if self.token_provider is not None:
             return "token_provider"
+        if self.client_id and self.private_key is not None:
+            return f"{self.auth_method} (client_id={self.client_id!r}, {self.private_key.kind} key)"
         if self.client_id and self.client_secret:
             return f"{self.auth_method} (client_id={self.client_id!r})"
         return "none"
@@ -497,6 +626,42 @@ def _check_secret(value: Any) -> str | None:
     return value
 
 
+_BOTH_KEYS = (
+    "Configuration has a client_secret and a private key: a Deribit API key is either HMAC "
+    "(client_secret) or asymmetric (private_key, private_key_file); set one and clear the other"
+)
+
+
+def _warn_if_exposed(path: str) -> None:
+    """Warn, as ssh does for its keys, when other users may read or write a private key file."""
+    if os.name != "posix":
+        return  # no such mode bits to judge
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # reading it fails next, and says so
+    if mode & 0o077:
+        logger.warning(
+            "the private key file %s is accessible to other users (mode %04o); restrict it "
+            "with: chmod 600 %s",
+            path,
+            mode & 0o777,
+            path,
+        )
+
+
+def _check_key_password(value: Any) -> str | bytes | None:
+    if value is None or value == "" or value == b"":
+        return None
+    if not isinstance(value, (str, bytes)):
+        raise ApiTypeError(
+            "Configuration.private_key_password must be a string, bytes or None, got "
+            f"{type(value).__name__}"
+        )
+    register_secret(value)
+    return value
+
+
 def _check_token(value: Any) -> str | None:
     # An empty token counts as none (documented); anything else must fit in a header.
     return _check_credential(value, "Configuration.access_token") if value else value
@@ -547,7 +712,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "host": _check_host_setting,
     "access_token": _check_token,
     "client_id": lambda value: _check_credential(value, "Configuration.client_id", False),
-    "client_secret": _check_secret,
+    "private_key_password": _check_key_password,
     "token_provider": _check_provider,
     "token_refresh_margin": lambda value: _check_number(
         value, "Configuration.token_refresh_margin", minimum=-math.inf
@@ -581,12 +746,18 @@ _SETTINGS = frozenset(
     {
         *_CHECKS,
         "auth_method",
+        "client_secret",
+        "private_key",
+        "private_key_file",
         "session_name",
         "request_timeout",
         "debug",
         "testnet",
         "logger",
         "_auth_method",
+        "_client_secret",
+        "_private_key",
+        "_private_key_file",
         "_session_name",
         "_request_timeout",
         "_debug",

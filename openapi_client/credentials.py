@@ -1,12 +1,15 @@
 """The credential lifecycle: from settings to an ``Authorization`` header on every private call.
 
-Precedence: ``Configuration.access_token``, then ``token_provider``, then ``client_id`` with
-``client_secret`` used as ``auth_method`` says:
+Precedence: ``Configuration.access_token``, then ``token_provider``, then the API key
+(:func:`uses_api_key`): ``client_id`` with ``client_secret`` used as ``auth_method`` says:
 
 * ``"client_signature"`` (default): tokens from ``public/auth`` with a signed grant, so the
   secret never leaves the machine;
 * ``"client_credentials"``: tokens from ``public/auth`` with the secret in the request;
-* ``"signature"``: no token; each request signed with ``deri-hmac-sha256``.
+* ``"signature"``: no token; each request signed with ``deri-hmac-sha256``;
+
+or ``client_id`` with an asymmetric key's ``private_key``: tokens from ``public/auth`` with a
+``client_signature`` grant signed by the private key (the only grant Deribit takes for it).
 
 :class:`TokenManager` fetches a token before the first private call, refreshes it with the
 ``refresh_token`` grant ahead of expiry, and falls back to the key when a refresh fails. It is
@@ -35,7 +38,14 @@ from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
 from openapi_client.redaction import register_secret
 
-__all__ = ["Credentials", "Token", "TokenManager", "requested_scope", "with_clock_hint"]
+__all__ = [
+    "Credentials",
+    "Token",
+    "TokenManager",
+    "requested_scope",
+    "uses_api_key",
+    "with_clock_hint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +92,8 @@ def _checked(token: Any, origin: str, secret: bool = True) -> str:
 class TokenManager:
     """Fetches, caches and refreshes access tokens for one API key.
 
-    :param configuration: supplies ``client_id``, ``client_secret``, ``auth_method`` and
-        ``token_refresh_margin``.
+    :param configuration: supplies ``client_id``, ``client_secret`` or ``private_key``,
+        ``auth_method`` and ``token_refresh_margin``.
     :param fetch: calls ``public/auth`` (the ``ApiClient`` provides it).
     :param clock: a monotonic clock in seconds.
     """
@@ -102,8 +112,13 @@ class TokenManager:
         self._key = self._key_of(configuration)
 
     @staticmethod
-    def _key_of(configuration: Configuration) -> tuple[str | None, str | None, str]:
-        return (configuration.client_id, configuration.client_secret, configuration.auth_method)
+    def _key_of(configuration: Configuration) -> tuple[Any, ...]:
+        return (
+            configuration.client_id,
+            configuration.client_secret,
+            configuration.private_key,
+            configuration.auth_method,
+        )
 
     @property
     def key_changed(self) -> bool:
@@ -185,15 +200,27 @@ class TokenManager:
         """The grant's arguments, built anew for each attempt (a nonce is never sent twice)."""
         configuration = self._configuration
         client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
-        secret = _checked(configuration.client_secret, "Configuration.client_secret")
+        private_key = configuration.private_key
         grant: dict[str, Any]
-        if configuration.auth_method == "client_credentials":
+        if private_key is not None:
+            timestamp = signing.now_ms()
+            nonce = signing.new_nonce()
+            grant = {
+                "grant_type": "client_signature",
+                "client_id": client_id,
+                "timestamp": timestamp,
+                "nonce": nonce,
+                "signature": private_key.sign(signing.string_to_sign(timestamp, nonce, "")),
+            }
+        elif configuration.auth_method == "client_credentials":
+            secret = _checked(configuration.client_secret, "Configuration.client_secret")
             grant = {
                 "grant_type": "client_credentials",
                 "client_id": client_id,
                 "client_secret": secret,
             }
         else:
+            secret = _checked(configuration.client_secret, "Configuration.client_secret")
             timestamp = signing.now_ms()
             nonce = signing.new_nonce()
             signature = signing.sign(secret, timestamp, nonce, "")
@@ -244,6 +271,15 @@ class TokenManager:
         self._token = token
         logger.debug("got an access token, valid %g s", lifetime)
         return token
+
+
+def uses_api_key(configuration: Configuration) -> bool:
+    """Whether ``configuration`` holds an API key: a client id with a secret (HMAC) or with an
+    asymmetric key's private key. (Whether it is used depends on the precedence above.)"""
+    return bool(
+        configuration.client_id
+        and (configuration.client_secret or configuration.private_key is not None)
+    )
 
 
 def requested_scope(configuration: Configuration) -> str | None:
@@ -353,7 +389,7 @@ class Credentials:
         provider = configuration.token_provider
         if provider is not None:
             return self._bearer(_checked(provider(), "the token from token_provider"))
-        if configuration.client_id and configuration.client_secret:
+        if uses_api_key(configuration):
             if configuration.auth_method == "signature":
                 header = signing.signature_header(
                     _checked(configuration.client_id, "Configuration.client_id", secret=False),
@@ -368,9 +404,9 @@ class Credentials:
             return self._bearer(self.token_manager().access_token())
         raise ApiValueError(
             f"{endpoint.operation} is a private method and needs credentials: set "
-            "Configuration.access_token, or Configuration.client_id and client_secret "
-            "(Configuration.from_env() reads DERIBIT_ACCESS_TOKEN, DERIBIT_CLIENT_ID and "
-            "DERIBIT_CLIENT_SECRET)"
+            "Configuration.access_token, or Configuration.client_id with client_secret or "
+            "private_key_file (Configuration.from_env() reads DERIBIT_ACCESS_TOKEN, "
+            "DERIBIT_CLIENT_ID, DERIBIT_CLIENT_SECRET and DERIBIT_PRIVATE_KEY_FILE)"
         )
 
     def reauthenticate(self, authorization: str) -> bool:

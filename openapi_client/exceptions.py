@@ -25,6 +25,7 @@ __all__ = [
     "ApiConnectionError",
     "ApiException",
     "ApiKeyError",
+    "ApiMissingDependencyError",
     "ApiProtocolError",
     "ApiResponseTooLargeError",
     "ApiSSLError",
@@ -115,6 +116,17 @@ class ApiUnknownSettingError(ApiValueError, ApiAttributeError):
 
     Both an :class:`ApiValueError` (a wrong setting) and an ``AttributeError`` (what Python raises
     for an attribute that cannot be set)."""
+
+    def __init__(self, msg: str) -> None:
+        ApiValueError.__init__(self, msg)
+
+
+class ApiMissingDependencyError(ApiValueError, ImportError):
+    """A feature needs a package that is not installed (an optional extra such as
+    ``openapi-client-deribit-session[asymmetric]``); the message names the extra to install.
+
+    Both an :class:`ApiValueError` (the setting cannot be used as things are) and an
+    ``ImportError`` (what importing the feature's module raises)."""
 
     def __init__(self, msg: str) -> None:
         ApiValueError.__init__(self, msg)
