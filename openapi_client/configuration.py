@@ -50,6 +50,10 @@ AUTH_METHODS = ("client_signature", "client_credentials", "signature")
 DEFAULT_SESSION_NAME = "openapi-client"
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
+#: The permission areas of Deribit's access scopes, and the levels each may be granted.
+SCOPE_AREAS = ("account", "trade", "wallet", "block_trade", "block_rfq", "custody")
+SCOPE_LEVELS = ("read", "read_write", "none")
+
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 
 #: Why a private key goes only with ``auth_method="client_signature"``.
@@ -193,7 +197,9 @@ class Configuration:
         ``token_refresh_margin`` (seconds before expiry to refresh, default 60) and
         ``session_name`` (the Deribit session key-based tokens belong to, default
         ``"openapi-client"``, so they work on every connection; ``None`` asks for
-        connection-scoped tokens, which Deribit ties to the connection that obtained them).
+        connection-scoped tokens, which Deribit ties to the connection that obtained them),
+        ``scope`` (narrower permissions asked for with every key-based grant, e.g.
+        ``"account:read"``; default None: the API key's own).
 
     Behaviour:
         ``request_timeout`` (seconds, a number or ``(connect, read)``; default ``(5, 10)``),
@@ -222,6 +228,7 @@ class Configuration:
         token_provider: Callable[[], str] | None = None,
         token_refresh_margin: float = 60.0,
         session_name: str | None = DEFAULT_SESSION_NAME,
+        scope: str | None = None,
         verify_ssl: bool = True,
         ssl_ca_cert: str | None = None,
         cert_file: str | None = None,
@@ -272,6 +279,7 @@ class Configuration:
         self.token_provider = token_provider
         self.token_refresh_margin = token_refresh_margin
         self.session_name = session_name
+        self.scope = scope
         self.verify_ssl = verify_ssl
         self.ssl_ca_cert = ssl_ca_cert
         self.cert_file = cert_file
@@ -460,6 +468,21 @@ class Configuration:
         self._session_name = value
 
     @property
+    def scope(self) -> str | None:
+        """Permissions asked for with every key-based grant, on top of the session's scope:
+        space-separated ``AREA:LEVEL`` entries, AREA one of ``account``, ``trade``, ``wallet``,
+        ``block_trade``, ``block_rfq``, ``custody`` and LEVEL one of ``read``, ``read_write``,
+        ``none`` (e.g. ``"account:read trade:none"``). Deribit grants no more than the API key
+        allows; a method that needs more answers 13021 ``forbidden``. None (the default) asks for
+        nothing narrower than the key's own permissions.
+        """
+        return self._scope
+
+    @scope.setter
+    def scope(self, value: str | None) -> None:
+        self._scope = _check_scope(value)
+
+    @property
     def request_timeout(self) -> Timeout:
         """Default timeout in seconds: a number, or a ``(connect, read)`` pair."""
         return self._request_timeout
@@ -550,6 +573,8 @@ class Configuration:
             parts.append(f"attempt_timeout={self.attempt_timeout!r}")
         if self.call_timeout != DEFAULT_CALL_TIMEOUT:
             parts.append(f"call_timeout={self.call_timeout!r}")
+        if self.scope is not None:
+            parts.append(f"scope={self.scope!r}")
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Configuration({', '.join(parts)})"
@@ -648,6 +673,38 @@ def _warn_if_exposed(path: str) -> None:
             mode & 0o777,
             path,
         )
+
+
+def _check_scope(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiTypeError(
+            f"Configuration.scope must be a string or None, got {type(value).__name__}"
+        )
+    entries = value.split()
+    if not entries:
+        raise ApiValueError(
+            "Configuration.scope must name at least one permission, e.g. 'account:read'; "
+            "None asks for the API key's own"
+        )
+    areas: set[str] = set()
+    for entry in entries:
+        if entry == "connection" or entry.startswith("session:"):
+            raise ApiValueError(
+                f"Configuration.scope: {entry!r} is set with session_name (None for a "
+                "connection-scoped token), not in scope"
+            )
+        area, _, level = entry.partition(":")
+        if area not in SCOPE_AREAS or level not in SCOPE_LEVELS:
+            raise ApiValueError(
+                f"Configuration.scope: {entry!r} is not a permission; use AREA:LEVEL with AREA "
+                f"one of {', '.join(SCOPE_AREAS)} and LEVEL one of {', '.join(SCOPE_LEVELS)}"
+            )
+        if area in areas:
+            raise ApiValueError(f"Configuration.scope names {area!r} twice")
+        areas.add(area)
+    return " ".join(entries)
 
 
 def _check_key_password(value: Any) -> str | bytes | None:
@@ -750,6 +807,7 @@ _SETTINGS = frozenset(
         "private_key",
         "private_key_file",
         "session_name",
+        "scope",
         "request_timeout",
         "debug",
         "testnet",
@@ -759,6 +817,7 @@ _SETTINGS = frozenset(
         "_private_key",
         "_private_key_file",
         "_session_name",
+        "_scope",
         "_request_timeout",
         "_debug",
     }

@@ -283,22 +283,42 @@ def uses_api_key(configuration: Configuration) -> bool:
 
 
 def requested_scope(configuration: Configuration) -> str | None:
-    """The ``scope`` a key-based grant asks for: ``session:NAME``, or None for Deribit's default
-    (a ``connection``-scoped token)."""
+    """The ``scope`` a key-based grant asks for: ``session:NAME`` (or nothing, for Deribit's
+    default ``connection``-scoped token) followed by ``Configuration.scope``'s permissions; None
+    when that is nothing."""
     name = configuration.session_name
-    return None if name is None else f"session:{name}"
+    parts = [f"session:{name}"] if name is not None else []
+    if configuration.scope is not None:
+        parts.append(configuration.scope)
+    return " ".join(parts) or None
 
 
 def _warn_if_narrowed(requested: str | None, granted: Any) -> None:
-    """Deribit may grant less than was asked: say so when a session scope did not come back."""
-    if requested is None or not isinstance(granted, str) or requested in granted.split():
+    """Deribit may grant less than was asked: say so when the session scope did not come back,
+    or a permission came back at another level than asked."""
+    if requested is None or not isinstance(granted, str):
         return
-    logger.warning(
-        "asked Deribit for tokens with scope %r but got %r: tokens tied to one connection fail "
-        "on the next (13009); check the API key's permissions and the session limit (16 a key)",
-        requested,
-        granted,
-    )
+    got = granted.split()
+    for wanted in requested.split():
+        area, _, level = wanted.partition(":")
+        if area == "session":
+            if wanted not in got:
+                logger.warning(
+                    "asked Deribit for tokens with scope %r but got %r: tokens tied to one "
+                    "connection fail on the next (13009); check the API key's permissions and "
+                    "the session limit (16 a key)",
+                    wanted,
+                    granted,
+                )
+            continue
+        granted_levels = [entry.partition(":")[2] for entry in got if entry.startswith(area + ":")]
+        if granted_levels and level not in granted_levels:
+            logger.warning(
+                "asked Deribit for %r but the token has %r: the API key's maximum scope allows "
+                "no more; methods that need more answer 13021 forbidden",
+                wanted,
+                f"{area}:{granted_levels[0]}",
+            )
 
 
 def with_clock_hint(error: ApiException, timestamp_ms: int) -> ApiException:

@@ -17,6 +17,8 @@ from typing import Any, Optional, Union
 from openapi_client.redaction import redact, redact_value
 
 __all__ = [
+    "FORBIDDEN",
+    "INVALID_CREDENTIALS",
     "MUST_BE_WEBSOCKET",
     "RETRIABLE_ERROR_CODES",
     "RETRIABLE_STATUSES",
@@ -58,7 +60,19 @@ _BODY_PREVIEW = 500
 
 #: What to do about an error code, where the code alone does not say.
 MUST_BE_WEBSOCKET = 10030
+INVALID_CREDENTIALS = 13004
+FORBIDDEN = 13021
 _HINTS: dict[int, str] = {
+    INVALID_CREDENTIALS: (
+        "Deribit refused the API key or its signature, and asking again would be refused the "
+        "same way: check the client id and the client secret or private key (a private key "
+        "must match the public key registered for that client id), and for a signature this "
+        "machine's clock (a signed timestamp is valid for 60 s)"
+    ),
+    FORBIDDEN: (
+        "the token lacks a permission this method needs: check the API key's maximum scope "
+        "on Deribit and Configuration.scope"
+    ),
     MUST_BE_WEBSOCKET: (
         "this method works only over a WebSocket connection on today's Deribit: call it on a "
         "session, SessionManagementApi(openapi_client.websocket.WebSocketApiClient(...)) "

@@ -612,6 +612,8 @@ def test_wrong_secret_gives_13004_without_the_secret(sim: DeribitSimulator, meth
     error = raised.value
     assert error.error_code == 13004
     assert "13004" in str(error)
+    hint = "refused the same way: check the client id and the client secret or private key"
+    assert hint in str(error)
     text = exception_text(error)
     assert wrong not in text
     assert SECRET not in text
@@ -850,3 +852,53 @@ def test_a_retried_signed_grant_signs_again_with_a_new_nonce(sim: DeribitSimulat
     assert len(grants) == 2
     assert grants[0].query["nonce"] != grants[1].query["nonce"]
     assert grants[0].query["signature"] != grants[1].query["signature"]
+
+
+# -- narrower permissions ---------------------------------------------------------------------
+
+
+def test_scope_asks_for_narrower_permissions_with_every_grant(sim: DeribitSimulator) -> None:
+    from test_websocket_support import session as ws_session
+
+    configuration = key_configuration(sim, scope="account:read  trade:none")
+    assert configuration.scope == "account:read trade:none"
+    assert "scope='account:read trade:none'" in repr(configuration)
+    with session(configuration) as api:
+        private_call(api)
+    ws_session(configuration).close()
+    scopes = [(r.transport, r.query.get("scope")) for r in auth_requests(sim)]
+    asked = "session:openapi-client account:read trade:none"
+    assert scopes == [("http", asked), ("websocket", asked)]
+    sim.clear_requests()
+    configuration.session_name = None
+    with session(configuration) as api:
+        private_call(api)
+    assert [r.query.get("scope") for r in auth_requests(sim)] == ["account:read trade:none"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("", "must name at least one permission"),
+        ("account", "'account' is not a permission; use AREA:LEVEL"),
+        ("account:write", "'account:write' is not a permission"),
+        ("orders:read", "'orders:read' is not a permission"),
+        ("account:read account:none", "names 'account' twice"),
+        ("session:bot", "'session:bot' is set with session_name"),
+        ("connection account:read", "'connection' is set with session_name"),
+    ],
+)
+def test_scope_is_checked_when_set(value: str, says: str) -> None:
+    with pytest.raises(ApiValueError, match=re.escape(says)):
+        Configuration(scope=value)
+    configuration = Configuration(scope="wallet:none")
+    with pytest.raises(ApiValueError, match=re.escape(says)):
+        configuration.scope = value
+    assert configuration.scope == "wallet:none"
+
+
+def test_scope_must_be_text() -> None:
+    from openapi_client import ApiTypeError
+
+    with pytest.raises(ApiTypeError, match=r"Configuration\.scope must be a string or None"):
+        Configuration(scope=["account:read"])  # type: ignore[arg-type]
