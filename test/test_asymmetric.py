@@ -475,3 +475,24 @@ def test_the_key_and_its_password_never_show(
 def test_missing_dependency_error_is_both_kinds() -> None:
     error = ApiMissingDependencyError("install the extra")
     assert isinstance(error, ApiValueError) and isinstance(error, ImportError)
+
+
+def test_a_private_key_grant_over_plain_http_is_refused_before_connecting() -> None:
+    from test_credentials import INSECURE_HOST
+
+    configuration = Configuration(
+        host=INSECURE_HOST, client_id=CLIENT_ID, private_key=pem_of(ED25519), retries=0
+    )
+    with ApiClient(configuration) as client:
+        with pytest.raises(ApiValueError, match="allow_insecure_http"):
+            SessionManagementApi(client).private_get_cancel_on_disconnect_get("account")
+
+
+def test_a_private_key_session_over_plain_ws_is_refused_before_connecting() -> None:
+    from test_credentials import INSECURE_HOST
+
+    configuration = Configuration(
+        host=INSECURE_HOST, client_id=CLIENT_ID, private_key=pem_of(ED25519)
+    )
+    with pytest.raises(ApiValueError, match="would send credentials over plain ws://"):
+        session(configuration, max_reconnects=0)
