@@ -114,18 +114,24 @@ def _check_file(value: Any, setting: str) -> str | None:
     return path
 
 
+def _optional_text(value: Any, setting: str) -> str | None:
+    """``value`` when it is a string or None; ``ApiTypeError`` naming ``setting`` otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise ApiTypeError(f"{setting} must be a string or None, got {type(value).__name__}")
+    return value
+
+
 def _check_credential(value: Any, setting: str, secret: bool = True) -> str | None:
     """A credential-like string (token, client id or secret): no whitespace, no control
     characters, never quoted in the message. A secret is registered for redaction."""
-    if value is None:
+    text = _optional_text(value, setting)
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ApiTypeError(f"{setting} must be a string or None, got {type(value).__name__}")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
         raise ApiValueError(f"{setting} contains whitespace or control characters")
     if secret:
-        register_secret(value)
-    return value
+        register_secret(text)
+    return text
 
 
 def _check_number(
@@ -639,16 +645,13 @@ def _check_user_agent(value: Any) -> str:
 
 
 def _check_secret(value: Any) -> str | None:
-    if value is None:
+    text = _optional_text(value, "Configuration.client_secret")
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ApiTypeError(
-            f"Configuration.client_secret must be a string or None, got {type(value).__name__}"
-        )
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ApiValueError("Configuration.client_secret contains control characters")
-    register_secret(value)
-    return value
+    register_secret(text)
+    return text
 
 
 _BOTH_KEYS = (
@@ -676,13 +679,10 @@ def _warn_if_exposed(path: str) -> None:
 
 
 def _check_scope(value: Any) -> str | None:
-    if value is None:
+    text = _optional_text(value, "Configuration.scope")
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ApiTypeError(
-            f"Configuration.scope must be a string or None, got {type(value).__name__}"
-        )
-    entries = value.split()
+    entries = text.split()
     if not entries:
         raise ApiValueError(
             "Configuration.scope must name at least one permission, e.g. 'account:read'; "

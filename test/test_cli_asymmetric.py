@@ -4,6 +4,7 @@ environment only, and nothing of the key or password in its output."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from test_asymmetric import (
@@ -45,25 +46,27 @@ def assert_nothing_secret(text: str) -> None:
         assert line not in text
 
 
+@pytest.mark.parametrize(
+    ("key_file", "environment"),
+    [
+        # The command line's key wins over a secret in the environment.
+        (ED25519, {"DERIBIT_CLIENT_SECRET": "an-hmac-secret"}),
+        (ED25519_ENCRYPTED, {"DERIBIT_PRIVATE_KEY_PASSWORD": PASSWORD}),
+    ],
+    ids=["plain", "encrypted"],
+)
 def test_private_key_file_signs_the_grant(
-    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+    sim: DeribitSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    key_file: Path,
+    environment: dict[str, str],
 ) -> None:
-    # The command line's key wins over a secret in the environment.
-    monkeypatch.setenv("DERIBIT_CLIENT_SECRET", "an-hmac-secret")
-    line = fail(1, "--host", sim.url, "--private-key-file", str(ED25519), *CALL)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    line = fail(1, "--host", sim.url, "--private-key-file", str(key_file), *CALL)
     assert "Deribit error 13004: invalid_credentials" in line
     (grant,) = auth_requests(sim)
     check_grant(grant, ED25519_PUBLIC)
-    assert_nothing_secret(line)
-
-
-def test_encrypted_key_with_its_password_from_the_environment(
-    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DERIBIT_PRIVATE_KEY_PASSWORD", PASSWORD)
-    line = fail(1, "--host", sim.url, "--private-key-file", str(ED25519_ENCRYPTED), *CALL)
-    assert "13004" in line
-    check_grant(auth_requests(sim)[0], ED25519_PUBLIC)
     assert_nothing_secret(line)
 
 
