@@ -29,6 +29,7 @@ from typing import (
 )
 
 from openapi_client.configuration import Configuration
+from openapi_client.credentials import explain_forbidden
 from openapi_client.deadline import Deadline
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import (
@@ -473,6 +474,10 @@ class ClientCore(ABC):
                         attempts -= 1
                         continue
                     explained = self._explain_refusal(error, credential)
+                    if explained is not error:
+                        raise explained from error
+                if endpoint.private:  # 13021: say which permission the token lacks
+                    explained = explain_forbidden(error, endpoint, credential)
                     if explained is not error:
                         raise explained from error
                 if not policy.should_retry(error, attempts) or not self._may_retry(

@@ -24,24 +24,33 @@ never fails a call that the current token could make.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from openapi_client import signing
 from openapi_client.configuration import Configuration
 from openapi_client.endpoint import Endpoint
-from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
+from openapi_client.exceptions import (
+    FORBIDDEN,
+    ApiException,
+    ApiTransportError,
+    ApiValueError,
+)
 from openapi_client.redaction import register_secret
 
 __all__ = [
     "Credentials",
     "Token",
     "TokenManager",
+    "explain_forbidden",
+    "granted_scope",
     "requested_scope",
     "uses_api_key",
     "with_clock_hint",
@@ -256,7 +265,7 @@ class TokenManager:
         ):
             raise ApiException(200, "public/auth answered without a numeric expires_in")
         _checked(access, "the access token from public/auth")
-        _warn_if_narrowed(requested_scope(self._configuration), result.get("scope"))
+        _note_grant(access, requested_scope(self._configuration), result.get("scope"))
         refresh = result.get("refresh_token")
         register_secret(refresh)
         lifetime = max(0.0, float(expires_in))
@@ -291,6 +300,83 @@ def requested_scope(configuration: Configuration) -> str | None:
     if configuration.scope is not None:
         parts.append(configuration.scope)
     return " ".join(parts) or None
+
+
+#: The scope Deribit granted with each recent token, by a digest of the token (the token itself
+#: is not kept here), so that a 13021 can say what the token had. Bounded: old tokens drop out.
+_GRANTED_SCOPES: OrderedDict[bytes, str] = OrderedDict()
+_GRANTED_LOCK = threading.Lock()
+_MAX_GRANTED = 64
+
+#: Levels of a permission, from least to most.
+_LEVELS = ("none", "read", "read_write")
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _note_grant(access_token: str, requested: str | None, granted: Any) -> None:
+    """Keep the scope granted with ``access_token`` and warn when it is narrower than asked."""
+    if isinstance(granted, str):
+        with _GRANTED_LOCK:
+            _GRANTED_SCOPES[_digest(access_token)] = granted
+            while len(_GRANTED_SCOPES) > _MAX_GRANTED:
+                _GRANTED_SCOPES.popitem(last=False)
+    _warn_if_narrowed(requested, granted)
+
+
+def granted_scope(credential: str | None) -> str | None:
+    """The scope Deribit granted with ``credential`` (an access token, or ``Bearer <token>``),
+    when this process obtained it from ``public/auth``; None otherwise."""
+    if not credential:
+        return None
+    if credential.startswith("Bearer "):
+        credential = credential[len("Bearer ") :]
+    with _GRANTED_LOCK:
+        return _GRANTED_SCOPES.get(_digest(credential))
+
+
+def _lacks(required: str, scope: str) -> list[str]:
+    """The entries of ``required`` (``AREA:LEVEL ...``) that ``scope`` does not grant."""
+    have: dict[str, int] = {}
+    for entry in scope.split():
+        area, _, level = entry.partition(":")
+        if level in _LEVELS:
+            have[area] = max(_LEVELS.index(level), have.get(area, -1))
+    missing = []
+    for entry in required.split():
+        area, _, level = entry.partition(":")
+        if level in _LEVELS and have.get(area, -1) < _LEVELS.index(level):
+            missing.append(entry)
+    return missing
+
+
+def explain_forbidden(
+    error: ApiException, endpoint: Endpoint, credential: str | None
+) -> ApiException:
+    """``error`` (13021 ``forbidden`` for a call to ``endpoint``) restated with the permission the
+    method needs and what the token has, when known; ``error`` itself otherwise."""
+    required = endpoint.required_scope
+    if error.error_code != FORBIDDEN or not required:
+        return error
+    method = endpoint.path.lstrip("/")
+    scope = granted_scope(credential)
+    missing = _lacks(required, scope) if scope is not None else []
+    if scope is None:
+        had = "which the token may lack (its scope is not known to the client)"
+    elif missing:
+        had = f"and the token's scope {scope!r} lacks {' '.join(missing)}"
+    else:
+        had = f"and the token's scope {scope!r} seems to include it"
+    hint = (
+        f"{method} needs the permission {required}, {had}: ask for it with "
+        "Configuration.scope, or use an API key whose maximum scope includes it"
+    )
+    return type(error)(
+        error.status, error.reason, body=error.body, headers=error.headers, data=error.data,
+        hint=hint,
+    )
 
 
 def _warn_if_narrowed(requested: str | None, granted: Any) -> None:

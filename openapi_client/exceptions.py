@@ -163,6 +163,8 @@ class ApiException(OpenApiException):
         (generated clients pass one); its fields fill those not given.
     :param body: the response body as text.
     :param headers: the response headers.
+    :param hint: what to do about it, in place of the general advice for the error code (for
+        example the permission a refused method needs).
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class ApiException(OpenApiException):
         body: str | None = None,
         headers: Mapping[str, str] | None = None,
         data: Any = None,
+        hint: str | None = None,
     ) -> None:
         if http_resp is not None:
             status = http_resp.status if status is None else status
@@ -184,6 +187,7 @@ class ApiException(OpenApiException):
             if headers is None:
                 headers = http_resp.getheaders()
         self.status: int = status or 0
+        self.hint = redact(hint) if hint else None
         # Everything kept is redacted: a server may echo a credential anywhere.
         self.reason: str = redact(reason or "")
         clean_body = redact(body) if body else body
@@ -238,7 +242,7 @@ class ApiException(OpenApiException):
             text = f"Deribit error {self.error_code}: {self.error_message or 'no message'}"
             if self.error_data is not None:
                 text += f" ({_compact(self.error_data)})"
-            hint = _HINTS.get(self.error_code)
+            hint = self.hint or _HINTS.get(self.error_code)
             return f"{text}; {hint}" if hint else text
         if self.status == 0:
             return self.reason or "no response"

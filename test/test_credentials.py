@@ -902,3 +902,61 @@ def test_scope_must_be_text() -> None:
 
     with pytest.raises(ApiTypeError, match=r"Configuration\.scope must be a string or None"):
         Configuration(scope=["account:read"])  # type: ignore[arg-type]
+
+
+# -- 13021 forbidden: which permission --------------------------------------------------------
+
+
+def test_forbidden_names_the_missing_permission_and_the_tokens_scope(
+    sim: DeribitSimulator,
+) -> None:
+    sim.inject(
+        "rpc_error",
+        path="/private/enable_cancel_on_disconnect",
+        code=13021,
+        message="forbidden",
+    )
+    with session(key_configuration(sim, scope="account:read")) as api:
+        with pytest.raises(ApiException) as refused:
+            api.private_enable_cancel_on_disconnect_get(scope="account")
+    error = refused.value
+    assert error.error_code == 13021
+    headline = str(error).splitlines()[0]
+    assert headline.startswith(
+        "Deribit error 13021: forbidden; private/enable_cancel_on_disconnect needs the permission "
+        "account:read_write, and the token's scope '"
+    )
+    assert "' lacks account:read_write: ask for it with Configuration.scope" in headline
+    assert len(private_requests(sim)) == 1, "13021 is not retried"
+
+
+def test_forbidden_with_a_token_from_elsewhere_names_the_permission(
+    sim: DeribitSimulator,
+) -> None:
+    sim.inject(
+        "rpc_error", path="/private/get_cancel_on_disconnect", code=13021, message="forbidden"
+    )
+    configuration = key_configuration(sim, client_id=None, client_secret=None)
+    configuration.access_token = sim.issue_token()
+    with session(configuration) as api:
+        with pytest.raises(ApiException) as refused:
+            private_call(api)
+    assert (
+        "private/get_cancel_on_disconnect needs the permission account:read, which the token may "
+        "lack (its scope is not known to the client)"
+    ) in str(refused.value)
+
+
+def test_forbidden_compares_the_permission_with_the_granted_scope() -> None:
+    from openapi_client.api.endpoints import ENABLE_CANCEL_ON_DISCONNECT, GET_CANCEL_ON_DISCONNECT
+    from openapi_client.credentials import _note_grant, explain_forbidden
+
+    _note_grant("tok-granted-scope-1", None, "account:read session:bot trade:none")
+    error = ApiException(400, data={"error": {"code": 13021, "message": "forbidden"}})
+    lacking = explain_forbidden(error, ENABLE_CANCEL_ON_DISCONNECT, "Bearer tok-granted-scope-1")
+    scope = "'account:read session:bot trade:none'"
+    assert f"the token's scope {scope} lacks account:read_write" in str(lacking)
+    having = explain_forbidden(error, GET_CANCEL_ON_DISCONNECT, "tok-granted-scope-1")
+    assert "seems to include it" in str(having)
+    other = ApiException(400, data={"error": {"code": 13009, "message": "unauthorized"}})
+    assert explain_forbidden(other, GET_CANCEL_ON_DISCONNECT, None) is other
