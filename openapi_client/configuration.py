@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union, cast
 from urllib.parse import SplitResult, urlsplit
 
 from openapi_client._version import __version__
@@ -420,8 +420,7 @@ class Configuration:
             if self._private_key_file is not None:
                 self._use_private_key(None, None)
             return
-        path = _check_file(value, "Configuration.private_key_file")
-        assert path is not None
+        path = cast(str, _check_file(value, "Configuration.private_key_file"))  # not None
         from openapi_client import asymmetric  # raises ApiMissingDependencyError, naming the extra
 
         _warn_if_exposed(path)
