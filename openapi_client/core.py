@@ -33,6 +33,7 @@ from openapi_client.credentials import explain_forbidden
 from openapi_client.deadline import Deadline
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import (
+    INVALID_CREDENTIALS,
     ApiCallTimeoutError,
     ApiException,
     ApiTimeoutError,
@@ -476,8 +477,13 @@ class ClientCore(ABC):
                     explained = self._explain_refusal(error, credential)
                     if explained is not error:
                         raise explained from error
-                if endpoint.private:  # 13021: say which permission the token lacks
-                    explained = explain_forbidden(error, endpoint, credential)
+                if endpoint.private:
+                    # 13004 for a signed request: the clock, if it was off; 13021: which
+                    # permission the token lacks.
+                    if error.error_code == INVALID_CREDENTIALS and credential is not None:
+                        explained = self._explain_refusal(error, credential)
+                    else:
+                        explained = explain_forbidden(error, endpoint, credential)
                     if explained is not error:
                         raise explained from error
                 if not policy.should_retry(error, attempts) or not self._may_retry(
