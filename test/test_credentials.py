@@ -651,6 +651,23 @@ def test_clock_error_is_explained_by_the_client(
     assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
 
 
+def test_a_refused_request_signature_is_explained_by_the_clock_too(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deribit refuses a bad ``deri-hmac-sha256`` signature with 13004 rather than 13009."""
+    monkeypatch.setattr(signing, "now_ms", shifted_clock(-120_000))
+    sim.inject(
+        "rpc_error", path="/private/get_cancel_on_disconnect", code=13004,
+        message="invalid_credentials",
+    )
+    with session(key_configuration(sim, auth_method="signature")) as api:
+        with pytest.raises(ApiException) as raised:
+            private_call(api)
+    assert raised.value.error_code == 13004
+    assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
+    assert len(sim.requests) == 1
+
+
 def test_clock_inside_the_window_still_works(
     sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
