@@ -20,6 +20,10 @@ of the token's lifetime so that short-lived tokens are not refreshed on every ca
 inside its margin, one thread refreshes it and the others keep using it; if that refresh fails, the
 still-valid token is kept and the refresh is tried again a little later, so a refresh failure
 never fails a call that the current token could make.
+
+The lifetime a server states (``expires_in``) is not trusted as it is: :func:`token_lifetime` holds
+it between :data:`MIN_TOKEN_LIFETIME` and :data:`MAX_TOKEN_LIFETIME`, and logs a value outside,
+so that no answer can make the client renew in a loop or compute a deadline that overflows.
 """
 
 from __future__ import annotations
@@ -43,20 +47,23 @@ from openapi_client.exceptions import (
     ApiTransportError,
     ApiValueError,
 )
-from openapi_client.redaction import register_secret
+from openapi_client.redaction import install_filter, register_secret
 
 __all__ = [
+    "MAX_TOKEN_LIFETIME",
+    "MIN_TOKEN_LIFETIME",
     "Credentials",
     "Token",
     "TokenManager",
     "explain_forbidden",
     "granted_scope",
     "requested_scope",
+    "token_lifetime",
     "uses_api_key",
     "with_clock_hint",
 ]
 
-logger = logging.getLogger(__name__)
+logger = install_filter(logging.getLogger(__name__))
 
 #: Calls ``public/auth`` with the query arguments the callable builds (anew for every attempt)
 #: and returns the decoded envelope.
@@ -73,19 +80,69 @@ _MAX_MARGIN_SHARE = 0.2
 
 #: After a failed refresh ahead of expiry, wait at most this long (seconds) before the next try.
 _REFRESH_RETRY_SECONDS = 5.0
+#: ... and at least this long (or until it expires), however close the expiry: never a loop.
+_REFRESH_RETRY_MIN_SECONDS = 1.0
+
+#: The shortest token lifetime the client counts on, in seconds. A token is renewed when a fifth
+#: of its lifetime is left at the latest, so renewals are at least 16 s apart (at most four a
+#: minute), whatever ``expires_in`` a server states: 0, negative, or a few seconds.
+MIN_TOKEN_LIFETIME = 20.0
+#: The longest, in seconds (two years; Deribit's WebSocket tokens live one year): a longer or
+#: infinite ``expires_in`` keeps every deadline a finite number a timer can wait for.
+MAX_TOKEN_LIFETIME = 2 * 365 * 86400.0
 
 
 class Token(NamedTuple):
-    """A token as ``public/auth`` returned it, with monotonic deadlines."""
+    """A token as ``public/auth`` returned it, with monotonic deadlines.
+
+    :ivar lifetime: the seconds it was counted on to live (:func:`token_lifetime`).
+    :ivar scope: the scope Deribit granted.
+    """
 
     access_token: str
     refresh_token: str | None
     expires_at: float
     refresh_at: float
+    lifetime: float = 0.0
+    scope: str = ""
 
     def __repr__(self) -> str:
         # Both tokens are credentials: never show them.
         return f"Token(expires_at={self.expires_at!r}, refresh_at={self.refresh_at!r})"
+
+
+def token_lifetime(expires_in: Any) -> float:
+    """The seconds a token whose ``public/auth`` answer says ``expires_in`` is counted on to
+    live: ``expires_in`` held between :data:`MIN_TOKEN_LIFETIME` and :data:`MAX_TOKEN_LIFETIME`
+    (infinity and integers of any size included), with a warning when it was outside.
+
+    :raises ApiException: ``expires_in`` is not a number (a string, a boolean, NaN, missing).
+    """
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, (int, float))
+        or expires_in != expires_in  # NaN
+    ):
+        raise ApiException(200, "public/auth answered without a numeric expires_in")
+    if MIN_TOKEN_LIFETIME <= expires_in <= MAX_TOKEN_LIFETIME:
+        return float(expires_in)
+    lifetime = MIN_TOKEN_LIFETIME if expires_in < MIN_TOKEN_LIFETIME else MAX_TOKEN_LIFETIME
+    logger.warning(
+        "public/auth answered expires_in %s, outside the %g to %g s the client accepts; the "
+        "token is counted on to live %g s",
+        _number(expires_in),
+        MIN_TOKEN_LIFETIME,
+        MAX_TOKEN_LIFETIME,
+        lifetime,
+    )
+    return lifetime
+
+
+def _number(value: float) -> str:
+    """``value`` for a log line: an integer too long to print is described by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"(an integer of {value.bit_length()} bits)"
+    return repr(value)
 
 
 def _checked(token: Any, origin: str, secret: bool = True) -> str:
@@ -173,15 +230,21 @@ class TokenManager:
             self._renew(token)
         except ApiException as error:
             now = self._clock()
-            retry_in = min(_REFRESH_RETRY_SECONDS, max(0.0, token.expires_at - now) / 2)
+            left = max(0.0, token.expires_at - now)
+            # In half the time left, 1 to 5 s from now; at the latest when it expires, where a
+            # renewal is due anyway.
+            retry_at = min(
+                now + max(_REFRESH_RETRY_MIN_SECONDS, min(_REFRESH_RETRY_SECONDS, left / 2)),
+                token.expires_at,
+            )
             logger.warning(
                 "could not renew the access token ahead of expiry (%r); keeping it for its "
                 "remaining %.1f s and trying again in %.1f s",
                 error,
-                max(0.0, token.expires_at - now),
-                retry_in,
+                left,
+                retry_at - now,
             )
-            self._token = token._replace(refresh_at=now + retry_in)
+            self._token = token._replace(refresh_at=retry_at)
 
     def _renew(self, token: Token | None) -> Token:
         if token is not None and token.refresh_token:
@@ -255,20 +318,14 @@ class TokenManager:
         if not isinstance(result, dict):
             raise ApiException(200, "public/auth answered without a result")
         access = result.get("access_token")
-        expires_in = result.get("expires_in")
         if not isinstance(access, str) or not access:
             raise ApiException(200, "public/auth answered without an access_token")
-        if (
-            isinstance(expires_in, bool)
-            or not isinstance(expires_in, (int, float))
-            or not math.isfinite(expires_in)
-        ):
-            raise ApiException(200, "public/auth answered without a numeric expires_in")
+        lifetime = token_lifetime(result.get("expires_in"))
         _checked(access, "the access token from public/auth")
-        _note_grant(access, requested_scope(self._configuration), result.get("scope"))
+        scope = result.get("scope")
+        _note_grant(access, requested_scope(self._configuration), scope)
         refresh = result.get("refresh_token")
         register_secret(refresh)
-        lifetime = max(0.0, float(expires_in))
         margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
         margin = max(0.0, margin)  # a negative setting would refresh only after expiry
         token = Token(
@@ -276,6 +333,8 @@ class TokenManager:
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
             expires_at=started + lifetime,
             refresh_at=started + lifetime - margin,
+            lifetime=lifetime,
+            scope=scope if isinstance(scope, str) else "",
         )
         self._token = token
         logger.debug("got an access token, valid %g s", lifetime)
