@@ -969,3 +969,83 @@ def test_forbidden_compares_the_permission_with_the_granted_scope() -> None:
     assert "seems to include it" in str(having)
     other = ApiException(400, data={"error": {"code": 13009, "message": "unauthorized"}})
     assert explain_forbidden(other, GET_CANCEL_ON_DISCONNECT, None) is other
+
+
+# -- Deribit's session limit: one session, and recovery from an eviction ------------------------
+
+
+def test_a_thousand_calls_keep_one_deribit_session() -> None:
+    """Deribit allows 16 sessions per key and evicts the oldest for a 17th: a client that made a
+    session per grant would evict its own. Over 1,000 calls and 50 token lifetimes (the clock
+    moves 0.05 s a call, tokens live 1 s) the client holds one session and renews within it."""
+    with on_manual_clock(token_ttl=1.0) as (sim, api, clock):
+        started = time.monotonic()
+        for _ in range(1000):
+            private_call(api)
+            clock.advance(0.05)
+            assert time.monotonic() - started < 20, "1,000 loopback calls took too long"
+        assert [(s.client_id, s.name) for s in sim.sessions] == [(CLIENT_ID, "openapi-client")]
+        assert sim.session_evictions == []
+        kinds = grants(sim)
+        assert kinds[0] == "client_signature" and len(kinds) > 50
+        assert set(kinds[1:]) == {"refresh_token"}
+        assert len(private_requests(sim)) == 1000, "no call was refused and repeated"
+
+
+def test_an_evicted_session_recovers_with_one_new_grant() -> None:
+    with DeribitSimulator(credentials={CLIENT_ID: SECRET}) as sim:
+        with session(key_configuration(sim)) as api:
+            private_call(api)
+            # Another program on the same key opens 16 sessions: the 17th session of the key
+            # evicts the one with the shortest remaining lifetime, the client's.
+            others = Configuration(host=sim.url, retries=0)
+            with ApiClient(others) as client:
+                for number in range(16):
+                    AuthenticationApi(client).public_auth_get(
+                        "client_credentials",
+                        client_id=CLIENT_ID,
+                        client_secret=SECRET,
+                        scope=f"session:other-{number}",
+                    )
+            (eviction,) = sim.session_evictions
+            assert (eviction.name, eviction.replaced_by) == ("openapi-client", "other-15")
+            sim.clear_requests()
+            private_call(api)  # 13009: authenticate again once, and go on
+            private_call(api)
+        assert [r.error_code for r in private_requests(sim)] == [13009, None, None]
+        assert grants(sim) == ["refresh_token", "client_signature"]  # the refresh token died too
+        names = [s.name for s in sim.sessions]
+        assert "openapi-client" in names and len(names) == 16
+
+
+def test_a_narrower_scope_is_granted_and_13021_names_the_missing_permission(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from test_websocket_support import session as ws_session
+
+    from openapi_client.simulator import ApiKey
+
+    read_only = ApiKey(CLIENT_ID, client_secret=SECRET, max_scope="account:read wallet:read")
+    with DeribitSimulator(keys=[read_only], time_scale=0.1) as sim:
+        # Asks for more than the key allows: Deribit grants the key's maximum, the client warns.
+        configuration = key_configuration(sim, scope="account:read_write")
+        with caplog.at_level(logging.WARNING, logger="openapi_client"):
+            with session(configuration) as api:
+                private_call(api)  # account:read is enough for this one
+                with pytest.raises(ApiException) as over_http:
+                    api.private_enable_cancel_on_disconnect_get(scope="account")
+            with ws_session(configuration) as ws_client:
+                with pytest.raises(ApiException) as on_websocket:
+                    SessionManagementApi(ws_client).private_enable_cancel_on_disconnect_get()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings and all(
+            w.startswith("asked Deribit for 'account:read_write' but the token has 'account:read'")
+            for w in warnings
+        )
+        for error in (over_http.value, on_websocket.value):
+            assert error.error_code == 13021
+            headline = str(error).splitlines()[0]
+            assert "enable_cancel_on_disconnect needs the permission account:read_write" in headline
+            assert re.search(r"the token's scope '[^']*account:read[^']*' lacks", headline)
+        refused = [r for r in sim.requests if r.path.endswith("/enable_cancel_on_disconnect")]
+        assert len(refused) == 2, "13021 is not retried"
