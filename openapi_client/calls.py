@@ -32,8 +32,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol, Union
 
+from openapi_client.credentials import explain_forbidden
 from openapi_client.deadline import Deadline
 from openapi_client.exceptions import (
+    INVALID_CREDENTIALS,
     ApiCallTimeoutError,
     ApiException,
     ApiTimeoutError,
@@ -183,7 +185,8 @@ class CallPlan:
 
     Once: a private call refused with 13009 (or HTTP 401) re-authenticates and is sent again,
     without counting as an attempt. A refusal that cannot be cured is explained where its cause is
-    known (a clock outside the signature window; a permission the token lacks). A transient
+    known: a request signed by a clock outside the signature window (13009 without a fresh
+    credential, 13004), a permission the token lacks (13021). A transient
     failure is retried as ``policy`` says while the call has time for the wait; a call out of time
     ends in :class:`ApiCallTimeoutError` naming the last failure.
     """
@@ -294,6 +297,15 @@ class CallPlan:
 
     def _after_refusal(self, error: ApiException, credential: str | None) -> Action:
         endpoint = self._endpoint
+        if endpoint.private:
+            # 13004 for a signed request: the clock, if it was off; 13021: which permission the
+            # token lacks.
+            if error.error_code == INVALID_CREDENTIALS and credential is not None:
+                explained = self._refusals.explain_refusal(error, credential)
+            else:
+                explained = explain_forbidden(error, endpoint, credential)
+            if explained is not error:
+                return _fail(explained, error)
         policy = self._policy
         attempts = self._attempts
         if not policy.should_retry(error, attempts) or not self._refusals.may_retry(

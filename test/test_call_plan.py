@@ -54,6 +54,8 @@ def deribit_error(code: int, status: int = 400, **settings: Any) -> ApiException
 
 UNAUTHORIZED = 13009
 TOO_MANY_REQUESTS = 10028
+INVALID_CREDENTIALS = 13004
+FORBIDDEN = 13021
 
 
 class Transport:
@@ -289,6 +291,30 @@ def test_a_refusal_the_transport_cannot_explain_ends_the_call_as_it_came() -> No
     refused = deribit_error(UNAUTHORIZED)
     plan.failed(refused, CREDENTIAL)
     assert plan.reauthenticated(False) == Fail(refused)
+
+
+def test_a_refused_signature_is_explained_when_the_transport_can() -> None:
+    skewed = BadRequestException(400, "refused: your clock is 2 minutes behind")
+    transport = Transport(explained=skewed)
+    plan = plan_for(ManualClock(), endpoint=PRIVATE, transport=transport)
+    plan.start()
+    refused = deribit_error(INVALID_CREDENTIALS)
+    assert plan.failed(refused, CREDENTIAL) == Fail(skewed)
+    assert skewed.__cause__ is refused
+    assert transport.asked == [("explain_refusal", refused)]
+
+
+def test_a_missing_permission_is_named() -> None:
+    endpoint = Endpoint(
+        "private_thing_get", "/private/thing", private=True, required_scope="account:read_write"
+    )
+    plan = plan_for(ManualClock(), endpoint=endpoint)
+    plan.start()
+    forbidden = deribit_error(FORBIDDEN, 403)
+    action = plan.failed(forbidden, CREDENTIAL)
+    assert isinstance(action, Fail) and action.error is not forbidden
+    assert "private/thing needs the permission account:read_write" in str(action.error)
+    assert action.error.__cause__ is forbidden
 
 
 # -- options -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from openapi_client.configuration import Configuration
-from openapi_client.credentials import TokenManager
+from openapi_client.credentials import TokenManager, uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiValueError
 from openapi_client.websocket.connection import Connection
@@ -57,7 +57,7 @@ class SocketCredentials:
         return (
             not configuration.access_token
             and configuration.token_provider is None
-            and bool(configuration.client_id and configuration.client_secret)
+            and uses_api_key(configuration)
         )
 
     @property

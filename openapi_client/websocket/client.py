@@ -37,6 +37,7 @@ from typing import (
 
 from openapi_client.configuration import Configuration, check_timeout
 from openapi_client.core import Attempt, Reply, SyncClient
+from openapi_client.credentials import uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
@@ -431,7 +432,7 @@ class WebSocketApiClient(SyncClient):
         if (
             configuration.access_token
             or configuration.token_provider is not None
-            or (configuration.client_id and configuration.client_secret)
+            or uses_api_key(configuration)
         ):
             raise ApiValueError(
                 f"the session would send credentials over plain ws:// to {target.display}; use "
