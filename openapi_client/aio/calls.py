@@ -34,6 +34,7 @@ from openapi_client.calls import (
 from openapi_client.exceptions import ApiException, ApiTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.aio.api.base import AsyncCaller
     from openapi_client.configuration import Configuration
     from openapi_client.deadline import Deadline
     from openapi_client.endpoint import Endpoint
@@ -202,3 +203,10 @@ class AsyncCallDriver(DriverBase):
                 action = plan.reauthenticated(fresh)
             else:
                 raise action.error
+
+
+if TYPE_CHECKING:  # pragma: no cover
+
+    def _awaited_by_the_api_classes(driver: AsyncCallDriver) -> AsyncCaller:
+        """A type checker's proof that the driver is what the ``aio`` API classes await."""
+        return driver
