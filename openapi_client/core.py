@@ -29,7 +29,7 @@ from typing import (
 )
 
 from openapi_client.configuration import Configuration
-from openapi_client.deadline import Deadline
+from openapi_client.deadline import RECHECK_SECONDS, Deadline
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import (
     ApiCallTimeoutError,
@@ -42,8 +42,6 @@ from openapi_client.redaction import install_filter, redact
 from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import Future
-
     from openapi_client.rate_limit import RateLimit
 
 __all__ = ["CALL_OPTIONS", "AsyncResult", "Attempt", "ClientCore", "Deadline", "Reply"]
@@ -113,52 +111,136 @@ def _wait_for_turn(rate_limit: RateLimit, call_deadline: Deadline) -> float:
     delay = rate_limit.reserve()
     if delay <= 0.0:
         return 0.0
-    if delay >= call_deadline.remaining():
-        raise ApiCallTimeoutError(
-            f"the rate limit would delay this request by {delay:.2f} s, past the "
-            f"{call_deadline.describe()}"
-        )
-    sleep: Callable[[float], object] = getattr(rate_limit, "sleep", time.sleep)
-    sleep(delay)
+    try:
+        if delay >= call_deadline.remaining():
+            raise ApiCallTimeoutError(
+                f"the rate limit would delay this request by {delay:.2f} s, past the "
+                f"{call_deadline.describe()}"
+            )
+        sleep: Callable[[float], object] = getattr(rate_limit, "sleep", time.sleep)
+        sleep(delay)
+    except BaseException:
+        # Refused, or interrupted while waiting: the request will not leave, so its turn goes
+        # back. Kept, every refused or interrupted wait would push all later requests back by
+        # one more turn, for good.
+        rate_limit.refund()
+        raise
     return delay
+
+
+class _Outcome(Generic[T]):
+    """What a call run on a pool thread came to.
+
+    ``concurrent.futures.Future`` is not used: its waits run Python code under a
+    ``threading.Condition``, so an interrupt in the caller's thread (Ctrl-C during
+    ``AsyncResult.get()``) can leave its lock held, and the pool thread then hangs when it
+    hands over the result; or released twice, and ``get()`` raises ``RuntimeError`` instead of
+    the ``KeyboardInterrupt``. Here the state changes under a plain lock taken in ``with``
+    blocks, and waiters park on another plain lock, released once the outcome is settled.
+    """
+
+    __slots__ = ("_error", "_lock", "_result", "_settled", "_state")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = threading.Lock()
+        self._settled.acquire()  # released once the outcome is known
+        self._state = _PENDING
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> bool:
+        """The pool thread is about to run the call; False if it was cancelled."""
+        with self._lock:
+            if self._state != _PENDING:
+                return False
+            self._state = _RUNNING
+            return True
+
+    def cancel(self) -> None:
+        """Make sure the call does not run, unless it has started already."""
+        with self._lock:
+            if self._state != _PENDING:
+                return
+            self._state = _CANCELLED
+        self._settled.release()
+
+    def settle(self, result: T | None, error: BaseException | None) -> None:
+        self._result, self._error = result, error
+        self._state = _DONE
+        self._settled.release()
+
+    def done(self) -> bool:
+        return self._state in (_DONE, _CANCELLED)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until the outcome is settled, at most ``timeout`` seconds; whether it is."""
+        until = time.monotonic() + (float("inf") if timeout is None else timeout)
+        settled = self._settled
+        while not self.done():
+            remaining = until - time.monotonic()
+            if remaining <= 0.0:
+                return False
+            # Let the next waiter through at once; should an interrupt stop this thread before
+            # it does, the others see the outcome settled within RECHECK_SECONDS.
+            if settled.acquire(True, min(remaining, RECHECK_SECONDS)):
+                settled.release()
+        return True
+
+    def error(self) -> BaseException | None:
+        """The call's exception (``CancelledError`` if it was cancelled); None if it returned."""
+        if self._state == _CANCELLED:
+            from concurrent.futures import CancelledError
+
+            return CancelledError()
+        return self._error
+
+    def result(self) -> T:
+        error = self.error()
+        if error is not None:
+            raise error
+        return self._result  # type: ignore[return-value]
+
+
+_PENDING, _RUNNING, _CANCELLED, _DONE = range(4)
 
 
 class AsyncResult(Generic[T]):
     """The result of a call made with ``async_req=True``; ``get()`` waits for it."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_outcome",)
 
-    def __init__(self, future: Future[T]) -> None:
-        self._future = future
+    def __init__(self, outcome: _Outcome[T]) -> None:
+        self._outcome = outcome
 
     def get(self, timeout: float | None = None) -> T:
-        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds."""
-        return self._future.result(timeout)
+        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds;
+        ``concurrent.futures.TimeoutError`` if it has not finished by then."""
+        if not self._outcome.wait(timeout):
+            from concurrent.futures import TimeoutError as FutureTimeoutError
+
+            raise FutureTimeoutError()
+        return self._outcome.result()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the call has finished, or ``timeout`` seconds."""
-        from concurrent.futures import TimeoutError as FutureTimeoutError
-
-        try:
-            self._future.exception(timeout)
-        except FutureTimeoutError:  # not the builtin TimeoutError before Python 3.11
-            pass
+        self._outcome.wait(timeout)
 
     def ready(self) -> bool:
         """Whether the call has finished."""
-        return self._future.done()
+        return self._outcome.done()
 
     def successful(self) -> bool:
         """Whether the call finished without an exception (raises ``ValueError`` if unfinished)."""
-        if not self._future.done():
+        if not self._outcome.done():
             raise ValueError("the call has not finished yet")
-        return self._future.exception() is None
+        return self._outcome.error() is None
 
     def __repr__(self) -> str:
-        future = self._future
-        if not future.done():
+        outcome = self._outcome
+        if not outcome.done():
             return "AsyncResult(pending)"
-        error = future.exception()
+        error = outcome.error()
         return f"AsyncResult(failed: {redact(repr(error))})" if error else "AsyncResult(done)"
 
 
@@ -183,43 +265,53 @@ class _DaemonPool:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        from concurrent.futures import Future
-
-        future: Future[T] = Future()
-        with self._lock:
-            if self._stopped:
-                raise ApiValueError("the client is closed: build a new one to make calls")
-            self._queue.put((future, function, args))
-            if self._idle == 0 and len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self._name}-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle = max(0, self._idle - 1)
-        return future
+    def submit(self, function: Callable[..., T], *args: Any) -> _Outcome[T]:
+        outcome: _Outcome[T] = _Outcome()
+        try:
+            with self._lock:
+                if self._stopped:
+                    raise ApiValueError("the client is closed: build a new one to make calls")
+                # Claim an idle thread before queueing: an interrupt in between leaves one idle
+                # thread uncounted (a thread more may start later), never a queued call with no
+                # thread to run it.
+                thread = None
+                if self._idle > 0:
+                    self._idle -= 1
+                else:
+                    # A thread whose start an interrupt cut short never ran: it makes room.
+                    self._threads = [t for t in self._threads if t.is_alive()]
+                    if len(self._threads) < self._size:
+                        thread = threading.Thread(
+                            target=self._work,
+                            name=f"{self._name}-{len(self._threads)}",
+                            daemon=True,
+                        )
+                        self._threads.append(thread)
+                self._queue.put((outcome, function, args))
+                if thread is not None:
+                    thread.start()
+        except BaseException:
+            outcome.cancel()  # the caller never gets it: the call must not run unseen
+            raise
+        return outcome
 
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
-            future, function, args = item
+            outcome, function, args = item
             del item
-            if future.set_running_or_notify_cancel():
+            if outcome.start():
                 try:
                     result = function(*args)
-                except BaseException as error:  # handed to the caller through the future
-                    future.set_exception(error)
+                except BaseException as error:  # handed to the caller through the outcome
+                    outcome.settle(None, error)
                     del error
                 else:
-                    future.set_result(result)
+                    outcome.settle(result, None)
                     del result
-            del future, function, args
+            del outcome, function, args
             with self._lock:
                 self._idle += 1
 
@@ -233,7 +325,7 @@ class _DaemonPool:
         if wait:
             current = threading.current_thread()
             for thread in threads:
-                if thread is not current:
+                if thread is not current and thread.ident is not None:  # started
                     thread.join()
 
 
@@ -249,9 +341,28 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-#: The deadline of the call this thread is making, so that a call made on its behalf (a token
-#: fetched for it) shares the caller's call_timeout.
+#: The call this thread is making (a weak reference to its ``_Call``), so that a call made on its
+#: behalf (a token fetched for it) shares the caller's call_timeout.
 _CURRENT = threading.local()
+
+
+class _Call:
+    """A call in progress, alive as long as the frame of :meth:`ClientCore._invoke` making it.
+
+    The thread-local above holds it weakly: should an interrupt land in ``_invoke``'s ``finally``
+    before it puts the outer call back, the reference left behind dies with the call's frame
+    instead of holding every later call on this thread to a deadline long gone.
+    """
+
+    __slots__ = ("__weakref__", "deadline")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+
+def _outer_deadline(outer: weakref.ref[_Call] | None) -> Deadline | None:
+    call = outer() if outer is not None else None
+    return call.deadline if call is not None else None
 
 
 class ClientCore(ABC):
@@ -414,15 +525,17 @@ class ClientCore(ABC):
         thread is already making, if sooner)."""
         if self._closed:
             self._check_open()
-        configuration = self.configuration
-        outer: Deadline | None = getattr(_CURRENT, "deadline", None)
+        outer: weakref.ref[_Call] | None = getattr(_CURRENT, "call", None)
         if deadline is None:
-            deadline = Deadline.after(configuration.call_timeout, "call_timeout", outer)
-        _CURRENT.deadline = deadline
+            deadline = Deadline.after(
+                self.configuration.call_timeout, "call_timeout", _outer_deadline(outer)
+            )
+        call = _Call(deadline)
+        _CURRENT.call = weakref.ref(call)
         try:
             return self._attempts(endpoint, request, data_only, preload, timeout, deadline)
         finally:
-            _CURRENT.deadline = outer
+            _CURRENT.call = outer
 
     def _attempts(
         self,
