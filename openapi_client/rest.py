@@ -656,13 +656,20 @@ class _Slots:
     def idle(self) -> int:
         return len(self._idle)
 
+    # Each idle connection has ``pooled`` set while it is in the list (set and cleared under the
+    # lock, next to the list operation with no call in between): an interrupt can land just after
+    # keep() put a connection back, and the caller, taking keep() to have failed, then closes it or
+    # puts it back again; urllib3's path ignores both for a pooled connection.
+
     def take(self, until: float) -> Any:
         """The idle connection put back last, or else a new :class:`_Slot` for a connection to be
         made, waiting until ``until`` (``time.monotonic()``) for either; ``None`` if none came."""
         while True:
             with self._lock:
                 if self._idle:
-                    return self._idle.pop()
+                    connection = self._idle.pop()
+                    connection.pooled = False
+                    return connection
                 if len(self._taken) < self.cap:
                     slot = _Slot(self)
                     self._taken.add(slot)
@@ -681,7 +688,11 @@ class _Slots:
     def take_idle(self) -> Any:
         """An idle connection, or ``None`` without waiting."""
         with self._lock:
-            return self._idle.pop() if self._idle else None
+            if not self._idle:
+                return None
+            connection = self._idle.pop()
+            connection.pooled = False
+            return connection
 
     def keep(self, connection: Any) -> bool:
         """Put an idle connection back, to be handed out again; False when ``idle_limit`` are
@@ -689,6 +700,7 @@ class _Slots:
         with self._lock:
             if len(self._idle) >= self.idle_limit:
                 return False
+            connection.pooled = True
             self._idle.append(connection)
             if self._waiting:
                 self._wake()
@@ -709,6 +721,8 @@ class _Slots:
         """Take every idle connection out (to close them)."""
         with self._lock:
             idle, self._idle = self._idle, []
+            for connection in idle:
+                connection.pooled = False
         return idle
 
     def abandoned(self) -> list[Any]:
@@ -723,11 +737,12 @@ class _Slots:
 class _Connection:
     """One socket to the origin, with what was received but not yet consumed, and its slot."""
 
-    __slots__ = ("buffer", "poller", "slot", "sock")
+    __slots__ = ("buffer", "poller", "pooled", "slot", "sock")
 
     def __init__(self, sock: socket.socket, slot: _Slot) -> None:
         self.sock = sock
         self.slot = slot
+        self.pooled = False
         self.buffer = bytearray()
         poller: Any = None
         if hasattr(select, "poll"):
@@ -1360,15 +1375,15 @@ class _Watchdog:
     def add(self, watch: _Watch) -> None:
         """Cut off ``watch``'s exchange at ``watch.at`` unless it is cancelled first."""
         self._push(watch, watch.at)
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        # Not Thread.is_alive(): an interrupt inside it can mark the running thread stopped.
+        if self._thread is None:
             with self._lock:
-                thread = self._thread
-                if thread is None or not thread.is_alive():
-                    self._thread = threading.Thread(
+                if self._thread is None:
+                    thread = threading.Thread(
                         target=self._run, name="openapi_client-watchdog", daemon=True
                     )
-                    self._thread.start()
+                    thread.start()
+                    self._thread = thread
 
     def move(self, watch: _Watch, at: float) -> None:
         """Hold ``watch`` to a new moment; its earlier entry in the heap goes stale."""
@@ -1408,14 +1423,17 @@ class _Watchdog:
         return due, None
 
     def _run(self) -> None:
-        while True:
-            due, wait = self._due(time.monotonic())
-            while due:
-                due.pop().expire()
-            try:
-                self._wakeup.get(timeout=wait)
-            except queue.Empty:
-                pass
+        try:
+            while True:
+                due, wait = self._due(time.monotonic())
+                while due:
+                    due.pop().expire()
+                try:
+                    self._wakeup.get(timeout=wait)
+                except queue.Empty:
+                    pass
+        finally:  # pragma: no cover - only an interpreter shutting down stops this thread
+            self._thread = None
 
     def after_fork(self) -> None:
         self._heap = []
@@ -1485,6 +1503,8 @@ class _PoolQueue:
                 given_up, watch.slot = watch.slot, None
                 given_up.free()
             return
+        if connection.pooled:
+            return  # put back already, by a put() an interrupt cut short after its work was done
         slot: _Slot | None = getattr(connection, "slot", None)
         if slot is None:
             connection.close()  # not one of this pool's connections
@@ -1518,10 +1538,15 @@ class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
 
     framing_in_doubt = False
     slot: _Slot | None = None
+    pooled = False
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _before_request(self)
         return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        if not self.pooled:  # else a stale holder's close (see _Slots)
+            super().close()
 
 
 class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
@@ -1529,10 +1554,15 @@ class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
 
     framing_in_doubt = False
     slot: _Slot | None = None
+    pooled = False
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _before_request(self)
         return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        if not self.pooled:  # else a stale holder's close (see _Slots)
+            super().close()
 
 
 class _WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
