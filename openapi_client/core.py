@@ -271,25 +271,17 @@ class _DaemonPool:
             with self._lock:
                 if self._stopped:
                     raise ApiValueError("the client is closed: build a new one to make calls")
-                # Claim an idle thread before queueing: an interrupt in between leaves one idle
-                # thread uncounted (a thread more may start later), never a queued call with no
-                # thread to run it.
-                thread = None
-                if self._idle > 0:
-                    self._idle -= 1
-                else:
-                    # A thread whose start an interrupt cut short never ran: it makes room.
-                    self._threads = [t for t in self._threads if t.is_alive()]
-                    if len(self._threads) < self._size:
-                        thread = threading.Thread(
-                            target=self._work,
-                            name=f"{self._name}-{len(self._threads)}",
-                            daemon=True,
-                        )
-                        self._threads.append(thread)
                 self._queue.put((outcome, function, args))
-                if thread is not None:
+                if self._idle == 0 and len(self._threads) < self._size:
+                    thread = threading.Thread(
+                        target=self._work,
+                        name=f"{self._name}-{len(self._threads)}",
+                        daemon=True,
+                    )
+                    self._threads.append(thread)
                     thread.start()
+                else:
+                    self._idle = max(0, self._idle - 1)
         except BaseException:
             outcome.cancel()  # the caller never gets it: the call must not run unseen
             raise
@@ -325,7 +317,7 @@ class _DaemonPool:
         if wait:
             current = threading.current_thread()
             for thread in threads:
-                if thread is not current and thread.ident is not None:  # started
+                if thread is not current:
                     thread.join()
 
 
@@ -341,28 +333,9 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-#: The call this thread is making (a weak reference to its ``_Call``), so that a call made on its
-#: behalf (a token fetched for it) shares the caller's call_timeout.
+#: The deadline of the call this thread is making, so that a call made on its behalf (a token
+#: fetched for it) shares the caller's call_timeout.
 _CURRENT = threading.local()
-
-
-class _Call:
-    """A call in progress, alive as long as the frame of :meth:`ClientCore._invoke` making it.
-
-    The thread-local above holds it weakly: should an interrupt land in ``_invoke``'s ``finally``
-    before it puts the outer call back, the reference left behind dies with the call's frame
-    instead of holding every later call on this thread to a deadline long gone.
-    """
-
-    __slots__ = ("__weakref__", "deadline")
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.deadline = deadline
-
-
-def _outer_deadline(outer: weakref.ref[_Call] | None) -> Deadline | None:
-    call = outer() if outer is not None else None
-    return call.deadline if call is not None else None
 
 
 class ClientCore(ABC):
@@ -525,17 +498,15 @@ class ClientCore(ABC):
         thread is already making, if sooner)."""
         if self._closed:
             self._check_open()
-        outer: weakref.ref[_Call] | None = getattr(_CURRENT, "call", None)
+        configuration = self.configuration
+        outer: Deadline | None = getattr(_CURRENT, "deadline", None)
         if deadline is None:
-            deadline = Deadline.after(
-                self.configuration.call_timeout, "call_timeout", _outer_deadline(outer)
-            )
-        call = _Call(deadline)
-        _CURRENT.call = weakref.ref(call)
+            deadline = Deadline.after(configuration.call_timeout, "call_timeout", outer)
+        _CURRENT.deadline = deadline
         try:
             return self._attempts(endpoint, request, data_only, preload, timeout, deadline)
         finally:
-            _CURRENT.call = outer
+            _CURRENT.deadline = outer
 
     def _attempts(
         self,
