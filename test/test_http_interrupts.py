@@ -6,24 +6,43 @@ back its slot under ``max_connections``, every lock, its pooled connection (neve
 half-read answer on one that is reused), its watchdog registration and its rate-limit turn; the
 interrupt reaches the caller and the client stays usable.
 
-The main test runs thousands of calls in a child process (so that the interrupted main thread is
-not the pytest worker's), each interrupted at a random moment by the kernel's interval timer
-(``setitimer``), whose signal a handler turns into ``KeyboardInterrupt``. A timer *thread* would not
-do: it needs the interpreter lock to send its signal, so its interrupts land almost only where the
-main thread waits for the network, never in the Python code in between. The child then checks that
-the client is whole: 100 more calls from two threads succeed at once, the open-connection count is
-the number of sockets actually open, the pool and the watchdog hold nothing stale.
+Two tests, over real loopback sockets:
+
+* thousands of calls in a child process (so that the interrupted main thread is not the pytest
+  worker's), each interrupted at a random moment by the kernel's interval timer (``setitimer``),
+  whose signal a handler turns into ``KeyboardInterrupt``. A timer *thread* would not do: it needs
+  the interpreter lock to send its signal, so its interrupts land almost only where the main thread
+  waits for the network, never in the Python code in between;
+* every moment of a call, one after the other: CPython runs a signal handler only at a function's
+  entry, just after a call returns, or on a loop's backward jump (3.10 and later). A profile
+  function raising ``KeyboardInterrupt`` at the first two kinds of moment, in the library's code and
+  the standard library's locking code it calls, makes the exception surface exactly where a
+  handler's would.
+
+After either, the client must be whole: more calls from two threads succeed at once, the
+open-connection count is what is actually open, the pool and the watchdog hold nothing stale.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from types import CodeType, FrameType
+from typing import Callable
 
 import pytest
 from test_hostile_lifecycle import child_env
 
+import openapi_client.api_client
+import openapi_client.core
+import openapi_client.deadline
+import openapi_client.rate_limit
+import openapi_client.rest
 from openapi_client import (
     ApiCallTimeoutError,
     ApiClient,
@@ -31,6 +50,7 @@ from openapi_client import (
     RateLimit,
     SessionManagementApi,
 )
+from openapi_client.rest import _CURRENT_WATCH, _WATCHDOG
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.testing import ManualClock
 
@@ -187,6 +207,187 @@ def test_calls_interrupted_at_random_moments_leak_nothing(
     assert held["waiting"] == 0, held
     assert held["watched"] == 0, held
     assert not held["current_watch"], held
+
+
+# -- every moment, one after the other ------------------------------------------------------------
+
+#: The code whose moments are swept: the client's own, and the standard library's locks, threads
+#: and queues it calls (where a ``threading.Condition`` used to leave a lock held).
+SWEPT_FILES = frozenset(
+    module.__file__ or ""
+    for module in (
+        openapi_client.api_client,
+        openapi_client.core,
+        openapi_client.deadline,
+        openapi_client.rate_limit,
+        openapi_client.rest,
+        threading,
+        queue,
+    )
+)
+
+
+class InjectedInterrupt:
+    """Counts the moments at which CPython could run a signal handler while code of ``files`` runs
+    in this thread (a function's entry, or just after a call made there returns), and raises
+    ``KeyboardInterrupt`` at the ``at``-th (never when ``at`` is 0). Raised from a profile
+    function, the exception surfaces at the call, as a signal handler's would."""
+
+    def __init__(
+        self, at: int, files: frozenset[str] = SWEPT_FILES, within: CodeType | None = None
+    ) -> None:
+        self.at = at
+        self.files = files
+        #: Only moments while this function runs count.
+        self.within = within
+        self.moments = 0
+
+    def __enter__(self) -> InjectedInterrupt:
+        sys.setprofile(self._event)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.setprofile(None)
+
+    def _event(self, frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            place: FrameType | None = frame
+        elif event == "return":
+            place = frame.f_back
+        elif event == "c_return":
+            place = frame
+        else:
+            return
+        if place is None or place.f_code.co_filename not in self.files:
+            return
+        if self.within is not None and not any(
+            caller.f_code is self.within for caller in callers(place)
+        ):
+            return
+        self.moments += 1
+        if self.moments == self.at:
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+
+
+def callers(frame: FrameType | None) -> Iterator[FrameType]:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+
+
+def interrupt_every_moment(work: Callable[[], object]) -> int:
+    """Run ``work`` once per moment it has, interrupted at that moment; how many it has."""
+    counting = InjectedInterrupt(0)
+    with counting:
+        work()
+    # A run after an interrupted one can take longer (a new connection): half as many again.
+    for at in range(1, counting.moments * 3 // 2 + 1):
+        try:
+            with InjectedInterrupt(at):
+                work()
+        except KeyboardInterrupt:
+            pass
+    return counting.moments
+
+
+def assert_whole(client: ApiClient, path: str) -> None:
+    """More calls from two threads succeed at once, and the client holds nothing stale."""
+    api = SessionManagementApi(client)
+    failures: list[BaseException] = []
+
+    def calls() -> None:
+        for _ in range(20):
+            try:
+                api.public_set_heartbeat_get(30)
+            except BaseException as error:  # reported below
+                failures.append(error)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=calls) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not failures, failures[:3]
+    assert time.monotonic() - started < 4.0  # a leaked slot waits call_timeout (5 s)
+    rest_client = client.rest_client
+    if path == "direct":
+        every = [lane.slots for lane in rest_client._lanes.values()]
+    else:
+        pools = rest_client.pool_manager.pools
+        every = [pools[key].pool.slots for key in pools.keys()]
+    for slots in every:
+        assert 1 <= slots.open <= 2 and slots.idle == slots.open, (slots.open, slots.idle)
+        assert not slots._waiting and not slots._lock.locked()
+        for connection in slots._idle:
+            assert connection.pooled and connection.sock is not None
+    assert _WATCHDOG.live() == 0
+    assert getattr(_CURRENT_WATCH, "watch", None) is None
+    watchdogs = [t for t in threading.enumerate() if t.name == "openapi_client-watchdog"]
+    assert len(watchdogs) <= 1, watchdogs
+
+
+def sweep_configuration(url: str, path: str) -> Configuration:
+    return Configuration(
+        host=url, access_token="sim-token", fast_path=path == "direct", retries=0,
+        max_connections=2, connection_pool_maxsize=2, call_timeout=5.0,
+        request_timeout=(5.0, 5.0), rate_limit=RateLimit(per_second=1e6, burst=10**6),
+    )
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("path", PATHS)
+def test_a_call_interrupted_at_each_of_its_moments_leaks_nothing(
+    simulator: DeribitSimulator, path: str
+) -> None:
+    with ApiClient(sweep_configuration(simulator.url, path)) as client:
+        api = SessionManagementApi(client)
+
+        def streamed() -> None:
+            with api.public_set_heartbeat_get(30, _preload_content=False) as answer:
+                answer.read(7)
+                answer.read()
+
+        def in_the_background() -> None:
+            api.public_set_heartbeat_get(30, async_req=True).get(5)
+
+        in_the_background()  # the pool thread exists (its start is swept below)
+        assert interrupt_every_moment(lambda: api.public_set_heartbeat_get(30)) > 50
+        assert interrupt_every_moment(streamed) > 50
+        assert interrupt_every_moment(in_the_background) > 50
+        in_the_background()  # the pool thread runs calls in order: every earlier one is over
+        assert_whole(client, path)
+
+
+def test_an_async_call_interrupted_before_it_is_handed_back_is_never_sent(
+    simulator: DeribitSimulator,
+) -> None:
+    """An interrupt that lands while ``async_req=True`` queues the call (starting the pool's
+    thread can take a while) leaves the caller without an ``AsyncResult``: the call must not then
+    run unseen, sending a request nobody waits for."""
+    submit = openapi_client.core._DaemonPool.submit.__code__
+    with ApiClient(sweep_configuration(simulator.url, "direct")) as client:
+        api = SessionManagementApi(client)
+        api.public_set_heartbeat_get(30, async_req=True).get(5)  # the pool thread exists
+        simulator.inject("delay", seconds=0.2, path="/public/disable_heartbeat")
+        busy = api.public_disable_heartbeat_get(async_req=True)  # the one thread is busy
+        handed_back = 0
+        counting = InjectedInterrupt(0, within=submit)
+        with counting:
+            api.public_set_heartbeat_get(31, async_req=True)
+        assert counting.moments > 3
+        for at in range(1, counting.moments + 1):
+            try:
+                with InjectedInterrupt(at, within=submit):
+                    api.public_set_heartbeat_get(31, async_req=True)
+                handed_back += 1
+            except KeyboardInterrupt:
+                pass
+        busy.get(5)
+        api.public_set_heartbeat_get(32, async_req=True).get(5)  # every queued call is over
+    sent = [r for r in simulator.requests if r.query.get("interval") == "31"]
+    assert len(sent) == 1 + handed_back  # the counting run, and the calls the caller got back
 
 
 # -- rate-limit turns ---------------------------------------------------------------------------
