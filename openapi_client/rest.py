@@ -77,8 +77,11 @@ _NO_RETRIES = urllib3.Retry(total=False, redirect=False, raise_on_redirect=False
 
 #: Bytes read from a socket at a time.
 _RECV_SIZE = 65536
-#: The status line and headers of one answer may not exceed this many bytes.
+#: The heads of one answer (its informational ones included: status lines, header lines and the
+#: blank lines that end them) may not exceed this many bytes in all, nor a trailer section.
 _MAX_HEAD = 65536
+#: Nor this many header lines in all (http.client, on urllib3's path, allows 100 per head).
+_MAX_HEADER_LINES = 100
 #: Informational answers skipped before the final one; more is a server in a loop.
 _MAX_INFORMATIONAL = 16
 #: A chunk-size line: hex digits (at most 16: 2**64 bytes), extensions, CRLF.
@@ -973,8 +976,9 @@ class _Wire:
         self, limit: int, reused: bool
     ) -> tuple[int, str, HTTPHeaders, _WireBody]:
         """Status, reason, headers and a reader for the body of the final answer."""
+        room = _HeadRoom(self.where)
         for _ in range(_MAX_INFORMATIONAL + 1):
-            head = self._head_bytes(reused)
+            head = self._head_bytes(reused, room)
             status, reason, headers, http10 = _parse_head(head, self.where)
             if status >= 200:
                 _check_encoding(status, headers)
@@ -987,25 +991,20 @@ class _Wire:
         raise _broken(f"{self.where} sent more than {_MAX_INFORMATIONAL} informational "
                                "answers")
 
-    def _head_bytes(self, reused: bool) -> bytes:
+    def _head_bytes(self, reused: bool, room: _HeadRoom) -> bytes:
+        """The next head, without the blank line that ends it; ``room`` is charged for it
+        whatever the reads that brought it (the blank line may arrive in any of them)."""
         buffer = self.connection.buffer
         start = 0
         while True:
-            end = buffer.find(b"\r\n\r\n", start)
+            end, blank = _head_end(buffer, start)
             if end >= 0:
                 head = bytes(buffer[:end])
-                del buffer[: end + 4]
+                room.charge(end + blank, head.count(b"\n"))
+                del buffer[: end + blank]
                 return head
-            end = buffer.find(b"\n\n", start)  # bare LF line ends, as some servers send
-            if end >= 0:
-                head = bytes(buffer[:end])
-                del buffer[: end + 2]
-                return head
-            if len(buffer) > _MAX_HEAD:
-                raise _broken(
-                    f"the status line and headers from {self.where} exceed {_MAX_HEAD} bytes",
-                    http.client.LineTooLong("header section"),
-                )
+            # The blank line is still to come: the head is longer than what has arrived.
+            room.check_pending(len(buffer) + 1)
             start = max(0, len(buffer) - 3)
             if not self.fill():
                 if not buffer.strip():
@@ -1052,6 +1051,57 @@ class _Wire:
 
 
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
+
+
+def _head_end(buffer: bytearray, start: int) -> tuple[int, int]:
+    """Where the first blank line in ``buffer`` (searched from ``start``) begins, and its length
+    (CRLF CRLF, or bare LFs as some servers send); ``(-1, 0)`` if there is none yet. The first
+    one, whichever kind, so that where a head ends never depends on how its bytes arrived."""
+    crlf = buffer.find(b"\r\n\r\n", start)
+    lf = buffer.find(b"\n\n", start)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, 4
+    if lf >= 0:
+        return lf, 2
+    return -1, 0
+
+
+class _HeadRoom:
+    """What is left of ``_MAX_HEAD`` bytes and ``_MAX_HEADER_LINES`` lines for the heads of one
+    answer, or for its trailer section."""
+
+    __slots__ = ("lines", "size", "trailers", "where")
+
+    def __init__(self, where: str, trailers: bool = False) -> None:
+        self.where = where
+        self.trailers = trailers
+        self.size = _MAX_HEAD
+        self.lines = _MAX_HEADER_LINES
+
+    def check_pending(self, at_least: int) -> None:
+        """A section still arriving will take at least ``at_least`` bytes."""
+        if at_least > self.size:
+            self._too_big()
+
+    def charge(self, size: int, lines: int) -> None:
+        """A section (or a line of one) of ``size`` bytes with ``lines`` header lines."""
+        if size > self.size:
+            self._too_big()
+        if lines > self.lines:
+            kind = "trailer" if self.trailers else "header"
+            raise _broken(
+                f"{self.where} sent more than {_MAX_HEADER_LINES} {kind} lines; refused",
+                http.client.HTTPException(f"got more than {_MAX_HEADER_LINES} headers"),
+            )
+        self.size -= size
+        self.lines -= lines
+
+    def _too_big(self) -> None:
+        what = "trailer section" if self.trailers else "status line and headers"
+        raise _broken(
+            f"the {what} from {self.where} take more than {_MAX_HEAD} bytes; refused",
+            http.client.LineTooLong(what),
+        )
 
 
 def _parse_head(head: bytes, where: str) -> tuple[int, str, HTTPHeaders, bool]:
@@ -1238,12 +1288,16 @@ class _WireBody(_Body):
         return size
 
     def _trailers(self) -> None:
-        for _ in range(_MAX_HEAD // 2):
-            if not self._line():
+        """Read the trailer section to its blank line: a header section, with the same limits."""
+        room = _HeadRoom(self.wire.where, trailers=True)
+        while True:
+            line = self._line()
+            # Charged as it comes (the section's size so far, one line more), ended or not.
+            room.charge(len(line) + 2, 0 if not line else 1)
+            if not line:
                 if self.connection is not None and self.connection.buffer:
                     self.reusable = False
                 return
-        raise _broken(f"{self.wire.where} sent too many trailer lines")
 
     def _cut_short(self) -> ApiProtocolError:
         return _broken(
@@ -1891,6 +1945,9 @@ def transport_error(
         return ApiTimeoutError(
             f"{where} did not answer within {_seconds(timeout, 'read')} (read timeout)"
         )
+    refused = _http_client_refusal(cause)
+    if refused is not None:
+        return ApiProtocolError(f"{where} sent {refused}; refused")
     if isinstance(cause, http.client.IncompleteRead) or "IncompleteRead" in repr(error):
         return ApiProtocolError(f"the response from {where} was cut short (truncated body)")
     if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
@@ -1902,6 +1959,19 @@ def transport_error(
     if isinstance(cause, socket.timeout):
         return ApiTimeoutError(f"{where} did not answer within {_seconds(timeout, 'read')}")
     return ApiProtocolError(f"the exchange with {where} failed ({type(cause).__name__})")
+
+
+def _http_client_refusal(cause: BaseException) -> str | None:
+    """What http.client (under urllib3's path) refused in an answer, if ``cause`` is such a
+    refusal: ``LineTooLong`` for a line over 65536 bytes (status line, header, trailer or chunk
+    size), and a bare ``HTTPException`` for more than 100 header lines in one head, which only its
+    text tells apart (the one such match; test_http_header_limits pins it)."""
+    if isinstance(cause, http.client.LineTooLong):
+        return f"a line longer than 65536 bytes ({cause})"
+    if type(cause) is http.client.HTTPException and str(cause).startswith("got more than"):
+        # http.client counts the blank line that ends the head among its 100 lines.
+        return f"{_MAX_HEADER_LINES - 1} header lines or more in one head ({cause})"
+    return None
 
 
 def _is_hostname_mismatch(error: BaseException) -> bool:
