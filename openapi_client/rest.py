@@ -528,6 +528,16 @@ class RESTClientObject:
             )
         return response  # type: ignore[no-any-return]
 
+    def _slots(self) -> list[_Slots]:
+        """The connection slots of every origin, on both paths (what the client holds)."""
+        with self._lanes_lock:
+            lanes = list(self._lanes.values())
+        pools = self.pool_manager.pools
+        held: list[Any] = [pools[key].pool for key in pools.keys()]  # urllib3's QueueCls
+        return [lane.slots for lane in lanes] + [
+            pool_queue.slots for pool_queue in held if isinstance(pool_queue, _PoolQueue)
+        ]
+
     def close(self) -> None:
         """Close every pooled connection; the client refuses requests from then on."""
         self._closed = True

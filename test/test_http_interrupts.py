@@ -162,12 +162,7 @@ def sockets_open():
             pass
     return count
 sockets = sockets_open()
-rest_client = client.rest_client
-if path == "direct":
-    slots = [lane.slots for lane in rest_client._lanes.values()]
-else:
-    pools = rest_client.pool_manager.pools
-    slots = [pools[key].pool.slots for key in pools.keys()]
+slots = client.rest_client._slots()
 print(json.dumps({
     "sockets": sockets,
     "open": sum(s.open for s in slots),
@@ -303,7 +298,7 @@ def interrupt_every_moment(work: Callable[[], object], files: frozenset[str]) ->
     return counting.moments
 
 
-def assert_whole(client: ApiClient, path: str) -> None:
+def assert_whole(client: ApiClient) -> None:
     """More calls from two threads succeed at once, and the client holds nothing stale."""
     api = SessionManagementApi(client)
     failures: list[BaseException] = []
@@ -323,12 +318,8 @@ def assert_whole(client: ApiClient, path: str) -> None:
         thread.join(10)
     assert not failures, failures[:3]
     assert time.monotonic() - started < 4.0  # a leaked slot waits call_timeout (5 s)
-    rest_client = client.rest_client
-    if path == "direct":
-        every = [lane.slots for lane in rest_client._lanes.values()]
-    else:
-        pools = rest_client.pool_manager.pools
-        every = [pools[key].pool.slots for key in pools.keys()]
+    every = client.rest_client._slots()
+    assert len(every) == 1
     for slots in every:
         assert 1 <= slots.open <= 2 and slots.idle == slots.open, (slots.open, slots.idle)
         assert not slots._waiting and not slots._lock.locked()
@@ -370,7 +361,7 @@ def test_a_call_interrupted_at_each_of_its_moments_leaks_nothing(
         assert interrupt_every_moment(streamed, files) > 50
         assert interrupt_every_moment(in_the_background, files) > 50
         in_the_background()  # the pool thread runs calls in order: every earlier one is over
-        assert_whole(client, path)
+        assert_whole(client)
 
 
 def test_an_async_call_interrupted_before_it_is_handed_back_is_never_sent(
