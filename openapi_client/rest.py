@@ -986,9 +986,12 @@ class _Wire:
         self, limit: int, reused: bool
     ) -> tuple[int, str, HTTPHeaders, _WireBody]:
         """Status, reason, headers and a reader for the body of the final answer."""
-        room = _HeadRoom(self.where)
+        room, lines = _MAX_HEAD, _MAX_HEADER_LINES  # for all the heads of this answer
         for _ in range(_MAX_INFORMATIONAL + 1):
-            head = self._head_bytes(reused, room)
+            head, room = self._head_bytes(reused, room)
+            lines -= head.count(b"\n")  # the lines after the status line
+            if lines < 0:
+                raise _too_many_lines(self.where, "header")
             status, reason, headers, http10 = _parse_head(head, self.where)
             if status >= 200:
                 _check_encoding(status, headers)
@@ -1001,20 +1004,26 @@ class _Wire:
         raise _broken(f"{self.where} sent more than {_MAX_INFORMATIONAL} informational "
                                "answers")
 
-    def _head_bytes(self, reused: bool, room: _HeadRoom) -> bytes:
-        """The next head, without the blank line that ends it; ``room`` is charged for it
-        whatever the reads that brought it (the blank line may arrive in any of them)."""
+    def _head_bytes(self, reused: bool, room: int) -> tuple[bytes, int]:
+        """The next head, without the blank line that ends it, and what is left of ``room``
+        bytes once it is counted, however the reads that brought it fell."""
         buffer = self.connection.buffer
         start = 0
         while True:
-            end, blank = _head_end(buffer, start)
+            # The first blank line, CRLF or bare LF (as some servers send), so that where a head
+            # ends never depends on how its bytes arrived.
+            end, blank = buffer.find(b"\r\n\r\n", start), 4
+            bare = buffer.find(b"\n\n", start)
+            if bare >= 0 and (end < 0 or bare < end):
+                end, blank = bare, 2
             if end >= 0:
+                if end + blank > room:
+                    raise _section_too_big(self.where, "status lines and headers")
                 head = bytes(buffer[:end])
-                room.charge(end + blank, head.count(b"\n"))
                 del buffer[: end + blank]
-                return head
-            # The blank line is still to come: the head is longer than what has arrived.
-            room.check_pending(len(buffer) + 1)
+                return head, room - end - blank
+            if len(buffer) >= room:  # and its blank line is still to come
+                raise _section_too_big(self.where, "status lines and headers")
             start = max(0, len(buffer) - 3)
             if not self.fill():
                 if not buffer.strip():
@@ -1063,55 +1072,18 @@ class _Wire:
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
 
 
-def _head_end(buffer: bytearray, start: int) -> tuple[int, int]:
-    """Where the first blank line in ``buffer`` (searched from ``start``) begins, and its length
-    (CRLF CRLF, or bare LFs as some servers send); ``(-1, 0)`` if there is none yet. The first
-    one, whichever kind, so that where a head ends never depends on how its bytes arrived."""
-    crlf = buffer.find(b"\r\n\r\n", start)
-    lf = buffer.find(b"\n\n", start)
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return crlf, 4
-    if lf >= 0:
-        return lf, 2
-    return -1, 0
+def _section_too_big(where: str, what: str) -> ApiProtocolError:
+    return _broken(
+        f"{where} sent more than {_MAX_HEAD} bytes of {what}; refused",
+        http.client.LineTooLong(what),
+    )
 
 
-class _HeadRoom:
-    """What is left of ``_MAX_HEAD`` bytes and ``_MAX_HEADER_LINES`` lines for the heads of one
-    answer, or for its trailer section."""
-
-    __slots__ = ("lines", "size", "trailers", "where")
-
-    def __init__(self, where: str, trailers: bool = False) -> None:
-        self.where = where
-        self.trailers = trailers
-        self.size = _MAX_HEAD
-        self.lines = _MAX_HEADER_LINES
-
-    def check_pending(self, at_least: int) -> None:
-        """A section still arriving will take at least ``at_least`` bytes."""
-        if at_least > self.size:
-            self._too_big()
-
-    def charge(self, size: int, lines: int) -> None:
-        """A section (or a line of one) of ``size`` bytes with ``lines`` header lines."""
-        if size > self.size:
-            self._too_big()
-        if lines > self.lines:
-            kind = "trailer" if self.trailers else "header"
-            raise _broken(
-                f"{self.where} sent more than {_MAX_HEADER_LINES} {kind} lines; refused",
-                http.client.HTTPException(f"got more than {_MAX_HEADER_LINES} headers"),
-            )
-        self.size -= size
-        self.lines -= lines
-
-    def _too_big(self) -> None:
-        what = "trailer section" if self.trailers else "status line and headers"
-        raise _broken(
-            f"the {what} from {self.where} take more than {_MAX_HEAD} bytes; refused",
-            http.client.LineTooLong(what),
-        )
+def _too_many_lines(where: str, kind: str) -> ApiProtocolError:
+    return _broken(
+        f"{where} sent more than {_MAX_HEADER_LINES} {kind} lines; refused",
+        http.client.HTTPException(f"got more than {_MAX_HEADER_LINES} headers"),
+    )
 
 
 def _parse_head(head: bytes, where: str) -> tuple[int, str, HTTPHeaders, bool]:
@@ -1299,15 +1271,19 @@ class _WireBody(_Body):
 
     def _trailers(self) -> None:
         """Read the trailer section to its blank line: a header section, with the same limits."""
-        room = _HeadRoom(self.wire.where, trailers=True)
+        room, lines = _MAX_HEAD, _MAX_HEADER_LINES
         while True:
             line = self._line()
-            # Charged as it comes (the section's size so far, one line more), ended or not.
-            room.charge(len(line) + 2, 0 if not line else 1)
+            room -= len(line) + 2
+            if room < 0:
+                raise _section_too_big(self.wire.where, "trailers")
             if not line:
                 if self.connection is not None and self.connection.buffer:
                     self.reusable = False
                 return
+            lines -= 1
+            if lines < 0:
+                raise _too_many_lines(self.wire.where, "trailer")
 
     def _cut_short(self) -> ApiProtocolError:
         return _broken(

@@ -108,8 +108,7 @@ CUTS = list(cut_patterns(LIMIT))
 
 def refused_as_too_big(result: object) -> bool:
     return isinstance(result, ApiProtocolError) and (
-        "status line and headers from 127.0.0.1:" in str(result)
-        and f"take more than {LIMIT} bytes" in str(result)
+        f"more than {LIMIT} bytes of status lines and headers" in str(result)
     )
 
 
@@ -147,8 +146,7 @@ def test_a_trailer_section_has_the_same_limit() -> None:
     trailers = b"".join(b"X-Trailer-%d: %s\r\n" % (n, b"t" * 2000) for n in range(34)) + b"\r\n"
     result = outcome(in_pieces(chunked + trailers, [len(chunked), len(chunked) + 30_000]), "direct")
     assert isinstance(result, ApiProtocolError), result
-    assert "trailer section from 127.0.0.1:" in str(result)
-    assert f"take more than {LIMIT} bytes" in str(result)
+    assert f"more than {LIMIT} bytes of trailers" in str(result)
 
 
 # -- lines, on both paths -------------------------------------------------------------------------
