@@ -29,9 +29,11 @@ from typing import (
 )
 
 from openapi_client.configuration import Configuration
+from openapi_client.credentials import explain_forbidden
 from openapi_client.deadline import RECHECK_SECONDS, Deadline
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import (
+    INVALID_CREDENTIALS,
     ApiCallTimeoutError,
     ApiException,
     ApiTimeoutError,
@@ -557,6 +559,15 @@ class ClientCore(ABC):
                         attempts -= 1
                         continue
                     explained = self._explain_refusal(error, credential)
+                    if explained is not error:
+                        raise explained from error
+                if endpoint.private:
+                    # 13004 for a signed request: the clock, if it was off; 13021: which
+                    # permission the token lacks.
+                    if error.error_code == INVALID_CREDENTIALS and credential is not None:
+                        explained = self._explain_refusal(error, credential)
+                    else:
+                        explained = explain_forbidden(error, endpoint, credential)
                     if explained is not error:
                         raise explained from error
                 if not policy.should_retry(error, attempts) or not self._may_retry(

@@ -1,12 +1,15 @@
-"""What an endpoint is: its path, whether it needs credentials, and its query parameters.
+"""What an endpoint is: its path, whether it needs credentials, its parameters and its answer.
 
-Each API method is declared once as an :class:`Endpoint`; every method then takes the same path
-through :meth:`openapi_client.ApiClient.call`. Parameters check their arguments before any request
-(while ``Configuration.client_side_validation`` is on) and encode them for the query string.
+Each API method is declared once as an :class:`Endpoint` in :mod:`openapi_client.api.endpoints`,
+and the API classes (synchronous and :mod:`openapi_client.aio`) are generated from those
+declarations; every method then takes the same path through the client's ``call``. Parameters
+check their arguments before any request (while ``Configuration.client_side_validation`` is on)
+and encode them for the query string or the JSON-RPC ``params``.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import numbers
 from collections.abc import Mapping
@@ -15,7 +18,15 @@ from urllib.parse import quote
 
 from openapi_client.exceptions import ApiTypeError, ApiValueError
 
-__all__ = ["ChoiceParam", "Endpoint", "NumberParam", "TextParam"]
+__all__ = [
+    "ApiGroup",
+    "ChoiceParam",
+    "Endpoint",
+    "NumberParam",
+    "Param",
+    "SessionEffect",
+    "TextParam",
+]
 
 
 class Param:
@@ -50,6 +61,12 @@ class Param:
 
     def check(self, value: Any) -> None:
         """Raise ``ApiTypeError``/``ApiValueError`` when ``value`` is not acceptable."""
+
+    @property
+    def annotation(self) -> str:
+        """The argument's type as the generated API methods write it (names from
+        :mod:`openapi_client.models`, ``Literal`` and builtins)."""
+        return "Any"
 
 
 class NumberParam(Param):
@@ -89,6 +106,10 @@ class NumberParam(Param):
             number = math.inf
         if not math.isfinite(number) or (self.minimum is not None and number < self.minimum):
             raise ApiValueError(f"{self.name} must be {self._expected()}, got {value!r}")
+
+    @property
+    def annotation(self) -> str:
+        return "float"
 
     def encode(self, value: Any, validate: bool) -> str:
         """The canonical decimal form of the number's value: computed with ``int``'s and
@@ -131,9 +152,14 @@ class NumberParam(Param):
 
 
 class ChoiceParam(Param):
-    """One of a fixed set of strings."""
+    """One of a fixed set of strings.
 
-    __slots__ = ("choices",)
+    :param type_name: the name of the ``Literal`` alias in :mod:`openapi_client.models` that lists
+        the same choices (e.g. ``"Scope"``), for the generated methods' annotations; without it
+        they spell the ``Literal`` out.
+    """
+
+    __slots__ = ("choices", "type_name")
 
     def __init__(
         self,
@@ -142,9 +168,17 @@ class ChoiceParam(Param):
         choices: tuple[str, ...],
         required: bool = False,
         description: str = "",
+        type_name: str = "",
     ) -> None:
         super().__init__(name, required=required, description=description)
         self.choices = choices
+        self.type_name = type_name
+
+    @property
+    def annotation(self) -> str:
+        if self.type_name:
+            return self.type_name
+        return "Literal[" + ", ".join(f'"{choice}"' for choice in self.choices) + "]"
 
     def check(self, value: Any) -> None:
         allowed = " or ".join(repr(choice) for choice in self.choices)
@@ -173,6 +207,10 @@ class TextParam(Param):
         super().__init__(name, required=required, description=description)
         self.allow_int = allow_int
 
+    @property
+    def annotation(self) -> str:
+        return "int | str" if self.allow_int else "str"
+
     def check(self, value: Any) -> None:
         accepted: tuple[type, ...] = (str, int) if self.allow_int else (str,)
         if isinstance(value, bool) or not isinstance(value, accepted):
@@ -183,14 +221,38 @@ class TextParam(Param):
             )
 
 
+class SessionEffect(enum.Enum):
+    """What a successful call does to a WebSocket session's state, which the session then
+    restores on every new connection."""
+
+    #: Nothing the session keeps.
+    NONE = "none"
+    #: Heartbeats at the call's ``interval``.
+    SET_HEARTBEAT = "set_heartbeat"
+    #: No heartbeats.
+    DISABLE_HEARTBEAT = "disable_heartbeat"
+    #: Cancel-on-disconnect on (for the call's ``scope``, ``connection`` when not sent).
+    ENABLE_CANCEL_ON_DISCONNECT = "enable_cancel_on_disconnect"
+    #: Cancel-on-disconnect off (for the call's ``scope``, ``connection`` when not sent).
+    DISABLE_CANCEL_ON_DISCONNECT = "disable_cancel_on_disconnect"
+
+
 class Endpoint:
-    """One Deribit method over HTTP GET.
+    """One Deribit method: over HTTP a GET of ``path``, on a WebSocket a JSON-RPC request.
 
     :param operation: the generated method name, used in error messages.
     :param path: the method path below the API root, e.g. ``/public/set_heartbeat``.
     :param private: whether the method needs credentials.
-    :param params: the query parameters, in the order they are sent.
-    :param summary: one line on what the method does.
+    :param params: the parameters, in the order they are sent (required ones first: that is also
+        their order as positional arguments of the generated methods).
+    :param summary: one line on what the method does (the first line of its docstring).
+    :param description: the rest of its docstring: what a caller should know, in reST.
+    :param result: the ``TypedDict`` from :mod:`openapi_client.models` that describes the decoded
+        answer (e.g. ``OkEnvelope``); the generated methods are typed with it.
+    :param required_scope: the access scope Deribit requires of the token (e.g.
+        ``"account:read_write"``); a token without it is answered 13021 ``forbidden``. ``None``
+        for a method anyone may call.
+    :param effect: what a successful call does to a WebSocket session's state.
     :param carries_credentials: whether its query can hold a secret or token (``public/auth``),
         so that it is refused over plain http like a call with an ``Authorization`` header.
     """
@@ -198,10 +260,14 @@ class Endpoint:
     __slots__ = (
         "_by_name",
         "carries_credentials",
+        "description",
+        "effect",
         "operation",
         "params",
         "path",
         "private",
+        "required_scope",
+        "result",
         "summary",
     )
 
@@ -213,6 +279,10 @@ class Endpoint:
         private: bool,
         params: tuple[Param, ...] = (),
         summary: str = "",
+        description: str = "",
+        result: type[Any] | None = None,
+        required_scope: str | None = None,
+        effect: SessionEffect = SessionEffect.NONE,
         carries_credentials: bool = False,
     ) -> None:
         self.operation = operation
@@ -220,6 +290,10 @@ class Endpoint:
         self.private = private
         self.params = params
         self.summary = summary
+        self.description = description
+        self.result = result
+        self.required_scope = required_scope
+        self.effect = effect
         self.carries_credentials = carries_credentials
         self._by_name: dict[str, Param] = {param.name: param for param in params}
 
@@ -266,3 +340,35 @@ class Endpoint:
             given.append((param, value))
         return given
 
+
+
+class ApiGroup:
+    """One API class: its name, what it is for, and its endpoints (one method pair each).
+
+    :param name: the class name, e.g. ``"SessionManagementApi"``; the same in
+        :mod:`openapi_client.api` and :mod:`openapi_client.aio`.
+    :param summary: the class docstring, one line.
+    :param description: the opening of the module docstring.
+    :param endpoints: its endpoints, in the order of the class's methods.
+    """
+
+    __slots__ = ("description", "endpoints", "name", "summary")
+
+    def __init__(
+        self, name: str, *, summary: str, description: str, endpoints: tuple[Endpoint, ...]
+    ) -> None:
+        self.name = name
+        self.summary = summary
+        self.description = description
+        self.endpoints = endpoints
+
+    def __repr__(self) -> str:
+        return f"ApiGroup({self.name!r}, {len(self.endpoints)} endpoints)"
+
+    @property
+    def module(self) -> str:
+        """The module name of its classes, e.g. ``session_management_api``."""
+        return "".join(
+            f"_{char.lower()}" if char.isupper() and index else char.lower()
+            for index, char in enumerate(self.name)
+        )

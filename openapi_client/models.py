@@ -17,18 +17,22 @@ __all__ = [
     "CancelOnDisconnectSetting",
     "ErrorEnvelope",
     "ErrorObject",
+    "GrantType",
     "Headers",
     "HttpInfo",
     "OkEnvelope",
     "PublicTestEnvelope",
     "PublicTestResult",
     "Scope",
-    ]
+]
 
 T = TypeVar("T")
 
 #: Where a cancel-on-disconnect setting applies.
 Scope = Literal["connection", "account"]
+
+#: How ``public/auth`` authenticates.
+GrantType = Literal["client_credentials", "client_signature", "refresh_token"]
 
 #: Response headers, case-insensitive on HTTP; empty on a WebSocket.
 Headers = Mapping[str, str]

@@ -8,6 +8,10 @@ Two nets, applied together by :func:`redact`:
 * by value: every secret the library has been given or has obtained (access and refresh tokens,
   client secrets, signatures), registered with :func:`register_secret`, wherever it appears and in
   whatever form a server may echo it: as is, URL-encoded, or escaped inside a JSON string.
+
+Exceptions that are not the library's own (a dependency's, carrying text a server sent) go
+through :func:`redacted_exception` before they are chained to the library's or logged, so that a
+printed traceback shows no credential either.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from re import Pattern
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -25,11 +30,14 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "SENSITIVE_KEYS",
+    "RedactedError",
     "RedactingFilter",
     "forget_secrets",
     "install_filter",
     "redact",
     "redact_value",
+    "redacted_exception",
+    "register_credentials_in",
     "register_secret",
 ]
 
@@ -128,6 +136,13 @@ def register_secret(secret: Any) -> None:
         _REGISTRY.add(secret)
 
 
+def register_credentials_in(data: Mapping[str, Any]) -> None:
+    """Register the credentials a JSON object carries in its :data:`SENSITIVE_KEYS` members (a
+    ``public/auth`` result's tokens), as soon as it is read and before anything renders it."""
+    for key in SENSITIVE_KEYS:
+        register_secret(data.get(key))
+
+
 def forget_secrets() -> None:
     """Empty the registry of known secrets (for tests; the shape-based rules stay)."""
     _REGISTRY.clear()
@@ -171,8 +186,57 @@ def redact_value(value: Any) -> Any:
     return root
 
 
+#: The most exceptions of one chain (causes and contexts) that are looked at.
+_MAX_CHAIN = 32
+
+
+class RedactedError(Exception):
+    """Stands in for an exception whose text, or that of an exception chained to it, held a
+    credential: its message is the original's type and text with the credential replaced, its
+    traceback the original's, its causes redacted alike."""
+
+
+def redacted_exception(error: BaseException) -> BaseException:
+    """``error`` itself when no text in it or in its chain (``__cause__``, ``__context__``) holds
+    a credential; otherwise a :class:`RedactedError` that says the same without it."""
+    return _redacted_chain(error, {})
+
+
+def _redacted_chain(error: BaseException, done: dict[int, BaseException]) -> BaseException:
+    known = done.get(id(error))
+    if known is not None:
+        return known
+    done[id(error)] = error  # a cycle back to this exception keeps it as it is
+    if len(done) > _MAX_CHAIN:
+        return error
+    cause = error.__cause__
+    context = error.__context__
+    clean_cause = None if cause is None else _redacted_chain(cause, done)
+    clean_context = None if context is None else _redacted_chain(context, done)
+    text = _text_of(error)
+    cleaned = redact(text)
+    if cleaned == text and clean_cause is cause and clean_context is context:
+        return error
+    kind = type(error)
+    stand_in = RedactedError(f"{kind.__module__}.{kind.__qualname__}: {cleaned}")
+    stand_in.__cause__ = clean_cause
+    stand_in.__context__ = clean_context
+    stand_in.__suppress_context__ = error.__suppress_context__
+    stand_in.__traceback__ = error.__traceback__
+    done[id(error)] = stand_in
+    return stand_in
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ fails: its type says enough
+        return f"<{type(error).__name__}>"
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts credentials from a record's formatted message.
+    """A logging filter that redacts credentials from a record: its formatted message, the
+    exception it carries (and that exception's chain) and its stack text.
 
     Installed on urllib3's connection-pool logger, whose debug lines include request targets
     (and so the query string of ``public/auth``), and on the library's own loggers.
@@ -187,6 +251,14 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        exc_info = record.exc_info
+        if exc_info and exc_info[1] is not None:
+            error = redacted_exception(exc_info[1])
+            if error is not exc_info[1]:
+                record.exc_info = (type(error), error, error.__traceback__)
+                record.exc_text = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from openapi_client import ApiClient, ApiException, Configuration, SessionManagementApi
+from openapi_client.credentials import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -76,7 +77,9 @@ def api_for(server: _Server, **settings: Any) -> SessionManagementApi:
         ("ok", "public/auth answered without a result"),
         ({"expires_in": 900}, "public/auth answered without an access_token"),
         ({"access_token": ACCESS, "expires_in": "900"}, "without a numeric expires_in"),
-        ({"access_token": ACCESS, "expires_in": float("inf")}, "without a numeric expires_in"),
+        ({"access_token": ACCESS, "expires_in": True}, "without a numeric expires_in"),
+        ({"access_token": ACCESS, "expires_in": float("nan")}, "without a numeric expires_in"),
+        ({"access_token": ACCESS}, "without a numeric expires_in"),
     ],
 )
 def test_grant_answer_missing_a_field_is_refused_naming_it(
@@ -106,3 +109,58 @@ def test_session_scope_granted_narrower_is_warned_about(
         "asked Deribit for tokens with scope 'session:bot' but got 'connection'"
     )
     assert ACCESS not in caplog.text
+
+
+def test_permission_granted_below_what_was_asked_is_warned_about(
+    server: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.auth_result = {
+        "access_token": ACCESS,
+        "expires_in": 900,
+        "scope": "account:read session:bot trade:read_write",
+    }
+    api = api_for(server, session_name="bot", scope="account:read_write trade:read_write")
+    with caplog.at_level(logging.WARNING, logger="openapi_client"):
+        api.private_get_cancel_on_disconnect_get(scope="account")
+    api.api_client.close()
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage().startswith(
+        "asked Deribit for 'account:read_write' but the token has 'account:read': the API key's "
+        "maximum scope allows no more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "counted_on"),
+    [
+        (0, MIN_TOKEN_LIFETIME),
+        (-900, MIN_TOKEN_LIFETIME),
+        (float("-inf"), MIN_TOKEN_LIFETIME),
+        (0.5, MIN_TOKEN_LIFETIME),
+        (1e300, MAX_TOKEN_LIFETIME),
+        (float("inf"), MAX_TOKEN_LIFETIME),
+        (10**400, MAX_TOKEN_LIFETIME),
+    ],
+    ids=["zero", "negative", "minus-infinity", "half-a-second", "1e300", "infinity", "400-digits"],
+)
+def test_a_lifetime_out_of_range_is_held_in_range_and_reported(
+    server: _Server, caplog: pytest.LogCaptureFixture, expires_in: float, counted_on: float
+) -> None:
+    """Issue 16, promise 1: ``expires_in`` drives when the token is renewed. Out of range, it
+    is held in range and a warning says so: no renewal on every call (a lifetime of 0 renewed
+    the token before each one), no ``OverflowError`` (a huge one could not be added to the
+    clock)."""
+    server.auth_result = {"access_token": ACCESS, "expires_in": expires_in}
+    api = api_for(server)
+    with caplog.at_level(logging.WARNING, logger="openapi_client"):
+        for _ in range(10):
+            assert api.private_get_cancel_on_disconnect_get(scope="account")["result"]
+    manager = api.api_client.credentials.token_manager()
+    api.api_client.close()
+    assert server.paths.count("/api/v2/public/auth") == 1
+    token = manager.token
+    assert token is not None and token.lifetime == counted_on
+    (warning,) = [r.getMessage() for r in caplog.records if "expires_in" in r.getMessage()]
+    assert "outside the 20 to 6.3072e+07 s the client accepts" in warning
+    assert f"counted on to live {counted_on:g} s" in warning
+    assert len(warning) < 300  # a 400-digit number is described, not printed

@@ -72,11 +72,12 @@ def fetch(
     method: str = "GET",
     timeout: float = 5.0,
     conn: http.client.HTTPConnection | None = None,
+    body: bytes | None = None,
 ) -> tuple[http.client.HTTPResponse, bytes]:
     """One request; a fresh connection unless ``conn`` is given."""
     connection = conn or http.client.HTTPConnection(sim.host, sim.port, timeout=timeout)
     try:
-        connection.request(method, target, headers=dict(headers or {}))
+        connection.request(method, target, body=body, headers=dict(headers or {}))
         response = connection.getresponse()
         return response, response.read()
     finally:
@@ -106,18 +107,32 @@ def assert_error(
     *,
     http_status: int = 400,
     param: str | None = None,
-    reason_has: str | None = None,
+    reason: str | None = None,
+    explained: tuple[DeribitSimulator, str] | None = None,
 ) -> None:
+    """Check an error answer: Deribit's shape for each code (13009 carries the reason token
+    ``invalid_token``; 13004 and 13021 no ``data``), ``data.param`` and ``data.reason`` when
+    given, and, with ``explained=(sim, text)``, that the simulator's explanation of the last
+    recorded request mentions ``text``."""
     assert status == http_status, body
     assert body["jsonrpc"] == "2.0"
     assert "result" not in body
     assert body["error"]["code"] == code, body
     assert body["error"]["message"] == message
     data = body["error"].get("data") or {}
+    if code == 13009:
+        assert data == {"reason": "invalid_token"}, body
+    elif code in (13004, 13021):
+        assert "data" not in body["error"], body
     if param is not None:
         assert data["param"] == param
-    if reason_has is not None:
-        assert reason_has in data["reason"], data
+    if reason is not None:
+        assert data["reason"] == reason, data
+    if explained is not None:
+        sim, text = explained
+        last = sim.requests[-1]
+        assert last.error_code == code, last
+        assert last.explanation is not None and text in last.explanation, last.explanation
 
 
 def authenticate(
@@ -210,7 +225,7 @@ def test_set_heartbeat_refuses_bad_interval(legacy: DeribitSimulator, raw: str) 
         -32602,
         "Invalid params",
         param="interval",
-        reason_has="must be a number not less than 10",
+        reason="must be a number not less than 10",
     )
     assert legacy.heartbeat_interval is None
 
@@ -231,18 +246,18 @@ def test_disable_heartbeat_clears_interval(legacy: DeribitSimulator) -> None:
 
 def test_private_method_needs_credentials(sim: DeribitSimulator) -> None:
     status, body = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT)
-    assert_error(status, body, 13009, "unauthorized", reason_has="missing credentials")
+    assert_error(status, body, 13009, "unauthorized", explained=(sim, "missing credentials"))
     status, body = rpc(
         sim,
         "private/enable_cancel_on_disconnect",
         ACCOUNT,
         headers={"Authorization": "Bearer not-a-token"},
     )
-    assert_error(status, body, 13009, "unauthorized", reason_has="invalid or expired")
+    assert_error(status, body, 13009, "unauthorized", explained=(sim, "unknown access token"))
     status, body = rpc(
         sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers={"Authorization": "Token abc"}
     )
-    assert_error(status, body, 13009, "unauthorized", reason_has="unsupported")
+    assert_error(status, body, 13009, "unauthorized", explained=(sim, "unsupported"))
     assert sim.cancel_on_disconnect == {"connection": False, "account": False}
     status, body = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers=BEARER)
     assert (status, body["result"]) == (200, "ok")
@@ -346,9 +361,9 @@ def test_unknown_method_paths_and_verbs(sim: DeribitSimulator) -> None:
     response, raw = fetch(sim, "/elsewhere")
     assert response.status == 404
     assert json.loads(raw)["error"]["code"] == -32601
-    response, raw = fetch(sim, "/api/v2/public/test", method="POST")
+    response, raw = fetch(sim, "/api/v2/public/test", method="PUT")
     assert response.status == 405
-    assert response.getheader("Allow") == "GET"
+    assert response.getheader("Allow") == "GET, POST"
     assert json.loads(raw)["error"]["code"] == 11050
     response, raw = fetch(sim, "/api/v2/public/test", method="HEAD")
     assert response.status == 405 and raw == b""
@@ -367,10 +382,15 @@ def test_client_credentials_grant(sim: DeribitSimulator, conn: http.client.HTTPC
     result = authenticate(
         sim, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET, conn=conn
     )
-    assert set(result) == {"access_token", "refresh_token", "expires_in", "scope", "token_type"}
-    assert result["expires_in"] == 900
+    # No scope asked over HTTP: a new session, as Deribit creates. Every field of the answer
+    # and the session model: test_simulator_fidelity.
+    assert result["expires_in"] == 899
     assert result["token_type"] == "bearer"
-    assert result["scope"] == "connection mainaccount"
+    assert result["enabled_features"] == []
+    assert result["scope"] == (
+        "account:read_write block_trade:read_write mainaccount session:rest-1 trade:read_write "
+        "wallet:read_write"
+    )
     headers = {"Authorization": f"Bearer {result['access_token']}"}
     status, _ = rpc(sim, "private/enable_cancel_on_disconnect", ACCOUNT, headers, conn=conn)
     assert status == 200
@@ -443,7 +463,7 @@ def test_access_tokens_expire() -> None:
         assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)[0] == 200
         clock.advance(0.01)
         status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)
-        assert_error(status, body, 13009, "unauthorized", reason_has="expired")
+        assert_error(status, body, 13009, "unauthorized", explained=(sim, "expired"))
         # The static token never expires.
         assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=BEARER)[0] == 200
 
@@ -457,7 +477,8 @@ def test_refresh_tokens_rotate(sim: DeribitSimulator, conn: http.client.HTTPConn
     )
     assert second["access_token"] != first["access_token"]
     assert second["refresh_token"] != first["refresh_token"]
-    assert second["scope"] == first["scope"] == "connection mainaccount"
+    assert second["scope"] == first["scope"]
+    assert "session:rest-1" in first["scope"].split()
     headers = {"Authorization": f"Bearer {second['access_token']}"}
     assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers, conn=conn)[0] == 200
 
@@ -467,7 +488,7 @@ def test_refresh_tokens_rotate(sim: DeribitSimulator, conn: http.client.HTTPConn
         {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
         conn=conn,
     )
-    assert_error(status, body, 13009, "unauthorized", reason_has="already used")
+    assert_error(status, body, 13009, "unauthorized", explained=(sim, "already used"))
     authenticate(sim, conn, grant_type="refresh_token", refresh_token=second["refresh_token"])
 
 
@@ -504,7 +525,7 @@ def test_client_signature_refuses_wrong_signature(sim: DeribitSimulator) -> None
 def test_client_signature_refuses_reused_nonce(sim: DeribitSimulator) -> None:
     authenticate(sim, **signature_params(now_ms(), "once"))
     status, body = rpc(sim, "public/auth", signature_params(now_ms(), "once"))
-    assert_error(status, body, 13009, "unauthorized", reason_has="nonce")
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, "nonce"))
 
 
 @pytest.mark.parametrize("skew_s", [-(SIGNATURE_WINDOW_SECONDS + 5), SIGNATURE_WINDOW_SECONDS + 5])
@@ -512,7 +533,7 @@ def test_client_signature_refuses_timestamp_outside_window(
     sim: DeribitSimulator, skew_s: int
 ) -> None:
     status, body = rpc(sim, "public/auth", signature_params(now_ms() + skew_s * 1000, "late"))
-    assert_error(status, body, 13009, "unauthorized", reason_has="clock")
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, "clock"))
 
 
 # -- per-request credentials -----------------------------------------------------------------
@@ -532,7 +553,7 @@ def test_deri_hmac_sha256_refuses_replayed_nonce(sim: DeribitSimulator) -> None:
     headers = hmac_header(target, nonce="replayed")
     assert fetch(sim, target, headers)[0].status == 200
     status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=headers)
-    assert_error(status, body, 13009, "unauthorized", reason_has="nonce")
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, "nonce"))
 
 
 def test_deri_hmac_sha256_refuses_stale_timestamp(sim: DeribitSimulator) -> None:
@@ -543,7 +564,7 @@ def test_deri_hmac_sha256_refuses_stale_timestamp(sim: DeribitSimulator) -> None
         "private/get_cancel_on_disconnect",
         headers=hmac_header(target, ts=stale, nonce="stale"),
     )
-    assert_error(status, body, 13009, "unauthorized", reason_has="timestamp")
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, "timestamp"))
 
 
 @pytest.mark.parametrize(
@@ -551,7 +572,7 @@ def test_deri_hmac_sha256_refuses_stale_timestamp(sim: DeribitSimulator) -> None
     [
         (lambda: hmac_header(GET_COD, secret="not-the-secret", nonce="b1"), "invalid signature"),
         (lambda: hmac_header("/api/v2/private/other", nonce="b2"), "invalid signature"),
-        (lambda: hmac_header(GET_COD, client_id="nobody", nonce="b3"), "unknown client id"),
+        (lambda: hmac_header(GET_COD, client_id="nobody", nonce="b3"), "no API key"),
         (lambda: {"Authorization": "deri-hmac-sha256 id=sim-client,ts=1"}, "malformed"),
     ],
 )
@@ -559,7 +580,7 @@ def test_deri_hmac_sha256_refuses_bad_signature(
     sim: DeribitSimulator, make_headers: Callable[[], dict[str, str]], reason: str
 ) -> None:
     status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers=make_headers())
-    assert_error(status, body, 13009, "unauthorized", reason_has=reason)
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, reason))
 
 
 def test_basic_authorization(sim: DeribitSimulator) -> None:
@@ -569,7 +590,7 @@ def test_basic_authorization(sim: DeribitSimulator) -> None:
     assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, good_header)[0] == 200
     bad_header = {"Authorization": f"Basic {bad}"}
     status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, bad_header)
-    assert_error(status, body, 13009, "unauthorized")
+    assert_error(status, body, 13004, "invalid_credentials", explained=(sim, "wrong client secret"))
 
 
 def test_issue_add_and_revoke_tokens(sim: DeribitSimulator) -> None:
@@ -609,7 +630,7 @@ def test_issue_token_with_short_ttl() -> None:
         assert rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers)[0] == 200
         clock.advance(0.01)
         status, body = rpc(sim, "private/get_cancel_on_disconnect", ACCOUNT, headers)
-        assert_error(status, body, 13009, "unauthorized", reason_has="expired")
+        assert_error(status, body, 13009, "unauthorized", explained=(sim, "expired"))
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -733,7 +754,7 @@ def test_fault_429(sim: DeribitSimulator, params: dict[str, Any], header: str | 
 def test_fault_rpc_error(sim: DeribitSimulator) -> None:
     sim.inject("rpc_error", code=10041, message="settlement_in_progress", data={"reason": "x"})
     status, body = rpc(sim, "public/test")
-    assert_error(status, body, 10041, "settlement_in_progress", reason_has="x")
+    assert_error(status, body, 10041, "settlement_in_progress", reason="x")
     sim.inject(Fault.RPC_ERROR, code=13028, message="temporarily_unavailable", status=503)
     status, body = rpc(sim, "public/test")
     assert_error(status, body, 13028, "temporarily_unavailable", http_status=503)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from openapi_client import signing
+from openapi_client.api.endpoints import ENDPOINTS
 from openapi_client.simulator.auth import Authenticator, expected_signature, signed_request_data
 from openapi_client.simulator.credits import (
     CREDITS_PER_REQUEST,
@@ -26,6 +27,8 @@ from openapi_client.simulator.credits import (
     AccountCredits,
     CreditPool,
 )
+from openapi_client.simulator.keys import ApiKey
+from openapi_client.simulator.methods import METHODS
 from openapi_client.simulator.rpc import RpcError
 
 SIMULATOR = Path(__file__).resolve().parent.parent / "openapi_client" / "simulator"
@@ -87,7 +90,10 @@ def test_simulator_accepts_hand_signed_credentials() -> None:
     # The verifier's clock is set to the vectors' time, so their fixed timestamps are fresh.
     secret, timestamp, nonce, _, digest = VECTORS[0]
     auth = Authenticator(
-        tokens=(), credentials={"kat": secret}, token_ttl=60, wall_clock=lambda: timestamp / 1000
+        tokens=(),
+        keys={"kat": ApiKey("kat", client_secret=secret)},
+        token_ttl=60,
+        wall_clock=lambda: timestamp / 1000,
     )
     grant = {
         "grant_type": "client_signature",
@@ -96,12 +102,22 @@ def test_simulator_accepts_hand_signed_credentials() -> None:
         "nonce": nonce,
         "signature": digest,
     }
-    assert auth.grant(grant, connection_id=1)["token_type"] == "bearer"
+    assert auth.grant(grant, connection_id=1, transport="websocket")["token_type"] == "bearer"
     header = f"deri-hmac-sha256 id=kat,ts={timestamp},sig={REQUEST_VECTOR[3]},nonce=n-42"
-    assert auth.authorize(header, REQUEST_TARGET, connection_id=2) == "kat"
+    assert auth.authorize(header, 2, target=REQUEST_TARGET).client_id == "kat"
     wrong = header.replace(REQUEST_VECTOR[3][:8], "00000000").replace("n-42", "n-43")
-    with pytest.raises(RpcError, match="13009"):
-        auth.authorize(wrong, REQUEST_TARGET, connection_id=2)
+    with pytest.raises(RpcError, match="13004"):
+        auth.authorize(wrong, 2, target=REQUEST_TARGET)
+
+
+def test_the_simulator_and_the_client_agree_on_each_methods_permission() -> None:
+    """Two copies of one fact from Deribit's method pages, kept apart on purpose (the simulator
+    judges the client): when they differ, one of them misreads Deribit."""
+    for endpoint in ENDPOINTS:
+        method = METHODS[endpoint.path]
+        assert (method.private, method.scope) == (endpoint.private, endpoint.required_scope), (
+            endpoint.path
+        )
 
 
 def test_simulator_imports_nothing_from_the_client() -> None:

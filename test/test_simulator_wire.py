@@ -201,6 +201,16 @@ def test_chunked_request_is_answered_and_the_connection_closed(sim: DeribitSimul
     assert b"\r\nConnection: close\r\n" in answer
 
 
+def test_a_chunked_post_is_refused_with_411_and_the_connection_closed(
+    sim: DeribitSimulator,
+) -> None:
+    request = get(TEST, extra="Transfer-Encoding: chunked\r\n").replace(b"GET ", b"POST ", 1)
+    answer = exchange(sim, request + b"2\r\n{}\r\n0\r\n\r\n")
+    assert status_and_body(answer)[0] == "HTTP/1.1 411 Length Required"
+    assert b"\r\nConnection: close\r\n" in answer
+    assert sim.requests[-1].method == "POST"
+
+
 # -- delays and hangs ------------------------------------------------------------------------
 
 
@@ -210,7 +220,7 @@ def test_request_pipelined_behind_a_delay_is_answered_after_it(sim: DeribitSimul
     with connect(sim) as sock, sock.makefile("rb") as rfile:
         sock.sendall(get(TEST))
         time.sleep(0.05)  # the first request is being delayed when the second arrives
-        sock.sendall(get("/api/v2/public/get_time", close=True))
+        sock.sendall(get("/api/v2/public/no_such_method", close=True))
         first = read_response(rfile)
         second = read_response(rfile)
         assert rfile.read() == b""  # then closed
@@ -218,7 +228,7 @@ def test_request_pipelined_behind_a_delay_is_answered_after_it(sim: DeribitSimul
     assert first[0] == "HTTP/1.1 200 OK" and "version" in json.loads(first[2])["result"]
     assert second[0] == "HTTP/1.1 400 Bad Request"  # no such method
     assert json.loads(second[2])["error"]["code"] == -32601
-    assert [request.path for request in sim.requests] == [TEST, "/api/v2/public/get_time"]
+    assert [request.path for request in sim.requests] == [TEST, "/api/v2/public/no_such_method"]
 
 
 def test_hung_request_reset_by_the_client_frees_its_slot() -> None:

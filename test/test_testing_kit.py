@@ -4,6 +4,7 @@ fixtures, options and marker, and the kit's assertions, which must fail when the
 from __future__ import annotations
 
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -233,6 +234,54 @@ def test_cancel_on_disconnect_assertions(kit: DeribitTestKit) -> None:
         kit.assert_cancel_on_disconnect_not_fired()
 
 
+def test_a_frozen_bots_cancelled_orders(kit: DeribitTestKit) -> None:
+    """The watchdog's effect: the session's connection is closed without a logout, and
+    cancel-on-disconnect fires with reason "closed"."""
+    pytest.importorskip("websockets")
+    with pytest.raises(AssertionError, match=r"within 0\.05 s; it never fired"):
+        kit.assert_cancelled_on_disconnect(timeout=0.05)
+    frozen = kit.ws_client(heartbeat=None, cancel_on_disconnect=True)
+    (open_connection,) = kit.ws_connections
+    with pytest.raises(
+        AssertionError,
+        match=rf"still open: connection {open_connection.id} \(cancel-on-disconnect on\)",
+    ):
+        kit.assert_cancelled_on_disconnect(timeout=0.05)
+    frozen.close()  # no logout: what the watchdog does
+    event = kit.assert_cancelled_on_disconnect()
+    assert (event.reason, event.client_id, event.connection_id) == (
+        "closed",
+        CLIENT_ID,
+        open_connection.id,
+    )
+    assert kit.assert_cancelled_on_disconnect(connection=open_connection.id) == event
+    with pytest.raises(AssertionError, match=r"for connection 99 \(reason 'closed'\)"):
+        kit.assert_cancelled_on_disconnect(connection=99, timeout=0.05)
+    with pytest.raises(
+        AssertionError, match=r"reason 'heartbeat'.*it fired for connection \d+ \(closed\)"
+    ):
+        kit.assert_cancelled_on_disconnect(reason="heartbeat", timeout=0.05)
+
+
+def test_a_bot_that_logs_out_is_not_a_frozen_one(kit: DeribitTestKit) -> None:
+    pytest.importorskip("websockets")
+    kit.ws_client(heartbeat=None, cancel_on_disconnect=True).close(logout=True)
+    with pytest.raises(AssertionError, match=r"never fired; logged out \(which keeps the orders\)"):
+        kit.assert_cancelled_on_disconnect(timeout=0.2)
+
+
+def test_an_abrupt_close_without_logout_counts_too(kit: DeribitTestKit) -> None:
+    """A watchdog may drop the TCP connection without a close frame."""
+    from test_simulator_ws import open_client
+
+    client = open_client(kit.simulator)
+    client.auth()
+    client.result("private/enable_cancel_on_disconnect")
+    client.ws.socket.shutdown(socket.SHUT_RDWR)
+    assert kit.assert_cancelled_on_disconnect().reason == "closed"
+    client.ws.close()
+
+
 def test_platform_state_reaches_subscribers(kit: DeribitTestKit) -> None:
     pytest.importorskip("websockets")
     seen: list[object] = []
@@ -264,9 +313,12 @@ def test_manual_clock_drives_token_expiry_and_credits() -> None:
     assert clock() == 1000.0 and clock.advance(0.5) == 1000.5 and "1000.5" in repr(clock)
     with pytest.raises(ValueError, match="only moves forward"):
         clock.advance(-1)
-    with DeribitSimulator(
-        clock=clock, token_ttl=60, rate_limit=True, rate_limit_burst=2, rate_limit_per_second=1
-    ) as simulator, DeribitTestKit(simulator) as kit:
+    with (
+        DeribitSimulator(
+            clock=clock, token_ttl=60, rate_limit=True, rate_limit_burst=2, rate_limit_per_second=1
+        ) as simulator,
+        DeribitTestKit(simulator) as kit,
+    ):
         api = kit.session_api(retries=0)
         for _ in range(2):  # the account's whole burst (public/auth is charged to the IP)
             api.private_get_cancel_on_disconnect_get(scope="account")

@@ -192,7 +192,7 @@ def credentials_on_the_wire(simulator: DeribitSimulator) -> set[str]:
     return found
 
 
-@pytest.mark.usefixtures("debug_logging")
+@pytest.mark.usefixtures("debug_logging", "short_token_lifetimes")
 def test_no_credential_on_any_channel_with_debug_on(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -354,6 +354,7 @@ def test_cancel_on_disconnect_may_have_fired_only_when_on(
 
 
 @pytest.mark.timing
+@pytest.mark.usefixtures("short_token_lifetimes")
 def test_token_refreshed_during_a_long_session() -> None:
     """Tokens live 1 s (``expires_in`` is whole seconds) and are renewed 0.8 s after each grant
     (the margin is capped at a fifth of the lifetime), on the open connection, with calls going

@@ -62,6 +62,7 @@ def _kinds(recorder: Recorder) -> list[str]:
 
 
 @pytest.mark.timing
+@pytest.mark.usefixtures("short_token_lifetimes")
 def test_token_renewal_refused_ends_the_connection_and_the_session(recorder: Recorder) -> None:
     """Tokens live 1 s and are renewed from 0.8 s on. The server refuses every renewal (refresh
     token revoked, the key's secret no longer matches): while the token is valid the session

@@ -3,12 +3,16 @@ configured for a test suite's time scale."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, TypeVar
 
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, TOKEN
+from test_hostile_lifecycle import child_env
 
 from openapi_client import Configuration, RetryPolicy
 from openapi_client.simulator import DeribitSimulator
@@ -93,3 +97,19 @@ def session(
     }
     settings.update(options)
     return WebSocketApiClient(configuration, **settings)
+
+
+def run_script(script: str, *arguments: str, timeout: float) -> Any:
+    """Run ``script`` in a child Python (the repository importable, DeprecationWarning off: a
+    fork in a process with threads warns on new Pythons) and decode its last line of output as
+    JSON; the test fails with the child's stderr when it did not end well."""
+    ran = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script, *arguments],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=timeout,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return json.loads(ran.stdout.strip().splitlines()[-1])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
+
+from openapi_client.exceptions import ApiTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from openapi_client.core import ClientCore
@@ -15,7 +18,8 @@ class BaseApi:
 
     :param api_client: the client to call through: an :class:`~openapi_client.ApiClient` (HTTP)
         or a :class:`~openapi_client.websocket.WebSocketApiClient`; a new ``ApiClient()`` (with
-        the default configuration) when omitted.
+        the default configuration) when omitted. An asyncio client is refused with
+        ``ApiTypeError``: its API classes are those of :mod:`openapi_client.aio`.
     """
 
     def __init__(self, api_client: ClientCore | None = None) -> None:
@@ -23,6 +27,12 @@ class BaseApi:
             from openapi_client.api_client import ApiClient
 
             api_client = ApiClient()
+        elif inspect.iscoroutinefunction(getattr(api_client, "call", None)):
+            name = type(self).__name__
+            raise ApiTypeError(
+                f"{type(api_client).__name__} is an asyncio client, and {name} calls "
+                f"synchronously: use openapi_client.aio.{name} with it"
+            )
         self.api_client = api_client
 
     def __repr__(self) -> str:

@@ -13,15 +13,21 @@ from __future__ import annotations
 
 from .core import DEFAULT_CREDENTIALS, DEFAULT_TOKENS, DeribitSimulator
 from .faults import Fault
+from .keys import FULL_SCOPE, ApiKey
 from .recording import CancelOnDisconnectEvent, RecordedRequest
+from .sessions import SessionEviction, SessionInfo
 from .state import WsConnectionInfo
 
 __all__ = [
     "DEFAULT_CREDENTIALS",
     "DEFAULT_TOKENS",
+    "FULL_SCOPE",
+    "ApiKey",
     "CancelOnDisconnectEvent",
     "DeribitSimulator",
     "Fault",
     "RecordedRequest",
+    "SessionEviction",
+    "SessionInfo",
     "WsConnectionInfo",
 ]

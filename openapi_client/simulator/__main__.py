@@ -42,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token-ttl",
         type=float,
-        default=900.0,
+        default=None,
         metavar="SECONDS",
-        help="lifetime of issued access tokens (default 900)",
+        help="lifetime of every issued access token (default: Deribit's, 900 for a session's "
+        "token, 31536000 for a connection-scoped one on a WebSocket)",
     )
     parser.add_argument(
         "--rate-limit",

@@ -16,10 +16,19 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from .deribit import MAX_SESSIONS_PER_CLIENT, SESSION_LIMIT_ERROR
-from .rpc import INVALID_CREDENTIALS, RpcError
+from .asymmetric import signed_message
+from .deribit import (
+    CONNECTION_TOKEN_SECONDS,
+    MAX_SESSIONS_PER_CLIENT,
+    REST_SESSION_TOKEN_SECONDS,
+    SESSION_TOKEN_SECONDS,
+)
+from .keys import FULL, ApiKey, Permissions, ScopeError
+from .recording import HTTP
+from .rpc import RpcError
+from .sessions import SessionEviction, SessionInfo, SessionTable
 from .tokens import CONNECTION, FREE, SESSION, Binding, Token, TokenTable
 
 __all__ = [
@@ -28,6 +37,7 @@ __all__ = [
     "STATIC_TOKEN_CLIENT_ID",
     "Authenticator",
     "NonceRegistry",
+    "Principal",
     "expected_signature",
     "signed_request_data",
 ]
@@ -45,6 +55,8 @@ GRANT_TYPES = ("client_credentials", "client_signature", "refresh_token")
 _FREE = Binding(FREE)
 #: Why a connection-scoped token is refused elsewhere (Deribit's wording for 13009).
 _REUSED = "'connection' scope can't be reused for other connections"
+#: How many tokens of evicted sessions are remembered, to explain their refusal.
+_EVICTED_MEMORY = 10_000
 
 
 def expected_signature(secret: str, timestamp: int | str, nonce: str, data: str) -> str:
@@ -95,14 +107,25 @@ class NonceRegistry:
         return True
 
 
+class Principal(NamedTuple):
+    """Who a request is authenticated as, and what it may do."""
+
+    client_id: str
+    permissions: Permissions
+
+
 class Authenticator:
     """The simulator's credential store and the checks Deribit applies to them.
 
-    :param tokens: static access tokens that are always valid and never expire.
-    :param credentials: ``client_id -> client_secret`` pairs accepted by ``public/auth``,
-        ``deri-hmac-sha256`` and ``Basic`` authorization.
-    :param token_ttl: lifetime of an issued access token, in seconds.
-    :param clock: monotonic clock (seconds) for token expiry.
+    :param tokens: static access tokens that are always valid, never expire and may do anything.
+    :param keys: the API keys by client id.
+    :param token_ttl: lifetime of every issued access token, in seconds; None for Deribit's
+        (see :mod:`.deribit`: 900 for a session's token, 899 for the session an HTTP grant
+        creates, 31536000 for a connection-scoped token on a WebSocket).
+    :param rest_sessions: an HTTP grant that names no session and no ``connection`` scope
+        creates a new ``rest-<id>`` session, as Deribit does; False binds its tokens to the
+        HTTP connection instead.
+    :param clock: monotonic clock (seconds) for token and session lifetimes.
     :param wall_clock: Unix time (seconds) for signature timestamps.
     """
 
@@ -110,34 +133,33 @@ class Authenticator:
         self,
         *,
         tokens: Iterable[str],
-        credentials: Mapping[str, str],
-        token_ttl: float,
+        keys: Mapping[str, ApiKey],
+        token_ttl: float | None,
+        rest_sessions: bool = True,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(token_ttl, bool) or not isinstance(token_ttl, (int, float)):
-            raise TypeError(f"token_ttl must be a number of seconds, got {token_ttl!r}")
-        if not (math.isfinite(token_ttl) and token_ttl >= 0):
-            raise ValueError(
-                f"token_ttl must be a finite number of seconds >= 0, got {token_ttl!r}"
-            )
-        self.token_ttl = float(token_ttl)
+        if token_ttl is not None:
+            if isinstance(token_ttl, bool) or not isinstance(token_ttl, (int, float)):
+                raise TypeError(f"token_ttl must be a number of seconds, got {token_ttl!r}")
+            if not (math.isfinite(token_ttl) and token_ttl >= 0):
+                raise ValueError(
+                    f"token_ttl must be a finite number of seconds >= 0, got {token_ttl!r}"
+                )
+        self.token_ttl = None if token_ttl is None else float(token_ttl)
+        self._rest_sessions = rest_sessions
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._static: set[str] = set()
         for token in tokens:
             self.add_token(token)
-        self._credentials = dict(credentials)
-        for client_id, secret in self._credentials.items():
-            if not (
-                isinstance(client_id, str) and isinstance(secret, str) and client_id and secret
-            ):
-                raise ValueError("credentials must map non-empty client ids to non-empty secrets")
+        self._keys = dict(keys)
         self._access = TokenTable(clock)
         self._refresh = TokenTable(clock)
         self._nonces = NonceRegistry(wall_clock=wall_clock)
-        # Named sessions per client id, oldest first.
-        self._sessions: dict[str, list[str]] = {}
+        self._sessions = SessionTable(MAX_SESSIONS_PER_CLIENT, clock, wall_clock)
+        # Tokens of evicted sessions -> the session's name, to say why they are refused.
+        self._evicted: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     # -- store -------------------------------------------------------------------------------
 
@@ -148,16 +170,28 @@ class Authenticator:
         with self._lock:
             self._static.add(token)
 
-    def issue_access_token(self, client_id: str, ttl: float | None = None) -> str:
+    def issue_access_token(
+        self, client_id: str, ttl: float | None = None, scope: str | None = None
+    ) -> str:
         """Mint an access token for ``client_id``, valid on any connection for ``ttl`` seconds
-        (default token_ttl)."""
+        (default ``token_ttl``, else a session token's 900), allowed what ``scope`` lists
+        (default everything)."""
         if not isinstance(client_id, str) or not client_id:
             raise ValueError(f"client_id must be a non-empty string, got {client_id!r}")
-        lifetime = self.token_ttl if ttl is None else float(ttl)
+        if ttl is None:
+            lifetime = self.token_ttl if self.token_ttl is not None else SESSION_TOKEN_SECONDS
+        else:
+            lifetime = float(ttl)
         if not (math.isfinite(lifetime) and lifetime >= 0):
             raise ValueError(f"ttl must be a finite number of seconds >= 0, got {ttl!r}")
+        permissions = FULL
+        if scope is not None:
+            try:
+                permissions = Permissions.parse(scope)
+            except ScopeError as error:
+                raise ValueError(f"scope {error}") from None
         with self._lock:
-            return self._access.new(client_id, lifetime, _FREE)
+            return self._access.new(client_id, lifetime, _FREE, permissions)
 
     def revoke(self, *, refresh_tokens: bool = False) -> None:
         """Invalidate every issued access token (and refresh token if asked); static ones stay."""
@@ -182,80 +216,156 @@ class Authenticator:
                 assert session is not None
                 self._access.drop_session(entry.client_id, session)
                 self._refresh.drop_session(entry.client_id, session)
-                names = self._sessions.get(entry.client_id, [])
-                if session in names:
-                    names.remove(session)
+                self._sessions.end(entry.client_id, session)
             elif entry is not None and entry.binding.kind == FREE and token is not None:
                 self._access.take(token)
             self._access.drop_connection(connection_id)
             self._refresh.drop_connection(connection_id)
 
+    # -- sessions ----------------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[SessionInfo]:
+        """The live sessions of every key."""
+        with self._lock:
+            return self._sessions.live()
+
+    @property
+    def evictions(self) -> list[SessionEviction]:
+        """Every session removed to make room for another, oldest first (a copy)."""
+        with self._lock:
+            return list(self._sessions.evictions)
+
+    def clear_evictions(self) -> None:
+        with self._lock:
+            self._sessions.evictions.clear()
+
     # -- public/auth -------------------------------------------------------------------------
 
-    def grant(self, params: Mapping[str, Any], connection_id: int) -> dict[str, Any]:
-        """Answer ``public/auth`` on connection ``connection_id``: check the grant and issue a
-        fresh token pair bound as its ``scope`` asks (see :mod:`.tokens`)."""
+    def grant(
+        self, params: Mapping[str, Any], connection_id: int, transport: str
+    ) -> dict[str, Any]:
+        """Answer ``public/auth`` on connection ``connection_id`` over ``transport``: check the
+        grant and issue a fresh token pair bound as its ``scope`` asks (see :mod:`.tokens`)."""
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise RpcError.invalid_param("grant_type", "missing")
+        state = params.get("state")
+        if state is not None and not isinstance(state, str):
+            raise RpcError.invalid_param("state", "must be a string")
         if grant_type == "client_credentials":
-            client_id = self._client_credentials(params)
-            binding = self._binding(client_id, params.get("scope"), connection_id)
+            key = self._client_credentials(params)
         elif grant_type == "client_signature":
-            client_id = self._client_signature(params)
-            binding = self._binding(client_id, params.get("scope"), connection_id)
+            key = self._client_signature(params)
         elif grant_type == "refresh_token":
-            client_id, binding = self._refresh_token(params, connection_id)
+            return self._refresh_grant(params, connection_id, transport, state)
         else:
             raise RpcError.invalid_param("grant_type", f"must be one of {', '.join(GRANT_TYPES)}")
-        with self._lock:
-            access = self._access.new(client_id, self.token_ttl, binding)
-            refresh = self._refresh.new(client_id, REFRESH_TOKEN_TTL, binding)
-        return {
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_in": math.ceil(self.token_ttl),
-            "scope": binding.scope,
-            "token_type": "bearer",
-        }
-
-    def _binding(self, client_id: str, scope: Any, connection_id: int) -> Binding:
-        """The binding a grant asks for: ``session:NAME`` if named, else the connection."""
-        if scope is None:
-            scope = ""
+        scope = params.get("scope", "")
         if not isinstance(scope, str):
             raise RpcError.invalid_param("scope", "must be a string of space-separated scopes")
-        names = [part[len("session:") :] for part in scope.split() if part.startswith("session:")]
-        if "connection" in scope.split() or not names:
-            return Binding(CONNECTION, connection_id=connection_id)
-        name = names[0]
-        if not name:
-            raise RpcError.invalid_param("scope", "session: needs a name, e.g. session:bot")
+        try:
+            permissions = key.permissions.narrowed(scope)
+        except ScopeError as error:
+            raise RpcError.invalid_param("scope", "wrong format", explanation=str(error)) from None
+        binding = self._binding(scope, connection_id, transport)
         with self._lock:
-            sessions = self._sessions.setdefault(client_id, [])
-            if name not in sessions:
-                if len(sessions) >= MAX_SESSIONS_PER_CLIENT:
-                    raise RpcError.of(
-                        SESSION_LIMIT_ERROR,
-                        {
-                            "reason": f"at most {MAX_SESSIONS_PER_CLIENT} sessions per API key; "
-                            "reuse a session name or log a session out"
-                        },
-                    )
-                sessions.append(name)
-        return Binding(SESSION, session=name)
+            if binding.kind == SESSION:
+                if binding.session is None:  # a new rest-<id> session
+                    binding = Binding(SESSION, session=self._sessions.new_rest_name(), rest=True)
+                assert binding.session is not None
+                lifetime = self._lifetime(binding, transport)
+                evicted = self._sessions.join(key.client_id, binding.session, lifetime)
+                if evicted is not None:
+                    self._drop_evicted(key.client_id, evicted)
+            else:
+                lifetime = self._lifetime(binding, transport)
+            return self._issue(key, binding, permissions, lifetime, state)
 
-    def _client_credentials(self, params: Mapping[str, Any]) -> str:
+    def _binding(self, scope: str, connection_id: int, transport: str) -> Binding:
+        """Where the tokens of a grant asking for ``scope`` may be used; a session binding
+        without a name stands for a new ``rest-<id>`` session."""
+        entries = scope.split()
+        names = [entry[len("session:") :] for entry in entries if entry.startswith("session:")]
+        if "connection" in entries or (not names and not self._rest_grant(transport)):
+            return Binding(CONNECTION, connection_id=connection_id)
+        if not names:
+            return Binding(SESSION, rest=True)
+        if not names[0]:
+            raise RpcError.invalid_param("scope", "session: needs a name, e.g. session:bot")
+        return Binding(SESSION, session=names[0])
+
+    def _rest_grant(self, transport: str) -> bool:
+        return transport == HTTP and self._rest_sessions
+
+    def _lifetime(self, binding: Binding, transport: str) -> float:
+        """How long a token of ``binding`` issued over ``transport`` lives, in seconds."""
+        if self.token_ttl is not None:
+            return self.token_ttl
+        if binding.kind == SESSION:
+            return REST_SESSION_TOKEN_SECONDS if binding.rest else SESSION_TOKEN_SECONDS
+        return CONNECTION_TOKEN_SECONDS if transport != HTTP else SESSION_TOKEN_SECONDS
+
+    def _issue(
+        self,
+        key: ApiKey,
+        binding: Binding,
+        permissions: Permissions,
+        lifetime: float,
+        state: str | None,
+    ) -> dict[str, Any]:
+        """A fresh token pair and ``public/auth``'s answer (hold the lock)."""
+        access = self._access.new(key.client_id, lifetime, binding, permissions)
+        refresh = self._refresh.new(key.client_id, REFRESH_TOKEN_TTL, binding, permissions)
+        entries = [*permissions.entries(), binding.scope_entry, "mainaccount"]
+        if key.name:
+            entries.append(f"name:{key.name}")
+        answer: dict[str, Any] = {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": math.ceil(lifetime),
+            "scope": " ".join(sorted(entries)),
+            "token_type": "bearer",
+            "enabled_features": list(key.enabled_features),
+        }
+        if state is not None:
+            answer["state"] = state
+        return answer
+
+    def _drop_evicted(self, client_id: str, session: str) -> None:
+        """Invalidate the tokens of an evicted session, remembering why (hold the lock)."""
+        self._refresh.drop_session(client_id, session)
+        for token in self._access.drop_session(client_id, session):
+            self._evicted[token] = session
+            if len(self._evicted) > _EVICTED_MEMORY:
+                self._evicted.popitem(last=False)
+
+    def _key(self, client_id: str) -> ApiKey:
+        key = self._keys.get(client_id)
+        if key is None:
+            raise RpcError.invalid_credentials(f"no API key with client id {client_id!r}")
+        return key
+
+    def _hmac_key(self, client_id: str, what: str) -> tuple[ApiKey, str]:
+        """The key of ``client_id`` and its secret, for ``what`` needs one (13004 when the key
+        is unknown or asymmetric)."""
+        key = self._key(client_id)
+        if key.client_secret is None:
+            raise RpcError.invalid_credentials(
+                f"{what} needs a key with a secret; this key is asymmetric: it authenticates "
+                "only with grant_type client_signature"
+            )
+        return key, key.client_secret
+
+    def _client_credentials(self, params: Mapping[str, Any]) -> ApiKey:
         client_id = _required(params, "client_id")
         secret = _required(params, "client_secret")
-        known = self._credentials.get(client_id)
-        if known is None or not _same(known, secret):
-            raise RpcError.of(
-                INVALID_CREDENTIALS, {"reason": "unknown client_id or wrong client_secret"}
-            )
-        return client_id
+        key, known = self._hmac_key(client_id, "grant_type client_credentials")
+        if not _same(known, secret):
+            raise RpcError.invalid_credentials("wrong client_secret")
+        return key
 
-    def _client_signature(self, params: Mapping[str, Any]) -> str:
+    def _client_signature(self, params: Mapping[str, Any]) -> ApiKey:
         client_id = _required(params, "client_id")
         raw_timestamp = _required(params, "timestamp")
         nonce = _required(params, "nonce")
@@ -266,45 +376,68 @@ class Authenticator:
         try:
             timestamp = int(raw_timestamp)
         except ValueError:
-            raise RpcError.invalid_param(
-                "timestamp", "must be whole milliseconds since the Unix epoch"
-            ) from None
-        secret = self._credentials.get(client_id)
-        if secret is None:
-            raise RpcError.of(INVALID_CREDENTIALS, {"reason": "unknown client_id"})
+            raise RpcError.invalid_param("timestamp", "wrong format") from None
+        key = self._key(client_id)
         self._check_timestamp(timestamp)
-        if not _same(expected_signature(secret, timestamp, nonce, data), signature.lower()):
-            raise RpcError.of(
-                INVALID_CREDENTIALS,
-                {
-                    "reason": "signature does not match "
-                    "HMAC-SHA256(client_secret, timestamp\\nnonce\\ndata)"
-                },
-            )
+        if key.verifier is not None:
+            message = signed_message(timestamp, nonce, data)
+            if message is None or not key.verifier.verify(message, signature):
+                raise RpcError.invalid_credentials(
+                    f"signature does not verify with the key's {key.verifier.kind} public key: "
+                    "it must sign timestamp\\nnonce\\ndata (Ed25519, or RSA PKCS#1 v1.5 with "
+                    "SHA-256), encoded base64url without padding"
+                )
+        else:
+            assert key.client_secret is not None
+            expected = expected_signature(key.client_secret, timestamp, nonce, data)
+            if not _same(expected, signature.lower()):
+                raise RpcError.invalid_credentials(
+                    "signature does not match HMAC-SHA256(client_secret, timestamp\\nnonce\\ndata)"
+                )
         self._claim_nonce(client_id, nonce, timestamp)
-        return client_id
+        return key
 
-    def _refresh_token(self, params: Mapping[str, Any], connection_id: int) -> tuple[str, Binding]:
+    def _refresh_grant(
+        self, params: Mapping[str, Any], connection_id: int, transport: str, state: str | None
+    ) -> dict[str, Any]:
         token = _required(params, "refresh_token")
         with self._lock:
             entry, _ = self._refresh.lookup(token)
             if entry is not None and _elsewhere(entry, connection_id):
                 raise RpcError.unauthorized(_REUSED)
             entry = self._refresh.take(token)
-        if entry is None:
-            raise RpcError.unauthorized(
-                "refresh token unknown, expired or already used (refresh tokens are single-use)"
-            )
-        return entry.client_id, entry.binding
+            if entry is None:
+                raise RpcError.unauthorized(
+                    "refresh token unknown, expired, already used (refresh tokens are "
+                    "single-use) or of a session that ended"
+                )
+            binding = entry.binding
+            lifetime = self._lifetime(binding, transport)
+            if binding.kind == SESSION:
+                assert binding.session is not None
+                self._sessions.refresh(entry.client_id, binding.session, lifetime)
+            key = self._keys[entry.client_id]
+            return self._issue(key, binding, entry.permissions, lifetime, state)
 
     # -- private methods ---------------------------------------------------------------------
 
-    def authorize(self, authorization: str | None, target: str, connection_id: int) -> str:
-        """Check a private HTTP request's ``Authorization`` header; return the caller's client id.
+    def authorize(
+        self,
+        authorization: str | None,
+        connection_id: int,
+        *,
+        verb: str = "GET",
+        target: str = "",
+        body: str = "",
+    ) -> Principal:
+        """Check a private HTTP request's ``Authorization`` header: who is calling, and what
+        they may do.
 
         :param authorization: the header's value, or None when the request had none.
-        :param target: the raw request target (path and query) that a signature must cover.
         :param connection_id: the connection the request came on.
+        :param verb: the HTTP method, which a request signature covers.
+        :param target: the raw request target (path and query), which a signature covers.
+        :param body: the request body as text, which a signature covers.
         """
         if authorization is None or not authorization.strip():
             raise RpcError.unauthorized(
@@ -314,11 +447,13 @@ class Authenticator:
         scheme = scheme.lower()
         value = value.strip()
         if scheme == "bearer":
-            return self.check_token(value, connection_id)[0]
+            return self.check_token(value, connection_id)
         if scheme == SIGNATURE_SCHEME:
-            return self._request_signature(value, target)
+            key = self._request_signature(value, signed_request_data(verb, target, body))
+            return Principal(key.client_id, key.permissions)
         if scheme == "basic":
-            return self._basic(value)
+            key = self._basic(value)
+            return Principal(key.client_id, key.permissions)
         raise RpcError.unauthorized(
             "unsupported Authorization scheme; use Bearer, deri-hmac-sha256 or Basic"
         )
@@ -328,29 +463,35 @@ class Authenticator:
         if authorization is None or authorization[:7].lower() != "bearer ":
             return None
         try:
-            return self.check_token(authorization[7:].strip(), connection_id)[0]
+            return self.check_token(authorization[7:].strip(), connection_id).client_id
         except RpcError:
             return None
 
-    def check_token(self, token: str, connection_id: int) -> tuple[str, Binding]:
-        """The client id and binding of a valid access token used on ``connection_id``.
+    def check_token(self, token: str, connection_id: int) -> Principal:
+        """Who a valid access token used on ``connection_id`` belongs to, and what it may do.
 
-        :raises RpcError: 13009 when the token is unknown, expired, or bound to another
-            connection.
+        :raises RpcError: 13009 when the token is unknown, expired, of an evicted session, or
+            bound to another connection.
         """
         with self._lock:
             if token in self._static:
-                return STATIC_TOKEN_CLIENT_ID, _FREE
+                return Principal(STATIC_TOKEN_CLIENT_ID, FULL)
             entry, expired = self._access.lookup(token)
+            evicted = self._evicted.get(token) if entry is None else None
         if entry is None:
+            if evicted is not None:
+                raise RpcError.unauthorized(
+                    f"the token's session {evicted!r} was removed to make room for another: "
+                    f"an API key holds at most {MAX_SESSIONS_PER_CLIENT} sessions"
+                )
             if expired:
                 raise RpcError.unauthorized("access token expired; authenticate again")
-            raise RpcError.unauthorized("invalid or expired access token")
+            raise RpcError.unauthorized("unknown access token")
         if _elsewhere(entry, connection_id):
             raise RpcError.unauthorized(_REUSED)
-        return entry.client_id, entry.binding
+        return Principal(entry.client_id, entry.permissions)
 
-    def _request_signature(self, value: str, target: str) -> str:
+    def _request_signature(self, value: str, data: str) -> ApiKey:
         fields: dict[str, str] = {}
         for part in value.split(","):
             name, sep, field = part.partition("=")
@@ -358,7 +499,7 @@ class Authenticator:
                 fields[name.strip().lower()] = field.strip()
         for name in ("id", "ts", "sig", "nonce"):
             if not fields.get(name):
-                raise RpcError.unauthorized(
+                raise RpcError.invalid_credentials(
                     f"malformed {SIGNATURE_SCHEME} header: {name}= is missing "
                     "(expected id=<client_id>,ts=<ms>,sig=<hex>,nonce=<nonce>)"
                 )
@@ -366,35 +507,37 @@ class Authenticator:
         try:
             timestamp = int(fields["ts"])
         except ValueError:
-            raise RpcError.unauthorized(
+            raise RpcError.invalid_credentials(
                 f"malformed {SIGNATURE_SCHEME} header: ts must be whole milliseconds since the "
                 "Unix epoch"
             ) from None
-        secret = self._credentials.get(client_id)
-        if secret is None:
-            raise RpcError.unauthorized(f"unknown client id in {SIGNATURE_SCHEME} header")
+        key, secret = self._hmac_key(client_id, SIGNATURE_SCHEME)
         self._check_timestamp(timestamp)
-        expected = expected_signature(secret, timestamp, nonce, signed_request_data("GET", target))
+        expected = expected_signature(secret, timestamp, nonce, data)
         if not _same(expected, fields["sig"].lower()):
-            raise RpcError.unauthorized(
-                "invalid signature: sig must be HMAC-SHA256(secret, ts\\nnonce\\nGET\\n"
-                "<path with query>\\n\\n)"
+            raise RpcError.invalid_credentials(
+                "invalid signature: sig must be HMAC-SHA256(secret, ts\\nnonce\\n"
+                "VERB\\n<path with query>\\n<body>\\n)"
             )
         self._claim_nonce(client_id, nonce, timestamp)
-        return client_id
+        return key
 
-    def _basic(self, value: str) -> str:
+    def _basic(self, value: str) -> ApiKey:
         try:
             decoded = base64.b64decode(value, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise RpcError.unauthorized(
+            raise RpcError.invalid_credentials(
                 "malformed Basic credentials: expected base64(client_id:client_secret)"
             ) from None
         client_id, sep, secret = decoded.partition(":")
-        known = self._credentials.get(client_id)
-        if not sep or known is None or not _same(known, secret):
-            raise RpcError.unauthorized("invalid client id or secret in Basic credentials")
-        return client_id
+        if not sep:
+            raise RpcError.invalid_credentials(
+                "malformed Basic credentials: expected base64(client_id:client_secret)"
+            )
+        key, known = self._hmac_key(client_id, "Basic credentials")
+        if not _same(known, secret):
+            raise RpcError.invalid_credentials("wrong client secret in Basic credentials")
+        return key
 
     # -- shared checks -----------------------------------------------------------------------
 
@@ -402,7 +545,7 @@ class Authenticator:
         skew = timestamp_ms / 1000.0 - self._wall_clock()
         if abs(skew) > SIGNATURE_WINDOW_SECONDS:
             direction = "ahead of" if skew > 0 else "behind"
-            raise RpcError.unauthorized(
+            raise RpcError.invalid_credentials(
                 f"timestamp is {abs(skew):.1f} s {direction} the server clock; signed timestamps "
                 f"are valid for {SIGNATURE_WINDOW_SECONDS} s (check the machine's clock)"
             )
@@ -411,7 +554,7 @@ class Authenticator:
         with self._lock:
             fresh = self._nonces.claim(client_id, nonce, timestamp_ms)
         if not fresh:
-            raise RpcError.unauthorized("nonce reused: every signature needs a new nonce")
+            raise RpcError.invalid_credentials("nonce reused: every signature needs a new nonce")
 
 
 def _elsewhere(token: Token, connection_id: int) -> bool:

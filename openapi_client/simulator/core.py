@@ -19,9 +19,12 @@ from .credits import AccountCredits
 from .deribit import WS_PATH
 from .dispatch import Dispatcher
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
+from .keys import ApiKey, keys_from
 from .methods import Context
 from .recording import CancelOnDisconnectEvent, RecordedRequest, RequestLog
-from .server import HttpServer
+from .rpc import Envelope
+from .server import HttpServer, without_session_tickets
+from .sessions import SessionEviction, SessionInfo
 from .state import SessionState, WsConnectionInfo
 
 if TYPE_CHECKING:
@@ -82,10 +85,17 @@ class DeribitSimulator:
 
     :param host: loopback address to listen on.
     :param port: TCP port; 0 picks a free one (read it from :attr:`port`).
-    :param tokens: static access tokens that are always valid and never expire.
+    :param tokens: static access tokens that are always valid, never expire and may do
+        anything.
     :param credentials: ``client_id -> client_secret`` pairs for ``public/auth``,
-        ``deri-hmac-sha256`` signatures and ``Basic`` authorization.
-    :param token_ttl: seconds an access token issued by ``public/auth`` lives.
+        ``deri-hmac-sha256`` signatures and ``Basic`` authorization, each a key allowed
+        everything. Default: ``sim-client``/``sim-secret``, unless ``keys`` are given.
+    :param keys: :class:`ApiKey` objects, for keys with their own maximum scope (read-only
+        keys), name or features; added to ``credentials``.
+    :param token_ttl: seconds every access token issued by ``public/auth`` lives; None (the
+        default) for Deribit's lifetimes: 900 for a session's token, 899 for the session an
+        HTTP grant without a scope creates, 31536000 for a connection-scoped token on a
+        WebSocket.
     :param rate_limit: enforce Deribit's credit model (error 10028 once a pool is empty).
     :param rate_limit_per_second: requests per second each pool refills (Deribit: 20).
     :param rate_limit_burst: requests a full pool allows back to back (Deribit: 100).
@@ -101,10 +111,20 @@ class DeribitSimulator:
     :param request_log_size: how many recent requests :attr:`requests` keeps.
     :param ssl_context: a server-side :class:`ssl.SSLContext` holding a certificate and key:
         serve HTTPS instead of HTTP (:attr:`url` then starts with ``https://``). The certificate
-        must name the host the client connects to (``127.0.0.1`` or ``localhost``).
+        must name the host the client connects to (``127.0.0.1`` or ``localhost``). The
+        simulator turns its TLS 1.3 session tickets off (``num_tickets = 0``): see
+        ``docs/Simulator.md``, HTTPS.
     :param clock: a monotonic clock in seconds for token expiry and the credit pools, so a test
         can move time forward instead of sleeping (``time.monotonic`` by default). The WebSocket
         timers keep real time, scaled by ``time_scale``.
+    :param testnet: the ``testnet`` flag of every answer: True (the default) imitates
+        ``test.deribit.com``, False production.
+    :param rest_sessions: an HTTP ``public/auth`` that names no session (and no ``connection``
+        scope) creates a new session ``rest-<id>``, which counts toward the key's 16, as
+        Deribit does; False binds its tokens to the HTTP connection instead.
+    :param account_cod_over_http: cancel-on-disconnect with scope ``account`` works over HTTP
+        (True, the default); False answers it with 10030 as the heartbeat methods. Deribit's
+        docs disagree on it: see ``docs/Simulator.md``, "Fidelity".
     """
 
     def __init__(
@@ -113,8 +133,9 @@ class DeribitSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         tokens: Iterable[str] = DEFAULT_TOKENS,
-        credentials: Mapping[str, str] = DEFAULT_CREDENTIALS,
-        token_ttl: float = 900.0,
+        credentials: Mapping[str, str] | None = None,
+        keys: Iterable[ApiKey] = (),
+        token_ttl: float | None = None,
         rate_limit: bool = False,
         rate_limit_per_second: float = 20.0,
         rate_limit_burst: int = 100,
@@ -124,13 +145,16 @@ class DeribitSimulator:
         request_log_size: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] | None = None,
+        testnet: bool = True,
+        rest_sessions: bool = True,
+        account_cod_over_http: bool = True,
     ) -> None:
         self._family = loopback_family(host)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ValueError(
                 f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
             )
-        self._ssl_context = ssl_context
+        self._ssl_context = None if ssl_context is None else without_session_tickets(ssl_context)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be a whole number from 0 to 65535, got {port!r}")
         if (
@@ -154,8 +178,19 @@ class DeribitSimulator:
             clock = time.monotonic
         elif not callable(clock):
             raise ValueError(f"clock must be a callable returning seconds, got {clock!r}")
+        for name, flag in (
+            ("testnet", testnet),
+            ("rest_sessions", rest_sessions),
+            ("account_cod_over_http", account_cod_over_http),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
         self._auth = Authenticator(
-            tokens=tokens, credentials=credentials, token_ttl=token_ttl, clock=clock
+            tokens=tokens,
+            keys=keys_from(credentials, keys, DEFAULT_CREDENTIALS),
+            token_ttl=token_ttl,
+            rest_sessions=rest_sessions,
+            clock=clock,
         )
         self._state = SessionState()
         self._faults = FaultQueue()
@@ -166,8 +201,8 @@ class DeribitSimulator:
             if rate_limit
             else None
         )
-        context = Context(self._state, self._auth, bool(legacy_http))
-        self._dispatcher = Dispatcher(context, credits)
+        context = Context(self._state, self._auth, bool(legacy_http), account_cod_over_http)
+        self._dispatcher = Dispatcher(context, credits, Envelope(testnet))
         self._stopping = threading.Event()
         self._websocket = _websocket_endpoint(
             dispatcher=self._dispatcher,
@@ -301,13 +336,17 @@ class DeribitSimulator:
 
     # -- credentials -------------------------------------------------------------------------
 
-    def issue_token(self, client_id: str = "sim-client", ttl: float | None = None) -> str:
-        """Mint an access token as ``public/auth`` would, without a request.
+    def issue_token(
+        self, client_id: str = "sim-client", ttl: float | None = None, *, scope: str | None = None
+    ) -> str:
+        """Mint an access token as ``public/auth`` would, without a request; it works on any
+        connection and belongs to no session.
 
         :param client_id: the account the token belongs to.
-        :param ttl: seconds it lives; default ``token_ttl``.
+        :param ttl: seconds it lives; default ``token_ttl``, else 900.
+        :param scope: what it may do, e.g. ``"account:read"``; default everything.
         """
-        return self._auth.issue_access_token(client_id, ttl)
+        return self._auth.issue_access_token(client_id, ttl, scope)
 
     def add_token(self, token: str) -> None:
         """Accept ``token`` as a static access token (valid until the simulator stops)."""
@@ -318,6 +357,22 @@ class DeribitSimulator:
         authenticates again. Static tokens stay valid; refresh tokens too unless asked.
         """
         self._auth.revoke(refresh_tokens=refresh_tokens)
+
+    @property
+    def sessions(self) -> list[SessionInfo]:
+        """A snapshot of the live sessions of every key, per key oldest first: those named by
+        ``session:NAME`` grants and the ``rest-<id>`` ones HTTP grants created."""
+        return self._auth.sessions
+
+    @property
+    def session_evictions(self) -> list[SessionEviction]:
+        """Every session removed to make room for a key's 17th, oldest first (a copy): which
+        session, why, what replaced it and when. Its tokens answer 13009 afterwards."""
+        return self._auth.evictions
+
+    def clear_session_evictions(self) -> None:
+        """Forget the recorded evictions."""
+        self._auth.clear_evictions()
 
     # -- faults ------------------------------------------------------------------------------
 

@@ -13,12 +13,14 @@ __all__ = [
     "CLOSE_INACTIVITY",
     "CLOSE_LOGOUT",
     "CLOSE_TOO_MANY_REQUESTS",
+    "CONNECTION_TOKEN_SECONDS",
     "INACTIVITY_SECONDS",
     "KNOWN_CHANNELS",
     "MAX_REQUEST_BYTES",
     "MAX_SESSIONS_PER_CLIENT",
     "MIN_HEARTBEAT_INTERVAL",
-    "SESSION_LIMIT_ERROR",
+    "REST_SESSION_TOKEN_SECONDS",
+    "SESSION_TOKEN_SECONDS",
     "UNAUTHENTICATED_IDLE_SECONDS",
     "WS_PATH",
 ]
@@ -50,10 +52,18 @@ CLOSE_TOO_MANY_REQUESTS = (1008, "too_many_requests")
 #: Close code and reason after :data:`INACTIVITY_SECONDS` of silence from the client (UNCONFIRMED).
 CLOSE_INACTIVITY = (1000, "inactivity")
 
-#: At most this many named sessions (``session:NAME`` token scopes) per API key.
+#: At most this many sessions (``session:NAME`` token scopes) per API key; a new one beyond it
+#: removes the session with the shortest remaining lifetime (older docs, "Access scope").
 MAX_SESSIONS_PER_CLIENT = 16
-#: The error a 17th session name gets (UNCONFIRMED: Deribit documents the limit, not the error).
-SESSION_LIMIT_ERROR = (13021, "forbidden")
+
+#: Access token lifetimes when ``token_ttl`` is not given, in seconds (what ``expires_in`` says):
+#: a session's token (HTTP grants show 900),
+SESSION_TOKEN_SECONDS = 900
+#: the token of the session an HTTP grant without a scope creates (899 in a 2021 testnet capture),
+REST_SESSION_TOKEN_SECONDS = 899
+#: a connection-scoped token on a WebSocket (a 2022 production capture and the docs' example).
+#: Over HTTP a connection-scoped token gets :data:`SESSION_TOKEN_SECONDS` (UNCONFIRMED).
+CONNECTION_TOKEN_SECONDS = 31_536_000
 
 #: Channels ``public/subscribe`` accepts; others are left out of its answer, as Deribit does with
 #: channels it does not know.

@@ -7,6 +7,7 @@ request came over and, on a WebSocket, the connection's own settings.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,14 @@ class Context:
 
     :param legacy_http: answer the WebSocket-only session methods over HTTP, as the published
         API description does, with state shared by all HTTP requests.
+    :param account_cod_over_http: cancel-on-disconnect with scope ``account`` works over HTTP
+        (Deribit's docs disagree; see ``docs/Simulator.md``); False answers it with 10030.
     """
 
     state: SessionState
     auth: Authenticator
     legacy_http: bool
+    account_cod_over_http: bool = True
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Call:
     :param client_ip: the caller's address.
     :param authorization: the HTTP ``Authorization`` header, if any.
     :param target: the raw HTTP request target, which a request signature covers.
+    :param verb: the HTTP method (``GET`` or ``POST``), which a request signature covers.
+    :param body: an HTTP POST's body as text, which a request signature covers.
     :param connection: a WebSocket connection's settings (None over HTTP).
     """
 
@@ -50,6 +56,8 @@ class Call:
     client_ip: str
     authorization: str | None = None
     target: str = ""
+    verb: str = "GET"
+    body: str = ""
     connection: ConnectionState | None = None
     #: The account the request is authenticated as (set by the dispatcher for private methods).
     client_id: str | None = None
@@ -75,12 +83,15 @@ class Method:
     :param websocket_only: over HTTP it answers 10030, as Deribit does today.
     :param legacy_http: ...unless the simulator runs with ``legacy_http=True``, where it works
         over HTTP as the published API description says.
+    :param scope: the permission its documentation names (``"account:read_write"``): a token
+        without it gets 13021 ``forbidden``.
     """
 
     private: bool
     handler: Handler
     websocket_only: bool = False
     legacy_http: bool = False
+    scope: str | None = None
 
     def refused_over_http(self, context: Context) -> bool:
         return self.websocket_only and not (self.legacy_http and context.legacy_http)
@@ -113,8 +124,9 @@ def _scope(context: Context, call: Call, params: Mapping[str, Any]) -> str:
     scope = params.get("scope", SCOPES[0])
     if scope not in SCOPES:
         raise RpcError.invalid_param("scope", f"must be one of {', '.join(SCOPES)}")
-    if scope == "connection" and call.transport == HTTP and not context.legacy_http:
-        raise must_be_websocket()
+    if call.transport == HTTP and not context.legacy_http:
+        if scope == "connection" or not context.account_cod_over_http:
+            raise must_be_websocket()
     return str(scope)
 
 
@@ -203,11 +215,20 @@ def _test(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, 
 
 
 def _auth(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
-    result = context.auth.grant(params, call.connection_id)
+    result = context.auth.grant(params, call.connection_id, call.transport)
     if call.connection is not None:
-        client_id, _ = context.auth.check_token(result["access_token"], call.connection_id)
-        call.connection.authenticate(client_id, result["access_token"], result["scope"])
+        principal = context.auth.check_token(result["access_token"], call.connection_id)
+        call.connection.authenticate(principal.client_id, result["access_token"], result["scope"])
     return result
+
+
+def _get_time(context: Context, call: Call, params: Mapping[str, Any]) -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _status(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, Any]:
+    # The field descriptions' shape (the docs' example differs: see docs/Simulator.md).
+    return {"locked": "false", "locked_indices": []}
 
 
 def _hello(context: Context, call: Call, params: Mapping[str, Any]) -> dict[str, str]:
@@ -233,6 +254,11 @@ def _unsubscribe(context: Context, call: Call, params: Mapping[str, Any]) -> lis
     return call.websocket.unsubscribe(_channels(params))
 
 
+def _unsubscribe_all(context: Context, call: Call, params: Mapping[str, Any]) -> str:
+    call.websocket.unsubscribe_all()
+    return "ok"
+
+
 def _logout(context: Context, call: Call, params: Mapping[str, Any]) -> None:
     if _flag(params, "invalidate_token", True):
         token = params.get("access_token") or call.websocket.access_token
@@ -250,17 +276,23 @@ METHODS: Mapping[str, Method] = {
     "/public/disable_heartbeat": Method(
         private=False, handler=_disable_heartbeat, websocket_only=True, legacy_http=True
     ),
+    "/public/get_time": Method(private=False, handler=_get_time),
+    "/public/status": Method(private=False, handler=_status),
     "/private/enable_cancel_on_disconnect": Method(
-        private=True, handler=_enable_cancel_on_disconnect
+        private=True, handler=_enable_cancel_on_disconnect, scope="account:read_write"
     ),
     "/private/disable_cancel_on_disconnect": Method(
-        private=True, handler=_disable_cancel_on_disconnect
+        private=True, handler=_disable_cancel_on_disconnect, scope="account:read_write"
     ),
-    "/private/get_cancel_on_disconnect": Method(private=True, handler=_get_cancel_on_disconnect),
+    "/private/get_cancel_on_disconnect": Method(
+        private=True, handler=_get_cancel_on_disconnect, scope="account:read"
+    ),
     "/public/hello": Method(private=False, handler=_hello, websocket_only=True),
     "/public/subscribe": Method(private=False, handler=_subscribe, websocket_only=True),
     "/public/unsubscribe": Method(private=False, handler=_unsubscribe, websocket_only=True),
     "/private/subscribe": Method(private=True, handler=_subscribe, websocket_only=True),
     "/private/unsubscribe": Method(private=True, handler=_unsubscribe, websocket_only=True),
+    "/public/unsubscribe_all": Method(private=False, handler=_unsubscribe_all, websocket_only=True),
+    "/private/unsubscribe_all": Method(private=True, handler=_unsubscribe_all, websocket_only=True),
     "/private/logout": Method(private=True, handler=_logout, websocket_only=True),
 }

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HTTP", "WEBSOCKET", "CancelOnDisconnectEvent", "RecordedRequest", "RequestLog"]
+__all__ = [
+    "HTTP",
+    "WEBSOCKET",
+    "CancelOnDisconnectEvent",
+    "RecordedRequest",
+    "RequestLog",
+    "params_as_query",
+]
 
 #: The transports a request can arrive over (:attr:`RecordedRequest.transport`).
 HTTP = "http"
@@ -23,7 +32,8 @@ class RecordedRequest:
     ``target`` the WebSocket endpoint (``/ws/api/v2``), ``path`` the JSON-RPC method under the
     HTTP API root (``/api/v2/public/test``; the endpoint itself when the message could not be
     read as a request), ``query`` its params (values that are not strings JSON-encoded),
-    ``headers`` those of the opening handshake and ``rpc_id`` its ``id``.
+    ``headers`` those of the opening handshake and ``rpc_id`` its ``id``. A JSON-RPC request
+    POSTed over HTTP is recorded the same way, with ``method="POST"`` and its own headers.
 
     :param method: the HTTP method (``"GET"``), or ``"WS"`` for a WebSocket message.
     :param target: the raw request target, path and query (``/api/v2/public/test?x=1``).
@@ -36,7 +46,11 @@ class RecordedRequest:
     :param transport: ``"http"`` or ``"websocket"``.
     :param connection_id: the connection it came on (the same id for every request of a
         keep-alive connection or a WebSocket).
-    :param rpc_id: the JSON-RPC ``id`` of a WebSocket request; None over HTTP.
+    :param rpc_id: the JSON-RPC ``id`` of a WebSocket or POSTed request; None for a GET.
+    :param error_code: the code of the error the simulator answered (13009, -32602...); None
+        when it answered a result (or a fault, or nothing yet).
+    :param explanation: why the simulator refused the request, in English, where the answer
+        itself carries only Deribit's short ``data.reason`` token (or no ``data`` at all).
     """
 
     method: str
@@ -49,6 +63,8 @@ class RecordedRequest:
     transport: str = HTTP
     connection_id: int | None = None
     rpc_id: Any = None
+    error_code: int | None = None
+    explanation: str | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name`` (any case), or ``default`` when it was not sent."""
@@ -64,7 +80,8 @@ class RecordedRequest:
             f"RecordedRequest(method={self.method!r}, path={self.path!r}, "
             f"query_params={sorted(self.query)!r}, headers={sorted(self.headers)!r}, "
             f"client_address={self.client_address!r}, time={self.time!r}, "
-            f"transport={self.transport!r}, connection_id={self.connection_id!r})"
+            f"transport={self.transport!r}, connection_id={self.connection_id!r}, "
+            f"error_code={self.error_code!r})"
         )
 
 
@@ -99,11 +116,26 @@ class RequestLog:
         self._entries: collections.deque[RecordedRequest] = collections.deque(maxlen=max_size)
         self._auth_requests = 0
 
-    def append(self, request: RecordedRequest, *, is_auth: bool) -> None:
-        """Record ``request``; ``is_auth`` counts it as a ``public/auth`` call."""
+    def append(self, request: RecordedRequest, *, is_auth: bool) -> RecordedRequest:
+        """Record ``request``; ``is_auth`` counts it as a ``public/auth`` call. Returns it, for
+        :meth:`annotate`."""
         with self._lock:
             self._entries.append(request)
             self._auth_requests += is_auth
+        return request
+
+    def annotate(self, request: RecordedRequest, code: int, explanation: str | None) -> None:
+        """Note on a recorded request the error it was answered with (before the answer is
+        sent, so a test that has the answer sees the note). A request already dropped from the
+        log is left alone."""
+        entries = self._entries
+        with self._lock:
+            for index in range(len(entries) - 1, -1, -1):  # newest first: it is near the end
+                if entries[index] is request:
+                    entries[index] = dataclasses.replace(
+                        request, error_code=code, explanation=explanation
+                    )
+                    return
 
     def snapshot(self) -> list[RecordedRequest]:
         """The recorded requests, oldest first."""
@@ -121,3 +153,12 @@ class RequestLog:
         with self._lock:
             self._entries.clear()
             self._auth_requests = 0
+
+
+def params_as_query(params: Mapping[str, Any]) -> dict[str, str]:
+    """JSON-RPC params as :attr:`RecordedRequest.query` holds them: strings as they are, other
+    values JSON-encoded."""
+    return {
+        str(name): value if isinstance(value, str) else json.dumps(value)
+        for name, value in params.items()
+    }

@@ -19,7 +19,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import count
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,14 +28,23 @@ from .deribit import WS_PATH
 from .dispatch import Dispatcher
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
 from .methods import Call
-from .recording import HTTP, RecordedRequest, RequestLog
-from .rpc import BAD_REQUEST, METHOD_NOT_FOUND, TOO_MANY_REQUESTS, RpcError, error_body, now_us
+from .recording import HTTP, RecordedRequest, RequestLog, params_as_query
+from .rpc import (
+    BAD_REQUEST,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    NO_ID,
+    TOO_MANY_REQUESTS,
+    RpcError,
+    now_us,
+    read_request,
+)
 from .wire import BadRequest, RequestHead, read_head, response
 
 if TYPE_CHECKING:
     from .ws import WebSocketEndpoint
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "without_session_tickets"]
 
 JSON = "application/json"
 #: Largest request body read (and discarded); a bigger one is refused and the connection closed.
@@ -51,12 +60,135 @@ NON_JSON_BODY = b"OK - this answer is deliberately not JSON (simulator fault non
 _RESET_LINGER = struct.pack("ii", 1, 0)
 #: The longest a client may take over its TLS handshake, in seconds.
 HANDSHAKE_TIMEOUT = 5.0
-_ALLOW_GET = (("Allow", "GET"),)
+_ALLOW = (("Allow", "GET, POST"),)
 #: What a WebSocket upgrade gets when the ``websockets`` package is missing.
 NO_WEBSOCKETS_BODY = (
     b"The simulator's WebSocket API needs the 'websockets' package: "
     b"pip install 'openapi-client-deribit-session[websocket]'\n"
 )
+
+
+def without_session_tickets(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Stop ``context`` from sending session tickets after the TLS handshake; returns it.
+
+    An OpenSSL server sends TLS 1.3 session tickets right after the handshake, while the client
+    writes its first request. A client that reads and writes one TLS socket from two threads at
+    once (the threaded client of ``websockets`` 15 sits in a blocking read from the start) then
+    processes the tickets in one thread while the other writes, which OpenSSL does not support:
+    now and then the request never reaches the socket, and both sides wait for each other until
+    a timeout. Without tickets the reader has nothing to process before the server answers. The
+    simulator loses nothing by it: its clients never resume a TLS session.
+
+    ``num_tickets`` can only be set on a ``PROTOCOL_TLS_SERVER`` context. A generic
+    ``PROTOCOL_TLS`` one (what ``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` makes
+    on Python 3.9) is held to TLS 1.2 instead, whose tickets travel inside the handshake.
+
+    :raises ValueError: for a client-side context, or a generic one that requires TLS 1.3.
+    """
+    if context.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ValueError(
+            "ssl_context must be a server-side context holding a certificate and key, e.g. "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) and load_cert_chain(); "
+            "got a client-side one (PROTOCOL_TLS_CLIENT)"
+        )
+    if context.protocol == ssl.PROTOCOL_TLS_SERVER:
+        context.num_tickets = 0
+        return context
+    if context.minimum_version == ssl.TLSVersion.TLSv1_3:
+        raise ValueError(
+            "ssl_context requires TLS 1.3 but is not a PROTOCOL_TLS_SERVER context, so the "
+            "simulator cannot turn its session tickets off: create it with "
+            "ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+        )
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class _HttpRequest:
+    """One HTTP request as the API sees it: which method it calls, with what, and, for a POSTed
+    JSON-RPC request, its ``id`` (or why it cannot be read).
+
+    :param target: the request target (path and query).
+    :param path: the target's path; for a POST to the API root, the path of the method its
+        body names (``/api/v2/public/test``).
+    :param params: the query's parameters (GET) or the JSON-RPC ``params`` (POST).
+    :param body: a POST's body as text, which a request signature covers.
+    """
+
+    __slots__ = (
+        "_posted",
+        "body",
+        "in_api",
+        "invalid",
+        "method_path",
+        "params",
+        "path",
+        "rpc_id",
+        "target",
+    )
+
+    def __init__(
+        self,
+        target: str,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        body: str = "",
+        rpc_id: Any = NO_ID,
+        invalid: RpcError | None = None,
+        posted: bool = False,
+    ) -> None:
+        self.target = target
+        self.path = path
+        self.in_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+        self.method_path = path[len(API_PREFIX) :] if self.in_api else path
+        self.params = params
+        self.body = body
+        self.rpc_id = rpc_id
+        self.invalid = invalid
+        self._posted = posted
+
+    @classmethod
+    def of(cls, verb: str, target: str, body: bytes) -> _HttpRequest:
+        path, _, query_string = target.partition("?")
+        if verb == "POST" and (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            return cls._posted_request(target, path, body)
+        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
+        return cls(target, path, query)
+
+    @classmethod
+    def _posted_request(cls, target: str, path: str, raw: bytes) -> _HttpRequest:
+        """A JSON-RPC request in a POST body, at the API root or at the method's own path."""
+        at_root = path.rstrip("/") == API_PREFIX
+        url_method = None if at_root else path[len(API_PREFIX) :]
+        message = read_request(raw, method=url_method)
+        error = message.error
+        if message.method_path is not None:
+            if url_method is not None and message.method_path != url_method:
+                error = error or RpcError.of(
+                    INVALID_REQUEST,
+                    {"reason": "method_mismatch"},
+                    explanation=f"the body calls {message.method_path.lstrip('/')!r} but the URL "
+                    f"names {url_method.lstrip('/')!r}",
+                )
+            else:
+                path = API_PREFIX + message.method_path
+        body = raw.decode("utf-8", errors="replace")
+        return cls(
+            target,
+            path,
+            message.params,
+            body=body,
+            rpc_id=message.rpc_id,
+            invalid=error,
+            posted=True,
+        )
+
+    def recorded_query(self) -> dict[str, str]:
+        """The parameters as :attr:`RecordedRequest.query` holds them."""
+        if self._posted:
+            return params_as_query(self.params)
+        return dict(self.params)
 
 
 class _Connection:
@@ -268,72 +400,92 @@ class _Handler(socketserver.StreamRequestHandler):
         if not target.startswith("/"):  # absolute form, as sent to a proxy
             parts = urlsplit(target)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        path, _, query_string = target.partition("?")
-        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
-        in_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
-        method_path = path[len(API_PREFIX) :] if in_api else path
-        server.log.append(
+        body, body_refused = self._read_body(head)
+        request = _HttpRequest.of(head.method, target, body or b"")
+        record = server.log.append(
             RecordedRequest(
                 method=head.method,
                 target=target,
-                path=path,
-                query=query,
+                path=request.path,
+                query=request.recorded_query(),
                 headers=head.headers,
                 client_address=(str(self.client_address[0]), int(self.client_address[1])),
                 time=time.time(),
                 transport=HTTP,
                 connection_id=self.conn.id,
+                rpc_id=None if request.rpc_id is NO_ID else request.rpc_id,
             ),
-            is_auth=in_api and method_path == "/public/auth",
+            is_auth=request.in_api and request.method_path == "/public/auth",
         )
-        if not self._discard_body(head):
+        if body_refused is not None:
+            self.close_connection = True
+            self._send(*body_refused, content_type="text/plain")
+            return
+        if body is None:  # the peer went away, or a body that is not read
             return
         if not self.conn.admitted:
             self.close_connection = True
             limit = server.max_connections
             reason = f"too many simultaneous connections (at most {limit})"
-            self._send_error(RpcError.of(TOO_MANY_REQUESTS, {"reason": reason}, status=429), us_in)
+            refusal = RpcError.of(TOO_MANY_REQUESTS, status=429, explanation=reason)
+            server.log.annotate(record, refusal.code, refusal.explanation)
+            self._send_error(refusal, us_in)
             return
-        if path == WS_PATH and head.method == "GET":
+        if request.path == WS_PATH and head.method == "GET":
             self._upgrade(head, target, us_in)
             return
-        fault = server.faults.take(method_path)
+        fault = server.faults.take(request.method_path)
         if fault is not None:
             if fault.kind is not Fault.DELAY:
-                self._deliver(fault, in_api, method_path, target, query, us_in)
+                self._deliver(fault, request, record, us_in)
                 return
             if not self._wait(fault.params["seconds"]):
                 self.close_connection = True
                 return
-        status, body = self._answer(in_api, method_path, target, query, us_in)
-        self._send(status, body, extra=_ALLOW_GET if status == 405 else ())
+        status, answer = self._answer(request, record, us_in)
+        self._send(status, answer, extra=_ALLOW if status == 405 else ())
 
     def _answer(
-        self, in_api: bool, method_path: str, target: str, query: dict[str, str], us_in: int
+        self, request: _HttpRequest, record: RecordedRequest, us_in: int
     ) -> tuple[int, bytes]:
+        """The status and body answering ``request``; an error is noted on its ``record``."""
         assert self.head is not None
-        if self.head.method != "GET":
+        status, answer, error = self._dispatch(request, us_in)
+        if error is not None:
+            self.server.log.annotate(record, error.code, error.explanation)
+        return status, answer
+
+    def _dispatch(self, request: _HttpRequest, us_in: int) -> tuple[int, bytes, RpcError | None]:
+        assert self.head is not None
+        envelope = self.server.dispatcher.envelope
+        verb = self.head.method
+        error = request.invalid
+        if verb not in ("GET", "POST"):
             error = RpcError.of(
                 BAD_REQUEST,
-                {"reason": f"method {self.head.method} not allowed: every API method is a GET"},
                 status=405,
+                explanation=f"HTTP method {verb} not allowed: API methods take GET or POST",
             )
-            return error.status, error_body(error, us_in)
-        if not in_api:
+        elif not request.in_api:
             error = RpcError.of(
                 METHOD_NOT_FOUND,
-                {"reason": f"{method_path} is outside the API; methods live under {API_PREFIX}/"},
                 status=404,
+                explanation=f"{request.path} is outside the API; methods live under {API_PREFIX}/",
             )
-            return error.status, error_body(error, us_in)
+        if error is not None:
+            return error.status, envelope.error(error, us_in, request.rpc_id), error
         call = Call(
             HTTP,
             self.conn.id,
             str(self.client_address[0]),
             authorization=self.head.header("authorization"),
-            target=target,
+            target=request.target,
+            verb=verb,
+            body=request.body,
         )
-        return self.server.dispatcher.answer(method_path, query, call, us_in)
+        return self.server.dispatcher.answer(
+            request.method_path, request.params, call, us_in, request.rpc_id
+        )
 
     # -- WebSocket ---------------------------------------------------------------------------
 
@@ -348,9 +500,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if refusal is not None:
             retry_after = refusal.params["retry_after"]
             self._send_error(
-                RpcError.of(
-                    TOO_MANY_REQUESTS, {"reason": "handshake refused (fault ws_refuse)"}, status=429
-                ),
+                RpcError.of(TOO_MANY_REQUESTS, status=429),
                 us_in,
                 extra=() if retry_after is None else (("Retry-After", retry_after),),
             )
@@ -366,46 +516,44 @@ class _Handler(socketserver.StreamRequestHandler):
             head.headers,
         )
 
-    def _discard_body(self, head: RequestHead) -> bool:
-        """Read a request body so the next request starts cleanly; False if the connection ends."""
+    def _read_body(self, head: RequestHead) -> tuple[bytes | None, tuple[int, bytes] | None]:
+        """The request body (empty when none was sent), or None when the connection ended
+        before it did; and the status and text to refuse it with, which the caller sends after
+        recording the request: 413 for a body too large or a malformed ``Content-Length``, 411
+        for a chunked POST (chunked bodies are not read)."""
         if head.header("transfer-encoding"):
-            self.close_connection = True  # chunked bodies are not read: do not reuse
-            return True
+            self.close_connection = True  # the body is not read: do not reuse the connection
+            if head.method == "POST":
+                return b"", (411, b"send the body with a Content-Length, not chunked\n")
+            return b"", None
         length_header = head.header("content-length")
         if not length_header:
-            return True
+            return b"", None
         try:
             length = int(length_header)
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY:
-            self.close_connection = True
-            self._send(413, b"request body too large or malformed\n", content_type="text/plain")
-            return False
+            return b"", (413, b"request body too large or malformed\n")
         if (head.header("expect") or "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if length and len(self.rfile.read(length)) < length:
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
             self.close_connection = True
-            return False
-        return True
+            return None, None
+        return body, None
 
     # -- faults ------------------------------------------------------------------------------
 
     def _deliver(
-        self,
-        fault: FaultSpec,
-        in_api: bool,
-        method_path: str,
-        target: str,
-        query: dict[str, str],
-        us_in: int,
+        self, fault: FaultSpec, request: _HttpRequest, record: RecordedRequest, us_in: int
     ) -> None:
         kind, params = fault.kind, fault.params
         if kind is Fault.RESET:
             self._reset()
         elif kind is Fault.RESET_MID_BODY or kind is Fault.TRUNCATED:
             # The server did the work; the answer is lost on the way back.
-            status, body = self._answer(in_api, method_path, target, query, us_in)
+            status, body = self._answer(request, record, us_in)
             self.close_connection = True
             self._send(status, body[: len(body) // 2], content_length=len(body))
             if kind is Fault.RESET_MID_BODY:
@@ -470,7 +618,8 @@ class _Handler(socketserver.StreamRequestHandler):
     def _send_error(
         self, error: RpcError, us_in: int, extra: Iterable[tuple[str, str]] = ()
     ) -> None:
-        self._send(error.status, error_body(error, us_in), extra=extra)
+        envelope = self.server.dispatcher.envelope
+        self._send(error.status, envelope.error(error, us_in), extra=extra)
 
     def _send(
         self,

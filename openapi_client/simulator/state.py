@@ -71,8 +71,9 @@ class WsConnectionInfo:
     :param id: the connection's id (also in :class:`RecordedRequest` and cancel-on-disconnect
         events).
     :param client_id: the account it is authenticated as; None before ``public/auth``.
-    :param token_scope: the scope of the token it authenticated with (``"connection
-        mainaccount"``, ``"session:bot mainaccount"``); None before ``public/auth``.
+    :param token_scope: the ``scope`` of the token it authenticated with, as ``public/auth``
+        answered it (``"account:read_write ... connection mainaccount ..."``); None before
+        ``public/auth``.
     :param heartbeat_interval: the interval set by ``public/set_heartbeat`` in API seconds
         (before ``time_scale``); None when heartbeats are off.
     :param cancel_on_disconnect: whether cancel-on-disconnect is on for this connection (its own
@@ -138,6 +139,10 @@ class ConnectionState:
             dropped = [channel for channel in channels if channel in self.subscriptions]
             self.subscriptions.difference_update(dropped)
             return dropped
+
+    def unsubscribe_all(self) -> None:
+        with self._lock:
+            self.subscriptions.clear()
 
     def is_subscribed(self, channel: str) -> bool:
         with self._lock:

@@ -4,8 +4,8 @@ Deribit ties a token to where it may be used:
 
 * ``connection`` scope (the default): only on the connection that obtained it (a WebSocket, or an
   HTTP keep-alive connection); the token dies with that connection;
-* ``session:NAME``: on any connection, surviving reconnects; at most
-  :data:`~.deribit.MAX_SESSIONS_PER_CLIENT` names per API key.
+* ``session:NAME``: on any connection, surviving reconnects, until the session ends (see
+  :mod:`.sessions`).
 
 Tokens minted by :meth:`DeribitSimulator.issue_token` are free: valid on any connection.
 """
@@ -16,6 +16,8 @@ import collections
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .keys import Permissions
 
 __all__ = ["CONNECTION", "FREE", "SESSION", "Binding", "Token", "TokenTable"]
 
@@ -35,27 +37,29 @@ class Binding:
     :param kind: :data:`CONNECTION`, :data:`SESSION` or :data:`FREE`.
     :param connection_id: the connection a :data:`CONNECTION` token belongs to.
     :param session: the name of a :data:`SESSION` token's session.
+    :param rest: the session is one an HTTP grant created for want of a name (``rest-<id>``).
     """
 
     kind: str
     connection_id: int | None = None
     session: str | None = None
+    rest: bool = False
 
     @property
-    def scope(self) -> str:
-        """The scope as Deribit reports it in ``public/auth``'s answer."""
-        if self.kind == SESSION:
-            return f"session:{self.session} mainaccount"
-        return "connection mainaccount"
+    def scope_entry(self) -> str:
+        """The entry of ``public/auth``'s ``scope`` that says where the token may be used."""
+        return f"session:{self.session}" if self.kind == SESSION else "connection"
 
 
 @dataclass(frozen=True)
 class Token:
-    """A live token: whose it is, until when (monotonic seconds) and where it may be used."""
+    """A live token: whose it is, until when (monotonic seconds), where it may be used and
+    what it may do."""
 
     client_id: str
     expires_at: float
     binding: Binding
+    permissions: Permissions
 
 
 class TokenTable:
@@ -70,11 +74,11 @@ class TokenTable:
         # Connection-bound tokens per connection, so a closing connection finds its own at once.
         self._by_connection: dict[int, set[str]] = {}
 
-    def new(self, client_id: str, ttl: float, binding: Binding) -> str:
+    def new(self, client_id: str, ttl: float, binding: Binding, permissions: Permissions) -> str:
         token = secrets.token_urlsafe(32)
         if len(self._tokens) >= MAX_TOKENS:
             self._discard(next(iter(self._tokens)))
-        self._tokens[token] = Token(client_id, self._clock() + ttl, binding)
+        self._tokens[token] = Token(client_id, self._clock() + ttl, binding, permissions)
         if binding.connection_id is not None:
             self._by_connection.setdefault(binding.connection_id, set()).add(token)
         return token
@@ -101,8 +105,8 @@ class TokenTable:
         for token in self._by_connection.pop(connection_id, ()):
             self._tokens.pop(token, None)
 
-    def drop_session(self, client_id: str, session: str) -> None:
-        """Forget every token of ``client_id``'s session ``session``."""
+    def drop_session(self, client_id: str, session: str) -> list[str]:
+        """Forget every token of ``client_id``'s session ``session``; returns them."""
         doomed = [
             token
             for token, entry in self._tokens.items()
@@ -110,6 +114,7 @@ class TokenTable:
         ]
         for token in doomed:
             self._discard(token)
+        return doomed
 
     def clear(self) -> None:
         self._tokens.clear()

@@ -17,7 +17,6 @@ simulator imports it only when it is installed.
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import selectors
 import socket
@@ -48,18 +47,22 @@ from .deribit import (
 from .dispatch import Dispatcher, internal_error
 from .faults import API_PREFIX, Fault, FaultQueue, FaultSpec
 from .methods import Call
-from .recording import WEBSOCKET, CancelOnDisconnectEvent, RecordedRequest, RequestLog
+from .recording import (
+    WEBSOCKET,
+    CancelOnDisconnectEvent,
+    RecordedRequest,
+    RequestLog,
+    params_as_query,
+)
 from .rpc import (
-    BAD_REQUEST,
     INVALID_REQUEST,
     NO_ID,
     TOO_MANY_REQUESTS,
     RpcError,
     encode,
-    error_body,
     notification,
     now_us,
-    success_body,
+    read_request,
 )
 from .state import ConnectionState, SessionState
 
@@ -88,6 +91,7 @@ class _Request:
     method_path: str  # below /api/v2, e.g. /public/test
     params: Mapping[str, Any]
     us_in: int
+    record: RecordedRequest
 
 
 class WebSocketEndpoint:
@@ -274,53 +278,37 @@ class _Connection:
         """One client message; None stands for one too large to keep."""
         us_in = now_us()
         self._last_received = time.monotonic()
+        envelope = self.endpoint.dispatcher.envelope
         if payload is None or len(payload) > MAX_REQUEST_BYTES:
             self._record(None, {}, NO_ID)
-            self._send(error_body(_TOO_LARGE, us_in))
+            self._send(envelope.error(_TOO_LARGE, us_in))
             return
-        try:
-            message = json.loads(payload.decode("utf-8"))
-        except (ValueError, RecursionError):  # not UTF-8 JSON, or nested too deep to decode
-            message = None
-        if not isinstance(message, dict):
-            self._record(None, {}, NO_ID)
-            self._send(error_body(RpcError.of(BAD_REQUEST, "invalid json"), us_in))
+        message = read_request(payload)
+        rpc_id, method_path, params = message.rpc_id, message.method_path, message.params
+        if message.error is not None:
+            record = self._record(method_path, params, rpc_id)
+            self.endpoint.log.annotate(record, message.error.code, message.error.explanation)
+            self._send(envelope.error(message.error, us_in, rpc_id))
             return
-        rpc_id = message.get("id", NO_ID)
-        method = message.get("method")
-        params = message.get("params")
-        if params is None:
-            params = {}
-        if not isinstance(method, str) or not method.strip("/"):
-            self._record(None, {}, rpc_id)
-            reason = "a request needs a 'method' string, e.g. 'public/test'"
-            self._send(error_body(RpcError.of(INVALID_REQUEST, {"reason": reason}), us_in, rpc_id))
-            return
-        method_path = "/" + method.strip("/")
-        if not isinstance(params, dict):
-            self._record(method_path, {}, rpc_id)
-            error = RpcError.invalid_param("params", "must be an object of named parameters")
-            self._send(error_body(error, us_in, rpc_id))
-            return
-        self._record(method_path, params, rpc_id)
-        request = _Request(rpc_id, method_path, params, us_in)
+        assert method_path is not None
+        record = self._record(method_path, params, rpc_id)
+        request = _Request(rpc_id, method_path, params, us_in, record)
         fault = self.endpoint.faults.take(method_path, websocket=True)
         if fault is None:
             self._handle(request)
         else:
             self._deliver(fault, request)
 
-    def _record(self, method_path: str | None, params: Mapping[str, Any], rpc_id: Any) -> None:
+    def _record(
+        self, method_path: str | None, params: Mapping[str, Any], rpc_id: Any
+    ) -> RecordedRequest:
         path = WS_PATH if method_path is None else API_PREFIX + method_path
-        self.endpoint.log.append(
+        return self.endpoint.log.append(
             RecordedRequest(
                 method="WS",
                 target=WS_PATH,
                 path=path,
-                query={
-                    str(name): value if isinstance(value, str) else json.dumps(value)
-                    for name, value in params.items()
-                },
+                query=params_as_query(params),
                 headers=self.headers,
                 client_address=self.state.client_address,
                 time=time.time(),
@@ -342,15 +330,15 @@ class _Connection:
             connection=self.state,
         )
         rpc_id, us_in = request.rpc_id, request.us_in
+        dispatcher = self.endpoint.dispatcher
         try:
-            result = self.endpoint.dispatcher.call(request.method_path, request.params, call)
-        except RpcError as error:
-            self._send(error_body(error, us_in, rpc_id))
+            result = dispatcher.call(request.method_path, request.params, call)
+        except Exception as exc:
+            error = exc if isinstance(exc, RpcError) else internal_error(exc)
+            self.endpoint.log.annotate(request.record, error.code, error.explanation)
+            self._send(dispatcher.envelope.error(error, us_in, rpc_id))
             if error.code == TOO_MANY_REQUESTS[0]:
                 self._close(*CLOSE_TOO_MANY_REQUESTS, reason="closed")
-            return
-        except Exception as exc:
-            self._send(error_body(internal_error(exc), us_in, rpc_id))
             return
         if call.client_id is not None:
             self.last_client_id = call.client_id
@@ -358,7 +346,7 @@ class _Connection:
             self.logged_out = True
             self._close(*call.close_instead, reason="closed")
             return
-        self._send(success_body(result, us_in, rpc_id))
+        self._send(dispatcher.envelope.success(result, us_in, rpc_id))
         self._reschedule_heartbeat()
 
     def _deliver(self, fault: FaultSpec, request: _Request) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,8 @@ TEST_RETRIES = RetryPolicy(total=3, backoff_factor=0.01, backoff_max=0.05)
 
 #: Where an HTTP request for a JSON-RPC method lands: ``/api/v2/<method>``.
 _API_ROOT = "/api/v2/"
+#: How often an assertion that waits looks again, in seconds.
+_POLL_SECONDS = 0.01
 
 
 class ManualClock:
@@ -260,6 +263,67 @@ class DeribitTestKit:
                 f"{len(found)} time(s) (all reasons seen: {seen})"
             )
         return found
+
+    def assert_cancelled_on_disconnect(
+        self,
+        *,
+        reason: str = "closed",
+        connection: int | None = None,
+        timeout: float = 5.0,
+    ) -> CancelOnDisconnectEvent:
+        """Fail unless cancel-on-disconnect cancelled a connection's orders for ``reason``
+        within ``timeout`` seconds: "the bot froze and its orders were cancelled". A frozen
+        bot's watchdog closes the connection without logging out, which Deribit (and the
+        simulator) treats like any lost connection: reason ``"closed"`` (a logout would keep
+        the orders). ``connection`` narrows it to one connection id. The simulator notices a
+        closed connection a moment after the client does, hence the wait. Returns the (last
+        matching) event; a failure says what happened instead: which connections are still
+        open, which logged out, what fired.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [
+                event
+                for event in self.cancel_on_disconnect_events
+                if event.reason == reason
+                and (connection is None or event.connection_id == connection)
+            ]
+            if found or time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_SECONDS)
+        which = "" if connection is None else f" for connection {connection}"
+        if not found:
+            raise AssertionError(
+                f"expected cancel-on-disconnect to cancel the orders{which} (reason {reason!r}) "
+                f"within {timeout:g} s; {self._cancel_on_disconnect_story(connection)}"
+            )
+        return found[-1]
+
+    def _cancel_on_disconnect_story(self, connection: int | None) -> str:
+        """What happened instead, for a failed :meth:`assert_cancelled_on_disconnect`."""
+        events = [
+            f"connection {e.connection_id} ({e.reason})" for e in self.cancel_on_disconnect_events
+        ]
+        still_open = [
+            info for info in self.ws_connections if connection is None or info.id == connection
+        ]
+        parts = [f"it fired for {', '.join(events)}" if events else "it never fired"]
+        if still_open:
+            parts.append(
+                "still open: "
+                + ", ".join(
+                    f"connection {info.id} (cancel-on-disconnect "
+                    f"{'on' if info.cancel_on_disconnect else 'off'})"
+                    for info in still_open
+                )
+            )
+        logged_out = {request.connection_id for request in self.requests("private/logout")}
+        if logged_out:
+            parts.append(
+                "logged out (which keeps the orders): "
+                + ", ".join(f"connection {c}" for c in sorted(logged_out, key=str))
+            )
+        return "; ".join(parts)
 
     def assert_cancel_on_disconnect_not_fired(self) -> None:
         """Fail if cancel-on-disconnect fired: no connection's orders were cancelled."""

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from openapi_client.configuration import Configuration
-from openapi_client.credentials import TokenManager
+from openapi_client.credentials import TokenManager, uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiValueError
 from openapi_client.websocket.connection import Connection
@@ -44,6 +44,8 @@ class SocketCredentials:
         self._send = send
         self._lock = threading.RLock()
         self._connection: Connection | None = None
+        #: The token last put on a connection, as (access token, expiry): announced once.
+        self._adopted: tuple[str, float] | None = None
         self._manager: TokenManager | None = None
         if self.uses_key:
             self._manager = TokenManager(configuration, self._fetch)
@@ -55,7 +57,7 @@ class SocketCredentials:
         return (
             not configuration.access_token
             and configuration.token_provider is None
-            and bool(configuration.client_id and configuration.client_secret)
+            and uses_api_key(configuration)
         )
 
     @property
@@ -92,6 +94,7 @@ class SocketCredentials:
                 # token is kept, so that grant is tried first.
                 manager.invalidate(held.access_token)
             manager.access_token()
+            self._adopt(manager, connection)
 
     def refresh_due(self) -> float | None:
         """When (``time.monotonic()``) the token should be refreshed; None: never."""
@@ -108,6 +111,7 @@ class SocketCredentials:
         with self._lock:
             self._connection = connection
             manager.access_token()
+            self._adopt(manager, connection)
 
     def for_private_call(
         self, connection: Connection, params: Mapping[str, Any], operation: str
@@ -139,6 +143,7 @@ class SocketCredentials:
                 manager.invalidate(credential)
                 self._connection = connection
                 manager.access_token()
+                self._adopt(manager, connection)
         return True
 
     def logout_params(self) -> dict[str, Any] | None:
@@ -153,23 +158,26 @@ class SocketCredentials:
 
     # -- public/auth for the token manager ------------------------------------------------------
 
+    def _adopt(self, manager: TokenManager, connection: Connection) -> None:
+        """Authorize ``connection`` with the manager's token, announcing a new one with
+        :class:`Authenticated` (the connection's first) or :class:`TokenRefreshed`."""
+        token = manager.token
+        if token is None:
+            return
+        key = (token.access_token, token.expires_at)
+        if key == self._adopted and connection.credential == token.access_token:
+            return  # not renewed (not due yet, or the renewal failed and the token was kept)
+        self._adopted = key
+        first = connection.credential is None
+        connection.credential = token.access_token
+        connection.authorized = True
+        event = Authenticated if first else TokenRefreshed
+        self._hub.emit(event(connection.number, token.scope, token.lifetime, now()))
+
     def _fetch(
         self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
     ) -> dict[str, Any]:
+        """``public/auth`` on the connection being authenticated, for the token manager."""
         connection = self._connection
         assert connection is not None, "public/auth outside authenticate() or refresh()"
-        params = endpoint.json_params(make_args(), True)
-        envelope = self._send(connection, endpoint.method, params)
-        result = envelope.get("result")
-        if not isinstance(result, dict):
-            return envelope  # the token manager says what is missing
-        token = result.get("access_token")
-        first = connection.credential is None
-        connection.credential = token if isinstance(token, str) else None
-        connection.authorized = True
-        scope = str(result.get("scope", ""))
-        expires_in = result.get("expires_in")
-        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 0.0
-        event = Authenticated if first else TokenRefreshed
-        self._hub.emit(event(connection.number, scope, lifetime, now()))
-        return envelope
+        return self._send(connection, endpoint.method, endpoint.json_params(make_args(), True))

@@ -36,12 +36,12 @@ from typing import (
 
 from openapi_client.configuration import Configuration, check_timeout
 from openapi_client.core import Attempt, ClientCore, Reply
+from openapi_client.credentials import uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket import tls
 from openapi_client.websocket.connection import (
-    TOO_MANY_REQUESTS,
     Connection,
     ConnectOptions,
     Listener,
@@ -248,6 +248,14 @@ class WebSocketApiClient(ClientCore):
         self._session.close(logout, self._options.close_timeout)
         self._close_pool()
 
+    def _after_fork(self) -> None:
+        """In a child process just forked: the session is the parent's. This copy never touches
+        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
+        ``WebSocketApiClient`` in the child) and :meth:`close` does nothing."""
+        super()._after_fork()
+        self._session.after_fork()
+        self._hub = self._session.hub
+
     @property
     def state(self) -> State:
         """Where the session stands (:class:`~openapi_client.websocket.State`)."""
@@ -434,11 +442,12 @@ class WebSocketApiClient(ClientCore):
         method = endpoint.method
         message, raw = connection.request(method, params, timeout.read)
         if "error" in message:
-            error = answer_error(message, raw)
-            if error.error_code == TOO_MANY_REQUESTS:
-                connection.throttled = True
-            raise error
-        session.observe(connection, method, params)
+            raise answer_error(message, raw)
+        # The API classes' arguments were checked against their declaration, when enabled.
+        checked = type(endpoint) is not _MethodEndpoint
+        session.observe(
+            connection, method, params, checked and self.configuration.client_side_validation
+        )
         if not preload:
             return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
         return Reply(message, 200, _NO_HEADERS)
@@ -473,7 +482,7 @@ class WebSocketApiClient(ClientCore):
         if (
             configuration.access_token
             or configuration.token_provider is not None
-            or (configuration.client_id and configuration.client_secret)
+            or uses_api_key(configuration)
         ):
             raise ApiValueError(
                 f"the session would send credentials over plain ws:// to {target.display}; use "

@@ -7,6 +7,17 @@ request is written), answers every ``test_request`` with ``public/test`` at once
 notifications to the session. When the connection ends, for whatever reason, every waiter fails
 at once with :class:`ApiConnectionError`.
 
+The main thread never reads: Python raises ``KeyboardInterrupt`` (and the exception of any signal
+handler) there, at any point, and an exception that lands while a thread feeds ``websockets``'
+parser leaves the parser broken for everyone. So a call made on the main thread only writes its
+request (a write either leaves whole or not at all) and waits for the connection's own thread,
+or a caller on another thread, to hand it its answer; an interrupt then costs that call only.
+
+One message the client cannot route or parse (an ``id`` it never uses, an answer with both a
+``result`` and an ``error``, a failure while handling it) is logged and dropped: only a broken
+protocol ends the connection. If the connection's own thread fails anyway, the connection ends
+with "the reader failed" and the session replaces it.
+
 Framing, the handshake, TLS and pings are ``websockets``' (its sans-I/O ``ClientProtocol``, see
 ``transport.py``); nothing here writes a frame by hand.
 """
@@ -15,13 +26,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
+import os
+import reprlib
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -34,8 +46,9 @@ from openapi_client.exceptions import (
     ApiValueError,
     exception_for_response,
 )
-from openapi_client.redaction import redact
+from openapi_client.redaction import redact, redacted_exception, register_credentials_in
 from openapi_client.rest import transport_error
+from openapi_client.websocket.events import logger
 from openapi_client.websocket.transport import (
     Closed,
     Data,
@@ -55,8 +68,6 @@ __all__ = [
     "open_connection",
 ]
 
-logger = logging.getLogger("openapi_client.websocket")
-
 #: The status of the :class:`ApiException` for a JSON-RPC error answered on the socket: the HTTP
 #: status Deribit gives the same error over HTTP.
 ERROR_STATUS = 400
@@ -70,6 +81,12 @@ TOO_MANY_REQUESTS = 10028
 TAKEOVER_SECONDS = 0.001
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+#: Short previews of what a server sent, for log lines.
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxstring = _PREVIEW.maxother = 100
+
+E = TypeVar("E", bound=BaseException)
 
 
 class ConnectOptions(NamedTuple):
@@ -109,7 +126,8 @@ class Listener:
 
 
 class Lost(NamedTuple):
-    """How a connection ended: the close code and reason, and a sentence for errors."""
+    """How a connection ended: the close code and reason, and a sentence for errors (both
+    redacted)."""
 
     code: int | None
     reason: str
@@ -119,14 +137,18 @@ class Lost(NamedTuple):
 class _Waiter:
     """One caller waiting for one answer. Its lock is held until it is signalled: by its answer,
     by the end of the connection, or to take over reading. :meth:`signal` and :meth:`rearm` run
-    under the connection's mutex, so a signal is never given twice nor lost."""
+    under the connection's mutex, so a signal is never given twice nor lost.
 
-    __slots__ = ("_lock", "_signalled", "error", "message", "raw")
+    :ivar reads: whether its caller may take the read role (False on the main thread).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_lock", "_signalled", "error", "message", "raw", "reads")
+
+    def __init__(self, reads: bool = False) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
         self._signalled = False
+        self.reads = reads
         self.message: dict[str, Any] | None = None
         self.raw: Data = ""
         self.error: ApiException | None = None
@@ -167,6 +189,37 @@ def answer_error(message: dict[str, Any], raw: str | bytes) -> ApiException:
     return exception_for_response(ERROR_STATUS, "Bad Request", body, {}, message)
 
 
+def caused_by(error: E, cause: BaseException | None) -> E:
+    """``error`` with ``cause`` chained (redacted: see
+    :func:`~openapi_client.redaction.redacted_exception`). Raise it outside any ``except`` block,
+    so that Python does not chain the unredacted exception being handled as its context."""
+    error.__cause__ = None if cause is None else redacted_exception(cause)
+    error.__suppress_context__ = True
+    return error
+
+
+#: The main thread's id (``threading.get_ident()``), where Python raises ``KeyboardInterrupt``;
+#: a forked child's is its own.
+_main_ident = threading.main_thread().ident
+
+
+def _forked() -> None:
+    global _main_ident
+    _main_ident = threading.main_thread().ident
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forked)
+
+
+def _preview(value: Any) -> str:
+    """What a server sent, shortened and redacted, for a log line."""
+    try:
+        return redact(_PREVIEW.repr(value))
+    except Exception:  # e.g. an integer too long to print
+        return f"<{type(value).__name__}>"
+
+
 class Connection:
     """An open WebSocket connection: requests, and the answers routed to them by id.
 
@@ -176,7 +229,8 @@ class Connection:
     waits and the reader hands it its answer. When the role is given up while others still
     wait, one of them takes it over. The connection's own thread takes the role whenever it has
     been free for :data:`TAKEOVER_SECONDS`, so ``test_request`` heartbeats are answered whatever
-    the callers do, and it alone reads while nobody calls.
+    the callers do, and it alone reads while nobody calls. Callers on the main thread never take
+    the role: the connection's own thread reads for them (see the module's docstring).
 
     :param transport: the open connection's wire.
     :param number: which connection of the session this is (1, 2, ...), for events.
@@ -203,7 +257,7 @@ class Connection:
         self._done = threading.Event()
         self._closing: str | None = None
         self._cause: BaseException | None = None
-        #: Guards the read role, the waiting callers and the signals given to them.
+        #: Guards the read role, the waiting callers, the signals given to them and ``lost``.
         self._mutex = threading.Lock()
         #: Where the connection's own thread waits for the read role.
         self._role_free = threading.Condition(self._mutex)
@@ -211,10 +265,11 @@ class Connection:
         #: How many times a caller took the read role (the connection's thread takes it only
         #: when no caller did for a whole :data:`TAKEOVER_SECONDS`).
         self._takes = 0
-        #: Whether the connection's own thread should read at once (closing, lost).
+        #: Whether the connection's own thread should read at once (closing, lost, or callers
+        #: that never read are waiting).
         self._urgent = False
-        #: Callers asleep waiting for their answer: one of them takes over reading when the
-        #: reader leaves.
+        #: Callers that may read, asleep waiting for their answer: one of them takes over
+        #: reading when the reader leaves.
         self._followers: set[_Waiter] = set()
         self._last_message = time.monotonic()
         #: How the connection ended; None while it is open.
@@ -248,30 +303,20 @@ class Connection:
 
         Returns the decoded answer and its text (an error answer included: see
         :func:`answer_error`). Raises :class:`ApiTimeoutError` when no answer came in time and
-        :class:`ApiConnectionError` when the connection ended first.
+        :class:`ApiConnectionError` when the connection ended first. Whatever ends the call
+        (an interrupt included), it leaves nothing behind: no waiter, no read role.
         """
         request_id = next(self._ids)
         text = _encode(request_id, method, params)
-        waiter = _Waiter()
+        waiter = _Waiter(threading.get_ident() != _main_ident)  # the main thread never reads
         pending = self._pending
-        pending[request_id] = waiter
-        if self.lost is not None and pending.pop(request_id, None) is not None:
-            raise self._lost_error(method)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._mutex:  # read for itself if nobody reads (taken before writing: no race)
-            leading = not self._reading
-            if leading:
-                self._reading = True
-                self._takes += 1
         try:
-            self._transport.send(text)
-        except _SEND_ERRORS as error:
-            if leading:
-                self._leave()
-            if pending.pop(request_id, None) is not None:
-                raise self._lost_error(method, error) from error
-            leading = False
-        if not self._await(waiter, deadline, leading) and pending.pop(request_id, None) is not None:
+            pending[request_id] = waiter
+            answered = self._exchange(request_id, waiter, text, method, timeout)
+        finally:
+            # Claimed by nobody else: an answer that comes later finds no caller and is dropped.
+            pending.pop(request_id, None)
+        if not answered:
             raise ApiTimeoutError(
                 f"{method}: {self.target.display} did not answer within {timeout:g} s"
             )
@@ -282,19 +327,63 @@ class Connection:
             raise failure
         return message, waiter.raw
 
+    def _exchange(
+        self, request_id: int, waiter: _Waiter, text: str, method: str, timeout: float | None
+    ) -> bool:
+        """Write the request and wait for ``waiter``; False when ``timeout`` ran out first (and
+        the waiter was not claimed meanwhile by its answer or the end of the connection)."""
+        if self.lost is not None:
+            raise self._lost_error(method)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        leading = False
+        if waiter.reads:
+            with self._mutex:  # read for itself if nobody reads (taken before writing: no race)
+                if not self._reading:
+                    self._reading = leading = True
+                    self._takes += 1
+        failed: BaseException | None = None
+        try:
+            self._transport.send(text)
+        except _SEND_ERRORS as error:
+            failed = error
+        except BaseException:
+            if leading:
+                self._leave()
+            raise
+        if failed is not None:
+            if leading:
+                self._leave()
+                leading = False
+            if self._pending.pop(request_id, None) is not None:
+                raise self._lost_error(method, failed)  # outside the except: no unredacted context
+        if self._await(waiter, deadline, leading) if waiter.reads else self._await_answer(
+            waiter, deadline
+        ):
+            return True
+        if self._pending.pop(request_id, None) is not None:
+            return False
+        # Claimed just as the time ran out: its answer or failure is a moment away.
+        return self._await(waiter, time.monotonic() + _CLAIMED_SECONDS, False)
+
     def send_only(self, method: str, params: Mapping[str, Any]) -> None:
         """Send a request whose answer nobody waits for (``private/logout`` has none)."""
         request_id = next(self._ids)
         self._pending[request_id] = _DISCARD
+        failed: BaseException | None = None
         try:
             self._transport.send(_encode(request_id, method, params))
         except _SEND_ERRORS as error:
-            raise self._lost_error(method, error) from error
+            failed = error
+        if failed is not None:
+            raise self._lost_error(method, failed)
 
     def _await(self, waiter: _Waiter, deadline: float | None, leading: bool) -> bool:
         """Wait for ``waiter``'s answer or failure, reading the connection when nobody else
-        does (``leading``: the role is already this thread's); False when ``deadline`` passed
-        first."""
+        does and the waiter may read; False when ``deadline`` passed first. ``leading``: the
+        read role is this thread's already. Whichever way this ends, the role is given up and
+        the waiter is no longer among the followers."""
+        if not waiter.reads:
+            return self._await_answer(waiter, deadline)  # (the claimed-answer wait)
         mutex = self._mutex
         followers = self._followers
         while True:
@@ -316,14 +405,30 @@ class Connection:
                     self._takes += 1
                     continue
                 followers.add(waiter)
-            woken = waiter.sleep(None if deadline is None else deadline - time.monotonic())
-            with mutex:
-                followers.discard(waiter)
-                waiter.rearm(woken)
-                if waiter.done():
-                    return True
+            woken = False
+            try:
+                woken = waiter.sleep(None if deadline is None else deadline - time.monotonic())
+            finally:
+                with mutex:
+                    followers.discard(waiter)
+                    waiter.rearm(woken)
+            if waiter.done():
+                return True
             if not woken:
                 return False
+
+    def _await_answer(self, waiter: _Waiter, deadline: float | None) -> bool:
+        """:meth:`_await` for a caller that never reads: it sleeps until whoever reads hands
+        it its answer or failure (the only signals it gets), waking the connection's own thread
+        first when nobody reads. Its pending entry is what :meth:`_leave` sees of it."""
+        if waiter.done():
+            return True
+        if self.lost is None and not self._reading:
+            with self._mutex:
+                self._urgent = True
+                self._role_free.notify()
+        woken = waiter.sleep(None if deadline is None else deadline - time.monotonic())
+        return woken or waiter.done()
 
     def _lead(self, waiter: _Waiter, deadline: float | None) -> None:
         """Read until ``waiter`` is answered, ``deadline`` passes or the connection ends."""
@@ -333,7 +438,8 @@ class Connection:
             self._pump(deadline)
 
     def _leave(self) -> None:
-        """Give up the read role: to a caller still waiting if there is one."""
+        """Give up the read role: to a waiting caller that may read, if there is one; else to
+        the connection's own thread, at once when callers that never read are waiting."""
         with self._mutex:
             self._reading = False
             followers = self._followers
@@ -342,13 +448,17 @@ class Connection:
                 if not follower.done():
                     follower.signal()  # it wakes and takes the role
                     return
+            waiting = list(self._pending.values())  # a copy: callers add to it meanwhile
+            if any(not waiter.reads and waiter is not _DISCARD for waiter in waiting):
+                self._urgent = True
             if self._urgent or self.lost is not None:
                 self._role_free.notify()
 
     # -- closing --------------------------------------------------------------------------------
 
     def close(self, code: int = 1000, reason: str = "", why: str = "closed by the client") -> None:
-        """Close the connection (waiting at most the close timeout for the server's answer)."""
+        """Close the connection, waiting at most the close timeout for the server's answer: then
+        the socket is cut."""
         if self._closing is None:
             self._closing = why
         try:
@@ -358,10 +468,12 @@ class Connection:
         with self._mutex:
             self._urgent = True  # someone must read the closing handshake: the reader, now
             self._role_free.notify()
-        if threading.current_thread() is not self._reader and not self._done.wait(
-            self._close_timeout + _CLOSE_MARGIN
-        ):  # pragma: no cover - a safety net: the reader cuts the socket at the close timeout
-            self._transport.abort()
+        if threading.current_thread() is self._reader or self._done.wait(self._close_timeout):
+            return
+        # No answer in time (a half-open connection), or a reader waiting on the socket since
+        # before the close: cutting the socket ends its wait at once.
+        self._transport.abort()
+        self._done.wait(_CUT_SECONDS)
 
     def wait_lost(self, timeout: float) -> bool:
         """Wait until the end of the connection has been seen."""
@@ -373,7 +485,8 @@ class Connection:
         """Read whenever the role is free: at once when nobody reads, else after it has been
         given up (checked every :data:`TAKEOVER_SECONDS`, so that callers reading in turn do not
         wake this thread for every answer). Gives the role up after handing an answer to a
-        caller that is the last one waiting, so that its next call may read for itself."""
+        caller that may read and is the last one waiting, so that its next call may read for
+        itself. Whatever ends this thread ends the connection first."""
         mutex = self._mutex
         role_free = self._role_free
         try:
@@ -396,8 +509,23 @@ class Connection:
                             break
                 finally:
                     self._leave()
+        except BaseException as error:  # a fault of the library's: end the connection cleanly
+            self._reader_failed(error)
         finally:
             self._finish()
+
+    def _reader_failed(self, error: BaseException) -> None:
+        """The connection's thread is ending on ``error``: report it, and end the connection so
+        that every caller fails at once and the session replaces it."""
+        logger.error(
+            "the reader of the WebSocket connection %r failed; the connection is closed",
+            self,
+            exc_info=redacted_exception(error),
+        )
+        if self.lost is None:
+            self._cause = error
+            self._dead = f"the reader failed ({type(error).__name__})"
+            self._lose(self._dead)
 
     def _finish(self) -> None:
         """After the end: close a connection declared dead, free the socket."""
@@ -414,7 +542,7 @@ class Connection:
 
     def _pump(self, deadline: float | None) -> bool:
         """Read once, waiting at most until ``deadline`` (None: no limit) and the liveness
-        limit, and route what came; True when an answer went to a caller.
+        limit, and route what came; True when an answer went to a caller that may read.
         Ends the connection when it is over."""
         try:
             limit = self._listener.idle_limit()
@@ -431,54 +559,90 @@ class Connection:
                 if wait is None or idle < wait:
                     wait = idle
             messages = self._transport.read(None if wait is None else max(wait, 0.0))
-            if not messages:
-                return False
-            self._last_message = time.monotonic()
-            routed = False
-            for raw in messages:
-                if self._route(raw):
-                    routed = True
-            return routed
         except ConnectionClosed as closed:
             self._cause = closed
             self._lose(None)
+            return False
         except Exception as unexpected:  # the connection must end through _lose, whatever happens
             logger.exception("reading the WebSocket connection %r failed", self)
             self._cause = unexpected
             self._dead = f"the reader failed ({type(unexpected).__name__})"
             self._lose(self._dead)
-        return False
+            return False
+        if not messages:
+            return False
+        self._last_message = time.monotonic()
+        routed = False
+        for raw in messages:
+            try:
+                if self._route(raw):
+                    routed = True
+            except Exception:  # one message that cannot be handled: never the connection
+                logger.exception(
+                    "a message from %s could not be handled; it was dropped", self.target.display
+                )
+        return routed
 
     def _route(self, raw: Data) -> bool:
+        """Hand ``raw`` to whom it is for; True when it answered a caller that may read."""
+        display = self.target.display
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             logger.warning(
                 "%s sent a message that is not JSON; ignored: %.200s",
-                self.target.display,
+                display,
                 redact(raw if isinstance(raw, str) else repr(raw)),
             )
             return False
         if type(message) is not dict:
-            logger.warning("%s sent a JSON value that is not an object; ignored", self)
+            logger.warning("%s sent a JSON value that is not an object; ignored", display)
             return False
         request_id = message.get("id")
         if request_id is None:
             self._notification(message)
             return False
+        if type(request_id) is not int:
+            logger.warning(
+                "%s sent an answer whose id %s is not one the client gives; ignored",
+                display,
+                _preview(request_id),
+            )
+            return False
+        result = message.get("result")
+        if type(result) is dict:
+            register_credentials_in(result)  # a token is redacted before anything shows it
         waiter = self._pending.pop(request_id, None)
-        if waiter is not None and waiter is not _DISCARD:
+        if waiter is None:
+            logger.debug("an answer to id %s came after its caller gave up", _preview(request_id))
+        if "error" in message and "result" in message:
+            logger.warning(
+                "%s answered id %s with both a result and an error; the answer was dropped",
+                display,
+                _preview(request_id),
+            )
+            if waiter is None or waiter is _DISCARD:
+                return False
+            waiter.error = ApiProtocolError(
+                f"{display} answered with both a result and an error, so the outcome is "
+                "unknown; check the state on Deribit before repeating the call"
+            )
+        elif waiter is not None and waiter is not _DISCARD:
             waiter.raw = raw
             waiter.message = message
-            with self._mutex:
-                self._followers.discard(waiter)
-                waiter.signal()
-            return True
-        if waiter is None:
-            logger.debug("an answer to id %r came after its caller gave up", request_id)
-        if "error" in message:
-            self._unanswered_error(message)
-        return False
+            if "error" in message:
+                self._note_throttling(message)  # before the close that follows a 10028
+        else:
+            if "error" in message:
+                self._unanswered_error(message)
+            return False
+        if not waiter.reads:  # only its answer signals it, and only the one who popped it
+            waiter.signal()
+            return False
+        with self._mutex:
+            self._followers.discard(waiter)
+            waiter.signal()
+        return True
 
     def _notification(self, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -493,7 +657,9 @@ class Connection:
         if "error" in message:
             self._unanswered_error(message)
             return
-        logger.debug("ignored a message from %s: %.200s", self.target.display, redact(str(message)))
+        logger.debug(
+            "ignored a message from %s: %.200s", self.target.display, redact(str(message))
+        )
 
     def _answer_test_request(self) -> None:
         started = time.perf_counter()
@@ -505,22 +671,31 @@ class Connection:
             return  # the next read reports the end of the connection
         self._listener.heartbeat_answered(self, time.perf_counter() - started)
 
-    def _unanswered_error(self, message: dict[str, Any]) -> None:
+    def _note_throttling(self, message: dict[str, Any]) -> None:
+        """Mark the connection throttled when ``message`` is Deribit's 10028 (which ends the
+        connection): the session then waits ``throttle_delay`` at least before the next one."""
         error = message.get("error")
         code = error.get("code") if isinstance(error, dict) else error
         if code == TOO_MANY_REQUESTS:
             self.throttled = True
+
+    def _unanswered_error(self, message: dict[str, Any]) -> None:
+        self._note_throttling(message)
+        error = message.get("error")
         logger.warning(
             "%s reported an error outside any call: %.300s",
             self.target.display,
-            redact(json.dumps(error)),
+            _preview(error),
         )
 
     def _lose(self, dead: str | None) -> None:
-        """The end of the connection, seen by the thread holding the read role: every waiting
-        caller fails, the listener hears of it, and the connection's thread frees the socket."""
+        """The end of the connection: every waiting caller fails, the listener hears of it, and
+        the connection's thread frees the socket. Only the first call counts."""
         code, reason, description = self._how_it_ended(dead)
-        self.lost = Lost(code, reason, description)
+        with self._mutex:
+            if self.lost is not None:
+                return
+            self.lost = Lost(code, reason, description)
         pending = self._pending
         failed: list[_Waiter] = []
         while pending:
@@ -538,11 +713,14 @@ class Connection:
             self._role_free.notify()
         try:
             self._listener.connection_lost(self)
+        except Exception:
+            logger.exception("the session could not be told that %r ended", self)
         finally:
             self._done.set()  # after the listener: its Disconnected comes before what waits
 
     def _how_it_ended(self, dead: str | None) -> tuple[int | None, str, str]:
-        """The close code, reason and a description, from the close frames exchanged."""
+        """The close code, reason and a description, from the close frames exchanged (texts
+        redacted: a server may echo a credential in its close reason)."""
         if dead is not None:
             return None, "", dead
         closed = self._cause if isinstance(self._cause, ConnectionClosed) else None
@@ -552,19 +730,21 @@ class Connection:
             frame = received or sent
             return (None, "", self._closing) if frame is None else (
                 int(frame.code),
-                frame.reason,
+                redact(frame.reason),
                 self._closing,
             )
         if received is not None:
+            reason = redact(received.reason)
             text = f"the server closed the connection (code {int(received.code)}"
-            text += f", {received.reason!r})" if received.reason else ")"
-            return int(received.code), received.reason, text
+            text += f", {reason!r})" if reason else ")"
+            return int(received.code), reason, text
         if sent is not None:
+            reason = redact(sent.reason)
             text = (
                 f"the client ended the connection: the server broke the protocol (code "
-                f"{int(sent.code)}, {sent.reason!r})"
+                f"{int(sent.code)}, {reason!r})"
             )
-            return int(sent.code), sent.reason, text
+            return int(sent.code), reason, text
         return None, "", "the connection dropped without a close frame"
 
     def _lost_error(
@@ -573,16 +753,16 @@ class Connection:
         lost = self.lost
         what = lost.description if lost is not None else "the connection closed"
         prefix = f"{method}: " if method else ""
-        error = ApiConnectionError(
-            f"{prefix}no answer from {self.target.display}: {what}"
+        return caused_by(
+            ApiConnectionError(f"{prefix}no answer from {self.target.display}: {what}"), cause
         )
-        error.__cause__ = cause
-        return error
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
-#: Seconds :meth:`Connection.close` waits beyond the close timeout for the reader to see the end.
-_CLOSE_MARGIN = 1.0
+#: Seconds :meth:`Connection.close` waits, after cutting the socket, for the reader to see the end.
+_CUT_SECONDS = 1.0
+#: Seconds a caller whose answer (or failure) was claimed as its time ran out waits for it.
+_CLAIMED_SECONDS = 1.0
 #: What a failed write raises, on either transport.
 _SEND_ERRORS = (Closed, ConnectionClosed, OSError)
 
@@ -635,13 +815,16 @@ def open_connection(
         "user_agent": user_agent,
     }
     transport: Transport
+    failure: Exception | None = None
     try:
         if proxy is None:
             transport = open_socket(target.url, **settings)
         else:
             transport = open_through_proxy(target.url, proxy, **settings)
     except Exception as error:
-        raise _connect_error(error, target, options) from error
+        failure = caused_by(_connect_error(error, target, options), error)
+    if failure is not None:
+        raise failure  # outside the except: no unredacted context
     return Connection(transport, number, target, listener, options.close_timeout)
 
 

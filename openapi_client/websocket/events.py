@@ -4,6 +4,9 @@ Callbacks (``on_event`` and subscription callbacks) run on one dispatcher thread
 never on the thread that reads the socket, so a slow callback never delays a heartbeat answer.
 Both queues are bounded: when a callback falls behind by :data:`MAX_PENDING_CALLBACKS`, or nobody
 iterates and :data:`MAX_BACKLOG` events wait, the oldest are dropped (and a warning logged).
+
+Every text an event carries is redacted when it is published (a server may echo a credential in a
+close reason), and so is every line of the session's logger, ``openapi_client.websocket``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable, NamedTuple, Union
+
+from openapi_client.redaction import install_filter, redact
 
 __all__ = [
     "MAX_BACKLOG",
@@ -29,9 +34,11 @@ __all__ = [
     "SessionRestored",
     "TokenRefreshed",
     "as_dict",
+    "logger",
 ]
 
-logger = logging.getLogger("openapi_client.websocket")
+#: The session's logger; its lines are redacted like every line the library writes.
+logger = install_filter(logging.getLogger("openapi_client.websocket"))
 
 #: Events kept for :meth:`WebSocketApiClient.events` until it takes them.
 MAX_BACKLOG = 1000
@@ -171,7 +178,8 @@ class EventHub:
     # -- producing ------------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Publish ``event`` (never blocks)."""
+        """Publish ``event``, its texts redacted (never blocks)."""
+        event = _redacted(event)
         logger.debug("event %r", event)
         with self._lock:
             if len(self._backlog) >= MAX_BACKLOG:
@@ -214,7 +222,7 @@ class EventHub:
                     self._dropped = 0
             try:
                 callback(*args)
-            except Exception:
+            except BaseException:  # even SystemExit: the thread serves every later callback
                 logger.exception("a WebSocket session callback raised; the session carries on")
 
     # -- consuming ------------------------------------------------------------------------------
@@ -250,6 +258,21 @@ class EventHub:
             self._jobs_ready.notify_all()
         if dispatcher is not None and dispatcher is not threading.current_thread():
             dispatcher.join(_DRAIN_SECONDS)
+
+
+def _redacted(event: Event) -> Event:
+    """``event`` with every text field (and every text in a tuple field) redacted."""
+    changed: dict[str, Any] = {}
+    for name, value in zip(event._fields, event):
+        if type(value) is str:
+            cleaned: Any = redact(value)
+        elif type(value) is tuple:
+            cleaned = tuple(redact(item) if type(item) is str else item for item in value)
+        else:
+            continue
+        if cleaned != value:
+            changed[name] = cleaned
+    return event._replace(**changed) if changed else event
 
 
 def now() -> float:

@@ -7,13 +7,20 @@ cancel-on-disconnect may have fired, and the supervisor opens a new connection a
 exponential backoff with jitter, longer after a 429 at the handshake or a 10028. Each new
 connection gets the session's settings before calls go ahead: ``public/hello``, authentication,
 the heartbeat, cancel-on-disconnect and the subscriptions.
+
+No wait the session makes is longer than :data:`MAX_RECONNECT_DELAY`, whatever a server's
+``Retry-After`` or the settings ask, and the supervisor looks at the connection at least every
+:data:`SUPERVISOR_TICK` seconds. If the supervisor fails anyway (a fault of the library's), the
+session ends clearly: state ``FAILED``, a :class:`Closed` event, calls refused. In a child process
+made by ``os.fork()``, the session is the parent's: it refuses every call (see
+:meth:`Session.after_fork`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -25,8 +32,10 @@ from openapi_client.exceptions import (
     ApiConnectionError,
     ApiException,
     ApiTimeoutError,
+    ApiTypeError,
     ApiValueError,
 )
+from openapi_client.redaction import redacted_exception
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket.auth import SocketCredentials
 from openapi_client.websocket.connection import (
@@ -44,12 +53,20 @@ from openapi_client.websocket.events import (
     HeartbeatAnswered,
     Reconnecting,
     SessionRestored,
+    logger,
     now,
 )
 
-__all__ = ["CLIENT_NAME", "Session", "Settings", "State", "liveness_limit", "retry_delay"]
-
-logger = logging.getLogger("openapi_client.websocket")
+__all__ = [
+    "CLIENT_NAME",
+    "MAX_RECONNECT_DELAY",
+    "SUPERVISOR_TICK",
+    "Session",
+    "Settings",
+    "State",
+    "liveness_limit",
+    "retry_delay",
+]
 
 #: The name ``public/hello`` introduces the client with.
 CLIENT_NAME = "openapi-client-deribit-session"
@@ -59,6 +76,19 @@ LIVENESS_MARGIN = 5.0
 
 #: How long :meth:`Session.close` waits for the supervisor thread, in seconds.
 _JOIN_SECONDS = 2.0
+
+#: The longest wait before a reconnect, in seconds: a longer ``Retry-After`` (or setting) is cut
+#: to this, so that no value a server sends can stall the session for good.
+MAX_RECONNECT_DELAY = 3600.0
+#: The longest the supervisor sleeps without looking at the connection, in seconds: a connection
+#: that ended without the session being told is replaced within this.
+SUPERVISOR_TICK = 1.0
+
+#: What a forked child's copy of a session says when it is used.
+FORKED = (
+    "this WebSocketApiClient was created in another process, before os.fork(); its connection "
+    "belongs to that process: build a new WebSocketApiClient in this one"
+)
 
 SubscriptionCallback = Callable[[str, Any], Any]
 
@@ -74,7 +104,8 @@ class State(enum.Enum):
     READY = "ready"
     #: The connection was lost; waiting before the next attempt.
     RECONNECTING = "reconnecting"
-    #: Ended by :meth:`~openapi_client.websocket.WebSocketApiClient.close`.
+    #: Ended by :meth:`~openapi_client.websocket.WebSocketApiClient.close` (or inherited by a
+    #: process made with ``os.fork()``, where it refuses every call).
     CLOSED = "closed"
     #: Gave up: ``max_reconnects`` reached, or credentials or settings refused.
     FAILED = "failed"
@@ -151,6 +182,7 @@ class Session(Listener):
         self.connection: Connection | None = None
         self._failure: str | None = None
         self._supervisor: threading.Thread | None = None
+        self._forked = False
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -160,12 +192,24 @@ class Session(Listener):
 
         :raises ApiException: the session could not be established.
         """
+        try:
+            self._first_connection(policy)
+        except BaseException as failure:  # an interrupt too: nothing is left running
+            if not self._stopped.is_set():
+                self._end(State.FAILED, f"could not establish the session: {failure!r}")
+            raise
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="openapi_client-ws-session", daemon=True
+        )
+        self._supervisor.start()
+
+    def _first_connection(self, policy: RetryPolicy) -> None:
         attempts = 0
         while True:
             attempts += 1
             try:
                 self._establish()
-                break
+                return
             except ApiValueError as refused:
                 self._end(State.FAILED, f"could not establish the session: {refused}")
                 raise
@@ -177,12 +221,8 @@ class Session(Listener):
                 logger.info(
                     "opening the WebSocket session failed (%r); again in %.2f s", error, delay
                 )
-                if self._stopped.wait(delay):
+                if self._stopped.wait(min(delay, MAX_RECONNECT_DELAY)):
                     raise
-        self._supervisor = threading.Thread(
-            target=self._supervise, name="openapi_client-ws-session", daemon=True
-        )
-        self._supervisor.start()
 
     def _establish(self) -> None:
         """Open a connection and apply every setting; READY when done."""
@@ -192,11 +232,11 @@ class Session(Listener):
             self.state = State.CONNECTING
         number = next(self._numbers)
         connection = self._open(number, self)
-        self.hub.emit(Connected(connection.target.url, number, now()))
-        with self._cond:
-            self.connection = connection
-            self.state = State.RESTORING
         try:
+            self.hub.emit(Connected(connection.target.url, number, now()))
+            with self._cond:
+                self.connection = connection
+                self.state = State.RESTORING
             channels = self._restore(connection)
         except BaseException:
             connection.close(1000, "", "closed: the session could not be restored on it")
@@ -276,8 +316,6 @@ class Session(Listener):
             rate_limit.acquire()
         message, raw = connection.request(method, params, self._call_timeout)
         if "error" in message:
-            if _error_code(message) == TOO_MANY_REQUESTS:
-                connection.throttled = True
             raise answer_error(message, raw)
         return message
 
@@ -315,6 +353,8 @@ class Session(Listener):
             if state is State.READY and self.connection is not None:
                 return self.connection
         if state is State.CLOSED:
+            if self._forked:
+                raise ApiValueError(FORKED)
             raise ApiValueError(
                 "the WebSocket session is closed; create a new WebSocketApiClient"
             )
@@ -329,12 +369,19 @@ class Session(Listener):
         """False once the session is closed or has given up: nothing is worth a retry then."""
         return self.state not in (State.CLOSED, State.FAILED)
 
-    def observe(self, connection: Connection, method: str, params: Mapping[str, Any]) -> None:
-        """Adopt what a successful call changed, so that reconnects restore it."""
+    def observe(
+        self,
+        connection: Connection,
+        method: str,
+        params: Mapping[str, Any],
+        checked: bool = False,
+    ) -> None:
+        """Adopt what a successful call changed, so that reconnects restore it (``checked``:
+        ``params`` were validated against the method's declaration already)."""
         settings = self.settings
         if method == "public/set_heartbeat":
-            interval = params.get("interval")
-            if isinstance(interval, (int, float)):
+            interval = params.get("interval") if checked else _heartbeat_interval(params)
+            if interval is not None:
                 settings.heartbeat = interval
         elif method == "public/disable_heartbeat":
             settings.heartbeat = None
@@ -373,6 +420,10 @@ class Session(Listener):
         self.hub.emit(
             Disconnected(connection.number, lost.code, lost.description, may_have_fired, now())
         )
+        self._replace(connection)
+
+    def _replace(self, connection: Connection) -> None:
+        """Have the supervisor replace ``connection``, which ended, if the session used it."""
         with self._cond:
             if connection is self.connection and self.state is State.READY:
                 self.state = State.RECONNECTING
@@ -381,13 +432,31 @@ class Session(Listener):
     # -- the supervisor -------------------------------------------------------------------------
 
     def _supervise(self) -> None:
+        try:
+            self._watch()
+        except BaseException as error:  # a fault of the library's: end clearly, never silently
+            logger.error(
+                "the supervisor of the WebSocket session failed", exc_info=redacted_exception(error)
+            )
+            self._end(State.FAILED, f"the session's supervisor failed ({type(error).__name__})")
+
+    def _watch(self) -> None:
+        """Renew the token when due, and replace the connection when it ends."""
         while not self._stopped.is_set():
             with self._cond:
                 while self.state is State.READY and not self._stopped.is_set():
-                    due = self.credentials.refresh_due()
-                    wait = None if due is None else due - time.monotonic()
-                    if wait is not None and wait <= 0:
+                    connection = self.connection
+                    if connection is not None and connection.wait_lost(0):
+                        # Ended, and the session was not told (it would not be READY).
+                        logger.warning("%r ended unannounced; replacing it", connection)
+                        self.state = State.RECONNECTING
                         break
+                    due = self.credentials.refresh_due()
+                    wait = SUPERVISOR_TICK
+                    if due is not None:
+                        wait = min(wait, due - time.monotonic())
+                        if wait <= 0:
+                            break
                     self._cond.wait(wait)
                 state, connection = self.state, self.connection
             if self._stopped.is_set():
@@ -401,7 +470,7 @@ class Session(Listener):
                         connection.close(
                             1000, "", f"closed: the token could not be renewed ({error!r})"
                         )
-                        self._stopped.wait(self._throttle_delay)
+                        self._stopped.wait(min(self._throttle_delay, MAX_RECONNECT_DELAY))
                 continue
             if state is State.RECONNECTING and connection is not None:
                 self._reconnect(connection)
@@ -423,10 +492,17 @@ class Session(Listener):
                 )
                 return
             delay = self._backoff.delay(error, attempt)
-            if delay is None:  # Retry-After beyond retry_after_max: wait that long anyway
+            if delay is None:  # Retry-After beyond retry_after_max: wait that long, no more
+                logger.warning(
+                    "the server asked for a wait of %s s before the next connection "
+                    "(Retry-After), beyond retry_after_max; waiting %g s",
+                    error.retry_after,
+                    self._backoff.retry_after_max,
+                )
                 delay = self._backoff.retry_after_max
             if throttled:
                 delay = max(delay, self._throttle_delay)
+            delay = min(delay, MAX_RECONNECT_DELAY)
             with self._cond:
                 if self._stopped.is_set():
                     return
@@ -479,6 +555,22 @@ class Session(Listener):
             supervisor.join(_JOIN_SECONDS)
         self._end(State.CLOSED, "closed by the client")
 
+    def after_fork(self) -> None:
+        """In a child process just forked: the connection, its socket and the session's threads
+        are the parent's. Forget them without touching them (the parent goes on using them),
+        and refuse every call from now on with an ``ApiValueError`` that says to build a new
+        client. Nothing here waits for a lock a parent's thread may have held."""
+        self._forked = True
+        self._cond = threading.Condition()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self.state = State.CLOSED
+        self._failure = FORKED
+        self.connection = None
+        self._supervisor = None
+        self.hub = EventHub(None)
+        self.hub.close()
+
     def _end(self, state: State, reason: str) -> None:
         with self._cond:
             if state is State.FAILED and self.state is State.CLOSED:
@@ -502,9 +594,30 @@ _COD_METHODS = frozenset(
 )
 
 
-def _error_code(message: Mapping[str, Any]) -> Any:
-    error = message.get("error")
-    return error.get("code") if isinstance(error, dict) else error
+def _heartbeat_interval(params: Mapping[str, Any]) -> float | None:
+    """The interval of ``public/set_heartbeat``'s ``params`` when it is one Deribit accepts (a
+    number >= 10): only such an interval is kept for later connections and drives the liveness
+    limit, whatever a server answered to another (a negative one declared every connection dead
+    at once)."""
+    value: Any = params.get("interval")  # a number once checked
+    try:
+        _interval_check()(value)
+    except (ApiValueError, ApiTypeError) as refused:
+        logger.warning(
+            "public/set_heartbeat was answered, but the session keeps its heartbeat: %s", refused
+        )
+        return None
+    interval: float = value
+    return interval
+
+
+@functools.cache
+def _interval_check() -> Callable[[Any], None]:
+    """The check of ``public/set_heartbeat``'s ``interval``, as its declaration states it."""
+    from openapi_client.api.endpoints import SET_HEARTBEAT
+
+    (interval,) = (param for param in SET_HEARTBEAT.params if param.name == "interval")
+    return interval.check
 
 
 def _one_line(error: BaseException) -> str:

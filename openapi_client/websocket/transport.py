@@ -16,13 +16,14 @@ between ``websockets``' reader thread and ours.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import select
 import socket
 import ssl
 import threading
 import time
-from typing import Any, Protocol, Union, cast
+from typing import Any, Protocol, Union
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -31,6 +32,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
+
+from openapi_client.redaction import install_filter
 
 __all__ = [
     "Closed",
@@ -53,6 +56,16 @@ _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
 _monotonic = time.monotonic
+
+#: The longest single wait on the socket, in seconds: a longer one (a liveness limit or a
+#: heartbeat from a setting or a server, whatever its size) is waited in turns of this length.
+LONGEST_WAIT = 3600.0
+
+#: Where ``websockets`` logs (its lines redacted like the library's). Its debug lines show the
+#: frames, cut at 75 characters, which can cut a token too short to be recognised: they are off
+#: unless this logger's level is set to DEBUG itself.
+_PROTOCOL_LOGGER = install_filter(logging.getLogger("openapi_client.websocket.protocol"))
+_PROTOCOL_LOGGER.setLevel(logging.INFO)
 
 # Keyword arguments of websockets' connect() that not every supported release has.
 _CONNECT_PARAMETERS = frozenset(inspect.signature(connect).parameters)
@@ -113,8 +126,12 @@ class SocketTransport:
         self._backlog = backlog
         self._keepalive = keepalive
         self._close_timeout = close_timeout
-        #: Guards the protocol and writes to the socket (reads need only the read role).
+        #: Guards the protocol: held only while it parses or makes frames, never while the
+        #: socket is written, so that the reader never waits for a write in progress.
         self._lock = threading.Lock()
+        #: Guards the socket's writing side, so that frames leave whole and in the order the
+        #: protocol made them. Taken before ``_lock`` by whoever takes both.
+        self._write_lock = threading.Lock()
         #: Bytes TLS has decrypted but not yet returned: readable without the socket being so.
         self._tls_pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None
         self._poll = _Readable(sock)
@@ -127,6 +144,13 @@ class SocketTransport:
         self._pong_looked_for = False
         self._pings = 0
         self._close_deadline: float | None = None
+        # Frames that came with the handshake's answer were processed with it: a close frame
+        # among them is answered now, and its close timeout runs from now.
+        with self._lock:
+            writes = protocol.data_to_send()
+            if protocol.close_expected():
+                self._close_deadline = now + close_timeout
+        self._write_quietly(writes)
 
     # -- reading (the read role's holder only) --------------------------------------------------
 
@@ -169,11 +193,12 @@ class SocketTransport:
             else:
                 protocol.receive_eof()
             # After the opening handshake the protocol's events are frames.
-            events = cast("list[Frame]", protocol.events_received())
-            self._flush_quietly()
+            events: list[Frame] = protocol.events_received()  # type: ignore[assignment]
+            writes = protocol.data_to_send()  # pongs, the answer to a close
             if self._close_deadline is None and protocol.close_expected():
                 self._close_deadline = _monotonic() + self._close_timeout
             ended = protocol.state is _CLOSED
+        self._write_quietly(writes)
         messages = self._assemble(events) if events else []
         if ended:
             self.release()
@@ -254,10 +279,12 @@ class SocketTransport:
     def _send_ping(self, now: float, keepalive: float) -> None:
         self._pings += 1
         payload = self._pings.to_bytes(4, "big")
-        with self._lock:
-            if self._protocol.state is _OPEN:  # not closed by another thread meanwhile
-                self._protocol.send_ping(payload)
-                self._flush_quietly()
+        with self._write_lock:
+            with self._lock:
+                if self._protocol.state is _OPEN:  # not closed by another thread meanwhile
+                    self._protocol.send_ping(payload)
+                writes = self._protocol.data_to_send()
+            self._write_quietly(writes, locked=True)
         self._ping = payload
         self._pong_looked_for = False
         self._ping_deadline = now + keepalive
@@ -265,11 +292,13 @@ class SocketTransport:
 
     def _fail(self, code: int, reason: str) -> None:
         """End the connection for a fault of the server's (the protocol sends the close frame)."""
-        with self._lock:
-            self._protocol.fail(code, reason)
-            self._flush_quietly()
-            if self._close_deadline is None:
-                self._close_deadline = _monotonic() + self._close_timeout
+        with self._write_lock:
+            with self._lock:
+                self._protocol.fail(code, reason)
+                writes = self._protocol.data_to_send()
+                if self._close_deadline is None:
+                    self._close_deadline = _monotonic() + self._close_timeout
+            self._write_quietly(writes, locked=True)
 
     def _ended(self) -> ConnectionClosed:
         return self._protocol.close_exc
@@ -277,26 +306,30 @@ class SocketTransport:
     # -- writing (any thread) -------------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        with self._lock:
-            protocol = self._protocol
-            if protocol.state is not _OPEN:
-                raise Closed(f"the connection is {protocol.state.name.lower()}")
-            protocol.send_text(text.encode())
+        with self._write_lock:
+            with self._lock:
+                protocol = self._protocol
+                if protocol.state is not _OPEN:
+                    raise Closed(f"the connection is {protocol.state.name.lower()}")
+                protocol.send_text(text.encode())
+                writes = protocol.data_to_send()
             try:
-                self._flush()
+                self._write(writes)
             except OSError:
                 self.abort()  # a write cut short: nothing more can go on this stream
                 raise
 
     def close(self, code: int, reason: str) -> None:
-        with self._lock:
-            protocol = self._protocol
-            if protocol.state is not _OPEN:
-                return
-            protocol.send_close(code, reason)
-            self._flush_quietly()
-            if self._close_deadline is None:
-                self._close_deadline = _monotonic() + self._close_timeout
+        with self._write_lock:
+            with self._lock:
+                protocol = self._protocol
+                if protocol.state is not _OPEN:
+                    return
+                protocol.send_close(code, reason)
+                writes = protocol.data_to_send()
+                if self._close_deadline is None:
+                    self._close_deadline = _monotonic() + self._close_timeout
+            self._write_quietly(writes, locked=True)
 
     def abort(self) -> None:
         try:
@@ -305,13 +338,14 @@ class SocketTransport:
             pass
 
     def release(self) -> None:
-        with self._lock:
-            self._protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
-            self._sock.close()
+        with self._write_lock:  # no write in progress may meet a closed (and reused) descriptor
+            with self._lock:
+                self._protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
+                self._sock.close()
 
-    def _flush(self) -> None:
-        """Write what the protocol has to send (holding ``_lock``)."""
-        for data in self._protocol.data_to_send():
+    def _write(self, writes: list[bytes]) -> None:
+        """Write what the protocol made (holding ``_write_lock``, not ``_lock``)."""
+        for data in writes:
             if data:
                 self._sock.sendall(data)
             else:  # the protocol is done sending: half-close
@@ -320,11 +354,19 @@ class SocketTransport:
                 except OSError:
                     pass
 
-    def _flush_quietly(self) -> None:
+    def _write_quietly(self, writes: list[bytes], locked: bool = False) -> None:
+        """:meth:`_write`, a failure cutting the connection (the read that follows reports the
+        end); takes ``_write_lock`` unless ``locked``."""
+        if not writes:
+            return
         try:
-            self._flush()
+            if locked:
+                self._write(writes)
+            else:
+                with self._write_lock:
+                    self._write(writes)
         except OSError:
-            self.abort()  # the read that follows reports the end
+            self.abort()
 
 
 class _Readable:
@@ -339,10 +381,13 @@ class _Readable:
             self._poller.register(sock, select.POLLIN)
 
     def wait(self, timeout: float | None) -> bool:
+        """Whether the socket became readable within ``timeout`` seconds (at most
+        :data:`LONGEST_WAIT`: the caller looks again)."""
+        timeout = LONGEST_WAIT if timeout is None else min(timeout, LONGEST_WAIT)
         poller = self._poller
         if poller is None:  # pragma: no cover - platforms without poll (Windows)
             return bool(select.select([self._sock], [], [], timeout)[0])
-        return bool(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+        return bool(poller.poll(math.ceil(timeout * 1000)))
 
 
 class ThreadedTransport:
@@ -354,7 +399,7 @@ class ThreadedTransport:
 
     def read(self, timeout: float | None) -> list[Data]:
         try:
-            return [self._ws.recv(timeout)]
+            return [self._ws.recv(LONGEST_WAIT if timeout is None else min(timeout, LONGEST_WAIT))]
         except TimeoutError:
             return []
 
@@ -413,7 +458,9 @@ def open_socket(
             context = ssl_context if ssl_context is not None else ssl.create_default_context()
             sock.settimeout(_left(deadline))
             sock = context.wrap_socket(sock, server_hostname=server_hostname or uri.host)
-        protocol = ClientProtocol(uri, extensions=extensions, max_size=max_message_size)
+        protocol = ClientProtocol(
+            uri, extensions=extensions, max_size=max_message_size, logger=_PROTOCOL_LOGGER
+        )
         backlog = _handshake(sock, protocol, uri, user_agent, deadline)
         sock.settimeout(open_timeout)  # from here: how long a write or a TLS record may stall
     except BaseException:
@@ -479,6 +526,7 @@ def open_through_proxy(
         "ping_timeout": keepalive,
         "compression": compression,
         "user_agent_header": user_agent,
+        "logger": _PROTOCOL_LOGGER,
     }
     if url.lower().startswith("wss:"):
         kwargs["ssl"] = ssl_context
