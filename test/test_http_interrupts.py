@@ -25,6 +25,7 @@ open-connection count is what is actually open, the pool and the watchdog hold n
 
 from __future__ import annotations
 
+import inspect
 import json
 import queue
 import subprocess
@@ -233,6 +234,9 @@ URLLIB3_FILES = SWEPT_FILES | frozenset(
 )
 
 
+GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 class InjectedInterrupt:
     """Counts the moments at which CPython could run a signal handler while code of ``files`` runs
     in this thread (a function's entry, or just after a call made there returns), and raises
@@ -256,6 +260,10 @@ class InjectedInterrupt:
         sys.setprofile(None)
 
     def _event(self, frame: FrameType, event: str, arg: object) -> None:
+        if event in ("call", "return") and frame.f_code.co_flags & GENERATOR:
+            # A generator resuming or pausing (no call returns there), or being closed as it is
+            # collected, where an exception is only printed.
+            return
         if event == "call":
             place: FrameType | None = frame
         elif event == "return":
