@@ -481,7 +481,8 @@ class BaseAttempt:
         taken already). The attempt's deadline moves later by that wait (never past the call's):
         waiting for a turn does not count against ``attempt_timeout``.
 
-        :raises ApiCallTimeoutError: the wait would outlast the call's deadline.
+        :raises ApiCallTimeoutError: the wait would outlast the call's deadline (the turn is
+            given back).
         """
         rate_limit = self.rate_limit
         if rate_limit is None or not self._turn_pending:
@@ -492,6 +493,7 @@ class BaseAttempt:
             return 0.0
         call_deadline = self.call_deadline
         if delay >= call_deadline.at - self._clock():
+            self.give_back_turn()
             raise ApiCallTimeoutError(
                 f"the rate limit would delay this request by {delay:.2f} s, past the "
                 f"{call_deadline.describe()}"
@@ -501,3 +503,10 @@ class BaseAttempt:
             min(deadline.at + delay, call_deadline.at), deadline.setting, deadline.seconds
         )
         return delay
+
+    def give_back_turn(self) -> None:
+        """Give the turn :meth:`rate_limit_delay` reserved back to the rate limiter: the wait
+        for it was refused, or cut short (an interrupt, a cancelled task), so no request follows.
+        Kept, every such wait would push all later requests back by one more turn, for good."""
+        if self.rate_limit is not None:
+            self.rate_limit.refund()

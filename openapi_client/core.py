@@ -43,13 +43,11 @@ from openapi_client.calls import (
     read_options,
 )
 from openapi_client.configuration import Configuration
-from openapi_client.deadline import Deadline
+from openapi_client.deadline import RECHECK_SECONDS, Deadline
 from openapi_client.exceptions import ApiException, ApiValueError
 from openapi_client.redaction import redact
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import Future
-
     from openapi_client.endpoint import Endpoint
 
 __all__ = [
@@ -87,7 +85,11 @@ class Attempt(BaseAttempt):
         delay = self.rate_limit_delay()
         if delay > 0.0:
             sleep: Callable[[float], object] = getattr(self.rate_limit, "sleep", time.sleep)
-            sleep(delay)
+            try:
+                sleep(delay)
+            except BaseException:
+                self.give_back_turn()
+                raise
         return self.deadline
 
 
@@ -145,42 +147,119 @@ class Caller(Protocol):
 #: transport; now the protocol they call through.
 ClientCore = Caller
 
+class _Outcome(Generic[T]):
+    """What a call run on a pool thread came to.
+
+    ``concurrent.futures.Future`` is not used: its waits run Python code under a
+    ``threading.Condition``, so an interrupt in the caller's thread (Ctrl-C during
+    ``AsyncResult.get()``) can leave its lock held, and the pool thread then hangs when it
+    hands over the result; or released twice, and ``get()`` raises ``RuntimeError`` instead of
+    the ``KeyboardInterrupt``. Here the state changes under a plain lock taken in ``with``
+    blocks, and waiters park on another plain lock, released once the outcome is settled.
+    """
+
+    __slots__ = ("_error", "_lock", "_result", "_settled", "_state")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = threading.Lock()
+        self._settled.acquire()  # released once the outcome is known
+        self._state = _PENDING
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> bool:
+        """The pool thread is about to run the call; False if it was cancelled."""
+        with self._lock:
+            if self._state != _PENDING:
+                return False
+            self._state = _RUNNING
+            return True
+
+    def cancel(self) -> None:
+        """Make sure the call does not run, unless it has started already."""
+        with self._lock:
+            if self._state != _PENDING:
+                return
+            self._state = _CANCELLED
+        self._settled.release()
+
+    def settle(self, result: T | None, error: BaseException | None) -> None:
+        self._result, self._error = result, error
+        self._state = _DONE
+        self._settled.release()
+
+    def done(self) -> bool:
+        return self._state in (_DONE, _CANCELLED)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until the outcome is settled, at most ``timeout`` seconds; whether it is."""
+        until = time.monotonic() + (float("inf") if timeout is None else timeout)
+        settled = self._settled
+        while not self.done():
+            remaining = until - time.monotonic()
+            if remaining <= 0.0:
+                return False
+            # Let the next waiter through at once; should an interrupt stop this thread before
+            # it does, the others see the outcome settled within RECHECK_SECONDS.
+            if settled.acquire(True, min(remaining, RECHECK_SECONDS)):
+                settled.release()
+        return True
+
+    def error(self) -> BaseException | None:
+        """The call's exception (``CancelledError`` if it was cancelled); None if it returned."""
+        if self._state == _CANCELLED:
+            from concurrent.futures import CancelledError
+
+            return CancelledError()
+        return self._error
+
+    def result(self) -> T:
+        error = self.error()
+        if error is not None:
+            raise error
+        return self._result  # type: ignore[return-value]
+
+
+_PENDING, _RUNNING, _CANCELLED, _DONE = range(4)
+
+
 class AsyncResult(Generic[T]):
     """The result of a call made with ``async_req=True``; ``get()`` waits for it."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_outcome",)
 
-    def __init__(self, future: Future[T]) -> None:
-        self._future = future
+    def __init__(self, outcome: _Outcome[T]) -> None:
+        self._outcome = outcome
 
     def get(self, timeout: float | None = None) -> T:
-        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds."""
-        return self._future.result(timeout)
+        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds;
+        ``concurrent.futures.TimeoutError`` if it has not finished by then."""
+        if not self._outcome.wait(timeout):
+            from concurrent.futures import TimeoutError as FutureTimeoutError
+
+            raise FutureTimeoutError()
+        return self._outcome.result()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the call has finished, or ``timeout`` seconds."""
-        from concurrent.futures import TimeoutError as FutureTimeoutError
-
-        try:
-            self._future.exception(timeout)
-        except FutureTimeoutError:  # not the builtin TimeoutError before Python 3.11
-            pass
+        self._outcome.wait(timeout)
 
     def ready(self) -> bool:
         """Whether the call has finished."""
-        return self._future.done()
+        return self._outcome.done()
 
     def successful(self) -> bool:
         """Whether the call finished without an exception (raises ``ValueError`` if unfinished)."""
-        if not self._future.done():
+        if not self._outcome.done():
             raise ValueError("the call has not finished yet")
-        return self._future.exception() is None
+        return self._outcome.error() is None
 
     def __repr__(self) -> str:
-        future = self._future
-        if not future.done():
+        outcome = self._outcome
+        if not outcome.done():
             return "AsyncResult(pending)"
-        error = future.exception()
+        error = outcome.error()
         return f"AsyncResult(failed: {redact(repr(error))})" if error else "AsyncResult(done)"
 
 
@@ -205,43 +284,45 @@ class _DaemonPool:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        from concurrent.futures import Future
-
-        future: Future[T] = Future()
-        with self._lock:
-            if self._stopped:
-                raise ApiValueError("the client is closed: build a new one to make calls")
-            self._queue.put((future, function, args))
-            if self._idle == 0 and len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self._name}-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle = max(0, self._idle - 1)
-        return future
+    def submit(self, function: Callable[..., T], *args: Any) -> _Outcome[T]:
+        outcome: _Outcome[T] = _Outcome()
+        try:
+            with self._lock:
+                if self._stopped:
+                    raise ApiValueError("the client is closed: build a new one to make calls")
+                self._queue.put((outcome, function, args))
+                if self._idle == 0 and len(self._threads) < self._size:
+                    thread = threading.Thread(
+                        target=self._work,
+                        name=f"{self._name}-{len(self._threads)}",
+                        daemon=True,
+                    )
+                    self._threads.append(thread)
+                    thread.start()
+                else:
+                    self._idle = max(0, self._idle - 1)
+        except BaseException:
+            outcome.cancel()  # the caller never gets it: the call must not run unseen
+            raise
+        return outcome
 
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
-            future, function, args = item
+            outcome, function, args = item
             del item
-            if future.set_running_or_notify_cancel():
+            if outcome.start():
                 try:
                     result = function(*args)
-                except BaseException as error:  # handed to the caller through the future
-                    future.set_exception(error)
+                except BaseException as error:  # handed to the caller through the outcome
+                    outcome.settle(None, error)
                     del error
                 else:
-                    future.set_result(result)
+                    outcome.settle(result, None)
                     del result
-            del future, function, args
+            del outcome, function, args
             with self._lock:
                 self._idle += 1
 

@@ -358,6 +358,33 @@ def test_a_call_cancelled_while_renewing_its_credential_is_not_sent_again() -> N
     assert len(transport.attempts) == 1
 
 
+def test_a_call_cancelled_while_awaiting_its_turn_gives_the_turn_back() -> None:
+    transport = Scripted(reply())
+    client = Client(transport)
+    limit = RateLimit(per_second=1, burst=1, margin=0.0, clock=client.clock)
+    client.configuration.rate_limit = limit
+    limit.reserve()  # the burst is spent: the call's turn is a second away
+
+    async def cancel_during_the_turn() -> None:
+        waiting = asyncio.Event()
+
+        async def slow_sleep(seconds: float) -> None:
+            waiting.set()
+            await asyncio.sleep(3600)
+
+        client.driver.sleep = slow_sleep
+        task = asyncio.ensure_future(client.call(DISABLE_HEARTBEAT, {}, {}, False))
+        await waiting.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_during_the_turn())
+    assert transport.cancelled == 1 and transport.script == [reply()]  # nothing was sent
+    # The turn went back: the next one is still a second away, not two.
+    assert limit.reserve() == pytest.approx(1.0)
+
+
 # -- a third transport, plugged in -------------------------------------------------------------
 
 

@@ -373,3 +373,5 @@ def test_a_turn_past_the_call_deadline_is_refused_without_waiting() -> None:
                                                   r"1\.00 s, past the call_timeout \(0\.5 s\)"):
         attempt.rate_limit_delay()
     assert clock() == 0.0
+    # The refused turn went back: the next one is one refill away, not two.
+    assert limit.reserve() == pytest.approx(1.0)

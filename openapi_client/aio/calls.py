@@ -76,7 +76,11 @@ class AsyncAttempt(BaseAttempt):
         """
         delay = self.rate_limit_delay()
         if delay > 0.0:
-            await self._sleep(delay)
+            try:
+                await self._sleep(delay)
+            except BaseException:  # cancelled while waiting: no request follows
+                self.give_back_turn()
+                raise
         return self.deadline
 
 
