@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -279,19 +279,40 @@ async def forever() -> Any:
     await asyncio.Event().wait()
 
 
+async def cancelled_when(call: Awaitable[Any], reached: Callable[[], object]) -> None:
+    """Start ``call``, cancel it once ``reached()``, and check that it ends cancelled with no
+    task left behind."""
+    task = asyncio.ensure_future(call)
+    while not reached():
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def parked(client: Client) -> list[float]:
+    """Make the driver's waits last until they are cancelled; returns the waits begun."""
+    begun: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        begun.append(seconds)
+        await forever()
+
+    client.driver.sleep = sleep
+    return begun
+
+
 def test_a_call_cancelled_in_the_transport_leaves_nothing_behind() -> None:
     transport = Scripted(forever, reply())
     client = Client(transport)
 
     async def cancel_then_call() -> Any:
-        task = asyncio.ensure_future(client.call(DISABLE_HEARTBEAT, {}, {}, False))
-        while transport.in_flight == 0:
-            await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancelled_when(
+            client.call(DISABLE_HEARTBEAT, {}, {}, False), lambda: transport.in_flight
+        )
         assert transport.cancelled == 1 and transport.in_flight == 0
-        assert asyncio.all_tasks() == {asyncio.current_task()}
         return await client.call(DISABLE_HEARTBEAT, {}, {}, False)
 
     assert run(cancel_then_call()) == OK
@@ -313,49 +334,23 @@ def test_wait_for_around_a_call_times_it_out() -> None:
 def test_a_call_cancelled_while_waiting_to_retry_sends_nothing_more() -> None:
     transport = Scripted(ApiConnectionError("reset"), reply())
     client = Client(transport)
-    waiting = asyncio.Event
-
-    async def cancel_during_the_wait() -> None:
-        started = waiting()
-
-        async def slow_sleep(seconds: float) -> None:
-            started.set()
-            await asyncio.sleep(3600)
-
-        client.driver.sleep = slow_sleep
-        task = asyncio.ensure_future(client.call(DISABLE_HEARTBEAT, {}, {}, False))
-        await started.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0)
-        assert asyncio.all_tasks() == {asyncio.current_task()}
-
-    run(cancel_during_the_wait())
-    assert len(transport.attempts) == 1
+    waits = parked(client)
+    run(cancelled_when(client.call(DISABLE_HEARTBEAT, {}, {}, False), lambda: waits))
+    assert waits == [1.0] and len(transport.attempts) == 1
 
 
 def test_a_call_cancelled_while_renewing_its_credential_is_not_sent_again() -> None:
     transport = Scripted(unauthorized(), reply())
     client = Client(transport)
 
-    async def renewing() -> bool:
-        transport.reauthenticated.append("token-1")
-        await asyncio.Event().wait()
-        return True
+    async def renewing(credential: str) -> bool:
+        transport.reauthenticated.append(credential)
+        return bool(await forever())
 
-    transport.reauthenticate = lambda credential: renewing()  # type: ignore[method-assign]
-
-    async def cancel_during_renewal() -> None:
-        task = asyncio.ensure_future(client.call(ENABLE_CANCEL_ON_DISCONNECT, {}, {}, False))
-        while not transport.reauthenticated:
-            await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(cancel_during_renewal())
-    assert len(transport.attempts) == 1
+    transport.reauthenticate = renewing  # type: ignore[method-assign]
+    call = client.call(ENABLE_CANCEL_ON_DISCONNECT, {}, {}, False)
+    run(cancelled_when(call, lambda: transport.reauthenticated))
+    assert transport.reauthenticated == ["token-1"] and len(transport.attempts) == 1
 
 
 def test_a_call_cancelled_while_awaiting_its_turn_gives_the_turn_back() -> None:
@@ -364,22 +359,8 @@ def test_a_call_cancelled_while_awaiting_its_turn_gives_the_turn_back() -> None:
     limit = RateLimit(per_second=1, burst=1, margin=0.0, clock=client.clock)
     client.configuration.rate_limit = limit
     limit.reserve()  # the burst is spent: the call's turn is a second away
-
-    async def cancel_during_the_turn() -> None:
-        waiting = asyncio.Event()
-
-        async def slow_sleep(seconds: float) -> None:
-            waiting.set()
-            await asyncio.sleep(3600)
-
-        client.driver.sleep = slow_sleep
-        task = asyncio.ensure_future(client.call(DISABLE_HEARTBEAT, {}, {}, False))
-        await waiting.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(cancel_during_the_turn())
+    waits = parked(client)
+    run(cancelled_when(client.call(DISABLE_HEARTBEAT, {}, {}, False), lambda: waits))
     assert transport.cancelled == 1 and transport.script == [reply()]  # nothing was sent
     # The turn went back: the next one is still a second away, not two.
     assert limit.reserve() == pytest.approx(1.0)
