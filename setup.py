@@ -29,6 +29,8 @@ setup(
         "certifi >= 2023.7.22",
     ],
     extras_require={
+        # Deribit's asymmetric API keys (Ed25519, RSA): Configuration(private_key=...).
+        "asymmetric": ["cryptography >= 42"],
         "bench": ["matplotlib >= 3.7"],
         # The simulator's WebSocket endpoint; 15.0.x is the last release for Python 3.9.
         "websocket": [

@@ -1,23 +1,25 @@
-"""The HTTP transport of the client: a call becomes a GET, and a response becomes data.
+"""``ApiClient``: the API classes' calls as HTTP GET requests, and the HTTP transport under it.
 
-``ApiClient`` encodes arguments into the query string, applies credentials as an
-``Authorization`` header, sends through :mod:`openapi_client.rest` and decodes the JSON-RPC
-envelope into a plain ``dict``. Call options, the ``async_req`` threads, re-authentication and
-retries are the shared core's (:mod:`openapi_client.core`). One instance is safe to share across
-threads.
+:class:`ApiClient` is the call driver (:class:`~openapi_client.core.CallDriver`: call options,
+``async_req`` threads, re-authentication and retries) composed with :class:`HttpTransport`, which
+encodes arguments into the query string, applies credentials as an ``Authorization`` header,
+sends through :mod:`openapi_client.rest` and decodes the JSON-RPC envelope into a plain ``dict``.
+One instance is safe to share across threads.
 """
 
 from __future__ import annotations
 
+import contextvars
 import http.client
 import json
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from openapi_client.configuration import Configuration
-from openapi_client.core import AsyncResult, Attempt, ClientCore, Reply
+from openapi_client.core import AsyncResult, Attempt, Reply, SyncClient
 from openapi_client.credentials import Credentials
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiValueError, exception_for_response
@@ -29,12 +31,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
 # AsyncResult is re-exported: it lived here first.
-__all__ = ["ApiClient", "AsyncResult"]
+__all__ = ["ApiClient", "AsyncResult", "HttpTransport"]
 
 logger = install_filter(logging.getLogger(__name__))
 
+#: The attempt whose credential is being looked up, so that a token fetched for it shares its
+#: call's ``call_timeout``. The credentials layer calls its fetch hook without a deadline, so the
+#: deadline crosses that layer here; a context variable is per thread, and per task under
+#: asyncio. It holds a weak reference: should an interrupt stop the reset, the reference dies
+#: with the attempt instead of holding later token fetches to a deadline long gone.
+_TOKEN_FOR: contextvars.ContextVar[weakref.ref[Attempt] | None] = contextvars.ContextVar(
+    "openapi_client_token_for", default=None
+)
 
-class ApiClient(ClientCore):
+
+class ApiClient(SyncClient):
     """Makes requests for the API classes over HTTP.
 
     :param configuration: the settings; ``Configuration.get_default_copy()`` when omitted.
@@ -48,8 +59,6 @@ class ApiClient(ClientCore):
     client refuses further calls (``ApiValueError``).
     """
 
-    charges_rate_limit_on_send = True
-
     def __init__(
         self,
         configuration: Configuration | None = None,
@@ -58,23 +67,17 @@ class ApiClient(ClientCore):
         cookie: str | None = None,
         pool_threads: int = 1,
     ) -> None:
-        super().__init__(
-            configuration if configuration is not None else Configuration.get_default_copy(),
-            pool_threads,
-        )
-        self.default_headers: dict[str, str] = {}
+        if configuration is None:
+            configuration = Configuration.get_default_copy()
+        # Built here, not in the transport: its warning about verify_ssl names the caller's line.
+        rest_client = RESTClientObject(configuration)
+        credentials = Credentials(configuration, self._fetch_token)
+        transport = HttpTransport(configuration, rest_client, credentials)
+        super().__init__(configuration, transport, pool_threads)
+        self._transport = transport
         if header_name is not None and header_value is not None:
             self.set_default_header(header_name, header_value)
         self.cookie = cookie
-        self.rest_client = RESTClientObject(self.configuration)
-        self.credentials = Credentials(self.configuration, self._fetch_token)
-        self._origin_cache: tuple[str, Origin] = ("", None)  # type: ignore[assignment]
-        self._header_cache: tuple[Any, dict[str, str]] = (None, {})
-        self._auth_header_cache: tuple[str | None, dict[str, str], dict[str, str]] = (
-            None,
-            {},
-            {},
-        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -93,19 +96,34 @@ class ApiClient(ClientCore):
         """Stop the ``async_req`` threads (after calls in flight) and close every connection.
 
         The client refuses calls from then on: build a new one to go on."""
-        self._close_pool()
-        self._closed = True
-        self.rest_client.close()
+        self._calls.close()
+        self._transport.close()
 
-    def _after_fork(self) -> None:
-        super()._after_fork()
-        self.rest_client.after_fork()
-        self.credentials.after_fork()
+    # -- what users set -------------------------------------------------------------------------
+
+    @property
+    def rest_client(self) -> RESTClientObject:
+        """The connections (:class:`~openapi_client.rest.RESTClientObject`)."""
+        return self._transport.rest_client
+
+    @property
+    def credentials(self) -> Credentials:
+        """Where ``Authorization`` values come from (tokens fetched and renewed here)."""
+        return self._transport.credentials
+
+    @property
+    def default_headers(self) -> dict[str, str]:
+        """Headers sent with every request (a plain ``dict``; checked before each request)."""
+        return self._transport.default_headers
+
+    @default_headers.setter
+    def default_headers(self, value: dict[str, str]) -> None:
+        self._transport.default_headers = value
 
     @property
     def cookie(self) -> str | None:
         """A ``Cookie`` header sent with every request (``None``: none)."""
-        return self._cookie
+        return self._transport.cookie
 
     @cookie.setter
     def cookie(self, value: str | None) -> None:
@@ -113,7 +131,7 @@ class ApiClient(ClientCore):
             problem = check_header("Cookie", value, "ApiClient.cookie")
             if problem:
                 raise ApiValueError(problem)
-        self._cookie = value
+        self._transport.cookie = value
 
     @property
     def user_agent(self) -> str:
@@ -134,21 +152,71 @@ class ApiClient(ClientCore):
         problem = check_header(header_name, header_value, "set_default_header")
         if problem:
             raise ApiValueError(problem)
-        for existing in [name for name in self.default_headers if name.lower() ==
-                         header_name.lower()]:
-            del self.default_headers[existing]
-        self.default_headers[header_name] = header_value
+        headers = self.default_headers
+        for existing in [name for name in headers if name.lower() == header_name.lower()]:
+            del headers[existing]
+        headers[header_name] = header_value
 
     def __repr__(self) -> str:
         return f"ApiClient(host={self.configuration.host!r})"
 
-    # -- the HTTP transport ---------------------------------------------------------------------
+    def _fetch_token(
+        self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Call ``public/auth`` for the credentials, with fresh arguments per attempt, within
+        the deadline of the call the token is fetched for."""
+        for_attempt = _TOKEN_FOR.get()
+        attempt = for_attempt() if for_attempt is not None else None
+        prepare = self._transport.prepare
+        result: dict[str, Any] = self._calls.invoke(
+            endpoint,
+            lambda: prepare(endpoint, make_args()),
+            within=attempt.call_deadline if attempt is not None else None,
+        )
+        return result
 
-    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> str:
+
+class HttpTransport:
+    """The HTTP transport (a :class:`~openapi_client.core.Transport`): a call is one GET.
+
+    :param configuration: the settings (host, validation, insecure http).
+    :param rest_client: the connections the requests go over.
+    :param credentials: the ``Authorization`` values for private calls.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        rest_client: RESTClientObject,
+        credentials: Credentials,
+    ) -> None:
+        self.configuration = configuration
+        self.rest_client = rest_client
+        self.credentials = credentials
+        #: Headers for every request (see :meth:`ApiClient.set_default_header`).
+        self.default_headers: dict[str, str] = {}
+        #: A ``Cookie`` header for every request, checked by its setter on ``ApiClient``.
+        self.cookie: str | None = None
+        self._origin_cache: tuple[str, Origin] = ("", None)  # type: ignore[assignment]
+        self._header_cache: tuple[Any, dict[str, str]] = (None, {})
+        self._auth_header_cache: tuple[str | None, dict[str, str], dict[str, str]] = (
+            None,
+            {},
+            {},
+        )
+
+    def close(self) -> None:
+        self.rest_client.close()
+
+    def after_fork(self) -> None:
+        self.rest_client.after_fork()
+        self.credentials.after_fork()
+
+    def prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> str:
         """The query string: the HTTP form of a call's arguments."""
         return endpoint.query(args, self.configuration.client_side_validation)
 
-    def _timeout(self, value: Any) -> RequestTimeout:
+    def timeout(self, value: Any) -> RequestTimeout:
         return self.rest_client.timeout(value)
 
     def _origin(self) -> Origin:
@@ -162,7 +230,7 @@ class ApiClient(ClientCore):
 
     def _base_headers(self) -> dict[str, str]:
         configuration = self.configuration
-        key = (configuration.user_agent, self._cookie, tuple(self.default_headers.items()))
+        key = (configuration.user_agent, self.cookie, tuple(self.default_headers.items()))
         cached_key, headers = self._header_cache
         if key == cached_key:
             return headers
@@ -174,8 +242,8 @@ class ApiClient(ClientCore):
             ("User-Agent", configuration.user_agent),
             *self.default_headers.items(),
         ]
-        if self._cookie:
-            fields.append(("Cookie", self._cookie))
+        if self.cookie:
+            fields.append(("Cookie", self.cookie))
         for name, value in fields:
             problem = check_header(name, value, "ApiClient.default_headers")
             if problem:
@@ -197,7 +265,15 @@ class ApiClient(ClientCore):
         self._auth_header_cache = (authorization, base, headers)
         return headers
 
-    def _attempt(
+    def _authorization(self, endpoint: Endpoint, target: str, attempt: Attempt) -> str:
+        """The credential of a private call; a token fetched for it shares its deadline."""
+        reset = _TOKEN_FOR.set(weakref.ref(attempt))
+        try:
+            return self.credentials.authorization(endpoint, target)
+        finally:
+            _TOKEN_FOR.reset(reset)
+
+    def send(
         self,
         endpoint: Endpoint,
         request: str | Callable[[], str],
@@ -206,26 +282,26 @@ class ApiClient(ClientCore):
         attempt: Attempt,
     ) -> Any:
         """One GET. ``request`` is the query string, or a callable building a new one for every
-        attempt (signed grants must never repeat a nonce)."""
+        attempt (signed grants must never repeat a nonce). The attempt's rate-limit turn is
+        taken once the connection is made, just before the request leaves."""
         origin = self._origin()
         path = origin.base_path + endpoint.path
         query = request if isinstance(request, str) else request()
         target = f"{path}?{query}" if query else path
-        credentials = self.credentials
         if endpoint.private:
-            authorization: str | None = credentials.authorization(endpoint, target)
+            authorization: str | None = self._authorization(endpoint, target, attempt)
         else:
-            authorization = credentials.bearer_if_set()
+            authorization = self.credentials.bearer_if_set()
         attempt.credential = authorization
         if origin.insecure and (authorization is not None or endpoint.carries_credentials):
             self._check_transport_security(endpoint, origin)
         headers = self._headers(authorization)
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
-        ready = attempt.wait_for_rate_limit if attempt._rate_limit is not None else None
+        take_turn = attempt.take_turn if attempt.turn_pending else None
         try:
             response = self.rest_client.send(
-                origin, target, headers, timeout, preload, attempt.deadline, ready
+                origin, target, headers, timeout, preload, attempt.deadline, take_turn
             )
             if debug:
                 logger.debug(
@@ -243,11 +319,14 @@ class ApiClient(ClientCore):
                 logger.debug("GET %s%s failed: %r", origin.origin, redact(target), error)
             raise
 
-    def _reauthenticate(self, credential: str) -> bool:
+    def reauthenticate(self, credential: str) -> bool:
         return self.credentials.reauthenticate(credential)
 
-    def _explain_refusal(self, error: ApiException, credential: str) -> ApiException:
+    def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
         return self.credentials.explain_refusal(error, credential)
+
+    def may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
+        return True
 
     def _check_transport_security(self, endpoint: Endpoint, origin: Origin) -> None:
         if not self.configuration.allow_insecure_http:
@@ -256,15 +335,6 @@ class ApiClient(ClientCore):
                 f"{origin.hostname}; use an https:// host, or set "
                 "Configuration.allow_insecure_http = True if you really mean it"
             )
-
-    def _fetch_token(
-        self, endpoint: Endpoint, make_args: Callable[[], Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """Call ``public/auth`` for the credential manager, with fresh arguments per attempt."""
-        result: dict[str, Any] = self._invoke(
-            endpoint, lambda: self._prepare(endpoint, make_args()), True, True, None
-        )
-        return result
 
 
 def _decode(response: Any) -> dict[str, Any]:

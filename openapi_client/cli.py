@@ -5,7 +5,9 @@ on stdout until Ctrl-C or ``--duration``; the other commands make one HTTP call 
 the JSON answer. On failure it prints one line on stderr and exits non-zero: 1 when the request
 or the session failed (Deribit's error, or the network), 2 when the command was wrong.
 Credentials come from the environment (``DERIBIT_ACCESS_TOKEN``, or ``DERIBIT_CLIENT_ID`` and
-``DERIBIT_CLIENT_SECRET``); ``--simulator`` needs none.
+``DERIBIT_CLIENT_SECRET``), or an asymmetric key's PEM file (``--private-key-file`` or
+``DERIBIT_PRIVATE_KEY_FILE``, its password only from ``DERIBIT_PRIVATE_KEY_PASSWORD``, never from
+the command line); ``--simulator`` needs none.
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage Deribit session settings: heartbeats and cancel-on-disconnect.",
         epilog=(
             "Credentials: DERIBIT_ACCESS_TOKEN, or DERIBIT_CLIENT_ID and DERIBIT_CLIENT_SECRET "
-            "(DERIBIT_AUTH_METHOD picks client_signature, client_credentials or signature). "
+            "(DERIBIT_AUTH_METHOD picks client_signature, client_credentials or signature), or "
+            "DERIBIT_CLIENT_ID and an asymmetric key (--private-key-file or "
+            "DERIBIT_PRIVATE_KEY_FILE; an encrypted key's password from "
+            "DERIBIT_PRIVATE_KEY_PASSWORD). "
             "Heartbeats and connection-scope cancel-on-disconnect exist only on a WebSocket on "
             "today's Deribit: use the session command for them. "
             "Exit status: 0 ok, 1 the request or session failed, 2 bad usage."
@@ -104,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
             "commands over HTTP, as Deribit's older published API description says (today's "
             "Deribit refuses them with error 10030)"
         ),
+    )
+    parser.add_argument(
+        "--private-key-file",
+        metavar="PATH",
+        help=(
+            "the private key (PEM, Ed25519 or RSA) of an asymmetric API key, used with "
+            "DERIBIT_CLIENT_ID instead of DERIBIT_CLIENT_SECRET; an encrypted key's password "
+            "comes from DERIBIT_PRIVATE_KEY_PASSWORD (needs the [asymmetric] extra)"
+        ),
+    )
+    # Refused with a reason, so that nobody puts a password where ps and shell history see it
+    # (and so that no abbreviation of another option swallows one).
+    parser.add_argument(
+        "--private-key-password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS
     )
     parser.add_argument(
         "--timeout",
@@ -164,6 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RefusePassword(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--private-key-password is refused: a password on the command line is visible to "
+            "other users and kept in shell history; set DERIBIT_PRIVATE_KEY_PASSWORD instead"
+        )
+
+
 def _duration(text: str) -> float:
     try:
         seconds = float(text)
@@ -186,6 +219,10 @@ def _target(args: argparse.Namespace) -> Iterator[Configuration]:
         overrides["request_timeout"] = args.timeout
     if args.retries is not None:
         overrides["retries"] = args.retries
+    if args.private_key_file:
+        # The command line wins over the environment: this key, not a secret from there.
+        overrides["private_key_file"] = args.private_key_file
+        overrides["client_secret"] = None
     if not args.simulator:
         yield Configuration.from_env(**overrides)
         return
@@ -376,6 +413,10 @@ def main(
                 parser.error("--legacy-http goes with --simulator")
             if getattr(args, "freeze_after", None) is not None and args.watchdog is None:
                 parser.error("--freeze-after goes with --watchdog")
+            if args.private_key_file and args.simulator:
+                parser.error(
+                    "--private-key-file is for Deribit: --simulator makes and uses its own key"
+                )
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union, cast
 from urllib.parse import SplitResult, urlsplit
 
 from openapi_client._version import __version__
@@ -21,6 +21,7 @@ from openapi_client.redaction import register_secret
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     from urllib3.util.retry import Retry
 
+    from openapi_client.asymmetric import PrivateKey
     from openapi_client.rate_limit import RateLimit
     from openapi_client.retry import RetryPolicy
 
@@ -49,7 +50,20 @@ AUTH_METHODS = ("client_signature", "client_credentials", "signature")
 DEFAULT_SESSION_NAME = "openapi-client"
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
+#: The permission areas of Deribit's access scopes, and the levels each may be granted.
+SCOPE_AREAS = ("account", "trade", "wallet", "block_trade", "block_rfq", "custody")
+SCOPE_LEVELS = ("read", "read_write", "none")
+
 _TRUE_WORDS = {"1", "true", "yes", "on"}
+
+#: Why a private key goes only with ``auth_method="client_signature"``.
+_ONLY_CLIENT_SIGNATURE = (
+    "an asymmetric API key (a private key) authenticates only with "
+    "auth_method='client_signature': Deribit accepts no other grant for such keys, and the "
+    "per-request signature scheme is HMAC only"
+)
+
+logger = logging.getLogger(__name__)
 
 
 # A host name: letters, digits, '-', '.', '_' (IDNA names arrive here already encoded).
@@ -100,18 +114,24 @@ def _check_file(value: Any, setting: str) -> str | None:
     return path
 
 
+def _optional_text(value: Any, setting: str) -> str | None:
+    """``value`` when it is a string or None; ``ApiTypeError`` naming ``setting`` otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise ApiTypeError(f"{setting} must be a string or None, got {type(value).__name__}")
+    return value
+
+
 def _check_credential(value: Any, setting: str, secret: bool = True) -> str | None:
     """A credential-like string (token, client id or secret): no whitespace, no control
     characters, never quoted in the message. A secret is registered for redaction."""
-    if value is None:
+    text = _optional_text(value, setting)
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ApiTypeError(f"{setting} must be a string or None, got {type(value).__name__}")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
         raise ApiValueError(f"{setting} contains whitespace or control characters")
     if secret:
-        register_secret(value)
-    return value
+        register_secret(text)
+    return text
 
 
 def _check_number(
@@ -175,11 +195,17 @@ class Configuration:
     Credentials:
         ``access_token`` (a bearer token; takes precedence), ``token_provider`` (a callable
         returning a token), ``client_id``/``client_secret`` with ``auth_method``
-        (``"client_signature"``, the default, ``"client_credentials"`` or ``"signature"``) and
+        (``"client_signature"``, the default, ``"client_credentials"`` or ``"signature"``), or
+        ``client_id`` with an asymmetric key's ``private_key`` (PEM text or bytes) or
+        ``private_key_file`` (a PEM file's path), and ``private_key_password`` when the key is
+        encrypted (Ed25519 or RSA of 2048 bits or more; ``client_signature`` only; needs the
+        ``[asymmetric]`` extra), and
         ``token_refresh_margin`` (seconds before expiry to refresh, default 60) and
         ``session_name`` (the Deribit session key-based tokens belong to, default
         ``"openapi-client"``, so they work on every connection; ``None`` asks for
-        connection-scoped tokens, which Deribit ties to the connection that obtained them).
+        connection-scoped tokens, which Deribit ties to the connection that obtained them),
+        ``scope`` (narrower permissions asked for with every key-based grant, e.g.
+        ``"account:read"``; default None: the API key's own).
 
     Behaviour:
         ``request_timeout`` (seconds, a number or ``(connect, read)``; default ``(5, 10)``),
@@ -201,10 +227,14 @@ class Configuration:
         testnet: bool = False,
         client_id: str | None = None,
         client_secret: str | None = None,
+        private_key: str | bytes | PrivateKey | None = None,
+        private_key_file: str | os.PathLike[str] | None = None,
+        private_key_password: str | bytes | None = None,
         auth_method: str | None = None,
         token_provider: Callable[[], str] | None = None,
         token_refresh_margin: float = 60.0,
         session_name: str | None = DEFAULT_SESSION_NAME,
+        scope: str | None = None,
         verify_ssl: bool = True,
         ssl_ca_cert: str | None = None,
         cert_file: str | None = None,
@@ -237,9 +267,25 @@ class Configuration:
         self.client_id = client_id
         self.client_secret = client_secret
         self.auth_method = auth_method
+        self._private_key: PrivateKey | None = None
+        self._private_key_file: str | None = None
+        if private_key is not None and private_key_file is not None:
+            raise ApiValueError("give private_key or private_key_file, not both")
+        if private_key_password and private_key is None and private_key_file is None:
+            raise ApiValueError(
+                "private_key_password is set, but there is no private_key or private_key_file "
+                "for it to decrypt"
+            )
+        # The password first: loading an encrypted key needs it.
+        self.private_key_password = private_key_password
+        if private_key_file is not None:
+            self.private_key_file = private_key_file
+        else:
+            self.private_key = private_key
         self.token_provider = token_provider
         self.token_refresh_margin = token_refresh_margin
         self.session_name = session_name
+        self.scope = scope
         self.verify_ssl = verify_ssl
         self.ssl_ca_cert = ssl_ca_cert
         self.cert_file = cert_file
@@ -311,7 +357,98 @@ class Configuration:
             raise ApiValueError(
                 f"auth_method must be one of {', '.join(AUTH_METHODS)}, got {value!r}"
             )
+        if value != "client_signature" and self.__dict__.get("_private_key") is not None:
+            raise ApiValueError(f"auth_method={value!r} refused: {_ONLY_CLIENT_SIGNATURE}")
         self._auth_method = value
+
+    @property
+    def client_secret(self) -> str | None:
+        """The API key's secret (an HMAC key); never shown in a ``repr`` or log line."""
+        return self._client_secret
+
+    @client_secret.setter
+    def client_secret(self, value: str | None) -> None:
+        value = _check_secret(value)
+        if value and self.__dict__.get("_private_key") is not None:
+            raise ApiValueError(_BOTH_KEYS)
+        self._client_secret = value
+
+    @property
+    def private_key(self) -> PrivateKey | None:
+        """The asymmetric API key's private key, loaded (a
+        :class:`~openapi_client.asymmetric.PrivateKey`, whose ``repr`` names only its kind).
+
+        Set it to the key's PEM (text or bytes; encrypted PEM needs ``private_key_password``,
+        set first), to a loaded ``PrivateKey``, or to None. The key is checked at once:
+        ``ApiValueError`` says what is wrong (not PEM, a public key, a wrong password, a key
+        type Deribit does not take, RSA under 2048 bits), without quoting it. The PEM text is
+        not kept. Needs the ``[asymmetric]`` extra (``ApiMissingDependencyError`` otherwise).
+        """
+        return self._private_key
+
+    @private_key.setter
+    def private_key(self, value: str | bytes | PrivateKey | None) -> None:
+        if value is None:
+            self._use_private_key(None, None)
+            return
+        from openapi_client import asymmetric  # raises ApiMissingDependencyError, naming the extra
+
+        key = (
+            value
+            if isinstance(value, asymmetric.PrivateKey)
+            else asymmetric.load_private_key(
+                value, self.private_key_password, "Configuration.private_key"
+            )
+        )
+        self._use_private_key(key, None)
+
+    @property
+    def private_key_file(self) -> str | None:
+        """The PEM file ``private_key`` was loaded from, if it came from one.
+
+        Setting it reads the file at once (nothing is written; an encrypted file stays encrypted
+        on disk and is decrypted in memory with ``private_key_password``) and checks the key as
+        ``private_key`` does. A file that other users may read or write (``mode & 0o077``, on
+        POSIX systems) is used, with a warning on the ``openapi_client.configuration`` logger:
+        restrict it with ``chmod 600``.
+        """
+        return self._private_key_file
+
+    @private_key_file.setter
+    def private_key_file(self, value: str | os.PathLike[str] | None) -> None:
+        if value is None:
+            if self._private_key_file is not None:
+                self._use_private_key(None, None)
+            return
+        path = cast(str, _check_file(value, "Configuration.private_key_file"))  # not None
+        from openapi_client import asymmetric  # raises ApiMissingDependencyError, naming the extra
+
+        _warn_if_exposed(path)
+        try:
+            with open(path, "rb") as file:
+                data = file.read(asymmetric.MAX_PEM_BYTES + 1)
+        except OSError:
+            data = None
+        if data is None:
+            raise ApiValueError(
+                f"Configuration.private_key_file: the file cannot be read: {path!r}"
+            )
+        key = asymmetric.load_private_key(
+            data, self.private_key_password, f"Configuration.private_key_file {path!r}"
+        )
+        self._use_private_key(key, path)
+
+    def _use_private_key(self, key: PrivateKey | None, path: str | None) -> None:
+        if key is not None:
+            if self.client_secret:
+                raise ApiValueError(_BOTH_KEYS)
+            if self.auth_method != "client_signature":
+                raise ApiValueError(
+                    f"a private key with auth_method={self.auth_method!r} refused: "
+                    f"{_ONLY_CLIENT_SIGNATURE}"
+                )
+        self._private_key = key
+        self._private_key_file = path
 
     @property
     def session_name(self) -> str | None:
@@ -334,6 +471,21 @@ class Configuration:
                 f"got {value!r}"
             )
         self._session_name = value
+
+    @property
+    def scope(self) -> str | None:
+        """Permissions asked for with every key-based grant, on top of the session's scope:
+        space-separated ``AREA:LEVEL`` entries, AREA one of ``account``, ``trade``, ``wallet``,
+        ``block_trade``, ``block_rfq``, ``custody`` and LEVEL one of ``read``, ``read_write``,
+        ``none`` (e.g. ``"account:read trade:none"``). Deribit grants no more than the API key
+        allows; a method that needs more answers 13021 ``forbidden``. None (the default) asks for
+        nothing narrower than the key's own permissions.
+        """
+        return self._scope
+
+    @scope.setter
+    def scope(self, value: str | None) -> None:
+        self._scope = _check_scope(value)
 
     @property
     def request_timeout(self) -> Timeout:
@@ -370,6 +522,7 @@ class Configuration:
         """Build a configuration from the environment.
 
         Reads ``DERIBIT_ACCESS_TOKEN``, ``DERIBIT_CLIENT_ID``, ``DERIBIT_CLIENT_SECRET``,
+        ``DERIBIT_PRIVATE_KEY_FILE`` and ``DERIBIT_PRIVATE_KEY_PASSWORD`` (an asymmetric key),
         ``DERIBIT_AUTH_METHOD``, ``DERIBIT_HOST`` and ``DERIBIT_TESTNET`` (``1``/``true``/``yes``).
         Keyword arguments override what the environment says; a ``host`` or ``testnet`` keyword
         replaces both ``DERIBIT_HOST`` and ``DERIBIT_TESTNET``. ``DERIBIT_TESTNET`` with a
@@ -380,6 +533,8 @@ class Configuration:
             "access_token": env.get("DERIBIT_ACCESS_TOKEN") or None,
             "client_id": env.get("DERIBIT_CLIENT_ID") or None,
             "client_secret": env.get("DERIBIT_CLIENT_SECRET") or None,
+            "private_key_file": env.get("DERIBIT_PRIVATE_KEY_FILE") or None,
+            "private_key_password": env.get("DERIBIT_PRIVATE_KEY_PASSWORD") or None,
             "auth_method": env.get("DERIBIT_AUTH_METHOD") or None,
         }
         # Where to connect: an explicit keyword (host or testnet) wins over the environment.
@@ -406,6 +561,8 @@ class Configuration:
             return "access_token"
         if self.token_provider is not None:
             return "token_provider"
+        if self.client_id and self.private_key is not None:
+            return f"{self.auth_method} (client_id={self.client_id!r}, {self.private_key.kind} key)"
         if self.client_id and self.client_secret:
             return f"{self.auth_method} (client_id={self.client_id!r})"
         return "none"
@@ -421,6 +578,8 @@ class Configuration:
             parts.append(f"attempt_timeout={self.attempt_timeout!r}")
         if self.call_timeout != DEFAULT_CALL_TIMEOUT:
             parts.append(f"call_timeout={self.call_timeout!r}")
+        if self.scope is not None:
+            parts.append(f"scope={self.scope!r}")
         if self.rate_limit is not None:
             parts.append(f"rate_limit={self.rate_limit!r}")
         return f"Configuration({', '.join(parts)})"
@@ -485,14 +644,76 @@ def _check_user_agent(value: Any) -> str:
 
 
 def _check_secret(value: Any) -> str | None:
-    if value is None:
+    text = _optional_text(value, "Configuration.client_secret")
+    if text is None:
         return None
-    if not isinstance(value, str):
-        raise ApiTypeError(
-            f"Configuration.client_secret must be a string or None, got {type(value).__name__}"
-        )
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ApiValueError("Configuration.client_secret contains control characters")
+    register_secret(text)
+    return text
+
+
+_BOTH_KEYS = (
+    "Configuration has a client_secret and a private key: a Deribit API key is either HMAC "
+    "(client_secret) or asymmetric (private_key, private_key_file); set one and clear the other"
+)
+
+
+def _warn_if_exposed(path: str) -> None:
+    """Warn, as ssh does for its keys, when other users may read or write a private key file."""
+    if os.name != "posix":
+        return  # no such mode bits to judge
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # reading it fails next, and says so
+    if mode & 0o077:
+        logger.warning(
+            "the private key file %s is accessible to other users (mode %04o); restrict it "
+            "with: chmod 600 %s",
+            path,
+            mode & 0o777,
+            path,
+        )
+
+
+def _check_scope(value: Any) -> str | None:
+    text = _optional_text(value, "Configuration.scope")
+    if text is None:
+        return None
+    entries = text.split()
+    if not entries:
+        raise ApiValueError(
+            "Configuration.scope must name at least one permission, e.g. 'account:read'; "
+            "None asks for the API key's own"
+        )
+    areas: set[str] = set()
+    for entry in entries:
+        if entry == "connection" or entry.startswith("session:"):
+            raise ApiValueError(
+                f"Configuration.scope: {entry!r} is set with session_name (None for a "
+                "connection-scoped token), not in scope"
+            )
+        area, _, level = entry.partition(":")
+        if area not in SCOPE_AREAS or level not in SCOPE_LEVELS:
+            raise ApiValueError(
+                f"Configuration.scope: {entry!r} is not a permission; use AREA:LEVEL with AREA "
+                f"one of {', '.join(SCOPE_AREAS)} and LEVEL one of {', '.join(SCOPE_LEVELS)}"
+            )
+        if area in areas:
+            raise ApiValueError(f"Configuration.scope names {area!r} twice")
+        areas.add(area)
+    return " ".join(entries)
+
+
+def _check_key_password(value: Any) -> str | bytes | None:
+    if value is None or value == "" or value == b"":
+        return None
+    if not isinstance(value, (str, bytes)):
+        raise ApiTypeError(
+            "Configuration.private_key_password must be a string, bytes or None, got "
+            f"{type(value).__name__}"
+        )
     register_secret(value)
     return value
 
@@ -547,7 +768,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "host": _check_host_setting,
     "access_token": _check_token,
     "client_id": lambda value: _check_credential(value, "Configuration.client_id", False),
-    "client_secret": _check_secret,
+    "private_key_password": _check_key_password,
     "token_provider": _check_provider,
     "token_refresh_margin": lambda value: _check_number(
         value, "Configuration.token_refresh_margin", minimum=-math.inf
@@ -581,13 +802,21 @@ _SETTINGS = frozenset(
     {
         *_CHECKS,
         "auth_method",
+        "client_secret",
+        "private_key",
+        "private_key_file",
         "session_name",
+        "scope",
         "request_timeout",
         "debug",
         "testnet",
         "logger",
         "_auth_method",
+        "_client_secret",
+        "_private_key",
+        "_private_key_file",
         "_session_name",
+        "_scope",
         "_request_timeout",
         "_debug",
     }

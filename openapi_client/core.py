@@ -1,164 +1,265 @@
-"""What every transport shares: call options, the ``async_req`` threads and the attempt loop.
+"""The synchronous driver: calls run on the caller's thread (or an ``async_req`` thread).
 
-:meth:`ClientCore.call` checks the generated-style keywords and runs :meth:`ClientCore._invoke`,
-which waits for the rate limit, makes one attempt through the transport, re-authenticates once
-when Deribit refuses a credential (13009), and retries what the :class:`RetryPolicy` calls
-transient. A transport (:class:`~openapi_client.ApiClient` over HTTP,
-:class:`~openapi_client.websocket.WebSocketApiClient` over a WebSocket) only moves a request and
-its answer: it implements :meth:`~ClientCore._prepare`, :meth:`~ClientCore._attempt` and
-:meth:`~ClientCore._timeout`, and the credential hooks when it has credentials to renew.
+A public client is a :class:`CallDriver` composed with a :class:`Transport`:
+:class:`~openapi_client.ApiClient` with its HTTP transport,
+:class:`~openapi_client.websocket.WebSocketApiClient` with its WebSocket session. The driver reads
+the generated-style keywords, then loops on the :class:`~openapi_client.calls.CallPlan` (which
+decides the deadlines, re-authentication, explanations and retries without any I/O): it sends
+through the transport, sleeps when the plan says wait, and returns or raises what the plan says.
+The transport only moves a request and its answer, and takes the attempt's rate-limit turn
+(:meth:`Attempt.take_turn`) at the moment it chooses.
+
+A third transport plugs in by implementing :class:`Transport` and handing it to a
+:class:`CallDriver`; its asyncio twin is :class:`openapi_client.aio.calls.AsyncTransport`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
 import time
 import weakref
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Generic,
-    NamedTuple,
+    Protocol,
     TypeVar,
 )
 
-from openapi_client.configuration import Configuration
-from openapi_client.deadline import Deadline
-from openapi_client.endpoint import Endpoint
-from openapi_client.exceptions import (
-    ApiCallTimeoutError,
-    ApiException,
-    ApiTimeoutError,
-    ApiTypeError,
-    ApiValueError,
+from openapi_client.calls import (
+    CALL_OPTIONS,
+    Action,
+    BaseAttempt,
+    DriverBase,
+    Reauthenticate,
+    Refusals,
+    Reply,
+    Send,
+    Wait,
+    read_options,
 )
-from openapi_client.redaction import install_filter, redact
-from openapi_client.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from openapi_client.configuration import Configuration
+from openapi_client.deadline import RECHECK_SECONDS, Deadline
+from openapi_client.exceptions import ApiException, ApiValueError
+from openapi_client.redaction import redact
 
 if TYPE_CHECKING:  # pragma: no cover
-    from concurrent.futures import Future
+    from openapi_client.endpoint import Endpoint
 
-    from openapi_client.rate_limit import RateLimit
-
-__all__ = ["CALL_OPTIONS", "AsyncResult", "Attempt", "ClientCore", "Deadline", "Reply"]
-
-logger = install_filter(logging.getLogger("openapi_client.api_client"))
+__all__ = [
+    "CALL_OPTIONS",
+    "AsyncResult",
+    "Attempt",
+    "CallDriver",
+    "Caller",
+    "ClientCore",
+    "Deadline",
+    "Reply",
+    "SyncClient",
+    "Transport",
+]
 
 T = TypeVar("T")
 
-#: Keyword arguments every API method accepts, as generated clients do.
-CALL_OPTIONS = frozenset(
-    {"async_req", "_return_http_data_only", "_preload_content", "_request_timeout"}
-)
 
-UNAUTHORIZED = 13009
+class Attempt(BaseAttempt):
+    """One attempt, as the synchronous driver gives it to its transport (see
+    :class:`~openapi_client.calls.BaseAttempt`)."""
 
+    __slots__ = ()
 
-class Reply(NamedTuple):
-    """A decoded answer: the envelope, the HTTP status and the response headers."""
+    def take_turn(self) -> Deadline:
+        """Take this attempt's turn under the rate limit, waiting for it (with the rate limit's
+        ``sleep``) if the pool is spent, and return the attempt's deadline from then on.
 
-    data: Any
-    status: int
-    headers: Any
+        The transport calls it once, at the last moment before the request leaves: over HTTP
+        after the connection is made, so that the time a new TLS connection takes is not counted
+        against Deribit's credit pool before the request can arrive there.
 
-
-class Attempt:
-    """What one attempt used, for the loop to act on its failure, and the limits it runs under.
-
-    :ivar credential: the credential the transport sent (an ``Authorization`` value, or the
-        token a WebSocket connection authenticated with); None when it sent none.
-    :ivar deadline: when this attempt must be over (connect, send and the whole answer): the
-        sooner of ``attempt_timeout`` from its start and the call's ``call_timeout``.
-    :ivar call_deadline: when the call as a whole must be over.
-    """
-
-    __slots__ = ("_rate_limit", "call_deadline", "credential", "deadline")
-
-    def __init__(self, call_deadline: Deadline | None = None) -> None:
-        self.credential: str | None = None
-        self.call_deadline = call_deadline or Deadline(float("inf"), "call_timeout", 0.0)
-        self.deadline = self.call_deadline
-        self._rate_limit: RateLimit | None = None
-
-    def wait_for_rate_limit(self) -> Deadline:
-        """Take this attempt's turn under the rate limit, once, and return its deadline.
-
-        A transport whose class sets ``charges_rate_limit_on_send`` calls this at the last moment
-        before the request leaves (after the connection is made, so that the time a new TLS
-        connection takes is not counted against Deribit's credit pool before the request can
-        arrive there). The wait is bounded by ``call_timeout`` and does not count against
-        ``attempt_timeout``.
+        :raises ApiCallTimeoutError: the wait would outlast ``call_timeout``.
         """
-        rate_limit, self._rate_limit = self._rate_limit, None
-        if rate_limit is not None:
-            waited = _wait_for_turn(rate_limit, self.call_deadline)
-            if waited > 0.0:
-                self.deadline = Deadline(
-                    min(self.deadline.at + waited, self.call_deadline.at),
-                    self.deadline.setting,
-                    self.deadline.seconds,
-                )
+        delay = self.rate_limit_delay()
+        if delay > 0.0:
+            sleep: Callable[[float], object] = getattr(self.rate_limit, "sleep", time.sleep)
+            try:
+                sleep(delay)
+            except BaseException:
+                self.give_back_turn()
+                raise
         return self.deadline
 
 
-def _wait_for_turn(rate_limit: RateLimit, call_deadline: Deadline) -> float:
-    """Wait for a turn under ``rate_limit``; the seconds waited. A wait that would outlast
-    ``call_deadline`` raises :class:`ApiCallTimeoutError` at once instead."""
-    delay = rate_limit.reserve()
-    if delay <= 0.0:
-        return 0.0
-    if delay >= call_deadline.remaining():
-        raise ApiCallTimeoutError(
-            f"the rate limit would delay this request by {delay:.2f} s, past the "
-            f"{call_deadline.describe()}"
-        )
-    sleep: Callable[[float], object] = getattr(rate_limit, "sleep", time.sleep)
-    sleep(delay)
-    return delay
+class Transport(Refusals, Protocol):
+    """What :class:`CallDriver` is given: how a call travels, one attempt at a time.
+
+    Besides :meth:`prepare`, :meth:`timeout`, :meth:`send`, :meth:`reauthenticate`,
+    :meth:`close` and :meth:`after_fork`, it answers the plan's two questions after a failure
+    (:class:`~openapi_client.calls.Refusals`: ``explain_refusal`` and ``may_retry``).
+    """
+
+    def prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Any:
+        """Check ``args`` and encode them for the wire (once per call, before any attempt)."""
+
+    def timeout(self, value: Any) -> Any:
+        """The transport's timeouts for a ``_request_timeout`` value (None: the default);
+        raises :class:`ApiValueError` for a value that is not one."""
+
+    def send(
+        self, endpoint: Endpoint, request: Any, preload: bool, timeout: Any, attempt: Attempt
+    ) -> Any:
+        """Send ``request`` once, over by ``attempt.deadline``, taking the attempt's turn under
+        the rate limit (:meth:`Attempt.take_turn`) just before it leaves and setting
+        ``attempt.credential`` to the credential it carries. Returns a :class:`Reply`, or with
+        ``preload`` off an undecoded answer; raises :class:`ApiException` (status 0 when no
+        answer arrived)."""
+
+    def reauthenticate(self, credential: str) -> bool:
+        """After 13009 for ``credential``: drop it; whether a fresh one can be had."""
+
+    def close(self) -> None:
+        """Release the connections (the driver's threads are stopped first)."""
+
+    def after_fork(self) -> None:
+        """In a child process just forked: forget what belongs to the parent (its connections,
+        threads and locks) without closing it for the parent."""
+
+
+class Caller(Protocol):
+    """What a synchronous API class calls through: :class:`~openapi_client.ApiClient`,
+    :class:`~openapi_client.websocket.WebSocketApiClient`, or any client built on
+    :class:`CallDriver`."""
+
+    def call(
+        self,
+        endpoint: Endpoint,
+        args: Mapping[str, Any],
+        options: Mapping[str, Any],
+        http_info: bool = False,
+    ) -> Any:
+        """Call ``endpoint`` with ``args``; see :meth:`CallDriver.call`."""
+
+
+#: The name the API classes knew the synchronous clients by before they became a driver and a
+#: transport; now the protocol they call through.
+ClientCore = Caller
+
+class _Outcome(Generic[T]):
+    """What a call run on a pool thread came to.
+
+    ``concurrent.futures.Future`` is not used: its waits run Python code under a
+    ``threading.Condition``, so an interrupt in the caller's thread (Ctrl-C during
+    ``AsyncResult.get()``) can leave its lock held, and the pool thread then hangs when it
+    hands over the result; or released twice, and ``get()`` raises ``RuntimeError`` instead of
+    the ``KeyboardInterrupt``. Here the state changes under a plain lock taken in ``with``
+    blocks, and waiters park on another plain lock, released once the outcome is settled.
+    """
+
+    __slots__ = ("_error", "_lock", "_result", "_settled", "_state")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = threading.Lock()
+        self._settled.acquire()  # released once the outcome is known
+        self._state = _PENDING
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> bool:
+        """The pool thread is about to run the call; False if it was cancelled."""
+        with self._lock:
+            if self._state != _PENDING:
+                return False
+            self._state = _RUNNING
+            return True
+
+    def cancel(self) -> None:
+        """Make sure the call does not run, unless it has started already."""
+        with self._lock:
+            if self._state != _PENDING:
+                return
+            self._state = _CANCELLED
+        self._settled.release()
+
+    def settle(self, result: T | None, error: BaseException | None) -> None:
+        self._result, self._error = result, error
+        self._state = _DONE
+        self._settled.release()
+
+    def done(self) -> bool:
+        return self._state in (_DONE, _CANCELLED)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait until the outcome is settled, at most ``timeout`` seconds; whether it is."""
+        until = time.monotonic() + (float("inf") if timeout is None else timeout)
+        settled = self._settled
+        while not self.done():
+            remaining = until - time.monotonic()
+            if remaining <= 0.0:
+                return False
+            # Let the next waiter through at once; should an interrupt stop this thread before
+            # it does, the others see the outcome settled within RECHECK_SECONDS.
+            if settled.acquire(True, min(remaining, RECHECK_SECONDS)):
+                settled.release()
+        return True
+
+    def error(self) -> BaseException | None:
+        """The call's exception (``CancelledError`` if it was cancelled); None if it returned."""
+        if self._state == _CANCELLED:
+            from concurrent.futures import CancelledError
+
+            return CancelledError()
+        return self._error
+
+    def result(self) -> T:
+        error = self.error()
+        if error is not None:
+            raise error
+        return self._result  # type: ignore[return-value]
+
+
+_PENDING, _RUNNING, _CANCELLED, _DONE = range(4)
 
 
 class AsyncResult(Generic[T]):
     """The result of a call made with ``async_req=True``; ``get()`` waits for it."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_outcome",)
 
-    def __init__(self, future: Future[T]) -> None:
-        self._future = future
+    def __init__(self, outcome: _Outcome[T]) -> None:
+        self._outcome = outcome
 
     def get(self, timeout: float | None = None) -> T:
-        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds."""
-        return self._future.result(timeout)
+        """The call's result (or its exception, raised), waiting at most ``timeout`` seconds;
+        ``concurrent.futures.TimeoutError`` if it has not finished by then."""
+        if not self._outcome.wait(timeout):
+            from concurrent.futures import TimeoutError as FutureTimeoutError
+
+            raise FutureTimeoutError()
+        return self._outcome.result()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the call has finished, or ``timeout`` seconds."""
-        from concurrent.futures import TimeoutError as FutureTimeoutError
-
-        try:
-            self._future.exception(timeout)
-        except FutureTimeoutError:  # not the builtin TimeoutError before Python 3.11
-            pass
+        self._outcome.wait(timeout)
 
     def ready(self) -> bool:
         """Whether the call has finished."""
-        return self._future.done()
+        return self._outcome.done()
 
     def successful(self) -> bool:
         """Whether the call finished without an exception (raises ``ValueError`` if unfinished)."""
-        if not self._future.done():
+        if not self._outcome.done():
             raise ValueError("the call has not finished yet")
-        return self._future.exception() is None
+        return self._outcome.error() is None
 
     def __repr__(self) -> str:
-        future = self._future
-        if not future.done():
+        outcome = self._outcome
+        if not outcome.done():
             return "AsyncResult(pending)"
-        error = future.exception()
+        error = outcome.error()
         return f"AsyncResult(failed: {redact(repr(error))})" if error else "AsyncResult(done)"
 
 
@@ -183,43 +284,45 @@ class _DaemonPool:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        from concurrent.futures import Future
-
-        future: Future[T] = Future()
-        with self._lock:
-            if self._stopped:
-                raise ApiValueError("the client is closed: build a new one to make calls")
-            self._queue.put((future, function, args))
-            if self._idle == 0 and len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self._name}-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle = max(0, self._idle - 1)
-        return future
+    def submit(self, function: Callable[..., T], *args: Any) -> _Outcome[T]:
+        outcome: _Outcome[T] = _Outcome()
+        try:
+            with self._lock:
+                if self._stopped:
+                    raise ApiValueError("the client is closed: build a new one to make calls")
+                self._queue.put((outcome, function, args))
+                if self._idle == 0 and len(self._threads) < self._size:
+                    thread = threading.Thread(
+                        target=self._work,
+                        name=f"{self._name}-{len(self._threads)}",
+                        daemon=True,
+                    )
+                    self._threads.append(thread)
+                    thread.start()
+                else:
+                    self._idle = max(0, self._idle - 1)
+        except BaseException:
+            outcome.cancel()  # the caller never gets it: the call must not run unseen
+            raise
+        return outcome
 
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
-            future, function, args = item
+            outcome, function, args = item
             del item
-            if future.set_running_or_notify_cancel():
+            if outcome.start():
                 try:
                     result = function(*args)
-                except BaseException as error:  # handed to the caller through the future
-                    future.set_exception(error)
+                except BaseException as error:  # handed to the caller through the outcome
+                    outcome.settle(None, error)
                     del error
                 else:
-                    future.set_result(result)
+                    outcome.settle(result, None)
                     del result
-            del future, function, args
+            del outcome, function, args
             with self._lock:
                 self._idle += 1
 
@@ -237,98 +340,186 @@ class _DaemonPool:
                     thread.join()
 
 
-#: Every live client, so that a forked child can drop what it inherited (see ``_after_fork``).
-_CLIENTS: weakref.WeakSet[ClientCore] = weakref.WeakSet()
+
+#: Every live driver, so that a forked child can drop what it inherited (see ``after_fork``).
+_DRIVERS: weakref.WeakSet[CallDriver] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    for client in list(_CLIENTS):
-        client._after_fork()
+    for driver in list(_DRIVERS):
+        driver.after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-#: The deadline of the call this thread is making, so that a call made on its behalf (a token
-#: fetched for it) shares the caller's call_timeout.
-_CURRENT = threading.local()
+
+class CallDriver(DriverBase):
+    """Makes calls through ``transport``: on the calling thread, or with ``async_req`` on
+    threads of its own.
+
+    :param configuration: the settings (``call_timeout``, ``attempt_timeout``, ``retries``,
+        ``rate_limit``, ``request_timeout``), read at every call.
+    :param transport: how a request travels (:class:`Transport`).
+    :param pool_threads: threads serving ``async_req=True`` calls; they start on first use.
+    :param owner: the public client's name, for messages.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        transport: Transport,
+        pool_threads: int = 1,
+        owner: str = "client",
+    ) -> None:
+        super().__init__(configuration, owner)
+        self.transport = transport
+        self.pool_threads = pool_threads
+        #: How the driver waits before a retry (``time.sleep``). A test on a manual clock sets
+        #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
+        self.sleep: Callable[[float], object] = time.sleep
+        self._executor: _DaemonPool | None = None
+        self._executor_lock = threading.Lock()
+        _DRIVERS.add(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the ``async_req`` threads after the calls in flight, then refuse calls. The
+        transport is its owner's to close."""
+        self.stop_threads()
+        self._closed = True
+
+    def stop_threads(self) -> None:
+        """Stop the ``async_req`` threads after the calls in flight (a later ``async_req`` call
+        starts new ones)."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def after_fork(self) -> None:
+        """In a child process just forked: forget the parent's threads and locks, and tell the
+        transport."""
+        self._executor = None
+        self._executor_lock = threading.Lock()
+        self.transport.after_fork()
+
+    def _pool(self) -> _DaemonPool:
+        with self._executor_lock:
+            self._check_open()
+            if self._executor is None:
+                self._executor = _DaemonPool(self.pool_threads, "openapi_client")
+            return self._executor
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def call(
+        self,
+        endpoint: Endpoint,
+        args: Mapping[str, Any],
+        options: Mapping[str, Any],
+        http_info: bool = False,
+    ) -> Any:
+        """Call ``endpoint`` with ``args``, honouring the generated-style ``options``; see
+        :meth:`SyncClient.call`."""
+        if self._closed:
+            self._check_open()
+        transport = self.transport
+        if not options:
+            return self.invoke(endpoint, transport.prepare(endpoint, args), not http_info)
+        data_only, preload, timeout, async_req = read_options(endpoint, options, http_info)
+        request = transport.prepare(endpoint, args)
+        resolved = None if timeout is None else transport.timeout(timeout)
+        if async_req:
+            # The call's time starts now, while it waits for a thread too.
+            deadline = self.call_deadline()
+            return AsyncResult(
+                self._pool().submit(
+                    self.invoke, endpoint, request, data_only, preload, resolved, deadline
+                )
+            )
+        return self.invoke(endpoint, request, data_only, preload, resolved)
+
+    def invoke(
+        self,
+        endpoint: Endpoint,
+        request: Any,
+        data_only: bool = True,
+        preload: bool = True,
+        timeout: Any = None,
+        deadline: Deadline | None = None,
+        within: Deadline | None = None,
+    ) -> Any:
+        """Make the call whose ``request`` is prepared already: attempt, re-authenticate,
+        explain and retry as the :class:`~openapi_client.calls.CallPlan` says, all within
+        ``deadline`` (default: ``call_timeout`` from now, or ``within`` if that comes first: the
+        deadline of a call this one is made for, such as a token fetched for it)."""
+        transport = self.transport
+        plan = self._plan(endpoint, deadline, within, transport, data_only)
+        if timeout is None:
+            timeout = transport.timeout(None)
+        rate_limit = self.configuration.rate_limit
+        action: Action = plan.start()
+        while True:
+            if isinstance(action, Send):
+                attempt = Attempt(
+                    action.deadline, plan.deadline, rate_limit, action.number, self.clock
+                )
+                try:
+                    reply = transport.send(endpoint, request, preload, timeout, attempt)
+                except ApiException as error:
+                    action = plan.failed(error, attempt.credential)
+                else:
+                    return plan.succeeded(reply).result
+            elif isinstance(action, Wait):
+                self.sleep(action.seconds)
+                action = plan.waited()
+            elif isinstance(action, Reauthenticate):
+                action = plan.reauthenticated(transport.reauthenticate(action.credential))
+            else:
+                raise action.error
 
 
-class ClientCore(ABC):
-    """The transport-independent half of a client.
+class SyncClient:
+    """What the public synchronous clients share: a :class:`CallDriver` composed with their
+    transport, and the attributes users know (``configuration``, ``pool_threads``, ``sleep``,
+    ``closed``, ``call``).
 
     :param configuration: the settings.
+    :param transport: the client's :class:`Transport`.
     :param pool_threads: threads serving ``async_req=True`` calls; the pool starts on first use.
     """
 
-    #: Whether the transport calls :meth:`Attempt.wait_for_rate_limit` itself, just before the
-    #: request leaves; otherwise the loop waits for the rate limit before each attempt.
-    charges_rate_limit_on_send = False
-
-    def __init__(self, configuration: Configuration, pool_threads: int = 1) -> None:
+    def __init__(
+        self, configuration: Configuration, transport: Transport, pool_threads: int = 1
+    ) -> None:
         self.configuration = configuration
-        self.pool_threads = pool_threads
-        self._executor: _DaemonPool | None = None
-        self._executor_lock = threading.Lock()
-        self._retry_cache: tuple[Any, RetryPolicy] = (None, DEFAULT_RETRY_POLICY)
-        self._closed = False
-        #: How the client waits before a retry (``time.sleep``). A test on a manual clock sets
-        #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
-        self.sleep: Callable[[float], object] = time.sleep
-        _CLIENTS.add(self)
+        self._calls = CallDriver(configuration, transport, pool_threads, type(self).__name__)
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def pool_threads(self) -> int:
+        """Threads serving ``async_req=True`` calls (read when the pool starts)."""
+        return self._calls.pool_threads
+
+    @pool_threads.setter
+    def pool_threads(self, value: int) -> None:
+        self._calls.pool_threads = value
+
+    @property
+    def sleep(self) -> Callable[[float], object]:
+        """How the client waits before a retry (``time.sleep``). A test on a manual clock sets
+        the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead."""
+        return self._calls.sleep
+
+    @sleep.setter
+    def sleep(self, value: Callable[[float], object]) -> None:
+        self._calls.sleep = value
 
     @property
     def closed(self) -> bool:
         """Whether the client has been closed; a closed client refuses calls."""
-        return self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ApiValueError(
-                f"this {type(self).__name__} is closed: build a new one to make more calls"
-            )
-
-    def _after_fork(self) -> None:
-        """In a child process just forked: forget the parent's threads and locks.
-
-        A transport extends this to drop its connections without closing them for the parent.
-        """
-        self._executor = None
-        self._executor_lock = threading.Lock()
-
-    # -- transport hooks ------------------------------------------------------------------------
-
-    @abstractmethod
-    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Any:
-        """Check ``args`` and encode them for the wire (before any attempt, once per call)."""
-
-    @abstractmethod
-    def _timeout(self, value: Any) -> Any:
-        """The transport's timeout for a ``_request_timeout`` value (None: the default)."""
-
-    @abstractmethod
-    def _attempt(
-        self, endpoint: Endpoint, request: Any, preload: bool, timeout: Any, attempt: Attempt
-    ) -> Any:
-        """Send ``request`` once: a :class:`Reply`, or with ``preload`` off an undecoded
-        response; raises :class:`ApiException` (status 0 when no answer arrived)."""
-
-    @abstractmethod
-    def _reauthenticate(self, credential: str) -> bool:
-        """After 13009 for ``credential``: drop it; whether a fresh one can be had."""
-
-    def _explain_refusal(self, error: ApiException, credential: str) -> ApiException:
-        """``error`` restated when the refusal has a known cause (e.g. a skewed clock)."""
-        return error
-
-    def _may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
-        """Whether the transport allows another attempt after ``error``, which the retry policy
-        calls transient (False e.g. for a call the caller did not declare idempotent)."""
-        return True
-
-    # -- calls ----------------------------------------------------------------------------------
+        return self._calls.closed
 
     def call(
         self,
@@ -344,169 +535,8 @@ class ClientCore(ABC):
         ``_preload_content=False`` the undecoded response; with ``async_req=True`` an
         :class:`AsyncResult` of any of these.
         """
-        if self._closed:
-            self._check_open()
-        data_only = not http_info
-        preload = True
-        timeout = None
-        if options:
-            for name in options:
-                if name not in CALL_OPTIONS:
-                    raise ApiTypeError(
-                        f"Got an unexpected keyword argument {name!r} to method "
-                        f"{endpoint.operation}"
-                    )
-            data_only = bool(options.get("_return_http_data_only", data_only))
-            preload = bool(options.get("_preload_content", True))
-            timeout = options.get("_request_timeout")
-            if options.get("async_req"):
-                request = self._prepare(endpoint, args)
-                resolved = self._timeout(timeout)
-                # The call's time starts now, while it waits for a thread too.
-                deadline = Deadline.after(self.configuration.call_timeout, "call_timeout")
-                return AsyncResult(
-                    self._pool().submit(
-                        self._invoke, endpoint, request, data_only, preload, resolved, deadline
-                    )
-                )
-        return self._invoke(
-            endpoint,
-            self._prepare(endpoint, args),
-            data_only,
-            preload,
-            None if timeout is None else self._timeout(timeout),
-        )
+        return self._calls.call(endpoint, args, options, http_info)
 
-    def _pool(self) -> _DaemonPool:
-        with self._executor_lock:
-            self._check_open()
-            if self._executor is None:
-                self._executor = _DaemonPool(self.pool_threads, "openapi_client")
-            return self._executor
-
-    def _close_pool(self) -> None:
-        """Stop the ``async_req`` threads after the calls in flight."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-
-    def _retry_policy(self) -> RetryPolicy:
-        setting = self.configuration.retries
-        cached_setting, policy = self._retry_cache
-        if setting is cached_setting:
-            return policy
-        policy = RetryPolicy.from_setting(setting)
-        self._retry_cache = (setting, policy)
-        return policy
-
-    def _invoke(
-        self,
-        endpoint: Endpoint,
-        request: Any,
-        data_only: bool,
-        preload: bool,
-        timeout: Any,
-        deadline: Deadline | None = None,
-    ) -> Any:
-        """Attempt, re-authenticate once on 13009, and retry what is transient, all within
-        ``deadline`` (default: ``call_timeout`` from now, or the deadline of the call this
-        thread is already making, if sooner)."""
-        if self._closed:
-            self._check_open()
-        configuration = self.configuration
-        outer: Deadline | None = getattr(_CURRENT, "deadline", None)
-        if deadline is None:
-            deadline = Deadline.after(configuration.call_timeout, "call_timeout", outer)
-        _CURRENT.deadline = deadline
-        try:
-            return self._attempts(endpoint, request, data_only, preload, timeout, deadline)
-        finally:
-            _CURRENT.deadline = outer
-
-    def _attempts(
-        self,
-        endpoint: Endpoint,
-        request: Any,
-        data_only: bool,
-        preload: bool,
-        timeout: Any,
-        deadline: Deadline,
-    ) -> Any:
-        if timeout is None:
-            timeout = self._timeout(None)
-        configuration = self.configuration
-        policy = self._retry_policy()
-        rate_limit = configuration.rate_limit
-        attempt = Attempt(deadline)
-        attempts = 0
-        reauthenticated = False
-        last_error: ApiException | None = None
-        while True:
-            if deadline.remaining() <= 0.0:
-                raise _out_of_time(endpoint, deadline, attempts, last_error) from last_error
-            attempts += 1
-            attempt.deadline = Deadline.after(
-                configuration.attempt_timeout, "attempt_timeout", deadline
-            )
-            if rate_limit is not None:
-                attempt._rate_limit = rate_limit
-                if not self.charges_rate_limit_on_send:
-                    attempt.wait_for_rate_limit()
-            try:
-                reply = self._attempt(endpoint, request, preload, timeout, attempt)
-            except ApiCallTimeoutError:
-                raise
-            except ApiException as error:
-                last_error = error
-                if isinstance(error, ApiTimeoutError) and deadline.remaining() <= 0.0:
-                    raise _out_of_time(endpoint, deadline, attempts, error) from error
-                credential = attempt.credential
-                if (
-                    endpoint.private
-                    and not reauthenticated
-                    and credential is not None
-                    and (error.error_code == UNAUTHORIZED or error.status == 401)
-                ):
-                    reauthenticated = True
-                    if self._reauthenticate(credential):
-                        attempts -= 1
-                        continue
-                    explained = self._explain_refusal(error, credential)
-                    if explained is not error:
-                        raise explained from error
-                if not policy.should_retry(error, attempts) or not self._may_retry(
-                    endpoint, error
-                ):
-                    raise
-                delay = policy.delay(error, attempts)
-                if delay is None:
-                    raise
-                if delay >= deadline.remaining():
-                    raise _out_of_time(endpoint, deadline, attempts, error) from error
-                logger.info(
-                    "retrying %s after %r (attempt %d of %d) in %.2f s",
-                    endpoint.operation,
-                    error,
-                    attempts + 1,
-                    policy.max_attempts,
-                    delay,
-                )
-                self.sleep(delay)
-                continue
-            if type(reply) is not Reply:
-                return reply
-            if data_only:
-                return reply.data
-            return reply.data, reply.status, reply.headers
-
-
-def _out_of_time(
-    endpoint: Endpoint, deadline: Deadline, attempts: int, last: ApiException | None
-) -> ApiCallTimeoutError:
-    text = f"{endpoint.operation}: the {deadline.describe()} ran out"
-    if attempts:
-        text += f" after {attempts} attempt{'s' if attempts != 1 else ''}"
-    if last is not None:
-        text += f"; the last failed with: {str(last).splitlines()[0]}"
-    return ApiCallTimeoutError(text)
+    def _after_fork(self) -> None:
+        """What a forked child does (see :meth:`CallDriver.after_fork`)."""
+        self._calls.after_fork()

@@ -1,12 +1,15 @@
 """The credential lifecycle: from settings to an ``Authorization`` header on every private call.
 
-Precedence: ``Configuration.access_token``, then ``token_provider``, then ``client_id`` with
-``client_secret`` used as ``auth_method`` says:
+Precedence: ``Configuration.access_token``, then ``token_provider``, then the API key
+(:func:`uses_api_key`): ``client_id`` with ``client_secret`` used as ``auth_method`` says:
 
 * ``"client_signature"`` (default): tokens from ``public/auth`` with a signed grant, so the
   secret never leaves the machine;
 * ``"client_credentials"``: tokens from ``public/auth`` with the secret in the request;
-* ``"signature"``: no token; each request signed with ``deri-hmac-sha256``.
+* ``"signature"``: no token; each request signed with ``deri-hmac-sha256``;
+
+or ``client_id`` with an asymmetric key's ``private_key``: tokens from ``public/auth`` with a
+``client_signature`` grant signed by the private key (the only grant Deribit takes for it).
 
 :class:`TokenManager` fetches a token before the first private call, refreshes it with the
 ``refresh_token`` grant ahead of expiry, and falls back to the key when a refresh fails. It is
@@ -25,18 +28,25 @@ so that no answer can make the client renew in a loop or compute a deadline that
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from openapi_client import signing
 from openapi_client.configuration import Configuration
 from openapi_client.endpoint import Endpoint
-from openapi_client.exceptions import ApiException, ApiTransportError, ApiValueError
+from openapi_client.exceptions import (
+    FORBIDDEN,
+    ApiException,
+    ApiTransportError,
+    ApiValueError,
+)
 from openapi_client.redaction import install_filter, register_secret
 
 __all__ = [
@@ -45,12 +55,15 @@ __all__ = [
     "Credentials",
     "Token",
     "TokenManager",
+    "explain_forbidden",
+    "granted_scope",
     "key_grant",
     "refresh_grant",
     "renewal_retry_at",
     "requested_scope",
     "token_from_grant",
     "token_lifetime",
+    "uses_api_key",
     "with_clock_hint",
 ]
 
@@ -149,8 +162,8 @@ def _checked(token: Any, origin: str, secret: bool = True) -> str:
 class TokenManager:
     """Fetches, caches and refreshes access tokens for one API key.
 
-    :param configuration: supplies ``client_id``, ``client_secret``, ``auth_method`` and
-        ``token_refresh_margin``.
+    :param configuration: supplies ``client_id``, ``client_secret`` or ``private_key``,
+        ``auth_method`` and ``token_refresh_margin``.
     :param fetch: calls ``public/auth`` (the ``ApiClient`` provides it).
     :param clock: a monotonic clock in seconds.
     """
@@ -169,8 +182,13 @@ class TokenManager:
         self._key = self._key_of(configuration)
 
     @staticmethod
-    def _key_of(configuration: Configuration) -> tuple[str | None, str | None, str]:
-        return (configuration.client_id, configuration.client_secret, configuration.auth_method)
+    def _key_of(configuration: Configuration) -> tuple[Any, ...]:
+        return (
+            configuration.client_id,
+            configuration.client_secret,
+            configuration.private_key,
+            configuration.auth_method,
+        )
 
     @property
     def key_changed(self) -> bool:
@@ -260,15 +278,27 @@ def key_grant(configuration: Configuration) -> dict[str, Any]:
     """The arguments of ``public/auth`` for ``configuration``'s API key, built anew for each
     attempt (a nonce is never sent twice; the signature's timestamp is the wall clock's)."""
     client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
-    secret = _checked(configuration.client_secret, "Configuration.client_secret")
+    private_key = configuration.private_key
     grant: dict[str, Any]
-    if configuration.auth_method == "client_credentials":
+    if private_key is not None:
+        timestamp = signing.now_ms()
+        nonce = signing.new_nonce()
+        grant = {
+            "grant_type": "client_signature",
+            "client_id": client_id,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": private_key.sign(signing.string_to_sign(timestamp, nonce, "")),
+        }
+    elif configuration.auth_method == "client_credentials":
+        secret = _checked(configuration.client_secret, "Configuration.client_secret")
         grant = {
             "grant_type": "client_credentials",
             "client_id": client_id,
             "client_secret": secret,
         }
     else:
+        secret = _checked(configuration.client_secret, "Configuration.client_secret")
         timestamp = signing.now_ms()
         nonce = signing.new_nonce()
         signature = signing.sign(secret, timestamp, nonce, "")
@@ -308,7 +338,7 @@ def token_from_grant(result: Any, configuration: Configuration, started: float) 
     lifetime = token_lifetime(result.get("expires_in"))
     _checked(access, "the access token from public/auth")
     scope = result.get("scope")
-    _warn_if_narrowed(requested_scope(configuration), scope)
+    _note_grant(access, requested_scope(configuration), scope)
     refresh = result.get("refresh_token")
     register_secret(refresh)
     margin = min(float(configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
@@ -335,23 +365,129 @@ def renewal_retry_at(token: Token, now: float) -> float:
     )
 
 
+def uses_api_key(configuration: Configuration) -> bool:
+    """Whether ``configuration`` holds an API key: a client id with a secret (HMAC) or with an
+    asymmetric key's private key. (Whether it is used depends on the precedence above.)"""
+    return bool(
+        configuration.client_id
+        and (configuration.client_secret or configuration.private_key is not None)
+    )
+
+
 def requested_scope(configuration: Configuration) -> str | None:
-    """The ``scope`` a key-based grant asks for: ``session:NAME``, or None for Deribit's default
-    (a ``connection``-scoped token)."""
+    """The ``scope`` a key-based grant asks for: ``session:NAME`` (or nothing, for Deribit's
+    default ``connection``-scoped token) followed by ``Configuration.scope``'s permissions; None
+    when that is nothing."""
     name = configuration.session_name
-    return None if name is None else f"session:{name}"
+    parts = [f"session:{name}"] if name is not None else []
+    if configuration.scope is not None:
+        parts.append(configuration.scope)
+    return " ".join(parts) or None
+
+
+#: The scope Deribit granted with each recent token, by a digest of the token (the token itself
+#: is not kept here), so that a 13021 can say what the token had. Bounded: old tokens drop out.
+_GRANTED_SCOPES: OrderedDict[bytes, str] = OrderedDict()
+_GRANTED_LOCK = threading.Lock()
+_MAX_GRANTED = 64
+
+#: Levels of a permission, from least to most.
+_LEVELS = ("none", "read", "read_write")
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _note_grant(access_token: str, requested: str | None, granted: Any) -> None:
+    """Keep the scope granted with ``access_token`` and warn when it is narrower than asked."""
+    if isinstance(granted, str):
+        with _GRANTED_LOCK:
+            _GRANTED_SCOPES[_digest(access_token)] = granted
+            while len(_GRANTED_SCOPES) > _MAX_GRANTED:
+                _GRANTED_SCOPES.popitem(last=False)
+    _warn_if_narrowed(requested, granted)
+
+
+def granted_scope(credential: str | None) -> str | None:
+    """The scope Deribit granted with ``credential`` (an access token, or ``Bearer <token>``),
+    when this process obtained it from ``public/auth``; None otherwise."""
+    if not credential:
+        return None
+    if credential.startswith("Bearer "):
+        credential = credential[len("Bearer ") :]
+    with _GRANTED_LOCK:
+        return _GRANTED_SCOPES.get(_digest(credential))
+
+
+def _lacks(required: str, scope: str) -> list[str]:
+    """The entries of ``required`` (``AREA:LEVEL ...``) that ``scope`` does not grant."""
+    have: dict[str, int] = {}
+    for entry in scope.split():
+        area, _, level = entry.partition(":")
+        if level in _LEVELS:
+            have[area] = max(_LEVELS.index(level), have.get(area, -1))
+    missing = []
+    for entry in required.split():
+        area, _, level = entry.partition(":")
+        if level in _LEVELS and have.get(area, -1) < _LEVELS.index(level):
+            missing.append(entry)
+    return missing
+
+
+def explain_forbidden(
+    error: ApiException, endpoint: Endpoint, credential: str | None
+) -> ApiException:
+    """``error`` (13021 ``forbidden`` for a call to ``endpoint``) restated with the permission the
+    method needs and what the token has, when known; ``error`` itself otherwise."""
+    required = endpoint.required_scope
+    if error.error_code != FORBIDDEN or not required:
+        return error
+    method = endpoint.path.lstrip("/")
+    scope = granted_scope(credential)
+    missing = _lacks(required, scope) if scope is not None else []
+    if scope is None:
+        had = "which the token may lack (its scope is not known to the client)"
+    elif missing:
+        had = f"and the token's scope {scope!r} lacks {' '.join(missing)}"
+    else:
+        had = f"and the token's scope {scope!r} seems to include it"
+    hint = (
+        f"{method} needs the permission {required}, {had}: ask for it with "
+        "Configuration.scope, or use an API key whose maximum scope includes it"
+    )
+    return type(error)(
+        error.status, error.reason, body=error.body, headers=error.headers, data=error.data,
+        hint=hint,
+    )
 
 
 def _warn_if_narrowed(requested: str | None, granted: Any) -> None:
-    """Deribit may grant less than was asked: say so when a session scope did not come back."""
-    if requested is None or not isinstance(granted, str) or requested in granted.split():
+    """Deribit may grant less than was asked: say so when the session scope did not come back,
+    or a permission came back at another level than asked."""
+    if requested is None or not isinstance(granted, str):
         return
-    logger.warning(
-        "asked Deribit for tokens with scope %r but got %r: tokens tied to one connection fail "
-        "on the next (13009); check the API key's permissions and the session limit (16 a key)",
-        requested,
-        granted,
-    )
+    got = granted.split()
+    for wanted in requested.split():
+        area, _, level = wanted.partition(":")
+        if area == "session":
+            if wanted not in got:
+                logger.warning(
+                    "asked Deribit for tokens with scope %r but got %r: tokens tied to one "
+                    "connection fail on the next (13009); check the API key's permissions and "
+                    "the session limit (16 a key)",
+                    wanted,
+                    granted,
+                )
+            continue
+        granted_levels = [entry.partition(":")[2] for entry in got if entry.startswith(area + ":")]
+        if granted_levels and level not in granted_levels:
+            logger.warning(
+                "asked Deribit for %r but the token has %r: the API key's maximum scope allows "
+                "no more; methods that need more answer 13021 forbidden",
+                wanted,
+                f"{area}:{granted_levels[0]}",
+            )
 
 
 def with_clock_hint(error: ApiException, timestamp_ms: int) -> ApiException:
@@ -442,7 +578,7 @@ class Credentials:
         provider = configuration.token_provider
         if provider is not None:
             return self._bearer(_checked(provider(), "the token from token_provider"))
-        if configuration.client_id and configuration.client_secret:
+        if uses_api_key(configuration):
             if configuration.auth_method == "signature":
                 header = signing.signature_header(
                     _checked(configuration.client_id, "Configuration.client_id", secret=False),
@@ -457,9 +593,9 @@ class Credentials:
             return self._bearer(self.token_manager().access_token())
         raise ApiValueError(
             f"{endpoint.operation} is a private method and needs credentials: set "
-            "Configuration.access_token, or Configuration.client_id and client_secret "
-            "(Configuration.from_env() reads DERIBIT_ACCESS_TOKEN, DERIBIT_CLIENT_ID and "
-            "DERIBIT_CLIENT_SECRET)"
+            "Configuration.access_token, or Configuration.client_id with client_secret or "
+            "private_key_file (Configuration.from_env() reads DERIBIT_ACCESS_TOKEN, "
+            "DERIBIT_CLIENT_ID, DERIBIT_CLIENT_SECRET and DERIBIT_PRIVATE_KEY_FILE)"
         )
 
     def reauthenticate(self, authorization: str) -> bool:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-__all__ = ["Deadline"]
+__all__ = ["RECHECK_SECONDS", "Deadline"]
+
+
+#: Seconds a thread waiting on a plain lock for another thread (a free connection, a result)
+#: sleeps before it looks again by itself. The library's waits do not use
+#: ``threading.Condition``, whose Python-level ``wait()`` an interrupt can leave half done; a
+#: wake-up an interrupt cut short costs a waiter at most this long.
+RECHECK_SECONDS = 0.25
 
 
 class Deadline(NamedTuple):

@@ -17,6 +17,8 @@ from typing import Any, Optional, Union
 from openapi_client.redaction import redact, redact_value
 
 __all__ = [
+    "FORBIDDEN",
+    "INVALID_CREDENTIALS",
     "MUST_BE_WEBSOCKET",
     "RETRIABLE_ERROR_CODES",
     "RETRIABLE_STATUSES",
@@ -25,6 +27,7 @@ __all__ = [
     "ApiConnectionError",
     "ApiException",
     "ApiKeyError",
+    "ApiMissingDependencyError",
     "ApiProtocolError",
     "ApiResponseTooLargeError",
     "ApiSSLError",
@@ -57,7 +60,19 @@ _BODY_PREVIEW = 500
 
 #: What to do about an error code, where the code alone does not say.
 MUST_BE_WEBSOCKET = 10030
+INVALID_CREDENTIALS = 13004
+FORBIDDEN = 13021
 _HINTS: dict[int, str] = {
+    INVALID_CREDENTIALS: (
+        "Deribit refused the API key or its signature, and asking again would be refused the "
+        "same way: check the client id and the client secret or private key (a private key "
+        "must match the public key registered for that client id), and for a signature this "
+        "machine's clock (a signed timestamp is valid for 60 s)"
+    ),
+    FORBIDDEN: (
+        "the token lacks a permission this method needs: check the API key's maximum scope "
+        "on Deribit and Configuration.scope"
+    ),
     MUST_BE_WEBSOCKET: (
         "this method works only over a WebSocket connection on today's Deribit: call it on a "
         "session, SessionManagementApi(openapi_client.websocket.WebSocketApiClient(...)) "
@@ -120,6 +135,17 @@ class ApiUnknownSettingError(ApiValueError, ApiAttributeError):
         ApiValueError.__init__(self, msg)
 
 
+class ApiMissingDependencyError(ApiValueError, ImportError):
+    """A feature needs a package that is not installed (an optional extra such as
+    ``openapi-client-deribit-session[asymmetric]``); the message names the extra to install.
+
+    Both an :class:`ApiValueError` (the setting cannot be used as things are) and an
+    ``ImportError`` (what importing the feature's module raises)."""
+
+    def __init__(self, msg: str) -> None:
+        ApiValueError.__init__(self, msg)
+
+
 class ApiKeyError(OpenApiException, KeyError):
     """A key that does not exist was looked up."""
 
@@ -137,6 +163,8 @@ class ApiException(OpenApiException):
         (generated clients pass one); its fields fill those not given.
     :param body: the response body as text.
     :param headers: the response headers.
+    :param hint: what to do about it, in place of the general advice for the error code (for
+        example the permission a refused method needs).
     """
 
     def __init__(
@@ -148,6 +176,7 @@ class ApiException(OpenApiException):
         body: str | None = None,
         headers: Mapping[str, str] | None = None,
         data: Any = None,
+        hint: str | None = None,
     ) -> None:
         if http_resp is not None:
             status = http_resp.status if status is None else status
@@ -158,6 +187,7 @@ class ApiException(OpenApiException):
             if headers is None:
                 headers = http_resp.getheaders()
         self.status: int = status or 0
+        self.hint = redact(hint) if hint else None
         # Everything kept is redacted: a server may echo a credential anywhere.
         self.reason: str = redact(reason or "")
         clean_body = redact(body) if body else body
@@ -212,7 +242,7 @@ class ApiException(OpenApiException):
             text = f"Deribit error {self.error_code}: {self.error_message or 'no message'}"
             if self.error_data is not None:
                 text += f" ({_compact(self.error_data)})"
-            hint = _HINTS.get(self.error_code)
+            hint = self.hint or _HINTS.get(self.error_code)
             return f"{text}; {hint}" if hint else text
         if self.status == 0:
             return self.reason or "no response"

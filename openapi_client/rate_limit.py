@@ -101,11 +101,22 @@ class RateLimit:
             available = self._available
         return max(0.0, self.margin - available / self.per_second)
 
+    def refund(self) -> None:
+        """Give back a slot :meth:`reserve` claimed for a request that will not be sent (its
+        wait was refused or interrupted), so that later callers do not wait for it."""
+        with self._lock:
+            self._refill()
+            self._available = min(float(self.burst), self._available + 1.0)
+
     def acquire(self) -> None:
         """Wait until a request may be sent under this limit, then return."""
         delay = self.reserve()
         if delay > 0.0:
-            self.sleep(delay)
+            try:
+                self.sleep(delay)
+            except BaseException:  # interrupted: no request follows
+                self.refund()
+                raise
 
     def try_acquire(self) -> bool:
         """Spend one request if the pool holds one now; never waits."""

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import heapq
 import http.client
+import itertools
 import logging
 import os
+import queue
 import select
 import socket
 import ssl
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
@@ -41,7 +44,7 @@ from urllib3 import connectionpool as urllib3_connectionpool
 from urllib3 import exceptions as urllib3_errors
 
 from openapi_client.configuration import Configuration, Timeout, check_host, check_timeout
-from openapi_client.deadline import Deadline
+from openapi_client.deadline import RECHECK_SECONDS, Deadline
 from openapi_client.exceptions import (
     ApiConnectionError,
     ApiException,
@@ -74,8 +77,11 @@ _NO_RETRIES = urllib3.Retry(total=False, redirect=False, raise_on_redirect=False
 
 #: Bytes read from a socket at a time.
 _RECV_SIZE = 65536
-#: The status line and headers of one answer may not exceed this many bytes.
+#: The heads of one answer (its informational ones included: status lines, header lines and the
+#: blank lines that end them) may not exceed this many bytes in all, nor a trailer section.
 _MAX_HEAD = 65536
+#: Nor this many header lines in all (http.client, on urllib3's path, allows 100 per head).
+_MAX_HEADER_LINES = 100
 #: Informational answers skipped before the final one; more is a server in a loop.
 _MAX_INFORMATIONAL = 16
 #: A chunk-size line: hex digits (at most 16: 2**64 bytes), extensions, CRLF.
@@ -396,15 +402,60 @@ class RESTClientObject:
             deadline = ready()
             ready = None
         where = origin.display
-        remaining = _remaining(deadline, where)
-        watch = _WATCHDOG.watch(deadline)
+        watch = _Watch(deadline.at)
         # The connection calls `ready` once it is connected, just before the request leaves.
         watch.ready = ready
+        response: Any = None
+        body: _Urllib3Body | None = None
+        # Whatever happens from here (an interrupt included), the handler gives back what the
+        # exchange holds: the answer and its connection, the watchdog's registration, and a slot
+        # urllib3 did not give back itself (see _Watch.abandon).
+        try:
+            response = self._urlopen(
+                origin.origin + target, headers, timeout, deadline, watch, where
+            )
+            body = _Urllib3Body(response, watch, where, timeout, watch.deadline or deadline, limit)
+            status = int(response.status)
+            reason = _printable(response.reason or "")
+            response_headers = HTTPHeaders(response.headers.items())
+            if "Transfer-Encoding" in response_headers and "Content-Length" in response_headers:
+                # Both framings: http.client reads by the chunks; trust nothing after them.
+                body.framing_in_doubt()
+            if 100 <= status <= 199:
+                # urllib3 (through http.client) takes an informational answer other than 100 as
+                # the answer, and leaves the real one unread; the connection cannot be trusted.
+                raise _broken(
+                    f"{where} sent an informational answer ({status}) that urllib3's path "
+                    "cannot skip"
+                )
+            _check_answer(status, reason, response_headers, limit)
+            return _finish(status, reason, response_headers, body, preload_content)
+        except BaseException:
+            if body is not None:
+                body.discard()
+            elif response is not None:
+                _discard_urllib3(response)
+            watch.abandon()
+            raise
+
+    def _urlopen(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        watch: _Watch,
+        where: str,
+    ) -> Any:
+        """urllib3's answer to ``GET url``, its head read; raises the library's errors (and
+        interrupts as they are). The caller gives back what the exchange holds."""
+        remaining = _remaining(deadline, where)
+        _WATCHDOG.add(watch)
         _CURRENT_WATCH.watch = watch
         try:
-            response = self.pool_manager.urlopen(
+            return self.pool_manager.urlopen(
                 "GET",
-                origin.origin + target,
+                url,
                 headers=dict(headers),
                 retries=_NO_RETRIES,
                 redirect=False,
@@ -416,8 +467,7 @@ class RESTClientObject:
                 decode_content=False,
                 enforce_content_length=True,
             )
-        except BaseException as error:
-            watch.cancel()
+        except Exception as error:
             if isinstance(error, OpenApiException):
                 raise  # the rate limiter's refusal, from the connection about to send
             if isinstance(error, urllib3_errors.EmptyPoolError):
@@ -439,27 +489,6 @@ class RESTClientObject:
             raise
         finally:
             _CURRENT_WATCH.watch = None
-        deadline = watch.deadline or deadline
-        body = _Urllib3Body(response, watch, where, timeout, deadline, limit)
-        try:
-            status = int(response.status)
-            reason = _printable(response.reason or "")
-            response_headers = HTTPHeaders(response.headers.items())
-            if "Transfer-Encoding" in response_headers and "Content-Length" in response_headers:
-                # Both framings: http.client reads by the chunks; trust nothing after them.
-                body.framing_in_doubt()
-            if 100 <= status <= 199:
-                # urllib3 (through http.client) takes an informational answer other than 100 as
-                # the answer, and leaves the real one unread; the connection cannot be trusted.
-                raise _broken(
-                    f"{where} sent an informational answer ({status}) that urllib3's path "
-                    "cannot skip"
-                )
-            _check_answer(status, reason, response_headers, limit)
-        except BaseException:
-            body.discard()
-            raise
-        return _finish(status, reason, response_headers, body, preload_content)
 
     def request(
         self,
@@ -498,6 +527,16 @@ class RESTClientObject:
                 response.headers,
             )
         return response  # type: ignore[no-any-return]
+
+    def _slots(self) -> list[_Slots]:
+        """The connection slots of every origin, on both paths (what the client holds)."""
+        with self._lanes_lock:
+            lanes = list(self._lanes.values())
+        pools = self.pool_manager.pools
+        held: list[Any] = [pools[key].pool for key in pools.keys()]  # urllib3's QueueCls
+        return [lane.slots for lane in lanes] + [
+            pool_queue.slots for pool_queue in held if isinstance(pool_queue, _PoolQueue)
+        ]
 
     def close(self) -> None:
         """Close every pooled connection; the client refuses requests from then on."""
@@ -573,16 +612,150 @@ def _content_length(headers: HTTPHeaders) -> int | None:
     return int(text)
 
 
+# -- connection slots -----------------------------------------------------------------------------
+#
+# Both paths count their open connections with the same structure, built so that an asynchronous
+# exception (a KeyboardInterrupt from Ctrl-C, a notebook's "interrupt kernel", a signal handler
+# that raises) can land at any moment of a call without leaking a place under the cap or a lock.
+
+class _Slot:
+    """One place under a connection cap (``max_connections``), owned by a :class:`_Slots`.
+
+    A slot is taken while anything references it (the connection that holds it, idle or busy, or
+    the exchange still making that connection) until it is given back with :meth:`free`. The
+    number of open connections is the number of these objects alive, not a counter every exit
+    path must remember to decrement: an exchange abandoned halfway by an interrupt gives its slot
+    back when its frames are dropped, without any code having to run.
+    """
+
+    __slots__ = ("__weakref__", "owner")
+
+    def __init__(self, owner: _Slots) -> None:
+        self.owner = owner
+
+    def free(self) -> None:
+        """Give this slot back (its connection is closed, or was never made)."""
+        self.owner.free(self)
+
+
+class _Slots:
+    """The connections to one origin: at most ``cap`` open at once (idle, busy or being made), at
+    most ``idle_limit`` of them idle, and the threads waiting for one.
+
+    The lock is a plain ``threading.Lock`` taken only in ``with`` blocks, which the interpreter
+    enters and leaves without running Python code in between; never ``threading.Condition``,
+    whose ``__enter__`` and ``wait()`` are Python code that an interrupt can leave with the lock
+    still held (every later call then hangs) or released twice. A waiter parks on a lock of its
+    own that whoever frees a slot releases, and looks again every ``RECHECK_SECONDS`` in case the
+    wake-up was lost to an interrupt, or the slot came free with the frames that held it.
+    """
+
+    __slots__ = ("_idle", "_lock", "_taken", "_waiting", "cap", "idle_limit")
+
+    def __init__(self, cap: int, idle_limit: int) -> None:
+        self.cap = cap
+        self.idle_limit = idle_limit
+        self._idle: list[Any] = []
+        self._taken: weakref.WeakSet[_Slot] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._waiting: list[threading.Lock] = []
+
+    @property
+    def open(self) -> int:
+        """Connections open (idle, busy or being made): the slots taken."""
+        return len(self._taken)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    # Each idle connection has ``pooled`` set while it is in the list (set and cleared under the
+    # lock, next to the list operation with no call in between): an interrupt can land just after
+    # keep() put a connection back, and the caller, taking keep() to have failed, then closes it or
+    # puts it back again; urllib3's path ignores both for a pooled connection.
+
+    def take(self, until: float) -> Any:
+        """The idle connection put back last, or else a new :class:`_Slot` for a connection to be
+        made, waiting until ``until`` (``time.monotonic()``) for either; ``None`` if none came."""
+        while True:
+            with self._lock:
+                if self._idle:
+                    connection = self._idle.pop()
+                    connection.pooled = False
+                    return connection
+                if len(self._taken) < self.cap:
+                    slot = _Slot(self)
+                    self._taken.add(slot)
+                    return slot
+                remaining = until - time.monotonic()
+                if remaining <= 0.0:
+                    return None
+                parked = threading.Lock()
+                parked.acquire()
+                self._waiting.append(parked)
+            parked.acquire(True, min(remaining, RECHECK_SECONDS))
+            with self._lock:
+                if parked in self._waiting:
+                    self._waiting.remove(parked)
+
+    def take_idle(self) -> Any:
+        """An idle connection, or ``None`` without waiting."""
+        with self._lock:
+            if not self._idle:
+                return None
+            connection = self._idle.pop()
+            connection.pooled = False
+            return connection
+
+    def keep(self, connection: Any) -> bool:
+        """Put an idle connection back, to be handed out again; False when ``idle_limit`` are
+        idle already (the caller then closes it and frees its slot)."""
+        with self._lock:
+            if len(self._idle) >= self.idle_limit:
+                return False
+            connection.pooled = True
+            self._idle.append(connection)
+            if self._waiting:
+                self._wake()
+        return True
+
+    def free(self, slot: _Slot) -> None:
+        self._taken.discard(slot)
+        with self._lock:
+            if self._waiting:
+                self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for parked in waiting:
+            parked.release()
+
+    def drain(self) -> list[Any]:
+        """Take every idle connection out (to close them)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            for connection in idle:
+                connection.pooled = False
+        return idle
+
+    def abandoned(self) -> list[Any]:
+        """The idle connections, read without the lock: in a forked child, its holder may be a
+        thread that does not exist there. The caller replaces this object."""
+        return list(self._idle)
+
+
 # -- the direct path ------------------------------------------------------------------------------
 
 
 class _Connection:
-    """One socket to the origin, with what was received but not yet consumed."""
+    """One socket to the origin, with what was received but not yet consumed, and its slot."""
 
-    __slots__ = ("buffer", "poller", "sock")
+    __slots__ = ("buffer", "poller", "pooled", "slot", "sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, slot: _Slot) -> None:
         self.sock = sock
+        self.slot = slot
+        self.pooled = False
         self.buffer = bytearray()
         poller: Any = None
         if hasattr(select, "poll"):
@@ -608,88 +781,57 @@ class _Connection:
 
 
 class _Lane:
-    """The direct path to one origin: its idle connections and the cap on open ones.
+    """The direct path to one origin: its connections, at most ``max_connections`` open at once
+    (idle or busy); a thread that needs one more waits, within its deadline, for another to come
+    back. See :class:`_Slots` for why an interrupted call cannot leak one."""
 
-    ``max_connections`` bounds the connections open at once (idle or busy); a thread that
-    needs one more waits, within its deadline, for another to come back.
-    """
-
-    __slots__ = (
-        "_condition",
-        "_idle",
-        "_max_connections",
-        "_maxsize",
-        "_open",
-        "origin",
-        "tls",
-    )
+    __slots__ = ("origin", "slots", "tls")
 
     def __init__(
         self, origin: Origin, tls: ssl.SSLContext | None, maxsize: int, max_connections: int
     ) -> None:
         self.origin = origin
         self.tls = tls if origin.scheme == "https" else None
-        self._maxsize = maxsize
-        self._max_connections = max_connections
-        self._idle: list[_Connection] = []
-        self._open = 0
-        self._condition = threading.Condition(threading.Lock())
+        self.slots = _Slots(max_connections, maxsize)
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _checkout(self, deadline: Deadline) -> _Connection | None:
-        """An idle connection, or None with a slot reserved for a new one."""
-        condition = self._condition
+    def _checkout(self, deadline: Deadline) -> _Connection | _Slot:
+        """An idle connection, or a slot for a new one."""
+        slots = self.slots
         while True:
-            with condition:
-                while not self._idle and self._open >= self._max_connections:
-                    remaining = deadline.remaining()
-                    if remaining <= 0.0:
-                        raise _pool_wait_timeout(
-                            self.origin.display, deadline, self._max_connections
-                        )
-                    condition.wait(remaining)
-                if not self._idle:
-                    self._open += 1
-                    return None
-                connection = self._idle.pop()
-            if not connection.dropped():
-                return connection
-            self._discard(connection)
+            held: _Connection | _Slot | None = slots.take(deadline.at)
+            if held is None:
+                raise _pool_wait_timeout(self.origin.display, deadline, slots.cap)
+            if isinstance(held, _Slot) or not held.dropped():
+                return held
+            self._discard(held)
 
     def _checkin(self, connection: _Connection) -> None:
-        with self._condition:
-            if len(self._idle) < self._maxsize:
-                self._idle.append(connection)
-                self._condition.notify()
-                return
-        self._discard(connection)
+        if not self.slots.keep(connection):
+            self._discard(connection)
 
-    def _discard(self, connection: _Connection | None) -> None:
-        if connection is not None:
-            connection.close()
-        with self._condition:
-            self._open -= 1
-            self._condition.notify()
+    def _discard(self, held: _Connection | _Slot) -> None:
+        """Close a connection and free its slot (or free a slot whose connection was not made)."""
+        if isinstance(held, _Connection):
+            held.close()
+            held = held.slot
+        held.free()
 
     def close(self) -> None:
-        with self._condition:
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-        for connection in idle:
-            connection.close()
+        for connection in self.slots.drain():
+            self._discard(connection)
 
     def abandon(self) -> None:
         """Forget every connection (in a forked child). Closing a socket here closes only the
         child's copy of its descriptor: the parent's connection is untouched, as no shutdown
         and no TLS close_notify is sent."""
-        idle, self._idle = self._idle, []
-        for connection in idle:
+        slots = self.slots
+        self.slots = _Slots(slots.cap, slots.idle_limit)
+        for connection in slots.abandoned():
             connection.close()
-        self._open = 0
-        self._condition = threading.Condition(threading.Lock())
 
-    def _connect(self, timeout: RequestTimeout, deadline: Deadline) -> _Connection:
+    def _connect(self, slot: _Slot, timeout: RequestTimeout, deadline: Deadline) -> _Connection:
         origin = self.origin
         where = origin.display
         remaining = _remaining(deadline, where)
@@ -698,7 +840,7 @@ class _Lane:
             sock = socket.create_connection(
                 (origin.hostname, origin.port), timeout=min(timeout.connect, remaining)
             )
-        except BaseException as error:
+        except (OSError, ValueError) as error:
             raise _connect_error(error, where, timeout, deadline, binding, False) from error
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -708,12 +850,12 @@ class _Lane:
                 binding = remaining < timeout.connect
                 sock.settimeout(min(timeout.connect, remaining))
                 sock = self.tls.wrap_socket(sock, server_hostname=origin.hostname)
+            return _Connection(sock, slot)
         except BaseException as error:
             sock.close()
-            if isinstance(error, ApiException):
-                raise
+            if not isinstance(error, (OSError, ValueError)):
+                raise  # the library's own errors, and interrupts, as they are
             raise _connect_error(error, where, timeout, deadline, binding, True) from error
-        return _Connection(sock)
 
     # -- one exchange ---------------------------------------------------------------------------
 
@@ -735,15 +877,18 @@ class _Lane:
                 "a request header has characters HTTP cannot carry (set with "
                 "set_default_header, user_agent or a credential?)"
             ) from None
-        connection = self._checkout(deadline)
-        reused = connection is not None
+        # `held` is the slot until the connection that takes it is made. Whatever happens from
+        # here, the connection is closed and its slot freed in the handler below, or (if an
+        # interrupt lands before that handler could run) when this frame is dropped.
+        held = self._checkout(deadline)
         body: _WireBody | None = None
         try:
-            if connection is None:
-                connection = self._connect(timeout, deadline)
+            reused = isinstance(held, _Connection)
+            if not isinstance(held, _Connection):
+                held = self._connect(held, timeout, deadline)
             if ready is not None:
                 deadline = ready()
-            wire = _Wire(connection, origin.display, timeout.read, deadline)
+            wire = _Wire(held, origin.display, timeout.read, deadline)
             wire.send(request)
             status, reason, response_headers, body = wire.read_head(limit, reused)
             if preload:
@@ -751,15 +896,16 @@ class _Lane:
         except BaseException:
             if body is not None:
                 body.connection = None
-            self._discard(connection)
+            self._discard(held)
             raise
         if not preload:
             body.lane = self
             return StreamedResponse(status, reason, response_headers, body)
+        # Not in the handler's reach: a connection just put back idle must not be closed there.
         if body.reusable:
-            self._checkin(connection)
+            self._checkin(held)
         else:
-            self._discard(connection)
+            self._discard(held)
         return RESTResponse(status, reason, data, response_headers)
 
 
@@ -809,7 +955,7 @@ class _Wire:
         binding = self._arm()
         try:
             self.connection.sock.sendall(data)
-        except BaseException as error:
+        except (OSError, ValueError) as error:
             raise self._failure(error, binding) from error
 
     def fill(self) -> bool:
@@ -817,7 +963,7 @@ class _Wire:
         binding = self._arm()
         try:
             chunk = self.connection.sock.recv(_RECV_SIZE)
-        except BaseException as error:
+        except (OSError, ValueError) as error:
             raise self._failure(error, binding) from error
         if not chunk:
             return False
@@ -825,16 +971,14 @@ class _Wire:
         self.connection.buffer += chunk
         return True
 
-    def _failure(self, error: BaseException, binding: bool) -> BaseException:
+    def _failure(self, error: OSError | ValueError, binding: bool) -> ApiException:
         if isinstance(error, socket.timeout):
             if binding:
                 return _deadline_error(self.where, self.deadline)
             return ApiTimeoutError(
                 f"{self.where} did not answer within {self.read_timeout:g} s (read timeout)"
             )
-        if isinstance(error, (OSError, ValueError)):
-            return transport_error(error, self.where)
-        return error
+        return transport_error(error, self.where)
 
     # -- the head -------------------------------------------------------------------------------
 
@@ -842,8 +986,12 @@ class _Wire:
         self, limit: int, reused: bool
     ) -> tuple[int, str, HTTPHeaders, _WireBody]:
         """Status, reason, headers and a reader for the body of the final answer."""
+        room, lines = _MAX_HEAD, _MAX_HEADER_LINES  # for all the heads of this answer
         for _ in range(_MAX_INFORMATIONAL + 1):
-            head = self._head_bytes(reused)
+            head, room = self._head_bytes(reused, room)
+            lines -= head.count(b"\n")  # the lines after the status line
+            if lines < 0:
+                raise _too_many_lines(self.where, "header")
             status, reason, headers, http10 = _parse_head(head, self.where)
             if status >= 200:
                 _check_encoding(status, headers)
@@ -856,25 +1004,26 @@ class _Wire:
         raise _broken(f"{self.where} sent more than {_MAX_INFORMATIONAL} informational "
                                "answers")
 
-    def _head_bytes(self, reused: bool) -> bytes:
+    def _head_bytes(self, reused: bool, room: int) -> tuple[bytes, int]:
+        """The next head, without the blank line that ends it, and what is left of ``room``
+        bytes once it is counted, however the reads that brought it fell."""
         buffer = self.connection.buffer
         start = 0
         while True:
-            end = buffer.find(b"\r\n\r\n", start)
+            # The first blank line, CRLF or bare LF (as some servers send), so that where a head
+            # ends never depends on how its bytes arrived.
+            end, blank = buffer.find(b"\r\n\r\n", start), 4
+            bare = buffer.find(b"\n\n", start)
+            if bare >= 0 and (end < 0 or bare < end):
+                end, blank = bare, 2
             if end >= 0:
+                if end + blank > room:
+                    raise _section_too_big(self.where, "status lines and headers")
                 head = bytes(buffer[:end])
-                del buffer[: end + 4]
-                return head
-            end = buffer.find(b"\n\n", start)  # bare LF line ends, as some servers send
-            if end >= 0:
-                head = bytes(buffer[:end])
-                del buffer[: end + 2]
-                return head
-            if len(buffer) > _MAX_HEAD:
-                raise _broken(
-                    f"the status line and headers from {self.where} exceed {_MAX_HEAD} bytes",
-                    http.client.LineTooLong("header section"),
-                )
+                del buffer[: end + blank]
+                return head, room - end - blank
+            if len(buffer) >= room:  # and its blank line is still to come
+                raise _section_too_big(self.where, "status lines and headers")
             start = max(0, len(buffer) - 3)
             if not self.fill():
                 if not buffer.strip():
@@ -921,6 +1070,20 @@ class _Wire:
 
 
 _LENGTH, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2
+
+
+def _section_too_big(where: str, what: str) -> ApiProtocolError:
+    return _broken(
+        f"{where} sent more than {_MAX_HEAD} bytes of {what}; refused",
+        http.client.LineTooLong(what),
+    )
+
+
+def _too_many_lines(where: str, kind: str) -> ApiProtocolError:
+    return _broken(
+        f"{where} sent more than {_MAX_HEADER_LINES} {kind} lines; refused",
+        http.client.HTTPException(f"got more than {_MAX_HEADER_LINES} headers"),
+    )
 
 
 def _parse_head(head: bytes, where: str) -> tuple[int, str, HTTPHeaders, bool]:
@@ -1107,12 +1270,20 @@ class _WireBody(_Body):
         return size
 
     def _trailers(self) -> None:
-        for _ in range(_MAX_HEAD // 2):
-            if not self._line():
+        """Read the trailer section to its blank line: a header section, with the same limits."""
+        room, lines = _MAX_HEAD, _MAX_HEADER_LINES
+        while True:
+            line = self._line()
+            room -= len(line) + 2
+            if room < 0:
+                raise _section_too_big(self.wire.where, "trailers")
+            if not line:
                 if self.connection is not None and self.connection.buffer:
                     self.reusable = False
                 return
-        raise _broken(f"{self.wire.where} sent too many trailer lines")
+            lines -= 1
+            if lines < 0:
+                raise _too_many_lines(self.wire.where, "trailer")
 
     def _cut_short(self) -> ApiProtocolError:
         return _broken(
@@ -1141,9 +1312,19 @@ class _WireBody(_Body):
 
 
 class _Watch:
-    """One exchange on urllib3's path: its deadline, and the connections it uses."""
+    """One exchange on urllib3's path: its deadline, the connections it uses and the pool slot it
+    holds."""
 
-    __slots__ = ("at", "connections", "deadline", "expired", "lock", "ready")
+    __slots__ = (
+        "__weakref__",
+        "at",
+        "connections",
+        "deadline",
+        "expired",
+        "lock",
+        "ready",
+        "slot",
+    )
 
     def __init__(self, at: float) -> None:
         self.at = at
@@ -1154,6 +1335,8 @@ class _Watch:
         self.ready: Callable[[], Deadline] | None = None
         #: The deadline ``ready`` returned, when it was called.
         self.deadline: Deadline | None = None
+        #: The pool slot this exchange took (see ``_PoolQueue``), until urllib3 gives it back.
+        self.slot: _Slot | None = None
 
     def sending(self) -> None:
         """The request is about to leave: the rate limiter's turn, which may move the deadline
@@ -1183,9 +1366,25 @@ class _Watch:
             _shut(connection)
 
     def cancel(self) -> None:
+        """The exchange is over: the watchdog forgets it."""
         with self.lock:
             self.at = float("inf")
             self.connections = []
+            self.slot = None
+
+    def abandon(self) -> None:
+        """The exchange failed or was interrupted: close the connections it was using and free the
+        slot it still holds. urllib3 gives the slot back itself when it closes a connection after a
+        failure, but not for an answer it had made when an interrupt landed in its own code (the
+        answer, holding the connection, is then lost). After :meth:`cancel`, nothing is left."""
+        with self.lock:
+            self.at = float("inf")
+            connections, self.connections = self.connections, []
+            slot, self.slot = self.slot, None
+        for connection in connections:
+            connection.close()
+        if slot is not None:
+            slot.free()
 
 
 def _shut(connection: Any) -> None:
@@ -1198,58 +1397,88 @@ def _shut(connection: Any) -> None:
 
 
 class _Watchdog:
-    """One daemon thread that cuts off urllib3-path exchanges that outlive their deadline."""
+    """One daemon thread that cuts off urllib3-path exchanges that outlive their deadline.
+
+    The callers' side is safe against an interrupt landing anywhere: a plain lock taken in
+    ``with`` blocks, a C ``SimpleQueue`` to wake the thread (``threading.Condition`` can be left
+    holding its lock), and weak references to the watches, so that the registration of an
+    exchange abandoned without :meth:`_Watch.cancel` goes with the exchange.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Watch]] = []
-        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, weakref.ref[_Watch]]] = []
+        self._lock = threading.Lock()
+        self._wakeup: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._count = 0
+        self._count = itertools.count()
 
-    def watch(self, deadline: Deadline) -> _Watch:
-        watch = _Watch(deadline.at)
-        with self._condition:
-            self._count += 1
-            heapq.heappush(self._heap, (deadline.at, self._count, watch))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="openapi_client-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._condition.notify()
-        return watch
+    def add(self, watch: _Watch) -> None:
+        """Cut off ``watch``'s exchange at ``watch.at`` unless it is cancelled first."""
+        self._push(watch, watch.at)
+        # Not Thread.is_alive(): an interrupt inside it can mark the running thread stopped.
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._run, name="openapi_client-watchdog", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
 
     def move(self, watch: _Watch, at: float) -> None:
         """Hold ``watch`` to a new moment; its earlier entry in the heap goes stale."""
-        with self._condition:
-            with watch.lock:
-                if watch.at == float("inf"):
-                    return  # cancelled
-                watch.at = at
-            self._count += 1
-            heapq.heappush(self._heap, (at, self._count, watch))
-            self._condition.notify()
+        with watch.lock:
+            if watch.at == float("inf"):
+                return  # cancelled
+            watch.at = at
+        self._push(watch, at)
+
+    def _push(self, watch: _Watch, at: float) -> None:
+        entry = (at, next(self._count), weakref.ref(watch))
+        with self._lock:
+            heapq.heappush(self._heap, entry)
+            first = self._heap[0] is entry
+        if first:
+            self._wakeup.put(None)
+
+    def live(self) -> int:
+        """Exchanges watched now (neither over nor abandoned)."""
+        with self._lock:
+            entries = list(self._heap)
+        return sum(1 for at, _, ref in entries if getattr(ref(), "at", None) == at)
+
+    def _due(self, now: float) -> tuple[list[_Watch], float | None]:
+        """The watches whose moment has come, and the seconds until the next one."""
+        due: list[_Watch] = []
+        heap = self._heap
+        with self._lock:
+            while heap:
+                at, _, ref = heap[0]
+                watch = ref()
+                if watch is not None and watch.at == at and at > now:
+                    return due, at - now
+                heapq.heappop(heap)
+                if watch is not None and watch.at == at:
+                    due.append(watch)
+        return due, None
 
     def _run(self) -> None:
-        heap = self._heap
-        while True:
-            due: list[_Watch] = []
-            with self._condition:
-                while heap and heap[0][2].at != heap[0][0]:
-                    heapq.heappop(heap)  # cancelled, or moved to another moment
-                now = time.monotonic()
-                while heap and heap[0][0] <= now:
-                    at, _, watch = heapq.heappop(heap)
-                    if watch.at == at:
-                        due.append(watch)
-                if not due:
-                    self._condition.wait(heap[0][0] - now if heap else None)
-            for watch in due:
-                watch.expire()
+        try:
+            while True:
+                due, wait = self._due(time.monotonic())
+                while due:
+                    due.pop().expire()
+                try:
+                    self._wakeup.get(timeout=wait)
+                except queue.Empty:
+                    pass
+        finally:  # pragma: no cover - only an interpreter shutting down stops this thread
+            self._thread = None
 
     def after_fork(self) -> None:
         self._heap = []
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        self._wakeup = queue.SimpleQueue()
         self._thread = None
 
 
@@ -1266,45 +1495,124 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _PoolQueue:
+    """The connections of one urllib3 pool (its ``QueueCls``), counted by :class:`_Slots` like the
+    direct path's.
+
+    urllib3 keeps its connections in a ``queue.LifoQueue`` holding one item per connection it may
+    open (the connection, or ``None`` for one to make). That queue's methods run Python code under
+    its lock, so an interrupt can leave the lock held (every later request then hangs) or an item
+    taken and lost; and an interrupt that lands in urllib3's own code after it made an answer loses
+    the answer and the connection it holds. Here a slot is taken by the exchange running in this
+    thread (its :class:`_Watch`) and then by its connection, and comes back when urllib3 gives
+    either back, or when nothing references it any more.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.slots = _Slots(maxsize, maxsize)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """An idle connection, or ``None`` for urllib3 to make one (``queue.Empty`` if neither
+        came within ``timeout``; without ``block``, an idle connection only)."""
+        if not block:
+            connection = self.slots.take_idle()
+            if connection is None:
+                raise queue.Empty
+            return connection
+        until = float("inf") if timeout is None else time.monotonic() + timeout
+        held = self.slots.take(until)
+        if held is None:
+            raise queue.Empty
+        watch: _Watch | None = getattr(_CURRENT_WATCH, "watch", None)
+        if isinstance(held, _Slot):
+            if watch is not None:
+                watch.slot = held  # until the new connection takes it (_before_request)
+            return None
+        if watch is not None:
+            watch.slot = held.slot
+        return held
+
+    def put(self, connection: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Take a connection back; ``None`` gives up the slot of the exchange in this thread."""
+        if connection is None:
+            # urllib3 fills a new pool with a None per connection it may open (this queue counts
+            # them itself), and puts one back when it closed the connection of a failed exchange.
+            watch: _Watch | None = getattr(_CURRENT_WATCH, "watch", None)
+            if watch is not None and watch.slot is not None:
+                given_up, watch.slot = watch.slot, None
+                given_up.free()
+            return
+        if connection.pooled:
+            return  # put back already, by a put() an interrupt cut short after its work was done
+        slot: _Slot | None = getattr(connection, "slot", None)
+        if slot is None:
+            connection.close()  # not one of this pool's connections
+        elif connection.sock is None or not self.slots.keep(connection):
+            connection.close()
+            slot.free()
+
+    def qsize(self) -> int:
+        """Connections that can be had without waiting (idle, or slots free)."""
+        slots = self.slots
+        return slots.cap - slots.open + slots.idle
+
+
 def _before_request(connection: Any) -> None:
-    """Report ``connection`` to the watchdog of the exchange about to send on it; first close it
-    if its last answer left the framing in doubt (urllib3 puts a connection back in its pool as
-    soon as a body is read to the end, before the client can close it)."""
+    """Report ``connection`` to the exchange about to send on it (its slot, and its watchdog);
+    first close it if its last answer left the framing in doubt (urllib3 puts a connection back in
+    its pool as soon as a body is read to the end, before the client can close it)."""
     if getattr(connection, "framing_in_doubt", False):
         connection.framing_in_doubt = False
         connection.close()  # http.client opens a new socket for the request
     watch: _Watch | None = getattr(_CURRENT_WATCH, "watch", None)
     if watch is not None:
+        if watch.slot is not None:
+            connection.slot = watch.slot
         watch.attach(connection)
         watch.sending()
 
 
 class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
-    """urllib3's connection, reporting to the watchdog of the exchange that sends on it."""
+    """urllib3's connection, reporting to the exchange that sends on it."""
 
     framing_in_doubt = False
+    slot: _Slot | None = None
+    pooled = False
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _before_request(self)
         return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        if not self.pooled:  # else a stale holder's close (see _Slots)
+            super().close()
 
 
 class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
-    """urllib3's TLS connection, reporting to the watchdog of the exchange that sends on it."""
+    """urllib3's TLS connection, reporting to the exchange that sends on it."""
 
     framing_in_doubt = False
+    slot: _Slot | None = None
+    pooled = False
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _before_request(self)
         return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        if not self.pooled:  # else a stale holder's close (see _Slots)
+            super().close()
 
 
 class _WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
+    QueueCls = _PoolQueue  # type: ignore[assignment]
 
 
 class _WatchedHTTPSConnectionPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+    QueueCls = _PoolQueue  # type: ignore[assignment]
 
 
 class _Urllib3Body(_Body):
@@ -1342,7 +1650,7 @@ class _Urllib3Body(_Body):
             raise _deadline_error(self.where, self.deadline)
         try:
             data: bytes = response.read(amount, decode_content=False)
-        except BaseException as error:
+        except Exception as error:
             if self.watch.expired or self.deadline.remaining() <= 0.0:
                 raise _deadline_error(self.where, self.deadline) from error
             if isinstance(error, _TRANSPORT_ERRORS):
@@ -1370,21 +1678,25 @@ class _Urllib3Body(_Body):
         self.release()
         return data
 
+    # release() and discard() forget the response only once it is given back: if an interrupt
+    # lands halfway through release(), the discard() that follows finishes the work.
+
     def release(self) -> None:
-        response, self.response = self.response, None
+        response = self.response
         self.watch.cancel()
-        if response is None:
-            return
-        if self.done:
-            response.release_conn()
-        else:
-            _discard_urllib3(response)
+        if response is not None:
+            if self.done:
+                response.release_conn()
+            else:
+                _discard_urllib3(response)
+            self.response = None
 
     def discard(self) -> None:
-        response, self.response = self.response, None
+        response = self.response
         self.watch.cancel()
         if response is not None:
             _discard_urllib3(response)
+            self.response = None
 
 
 def _discard_urllib3(response: Any) -> None:
@@ -1536,13 +1848,13 @@ def _pool_wait_timeout(where: str, deadline: Deadline, cap: int) -> ApiTimeoutEr
 
 
 def _connect_error(
-    error: BaseException,
+    error: OSError | ValueError,
     where: str,
     timeout: RequestTimeout,
     deadline: Deadline,
     binding: bool,
     handshake: bool,
-) -> BaseException:
+) -> ApiException:
     """The library's exception for a failure to connect (``binding``: the deadline, not the
     connect timeout, limited the wait)."""
     if isinstance(error, socket.timeout):
@@ -1552,8 +1864,6 @@ def _connect_error(
         return ApiTimeoutError(
             f"connecting to {where} timed out after {timeout.connect:g} s{suffix}"
         )
-    if not isinstance(error, (OSError, ValueError)):
-        return error
     if handshake:
         return transport_error(error, where, timeout, handshake=True)
     reason = _connect_reason(error)
@@ -1621,6 +1931,9 @@ def transport_error(
         return ApiTimeoutError(
             f"{where} did not answer within {_seconds(timeout, 'read')} (read timeout)"
         )
+    refused = _http_client_refusal(cause)
+    if refused is not None:
+        return ApiProtocolError(f"{where} sent {refused}; refused")
     if isinstance(cause, http.client.IncompleteRead) or "IncompleteRead" in repr(error):
         return ApiProtocolError(f"the response from {where} was cut short (truncated body)")
     if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
@@ -1632,6 +1945,19 @@ def transport_error(
     if isinstance(cause, socket.timeout):
         return ApiTimeoutError(f"{where} did not answer within {_seconds(timeout, 'read')}")
     return ApiProtocolError(f"the exchange with {where} failed ({type(cause).__name__})")
+
+
+def _http_client_refusal(cause: BaseException) -> str | None:
+    """What http.client (under urllib3's path) refused in an answer, if ``cause`` is such a
+    refusal: ``LineTooLong`` for a line over 65536 bytes (status line, header, trailer or chunk
+    size), and a bare ``HTTPException`` for more than 100 header lines in one head, which only its
+    text tells apart (the one such match; test_http_header_limits pins it)."""
+    if isinstance(cause, http.client.LineTooLong):
+        return f"a line longer than 65536 bytes ({cause})"
+    if type(cause) is http.client.HTTPException and str(cause).startswith("got more than"):
+        # http.client counts the blank line that ends the head among its 100 lines.
+        return f"{_MAX_HEADER_LINES - 1} header lines or more in one head ({cause})"
+    return None
 
 
 def _is_hostname_mismatch(error: BaseException) -> bool:

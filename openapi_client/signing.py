@@ -1,9 +1,10 @@
-"""Deribit's HMAC-SHA256 signatures, shared by the client and the simulator.
+"""Deribit's HMAC-SHA256 signatures, and the message every signature of the client covers.
 
 Both formulas come from Deribit's API documentation:
 
 * the ``client_signature`` grant of ``public/auth`` signs
-  ``timestamp + "\\n" + nonce + "\\n" + data``;
+  ``timestamp + "\\n" + nonce + "\\n" + data`` (:func:`string_to_sign`), with the API key's
+  secret, or with an asymmetric key's private key (:mod:`openapi_client.asymmetric`);
 * the per-request ``deri-hmac-sha256`` scheme signs the same with ``data`` replaced by
   ``METHOD + "\\n" + path_with_query + "\\n" + body + "\\n"``.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "request_data",
     "sign",
     "signature_header",
+    "string_to_sign",
 ]
 
 #: How far a signed timestamp may be from the server's clock, in seconds.
@@ -41,9 +43,15 @@ def new_nonce() -> str:
     return base64.urlsafe_b64encode(os.urandom(12)).decode("ascii")
 
 
+def string_to_sign(timestamp: int, nonce: str, data: str) -> bytes:
+    """The bytes a ``client_signature`` grant signs: ``timestamp\\nnonce\\ndata`` in UTF-8
+    (the timestamp in decimal milliseconds, no newline at the end)."""
+    return f"{timestamp}\n{nonce}\n{data}".encode()
+
+
 def sign(secret: str, timestamp: int, nonce: str, data: str) -> str:
-    """Hex HMAC-SHA256 of ``timestamp\\nnonce\\ndata`` keyed by ``secret``."""
-    message = f"{timestamp}\n{nonce}\n{data}".encode()
+    """Hex HMAC-SHA256 of :func:`string_to_sign` keyed by ``secret``."""
+    message = string_to_sign(timestamp, nonce, data)
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 

@@ -133,7 +133,7 @@ async def asynchronous(api: aio.SessionManagementApi) -> str:
 
 if __name__ == "__main__":
     sync_recorder = SyncRecorder()
-    assert synchronous(SessionManagementApi(sync_recorder)) == "1.2.26"  # type: ignore[arg-type]
+    assert synchronous(SessionManagementApi(sync_recorder)) == "1.2.26"
     async_recorder = AsyncRecorder()
     asyncio.run(asynchronous(aio.SessionManagementApi(async_recorder)))
     assert sync_recorder.calls == [(PUBLIC_TEST, {"expected_result": "x"}, {})]

@@ -111,6 +111,25 @@ def test_session_scope_granted_narrower_is_warned_about(
     assert ACCESS not in caplog.text
 
 
+def test_permission_granted_below_what_was_asked_is_warned_about(
+    server: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.auth_result = {
+        "access_token": ACCESS,
+        "expires_in": 900,
+        "scope": "account:read session:bot trade:read_write",
+    }
+    api = api_for(server, session_name="bot", scope="account:read_write trade:read_write")
+    with caplog.at_level(logging.WARNING, logger="openapi_client"):
+        api.private_get_cancel_on_disconnect_get(scope="account")
+    api.api_client.close()
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage().startswith(
+        "asked Deribit for 'account:read_write' but the token has 'account:read': the API key's "
+        "maximum scope allows no more"
+    )
+
+
 @pytest.mark.parametrize(
     ("expires_in", "counted_on"),
     [

@@ -604,6 +604,8 @@ def test_wrong_secret_gives_13004_without_the_secret(sim: DeribitSimulator, meth
     error = raised.value
     assert error.error_code == 13004
     assert "13004" in str(error)
+    hint = "refused the same way: check the client id and the client secret or private key"
+    assert hint in str(error)
     text = exception_text(error)
     assert wrong not in text
     assert SECRET not in text
@@ -639,6 +641,23 @@ def test_clock_error_is_explained_by_the_client(
         private_call(api)
     assert raised.value.error_code == 13004  # invalid_credentials, as Deribit answers signatures
     assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
+
+
+def test_a_refused_request_signature_is_explained_by_the_clock_too(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deribit refuses a bad ``deri-hmac-sha256`` signature with 13004 rather than 13009."""
+    monkeypatch.setattr(signing, "now_ms", shifted_clock(-120_000))
+    sim.inject(
+        "rpc_error", path="/private/get_cancel_on_disconnect", code=13004,
+        message="invalid_credentials",
+    )
+    with session(key_configuration(sim, auth_method="signature")) as api:
+        with pytest.raises(ApiException) as raised:
+            private_call(api)
+    assert raised.value.error_code == 13004
+    assert re.search(r"this machine's clock is 1[12]\d s behind Deribit's", str(raised.value))
+    assert len(sim.requests) == 1
 
 
 def test_clock_inside_the_window_still_works(
@@ -842,3 +861,191 @@ def test_a_retried_signed_grant_signs_again_with_a_new_nonce(sim: DeribitSimulat
     assert len(grants) == 2
     assert grants[0].query["nonce"] != grants[1].query["nonce"]
     assert grants[0].query["signature"] != grants[1].query["signature"]
+
+
+# -- narrower permissions ---------------------------------------------------------------------
+
+
+def test_scope_asks_for_narrower_permissions_with_every_grant(sim: DeribitSimulator) -> None:
+    from test_websocket_support import session as ws_session
+
+    configuration = key_configuration(sim, scope="account:read  trade:none")
+    assert configuration.scope == "account:read trade:none"
+    assert "scope='account:read trade:none'" in repr(configuration)
+    with session(configuration) as api:
+        private_call(api)
+    ws_session(configuration).close()
+    scopes = [(r.transport, r.query.get("scope")) for r in auth_requests(sim)]
+    asked = "session:openapi-client account:read trade:none"
+    assert scopes == [("http", asked), ("websocket", asked)]
+    sim.clear_requests()
+    configuration.session_name = None
+    with session(configuration) as api:
+        private_call(api)
+    assert [r.query.get("scope") for r in auth_requests(sim)] == ["account:read trade:none"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("", "must name at least one permission"),
+        ("account", "'account' is not a permission; use AREA:LEVEL"),
+        ("account:write", "'account:write' is not a permission"),
+        ("orders:read", "'orders:read' is not a permission"),
+        ("account:read account:none", "names 'account' twice"),
+        ("session:bot", "'session:bot' is set with session_name"),
+        ("connection account:read", "'connection' is set with session_name"),
+    ],
+)
+def test_scope_is_checked_when_set(value: str, says: str) -> None:
+    with pytest.raises(ApiValueError, match=re.escape(says)):
+        Configuration(scope=value)
+    configuration = Configuration(scope="wallet:none")
+    with pytest.raises(ApiValueError, match=re.escape(says)):
+        configuration.scope = value
+    assert configuration.scope == "wallet:none"
+
+
+def test_scope_must_be_text() -> None:
+    from openapi_client import ApiTypeError
+
+    with pytest.raises(ApiTypeError, match=r"Configuration\.scope must be a string or None"):
+        Configuration(scope=["account:read"])  # type: ignore[arg-type]
+
+
+# -- 13021 forbidden: which permission --------------------------------------------------------
+
+
+def test_forbidden_names_the_missing_permission_and_the_tokens_scope(
+    sim: DeribitSimulator,
+) -> None:
+    sim.inject(
+        "rpc_error",
+        path="/private/enable_cancel_on_disconnect",
+        code=13021,
+        message="forbidden",
+    )
+    with session(key_configuration(sim, scope="account:read")) as api:
+        with pytest.raises(ApiException) as refused:
+            api.private_enable_cancel_on_disconnect_get(scope="account")
+    error = refused.value
+    assert error.error_code == 13021
+    headline = str(error).splitlines()[0]
+    assert headline.startswith(
+        "Deribit error 13021: forbidden; private/enable_cancel_on_disconnect needs the permission "
+        "account:read_write, and the token's scope '"
+    )
+    assert "' lacks account:read_write: ask for it with Configuration.scope" in headline
+    assert len(private_requests(sim)) == 1, "13021 is not retried"
+
+
+def test_forbidden_with_a_token_from_elsewhere_names_the_permission(
+    sim: DeribitSimulator,
+) -> None:
+    sim.inject(
+        "rpc_error", path="/private/get_cancel_on_disconnect", code=13021, message="forbidden"
+    )
+    configuration = key_configuration(sim, client_id=None, client_secret=None)
+    configuration.access_token = sim.issue_token()
+    with session(configuration) as api:
+        with pytest.raises(ApiException) as refused:
+            private_call(api)
+    assert (
+        "private/get_cancel_on_disconnect needs the permission account:read, which the token may "
+        "lack (its scope is not known to the client)"
+    ) in str(refused.value)
+
+
+def test_forbidden_compares_the_permission_with_the_granted_scope() -> None:
+    from openapi_client.api.endpoints import ENABLE_CANCEL_ON_DISCONNECT, GET_CANCEL_ON_DISCONNECT
+    from openapi_client.credentials import _note_grant, explain_forbidden
+
+    _note_grant("tok-granted-scope-1", None, "account:read session:bot trade:none")
+    error = ApiException(400, data={"error": {"code": 13021, "message": "forbidden"}})
+    lacking = explain_forbidden(error, ENABLE_CANCEL_ON_DISCONNECT, "Bearer tok-granted-scope-1")
+    scope = "'account:read session:bot trade:none'"
+    assert f"the token's scope {scope} lacks account:read_write" in str(lacking)
+    having = explain_forbidden(error, GET_CANCEL_ON_DISCONNECT, "tok-granted-scope-1")
+    assert "seems to include it" in str(having)
+    other = ApiException(400, data={"error": {"code": 13009, "message": "unauthorized"}})
+    assert explain_forbidden(other, GET_CANCEL_ON_DISCONNECT, None) is other
+
+
+# -- Deribit's session limit: one session, and recovery from an eviction ------------------------
+
+
+def test_a_thousand_calls_keep_one_deribit_session() -> None:
+    """Deribit allows 16 sessions per key and evicts the oldest for a 17th: a client that made a
+    session per grant would evict its own. Over 1,000 calls and 50 token lifetimes (the clock
+    moves 0.05 s a call, tokens live 1 s) the client holds one session and renews within it."""
+    with on_manual_clock(token_ttl=1.0) as (sim, api, clock):
+        started = time.monotonic()
+        for _ in range(1000):
+            private_call(api)
+            clock.advance(0.05)
+            assert time.monotonic() - started < 20, "1,000 loopback calls took too long"
+        assert [(s.client_id, s.name) for s in sim.sessions] == [(CLIENT_ID, "openapi-client")]
+        assert sim.session_evictions == []
+        kinds = grants(sim)
+        assert kinds[0] == "client_signature" and len(kinds) > 50
+        assert set(kinds[1:]) == {"refresh_token"}
+        assert len(private_requests(sim)) == 1000, "no call was refused and repeated"
+
+
+def test_an_evicted_session_recovers_with_one_new_grant() -> None:
+    with DeribitSimulator(credentials={CLIENT_ID: SECRET}) as sim:
+        with session(key_configuration(sim)) as api:
+            private_call(api)
+            # Another program on the same key opens 16 sessions: the 17th session of the key
+            # evicts the one with the shortest remaining lifetime, the client's.
+            others = Configuration(host=sim.url, retries=0)
+            with ApiClient(others) as client:
+                for number in range(16):
+                    AuthenticationApi(client).public_auth_get(
+                        "client_credentials",
+                        client_id=CLIENT_ID,
+                        client_secret=SECRET,
+                        scope=f"session:other-{number}",
+                    )
+            (eviction,) = sim.session_evictions
+            assert (eviction.name, eviction.replaced_by) == ("openapi-client", "other-15")
+            sim.clear_requests()
+            private_call(api)  # 13009: authenticate again once, and go on
+            private_call(api)
+        assert [r.error_code for r in private_requests(sim)] == [13009, None, None]
+        assert grants(sim) == ["refresh_token", "client_signature"]  # the refresh token died too
+        names = [s.name for s in sim.sessions]
+        assert "openapi-client" in names and len(names) == 16
+
+
+def test_a_narrower_scope_is_granted_and_13021_names_the_missing_permission(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from test_websocket_support import session as ws_session
+
+    from openapi_client.simulator import ApiKey
+
+    read_only = ApiKey(CLIENT_ID, client_secret=SECRET, max_scope="account:read wallet:read")
+    with DeribitSimulator(keys=[read_only], time_scale=0.1) as sim:
+        # Asks for more than the key allows: Deribit grants the key's maximum, the client warns.
+        configuration = key_configuration(sim, scope="account:read_write")
+        with caplog.at_level(logging.WARNING, logger="openapi_client"):
+            with session(configuration) as api:
+                private_call(api)  # account:read is enough for this one
+                with pytest.raises(ApiException) as over_http:
+                    api.private_enable_cancel_on_disconnect_get(scope="account")
+            with ws_session(configuration) as ws_client:
+                with pytest.raises(ApiException) as on_websocket:
+                    SessionManagementApi(ws_client).private_enable_cancel_on_disconnect_get()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings and all(
+            w.startswith("asked Deribit for 'account:read_write' but the token has 'account:read'")
+            for w in warnings
+        )
+        for error in (over_http.value, on_websocket.value):
+            assert error.error_code == 13021
+            headline = str(error).splitlines()[0]
+            assert "enable_cancel_on_disconnect needs the permission account:read_write" in headline
+            assert re.search(r"the token's scope '[^']*account:read[^']*' lacks", headline)
+        refused = [r for r in sim.requests if r.path.endswith("/enable_cancel_on_disconnect")]
+        assert len(refused) == 2, "13021 is not retried"

@@ -109,19 +109,20 @@ def test_silence_is_a_read_timeout_with_its_number(path: str) -> None:
 
 def test_call_timeout_bounds_retries_and_their_backoff(path: str) -> None:
     with HostileServer(always(response(b"busy", "503 Service Unavailable"))) as server:
-        # Unbounded, 50 retries at 0.2 s would take 10 s.
+        # Unbounded, 50 retries at 0.2 s would take 10 s. The call has 2 s: long enough for the
+        # first 503 to come back on a busy machine, so that its failure can be told.
         policy = RetryPolicy(total=50, backoff_factor=0.1, backoff_max=0.2, jitter=0)
-        api = api_for(server.url, path, retries=policy, call_timeout=0.8)
+        api = api_for(server.url, path, retries=policy, call_timeout=2.0)
         error, elapsed = timed_failure(api)
         api.api_client.close()
     assert type(error) is ApiCallTimeoutError
     assert isinstance(error, ApiTimeoutError)
-    assert "call_timeout (0.8 s)" in str(error)
+    assert "call_timeout (2 s)" in str(error)
     assert "503" in str(error)  # the last attempt's failure is told too
     assert error.__cause__ is not None and error.__cause__.status == 503  # type: ignore[attr-defined]
     assert elapsed < PROMPT
     # It did retry (the first wait is 0.1 s), and each retry waited: at most one per 0.1 s.
-    assert 2 <= len(server.requests) <= 9
+    assert 2 <= len(server.requests) <= 21
 
 
 def test_call_timeout_bounds_a_slow_attempt(path: str) -> None:

@@ -1078,3 +1078,17 @@ def test_the_restore_takes_its_turns_under_the_rate_limit() -> None:
     clock[0] += 1.0
     driver.tick()
     assert driver.methods(1) == ["public/hello", "public/auth"]
+
+
+def test_a_driver_that_fails_while_opening_ends_the_session_clearly() -> None:
+    """The driver's supervisor died with a connection half opened: nobody will report on it, so
+    the core forgets it and ends the session (Closed, FAILED) instead of waiting for it."""
+    driver = Driver()
+    driver.restored_key_session()
+    driver.lost(1)
+    assert Open(2) in driver.tick()
+    driver.do(driver.core.fail, "the session's supervisor failed (RuntimeError)")
+    assert driver.core.state is State.FAILED and driver.core.finished
+    assert driver.events(Closed)[0].reason == "the session's supervisor failed (RuntimeError)"
+    with pytest.raises(ApiConnectionError, match="gave up"):
+        driver.call("public/test")

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from test_websocket_hostile_server import Message, WsPeer, answering, api_url, ok, serving
-from test_websocket_support import Recorder
+from test_websocket_support import (
+    Recorder,
+    SessionOpener,
+)
 
 from openapi_client import ApiProtocolError, Configuration
-from openapi_client.websocket import Disconnected, State, WebSocketApiClient
+from openapi_client.websocket import Disconnected, State
 from openapi_client.websocket.session_core import SessionCore
 
 pytestmark = pytest.mark.timeout(30)
@@ -48,7 +51,7 @@ def noisy(request: dict[str, Any]) -> list[Message] | None:
 
 
 def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_session: SessionOpener
 ) -> None:
     """Before, an ``id`` that is an object raised ``TypeError`` in the reader, which dropped
     the connection ("the reader failed"); a JSON document nested too deeply did the same."""
@@ -56,8 +59,12 @@ def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
     caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
     with serving(answering(noisy)) as server:
         configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
+        with open_session(
+            suite_defaults=False,
+            configuration=configuration,
+            heartbeat=None,
+            max_reconnects=0,
+            on_event=recorder,
         ) as ws_client:
             assert ws_client.call("public/noise")["result"] == "ok"
             assert ws_client.call("public/test")["result"] == "ok"
@@ -71,14 +78,20 @@ def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
     assert "reader failed" not in text
 
 
-def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only() -> None:
+def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only(
+    open_session: SessionOpener,
+) -> None:
     """The outcome of that call is unknown: its caller gets a protocol error at once (not a
     timeout), and the connection goes on."""
     recorder = Recorder()
     with serving(answering(noisy)) as server:
         configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
+        with open_session(
+            suite_defaults=False,
+            configuration=configuration,
+            heartbeat=None,
+            max_reconnects=0,
+            on_event=recorder,
         ) as ws_client:
             with pytest.raises(ApiProtocolError, match="both a result and an error"):
                 ws_client.call("public/ambiguous", timeout=30)
@@ -88,7 +101,7 @@ def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only() -> None
 
 
 def test_a_message_whose_handling_fails_is_dropped_alone(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, open_session: SessionOpener
 ) -> None:
     """A fault while one notification is handled (here the session's handler raises) costs
     that notification, not the connection."""
@@ -105,8 +118,11 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
     def notifications(request: dict[str, Any]) -> list[Message] | None:
         if request["method"] == "public/notify":
             return [
-                {"jsonrpc": "2.0", "method": "subscription",
-                 "params": {"channel": name, "data": name}}
+                {
+                    "jsonrpc": "2.0",
+                    "method": "subscription",
+                    "params": {"channel": name, "data": name},
+                }
                 for name in ("explodes", "platform_state")
             ] + [ok(request)]
         return None
@@ -117,8 +133,12 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
     recorder = Recorder()
     with serving(script) as server:
         configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
+        with open_session(
+            suite_defaults=False,
+            configuration=configuration,
+            heartbeat=None,
+            max_reconnects=0,
+            on_event=recorder,
         ) as ws_client:
             ws_client.subscribe("platform_state", lambda channel, data: received.append(data))
             assert ws_client.call("public/notify")["result"] == "ok"

@@ -235,3 +235,32 @@ def test_a_connection_lost_as_its_restore_ends_is_not_announced_restored(
     assert [event.attempt for event in attempts] == [1, 2]
     assert attempts[1].error.startswith("the connection was lost while the session was restored")
     assert [event.connection for event in recorder.of(Connected)] == [1, 2, 3]
+
+
+def test_an_evicted_session_is_announced_and_the_session_authenticates_again(
+    recorder: Recorder,
+) -> None:
+    """Another process granting tokens with the same key (over HTTP, each grant a session of
+    its own) uses up the key's 16 sessions: Deribit drops the session's, whose token then gets
+    13009. The session says so (``SessionEvicted``), authenticates again once, and the call goes
+    through on the same connection."""
+    from test_simulator_fidelity import grant
+
+    from openapi_client import SessionManagementApi
+    from openapi_client.websocket import SessionEvicted
+
+    clock = ManualClock()
+    with DeribitSimulator(time_scale=CALM_SCALE, clock=clock) as sim:
+        with session(key_configuration(sim), recorder, heartbeat=None) as ws_client:
+            api = SessionManagementApi(ws_client)
+            assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is False
+            clock.advance(600)  # the session's token has 300 s left; each new one gets 899
+            for _ in range(16):
+                grant(sim)
+            assert [e.name for e in sim.session_evictions] == ["openapi-client"]
+            assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is False
+            (evicted,) = recorder.of(SessionEvicted)
+            assert evicted.connection == 1 and "session:openapi-client" in evicted.scope
+            assert "16 sessions" in evicted.reason
+            assert [e.connection for e in recorder.of(SessionRestored)] == [1]
+            assert recorder.of(Disconnected) == []

@@ -1,9 +1,10 @@
 """``WebSocketApiClient``: the API classes' calls as JSON-RPC on one Deribit WebSocket session.
 
-It is the second transport on :class:`~openapi_client.core.ClientCore`, beside the HTTP
-:class:`~openapi_client.ApiClient`: validation, credentials, the retry decision, the rate limiter,
-error mapping and redaction are the same code. What differs is only how a request travels, so the
-generated-style keywords mean this on a WebSocket:
+It is the call driver (:class:`~openapi_client.core.CallDriver`) composed with a second transport,
+:class:`SessionTransport`, beside the HTTP :class:`~openapi_client.ApiClient`: validation,
+credentials, the retry decision, the rate limiter, error mapping and redaction are the same code.
+What differs is only how a request travels, so the generated-style keywords mean this on a
+WebSocket:
 
 * ``async_req=True``: the call runs on the client's thread pool and an ``AsyncResult`` is returned;
 * ``_request_timeout``: seconds to wait for the answer (a ``(connect, read)`` pair: seconds to wait
@@ -34,7 +35,8 @@ from typing import (
 )
 
 from openapi_client.configuration import Configuration, check_timeout
-from openapi_client.core import Attempt, ClientCore, Reply
+from openapi_client.core import Attempt, Reply, SyncClient
+from openapi_client.credentials import uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
@@ -49,7 +51,6 @@ from openapi_client.websocket.session_core import (
     SubscriptionCallback,
     private_params,
     subscription_method,
-    uses_key,
 )
 from openapi_client.websocket.transport import Transport
 from openapi_client.websocket.url import Target, resolve
@@ -57,7 +58,13 @@ from openapi_client.websocket.url import Target, resolve
 if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
-__all__ = ["DEFAULT_RECONNECT_BACKOFF", "RawAnswer", "WebSocketApiClient", "WsTimeout"]
+__all__ = [
+    "DEFAULT_RECONNECT_BACKOFF",
+    "RawAnswer",
+    "SessionTransport",
+    "WebSocketApiClient",
+    "WsTimeout",
+]
 
 #: Waits between reconnect attempts: about 0.1 s before the first (0.05 to 0.1 with jitter),
 #: doubling to at most 30 s; a ``Retry-After`` up to 5 minutes is honoured.
@@ -122,7 +129,7 @@ class _MethodEndpoint(Endpoint):
         self.idempotent = idempotent
 
 
-class WebSocketApiClient(ClientCore):
+class WebSocketApiClient(SyncClient):
     """Calls the API classes make, over one Deribit WebSocket session shared by every thread.
 
     Opening it connects and applies the session's settings (it raises an ``ApiException`` when
@@ -181,21 +188,18 @@ class WebSocketApiClient(ClientCore):
         pool_threads: int = 1,
         watchdog: float | None = None,
     ) -> None:
-        super().__init__(
-            configuration if configuration is not None else Configuration.get_default_copy(),
-            pool_threads,
-        )
-        configuration = self.configuration
+        if configuration is None:
+            configuration = Configuration.get_default_copy()
         if heartbeat is not None:
             from openapi_client.api.endpoints import SET_HEARTBEAT
 
             heartbeat = SET_HEARTBEAT.json_params({"interval": heartbeat}, True)["interval"]
         _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
         _check_watchdog(watchdog)
+        self.configuration = configuration
         self._target: Target = resolve(configuration.host, url)
         self._check_transport_security()
-        self._timeouts: dict[Any, WsTimeout] = {}
-        default = self._timeout(None)
+        default = ws_timeout(configuration.request_timeout)
         self._options = ConnectOptions(
             open_timeout=default.connect if open_timeout is None else float(open_timeout),
             close_timeout=float(close_timeout),
@@ -205,7 +209,6 @@ class WebSocketApiClient(ClientCore):
         )
         self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
         self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
-        self._hub = EventHub(on_event)
         self._session = Session(
             configuration,
             CoreSettings(
@@ -223,14 +226,17 @@ class WebSocketApiClient(ClientCore):
             ),
             self._target,
             self._open,
-            self._hub,
+            EventHub(on_event),
         )
         if cancel_on_disconnect and not self._session.core.credentials_available:
             raise ApiValueError(
                 "cancel_on_disconnect=True needs credentials: set Configuration.access_token, "
                 "or Configuration.client_id and client_secret"
             )
-        self._session.start(self._retry_policy())
+        self._close_asked = False
+        self._transport = SessionTransport(configuration, self._session)
+        super().__init__(configuration, self._transport, pool_threads)
+        self._session.start(self._calls.retry_policy())
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -254,16 +260,15 @@ class WebSocketApiClient(ClientCore):
         tokens this session obtained (a configured ``access_token`` is kept valid).
         Calls in flight fail; calls made afterwards raise ``ApiValueError``.
         """
-        self._session.close(logout)
-        self._close_pool()
+        self._close_asked = True
+        self._transport.close(logout)
+        # The session refuses calls from now on, and says why (closed, or it had given up).
+        self._calls.stop_threads()
 
-    def _after_fork(self) -> None:
-        """In a child process just forked: the session is the parent's. This copy never touches
-        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
-        ``WebSocketApiClient`` in the child) and :meth:`close` does nothing."""
-        super()._after_fork()
-        self._session.after_fork()
-        self._hub = self._session.hub
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called; a closed client refuses calls."""
+        return self._close_asked
 
     @property
     def state(self) -> State:
@@ -289,7 +294,7 @@ class WebSocketApiClient(ClientCore):
         """The session's events in order, from the first not yet taken (at most the last 1,000
         are kept); ends after :class:`~openapi_client.websocket.Closed`, or when ``timeout``
         seconds pass without an event. Meant for one consumer at a time."""
-        return self._hub.iterate(timeout)
+        return self._session.hub.iterate(timeout)
 
     @property
     def watchdog(self) -> float | None:
@@ -395,7 +400,7 @@ class WebSocketApiClient(ClientCore):
         (The API classes call this with an endpoint declaration, like on ``ApiClient``.)
         """
         if isinstance(method, Endpoint):
-            return super().call(method, params or {}, options or {}, http_info)
+            return self._calls.call(method, params or {}, options or {}, http_info)
         if not isinstance(method, str) or not _METHOD.fullmatch(method):
             raise ApiValueError(
                 f"method must name a Deribit method such as 'public/get_time', got {method!r}"
@@ -409,64 +414,13 @@ class WebSocketApiClient(ClientCore):
             endpoint = _MethodEndpoint(method, idempotent)
             if len(self._endpoints) < 256:
                 self._endpoints[(method, idempotent)] = endpoint
-        resolved = None if timeout is None else self._timeout(timeout)
-        result: dict[str, Any] = self._invoke(endpoint, dict(params or {}), True, True, resolved)
+        resolved = None if timeout is None else self._transport.timeout(timeout)
+        result: dict[str, Any] = self._calls.invoke(
+            endpoint, dict(params or {}), True, True, resolved
+        )
         return result
 
-    # -- the transport --------------------------------------------------------------------------
-
-    def _prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON-RPC ``params``: the WebSocket form of a call's arguments."""
-        return endpoint.json_params(args, self.configuration.client_side_validation)
-
-    def _timeout(self, value: Any) -> WsTimeout:
-        if value is None:
-            value = self.configuration.request_timeout
-        try:
-            cached = self._timeouts.get(value)
-        except TypeError:  # unhashable: not a timeout, and check_timeout says why
-            cached = None
-        if cached is not None:
-            return cached
-        check_timeout(value)
-        connect, read = value if isinstance(value, tuple) else (value, value)
-        timeout = WsTimeout(float(connect), float(read))
-        if len(self._timeouts) < 64:
-            self._timeouts[value] = timeout
-        return timeout
-
-    def _attempt(
-        self,
-        endpoint: Endpoint,
-        request: Mapping[str, Any],
-        preload: bool,
-        timeout: WsTimeout,
-        attempt: Attempt,
-    ) -> Any:
-        configuration = self.configuration
-        params = request
-        credential = None
-        if endpoint.private:
-            params, credential = private_params(configuration, request, endpoint.operation)
-        # The API classes' arguments were checked against their declaration, when enabled.
-        checked = type(endpoint) is not _MethodEndpoint and configuration.client_side_validation
-        call = self._session.call(endpoint.method, params, timeout.connect, timeout.read, checked)
-        attempt.credential = credential or call.credential
-        error = call.error
-        if error is not None:
-            raise error
-        if not preload:
-            raw = call.raw
-            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
-        return Reply(call.message, 200, _NO_HEADERS)
-
-    def _reauthenticate(self, credential: str) -> bool:
-        return self._session.reauthenticate(credential)
-
-    def _may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
-        if not self._session.accepting_calls:
-            return False
-        return getattr(endpoint, "idempotent", True) is not False
+    # -- connections ----------------------------------------------------------------------------
 
     def _open(self) -> Transport:
         configuration = self.configuration
@@ -485,14 +439,118 @@ class WebSocketApiClient(ClientCore):
         if target.secure or target.is_loopback or self.configuration.allow_insecure_http:
             return
         configuration = self.configuration
-        if configuration.access_token or configuration.token_provider is not None or uses_key(
-            configuration
+        if (
+            configuration.access_token
+            or configuration.token_provider is not None
+            or uses_api_key(configuration)
         ):
             raise ApiValueError(
                 f"the session would send credentials over plain ws:// to {target.display}; use "
                 "wss:// (an https:// host), or set Configuration.allow_insecure_http = True if "
                 "you really mean it"
             )
+
+
+class SessionTransport:
+    """The WebSocket transport (a :class:`~openapi_client.core.Transport`): a call is one
+    JSON-RPC request on the session's connection (waiting for a ready session at most the
+    timeout's connect part), given to the threaded session driver.
+
+    :param configuration: the settings (``request_timeout``, ``client_side_validation``).
+    :param session: the session whose connection carries the calls.
+    """
+
+    def __init__(self, configuration: Configuration, session: Session):
+        self.configuration = configuration
+        self.session = session
+        self._timeouts: dict[Any, WsTimeout] = {}
+
+    def prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON-RPC ``params``: the WebSocket form of a call's arguments."""
+        return endpoint.json_params(args, self.configuration.client_side_validation)
+
+    def timeout(self, value: Any) -> WsTimeout:
+        if value is None:
+            value = self.configuration.request_timeout
+        try:
+            cached = self._timeouts.get(value)
+        except TypeError:  # unhashable: not a timeout, and check_timeout says why
+            cached = None
+        if cached is not None:
+            return cached
+        timeout = ws_timeout(value)
+        if len(self._timeouts) < 64:
+            self._timeouts[value] = timeout
+        return timeout
+
+    def send(
+        self,
+        endpoint: Endpoint,
+        request: Mapping[str, Any],
+        preload: bool,
+        timeout: WsTimeout,
+        attempt: Attempt,
+    ) -> Any:
+        """One request on the session; the rate-limit turn is taken first."""
+        attempt.take_turn()
+        configuration = self.configuration
+        params = request
+        credential = None
+        if endpoint.private:
+            params, credential = private_params(configuration, request, endpoint.operation)
+        # The API classes' arguments were checked against their declaration, when enabled.
+        checked = type(endpoint) is not _MethodEndpoint and configuration.client_side_validation
+        call = self.session.call(endpoint.method, params, timeout.connect, timeout.read, checked)
+        attempt.credential = credential or call.credential
+        error = call.error
+        if error is not None:
+            raise error
+        if not preload:
+            raw = call.raw
+            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
+        return Reply(call.message, 200, _NO_HEADERS)
+
+    def reauthenticate(self, credential: str) -> bool:
+        return self.session.reauthenticate(credential)
+
+    def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
+        return error
+
+    def may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
+        if not self.session.accepting_calls:
+            return False
+        return getattr(endpoint, "idempotent", True) is not False
+
+    def close(self, logout: bool = False) -> None:
+        """End the session (see :meth:`WebSocketApiClient.close`)."""
+        self.session.close(logout)
+
+    def after_fork(self) -> None:
+        """In a child process just forked: the session is the parent's. This copy never touches
+        its socket, threads or request ids; every call raises ``ApiValueError`` (build a new
+        ``WebSocketApiClient`` in the child) and closing does nothing."""
+        self.session.after_fork()
+
+
+def ws_timeout(value: Any) -> WsTimeout:
+    """A ``_request_timeout`` value as seconds to wait for a ready session, then the answer."""
+    check_timeout(value)
+    connect, read = value if isinstance(value, tuple) else (value, value)
+    return WsTimeout(float(connect), float(read))
+
+
+def _check_watchdog(watchdog: float | None) -> None:
+    if watchdog is None:
+        return
+    shortest = session_core.MIN_WATCHDOG  # read here: a test may lower it
+    if (
+        isinstance(watchdog, bool)
+        or not isinstance(watchdog, (int, float))
+        or not shortest <= watchdog < float("inf")
+    ):
+        raise ApiValueError(
+            f"watchdog must be None or a number of seconds >= {shortest:g}, got {watchdog!r}"
+        )
 
 
 def _channels(channels: str | Iterable[str]) -> tuple[str, ...]:
@@ -528,18 +586,4 @@ def _check_settings(
     ):
         raise ApiValueError(
             f"max_message_size must be a whole number of bytes >= 1024, got {max_message_size!r}"
-        )
-
-
-def _check_watchdog(watchdog: float | None) -> None:
-    if watchdog is None:
-        return
-    shortest = session_core.MIN_WATCHDOG  # read here: a test may lower it
-    if (
-        isinstance(watchdog, bool)
-        or not isinstance(watchdog, (int, float))
-        or not shortest <= watchdog < float("inf")
-    ):
-        raise ApiValueError(
-            f"watchdog must be None or a number of seconds >= {shortest:g}, got {watchdog!r}"
         )

@@ -45,6 +45,7 @@ from openapi_client.credentials import (
     refresh_grant,
     renewal_retry_at,
     token_from_grant,
+    uses_api_key,
     with_clock_hint,
 )
 from openapi_client.endpoint import SessionEffect
@@ -1792,11 +1793,12 @@ def decode(raw: Data, display: str) -> dict[str, Any] | None:
 
 
 def uses_key(configuration: Configuration) -> bool:
-    """Whether a session authenticates with ``public/auth`` (an API key, no fixed token)."""
+    """Whether a session authenticates with ``public/auth`` (an API key, HMAC or asymmetric, and
+    no fixed token)."""
     return (
         not configuration.access_token
         and configuration.token_provider is None
-        and bool(configuration.client_id and configuration.client_secret)
+        and uses_api_key(configuration)
     )
 
 
