@@ -3,6 +3,8 @@ configured for a test suite's time scale."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -151,6 +153,9 @@ class SessionHandle:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def release(self) -> None:
+        """Free what the handle itself holds, once the test is over (the session is closed)."""
+
 
 class _Synchronous:
     """``target``'s methods, each result passed through ``run``."""
@@ -172,9 +177,106 @@ def open_threaded(configuration: Configuration, **options: Any) -> SessionHandle
     return SessionHandle(client, SessionManagementApi(client))
 
 
+class _LoopThread:
+    """An event loop running in a thread of its own: the test's thread hands it coroutines and
+    waits for their results, as a synchronous caller of an asyncio client would."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="test-event-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, value: Any) -> Any:
+        """A coroutine's result (run on the loop), an async iterator as a plain one, or
+        ``value`` itself."""
+        if asyncio.iscoroutine(value):
+            return asyncio.run_coroutine_threadsafe(value, self.loop).result(3 * SOON)
+        if hasattr(value, "__anext__"):
+            return self._iterate(value)
+        return value
+
+    def _iterate(self, iterator: Any) -> Iterator[Any]:
+        while True:
+            try:
+                yield self.run(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(SOON)
+            self.loop.close()
+
+
+class _Background:
+    """A call running on the loop while the test goes on: ``ready()`` and ``get(timeout)``, as
+    the threaded client's ``async_req=True`` result has."""
+
+    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+        self._future = future
+
+    def ready(self) -> bool:
+        return self._future.done()
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self._future.result(timeout)
+
+
+class _AioApi:
+    """``SessionManagementApi`` on the asyncio client, called from the test's thread: each call
+    runs to its end, or with ``async_req=True`` (which the asyncio classes refuse: a call is a
+    coroutine already) as a task of the loop while the test goes on."""
+
+    def __init__(self, api: Any, loop: _LoopThread) -> None:
+        self._api = api
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._api, name)
+
+        def call(*args: Any, async_req: bool = False, **kwargs: Any) -> Any:
+            if async_req:
+                running = asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop.loop)
+                return _Background(running)
+            return self._loop.run(method(*args, **kwargs))
+
+        return call
+
+
+class AioHandle(SessionHandle):
+    """The asyncio driver's handle: its client lives on an event loop of its own, stopped once
+    the test is over."""
+
+    def __init__(self, client: Any, api: Any, loop: _LoopThread) -> None:
+        super().__init__(client, api, loop.run)
+        self.api = _AioApi(api, loop)  # type: ignore[assignment]
+        self._loop = loop
+
+    def release(self) -> None:
+        self._loop.stop()
+
+
+def open_aio(configuration: Configuration, **options: Any) -> SessionHandle:
+    """The asyncio driver: :class:`openapi_client.aio.WebSocketApiClient`, opened on a loop
+    running in a thread of its own."""
+    from openapi_client import aio
+
+    loop = _LoopThread()
+    try:
+        client = aio.WebSocketApiClient(configuration, **options)
+        loop.run(client.open())
+    except BaseException:
+        loop.stop()
+        raise
+    return AioHandle(client, aio.SessionManagementApi(client), loop)
+
+
 #: The session drivers the behaviour tests run against, by name: each opens a session with the
 #: WebSocketApiClient keyword arguments and returns its handle.
-DRIVERS: dict[str, Callable[..., SessionHandle]] = {"threaded": open_threaded}
+DRIVERS: dict[str, Callable[..., SessionHandle]] = {"threaded": open_threaded, "aio": open_aio}
 
 #: Opens a session for a test: ``open_session(configuration, recorder, **options)``.
 SessionOpener = Callable[..., SessionHandle]
@@ -202,9 +304,15 @@ def open_session(request: pytest.FixtureRequest) -> Iterator[SessionOpener]:
         opened.append(handle)
         return handle
 
+    for marker in request.node.iter_markers("skip_driver"):
+        if request.param in marker.args:
+            pytest.skip(marker.kwargs["reason"])
     yield open_one
     for handle in reversed(opened):
-        handle.close()
+        try:
+            handle.close()
+        finally:
+            handle.release()
 
 
 def session_options(recorder: Recorder | None = None, **options: Any) -> dict[str, Any]:

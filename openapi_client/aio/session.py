@@ -205,10 +205,9 @@ class AsyncSession:
 
         :raises OpenApiException: the session refuses calls, or the request cannot be sent.
         """
-        if os.getpid() != self._pid:
-            raise ApiValueError(FORKED)
         loop = self._loop
-        assert loop is not None, "the session is not started"
+        if loop is not asyncio.get_running_loop() or os.getpid() != self._pid:
+            raise self._unusable()
         call = Call(method, params, connect_timeout, read_timeout, checked)
         call.handle = loop.create_future()
         core = self.core
@@ -268,6 +267,26 @@ class AsyncSession:
         if failure is not None:
             raise failure
         return True
+
+    def _unusable(self) -> ApiValueError:
+        """Why a call cannot be made here: before the session started, in a forked child, or
+        from another event loop."""
+        if os.getpid() != self._pid:
+            return ApiValueError(FORKED)
+        if self._loop is None:
+            return ApiValueError(
+                "the WebSocket session is not open: use `async with "
+                "aio.WebSocketApiClient(...) as ws`, or `await ws.open()` first"
+            )
+        return ApiValueError(
+            "this WebSocket session runs on the event loop that opened it; call it from a task "
+            "of that loop (from another thread: asyncio.run_coroutine_threadsafe)"
+        )
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called."""
+        return self._loop is not None
 
     @property
     def accepting_calls(self) -> bool:
