@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET
 from test_hostile_lifecycle import child_env
-from test_websocket_support import FAST_BACKOFF, SOON
+from test_websocket_support import FAST_BACKOFF, SOON, run_script
 from test_websocket_watchdog import Reference
 
 from openapi_client import ApiConnectionError, Configuration, RetryPolicy
@@ -32,6 +33,7 @@ from openapi_client.aio.session import AsyncSession
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.testing import DeribitTestKit
 from openapi_client.websocket import (
+    Closed,
     Disconnected,
     Event,
     HeartbeatAnswered,
@@ -40,7 +42,7 @@ from openapi_client.websocket import (
     WatchdogExpired,
 )
 from openapi_client.websocket.connection import ConnectOptions
-from openapi_client.websocket.session_core import CoreSettings
+from openapi_client.websocket.session_core import CoreSettings, SessionCore
 from openapi_client.websocket.url import resolve
 
 pytestmark = pytest.mark.timeout(60)
@@ -282,3 +284,168 @@ def test_close_leaves_no_task_nor_transport_behind() -> None:
     assert ran.returncode == 0 and ran.stdout.strip().endswith("ok"), ran.stderr[-3000:]
     for complaint in ("was destroyed but it is pending", "unclosed", "never retrieved"):
         assert complaint not in ran.stderr, ran.stderr[-3000:]
+
+
+class InjectedFault(BaseException):
+    """A fault no handler of the library expects: not even an ``Exception``."""
+
+
+def fail_once(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, fault: BaseException, when: Any
+) -> None:
+    """Make ``owner.<name>`` raise ``fault`` the first time its arguments satisfy ``when``."""
+    original = getattr(owner, name)
+    fired: list[bool] = []
+
+    def faulty(self: Any, *args: Any) -> Any:
+        if not fired and when(*args):
+            fired.append(True)
+            raise fault
+        return original(self, *args)
+
+    monkeypatch.setattr(owner, name, faulty)
+
+
+@pytest.mark.asyncio
+async def test_a_reader_that_dies_fails_the_call_in_flight_and_the_session_comes_back(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader task fails while it publishes a heartbeat's answer: the call waiting for a
+    late answer fails at once, ``Disconnected`` says the reader failed, the session comes back."""
+    fail_once(
+        monkeypatch,
+        AsyncSession,
+        "_publish",
+        InjectedFault("injected"),
+        lambda event: isinstance(event, HeartbeatAnswered),
+    )
+    events = Events()
+    async with opened(sim, events) as session:
+        sim.inject("ws_delay", path="/public/get_time", seconds=20.0)
+        started = time.monotonic()
+        failed = await session.call("public/get_time", {}, 15, 15)
+        assert isinstance(failed.error, ApiConnectionError), failed.error
+        assert "the reader failed" in str(failed.error) and failed.error.status == 0
+        assert time.monotonic() - started < 5.0
+        lost = (await events.wait_for(Disconnected))[0]
+        assert lost.reason == "the reader failed (InjectedFault)"
+        await events.wait_for(SessionRestored, 2)
+        assert (await session.call("public/test", {}, 5, 5)).message
+    assert "InjectedFault: injected" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_timer_that_fails_ends_the_session_clearly(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The timer task fails as a reconnect is due: the session gives up at once (FAILED,
+    ``Closed(failed=True)``), and calls are refused without waiting."""
+    events = Events()
+    async with opened(sim, events) as session:
+        fail_once(monkeypatch, SessionCore, "timer", RuntimeError("injected"), lambda now: True)
+        sim.inject("ws_drop", path="/public/test")
+        assert isinstance((await session.call("public/test", {}, 5, 5)).error, ApiConnectionError)
+        (closed,) = await events.wait_for(Closed)
+        assert closed.failed and closed.reason == "the session's timer failed (RuntimeError)"
+        assert session.state is State.FAILED
+        started = time.monotonic()
+        with pytest.raises(ApiConnectionError, match="gave up"):
+            await session.call("public/test", {}, 10, 10)
+        assert time.monotonic() - started < 1.0
+    assert "the timer of the WebSocket session failed" in caplog.text
+
+
+@pytest.mark.timing
+@pytest.mark.asyncio
+async def test_check_ins_in_time_never_fire_the_watchdog(sim: DeribitSimulator) -> None:
+    """A thousand check-ins from a task, at a tenth of the period: the watchdog fires only after
+    a check-in that really came late (a busy machine may hold the loop back), never otherwise."""
+    period, interval = 0.05, 0.005
+    events = Events()
+    async with opened(sim, events, watchdog=period, cancel_on_disconnect=False) as session:
+        times: list[float] = []
+        for _ in range(1000):
+            session.check_in()
+            times.append(time.monotonic())
+            await asyncio.sleep(interval)
+        gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+        late = [gap for gap in gaps if gap >= period * 0.9]
+        fired = events.of(WatchdogExpired)
+        assert len(fired) <= len(late), (len(fired), sorted(gaps)[-5:])
+        if not late:
+            assert fired == [] and session.state is State.READY
+
+
+FORKING_SESSION = r"""
+import asyncio, json, os, sys
+from openapi_client import ApiException, Configuration, aio
+
+configuration = Configuration(
+    host=sys.argv[1], access_token="sim-token", request_timeout=(5, 5), retries=0
+)
+loop = asyncio.new_event_loop()
+ws = aio.WebSocketApiClient(configuration, heartbeat=10)
+loop.run_until_complete(ws.open())
+assert loop.run_until_complete(ws.call("public/test"))["result"]["version"]
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child: asyncio carries no loop across a fork, so it runs one of its own
+    outcome = {"calls": []}
+
+    async def child():
+        for attempt in range(10):
+            try:
+                answer = await ws.call("public/get_time")
+                outcome["calls"].append(f"answered: {answer.get('result')!r}")
+            except BaseException as error:
+                outcome["calls"].append(f"{type(error).__name__}: {error}")
+        outcome["state"] = ws.state.value
+        await ws.close()  # the parent's connection: nothing to do here
+        outcome["events"] = [type(event).__name__ async for event in ws.events(timeout=0.1)]
+
+    try:
+        asyncio.new_event_loop().run_until_complete(child())
+    finally:
+        os.write(write, json.dumps(outcome).encode())
+        os._exit(0)
+os.close(write)
+
+
+async def parent():
+    wrong = []
+    for _ in range(40):
+        try:
+            result = (await ws.call("public/test"))["result"]
+            if not (isinstance(result, dict) and "version" in result):
+                wrong.append(repr(result))
+        except ApiException as error:
+            wrong.append(repr(error))
+    return wrong
+
+
+wrong = loop.run_until_complete(parent())
+child = json.loads(os.read(read, 1 << 20) or b"{}")
+_, status = os.waitpid(pid, 0)
+state = ws.state.value
+loop.run_until_complete(ws.close())
+loop.close()
+print(json.dumps({"child": child, "child_exit": status, "parent_wrong": wrong, "state": state}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_refuses_calls_and_the_parent_gets_only_its_answers(
+    sim: DeribitSimulator,
+) -> None:
+    """A process forks between two runs of its event loop; the child's copy of the session
+    never touches the parent's connection: every call says to build a new client."""
+    seen = run_script(FORKING_SESSION, sim.url, timeout=25)
+    child = seen["child"]
+    assert len(child["calls"]) == 10 and all(
+        call.startswith("ApiValueError: this WebSocketApiClient was created in another process")
+        for call in child["calls"]
+    ), child
+    assert (child["state"], child["events"], seen["child_exit"]) == ("closed", [], 0)
+    assert seen["parent_wrong"] == [] and seen["state"] == "ready", seen
+    assert not any(r.path.endswith("/public/get_time") for r in sim.requests)
+    assert len({r.connection_id for r in sim.requests}) == 1

@@ -32,6 +32,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Callable
 
@@ -137,6 +138,7 @@ class AsyncSession:
         self._watchdog: Watchdog | None = None
         self._watchdog_fired_for: float | None = None
         self._pid = os.getpid()
+        _SESSIONS.add(self)
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class AsyncSession:
         :raises OpenApiException: the session refuses calls, or the request cannot be sent.
         """
         loop = self._loop
-        if loop is not asyncio.get_running_loop() or os.getpid() != self._pid:
+        if loop is not asyncio.get_running_loop():
             raise self._unusable()
         call = Call(method, params, connect_timeout, read_timeout, checked)
         call.handle = loop.create_future()
@@ -305,7 +307,7 @@ class AsyncSession:
         """The program is alive: the watchdog's deadline moves on (and after it fired, a new
         connection is opened). From any task; from another thread, it is handed to the loop."""
         loop = self._loop
-        if loop is None:
+        if loop is None or self.core.forked:
             return
         if threading.get_ident() != self._loop_thread:
             loop.call_soon_threadsafe(self._check_in)
@@ -412,7 +414,21 @@ class AsyncSession:
     def _perform_later(self, outputs: list[Output]) -> None:
         """Do ``outputs`` where no ``await`` is possible: in a task of the session's."""
         if outputs:
-            self._spawn(self._perform(outputs))
+            self._spawn(self._perform_or_fail(outputs))
+
+    async def _perform_or_fail(self, outputs: list[Output]) -> None:
+        """:meth:`_perform`, in a task of its own: if doing them fails (a fault of the
+        library's), the session ends clearly (FAILED, ``Closed``), never half done in silence."""
+        try:
+            await self._perform(outputs)
+        except Exception as error:
+            logger.error(
+                "the WebSocket session could not do what it had decided",
+                exc_info=redacted_exception(error),
+            )
+            core = self.core
+            core.fail(f"the session's driver failed ({type(error).__name__})", _monotonic())
+            await self._perform(core.take_outputs())
 
     async def _send(self, number: int, text: str) -> None:
         """Write ``text`` as one frame on connection ``number`` while it is open; a failure
@@ -506,8 +522,16 @@ class AsyncSession:
         assert loop is not None
         task: asyncio.Task[Any] = loop.create_task(awaitable)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # said, never left unread
+            logger.error(
+                "a task of the WebSocket session failed",
+                exc_info=redacted_exception(task.exception()),  # type: ignore[arg-type]
+            )
 
     # -- the timer ------------------------------------------------------------------------------
 
@@ -622,5 +646,33 @@ class AsyncSession:
         await self.hub.close()
         await asyncio.sleep(0)  # websockets' keepalive tasks finish their cancellation
 
+    def after_fork(self) -> None:
+        """In a child process just forked: the connections, the tasks and the loop are the
+        parent's (asyncio does not carry a loop across a fork). Forget them without touching
+        them, and refuse every call from now on with an ``ApiValueError`` that says to build a
+        new client."""
+        self.core.after_fork()
+        self._connections = {}
+        self._tasks = set()
+        self._opening = {}
+        self._timer = self._alarm = None
+        self._status = []
+        self._watchdog = None
+        self.hub = AsyncEventHub(None)
+        self.hub._closed = True
+
     def __repr__(self) -> str:
         return f"AsyncSession({self._display}, {self.state.value})"
+
+
+#: Every live session, so that a forked child can drop what it inherited.
+_SESSIONS: weakref.WeakSet[AsyncSession] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for session in list(_SESSIONS):
+        session.after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
