@@ -1,0 +1,221 @@
+"""``openapi_client.aio.WebSocketApiClient``: the public asyncio client, as a pytest-asyncio user
+tests it. What its driver shares with the threaded session is pinned by the behaviour tests run
+on both drivers (``open_session``); here, what only the asyncio client has: ``async with`` and
+``open()``, the API classes' keywords awaited, ``async for`` over events, coroutine callbacks,
+cancellation from ``wait_for``/``asyncio.timeout``, the loop it belongs to, and the connection
+opened by ``websockets``' asyncio client (TLS, a proxy's tunnel, a redirect not followed, errors
+as the library's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+import trustme
+from test_websocket_support import SOON, key_configuration, token_configuration
+from test_websocket_transport import ca, ca_file, connect_proxy, raw_http_server, tls_simulator
+
+from openapi_client import (
+    ApiConnectionError,
+    ApiException,
+    ApiTypeError,
+    ApiValueError,
+    Configuration,
+    aio,
+)
+from openapi_client.rest import InsecureTLSWarning
+from openapi_client.simulator import DeribitSimulator
+from openapi_client.websocket import Closed, Connected, SessionRestored, State
+from openapi_client.websocket.client import RawAnswer
+
+pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
+
+__all__ = ["ca", "ca_file"]  # fixtures, shared with the threaded transport's tests
+
+
+@pytest.fixture
+def sim() -> Any:
+    with DeribitSimulator(time_scale=0.1) as simulator:
+        yield simulator
+
+
+async def test_a_session_used_as_async_with(sim: DeribitSimulator) -> None:
+    seen: list[Any] = []
+
+    async def on_event(event: Any) -> None:  # a coroutine function: awaited in order
+        await asyncio.sleep(0)
+        seen.append(type(event).__name__)
+
+    configuration = key_configuration(sim)
+    async with aio.WebSocketApiClient(
+        configuration, cancel_on_disconnect=True, on_event=on_event
+    ) as ws:
+        assert ws.state is State.READY and repr(ws).startswith("WebSocketApiClient(url='ws://")
+        api = aio.SessionManagementApi(ws)
+        answer = await api.private_get_cancel_on_disconnect_get()
+        assert answer["result"] == {"scope": "connection", "enabled": True}
+        data, status, headers = await api.public_set_heartbeat_get_with_http_info(30)
+        assert (data["result"], status, headers) == ("ok", 200, {})
+        raw = await api.public_set_heartbeat_get(30, _preload_content=False, _request_timeout=2)
+        assert isinstance(raw, RawAnswer) and raw.json()["result"] == "ok"
+        with pytest.raises(ApiTypeError, match="async_req"):
+            await api.public_set_heartbeat_get(30, async_req=True)
+        assert (await ws.call("public/test"))["result"]["version"]
+        assert ws.heartbeat == 30 and ws.cancel_on_disconnect and ws.watchdog is None
+    assert ws.closed and ws.state is State.CLOSED
+    assert seen[:3] == ["Connected", "Authenticated", "SessionRestored"]
+    assert seen[-2:] == ["Disconnected", "Closed"]
+    with pytest.raises(ApiValueError, match="closed"):
+        await ws.call("public/test")
+    with pytest.raises(ApiValueError, match="opened already"):
+        await ws.open()
+
+
+async def test_open_and_close_without_async_with(sim: DeribitSimulator) -> None:
+    ws = aio.WebSocketApiClient(token_configuration(sim), heartbeat=None)
+    with pytest.raises(ApiValueError, match="not open"):
+        await ws.call("public/test")
+    assert await ws.open() is ws
+    got: list[Any] = []
+
+    async def on_notice(channel: str, data: Any) -> None:
+        got.append((channel, data))
+
+    assert await ws.subscribe("platform_state", on_notice) == ["platform_state"]
+    sim.publish_platform_state({"maintenance": True})
+    await ws.close()
+    await ws.close()  # twice is fine
+    assert got == [("platform_state", {"maintenance": True})]  # queued callbacks run first
+    names = [type(event).__name__ async for event in ws.events(timeout=1)]
+    assert names == ["Connected", "SessionRestored", "Disconnected", "Closed"]
+    assert [event async for event in ws.events(timeout=0.1)] == []
+
+
+async def test_events_end_after_closed_or_a_quiet_timeout(sim: DeribitSimulator) -> None:
+    async with aio.WebSocketApiClient(token_configuration(sim), heartbeat=None) as ws:
+        first = [event async for event in ws.events(timeout=0.2)]
+        assert [type(event) for event in first] == [Connected, SessionRestored]
+
+        async def until_closed() -> list[Any]:
+            return [type(event) async for event in ws.events()]
+
+        waiting = asyncio.ensure_future(until_closed())
+        await asyncio.sleep(0.05)
+    assert (await asyncio.wait_for(waiting, SOON))[-1] is Closed
+
+
+async def test_a_call_cancelled_from_outside_leaves_the_session_sound(
+    sim: DeribitSimulator,
+) -> None:
+    sim.inject("ws_delay", path="/public/get_time", seconds=0.5)
+    async with aio.WebSocketApiClient(token_configuration(sim), heartbeat=None) as ws:
+        api = aio.SessionManagementApi(ws)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ws.call("public/get_time"), 0.05)
+        if sys.version_info >= (3, 11):
+            sim.inject("ws_delay", path="/public/get_time", seconds=0.5)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await ws.call("public/get_time")
+        answers = await asyncio.gather(*(api.public_set_heartbeat_get(10) for _ in range(20)))
+        assert all(answer["result"] == "ok" for answer in answers)
+        assert ws._session.core._pending == {}  # nothing left of the cancelled calls
+
+
+async def test_a_session_belongs_to_its_loop(sim: DeribitSimulator) -> None:
+    async with aio.WebSocketApiClient(token_configuration(sim), heartbeat=None) as ws:
+
+        def elsewhere() -> Any:
+            return asyncio.run(ws.call("public/test"))
+
+        with pytest.raises(ApiValueError, match="event loop that opened it"):
+            await asyncio.get_running_loop().run_in_executor(None, elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"heartbeat": 5}, "interval"),
+        ({"max_reconnects": -1}, "max_reconnects"),
+        ({"watchdog": 0.5}, "watchdog"),
+        ({"max_message_size": 10}, "max_message_size"),
+    ],
+)
+async def test_settings_are_checked_as_on_the_threaded_client(
+    settings: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ApiValueError, match=says):
+        aio.WebSocketApiClient(Configuration(host="http://127.0.0.1:9/api/v2"), **settings)
+
+
+async def test_settings_the_asyncio_client_refuses() -> None:
+    remote = Configuration(host="http://deribit.invalid/api/v2", access_token="t")
+    with pytest.raises(ApiValueError, match="plain ws://"):
+        aio.WebSocketApiClient(remote)
+    proxied = Configuration(
+        host="http://127.0.0.1:9/api/v2",
+        proxy="http://127.0.0.1:3128",
+        proxy_headers={"Proxy-Authorization": "Basic eDp5"},
+    )
+    with pytest.raises(ApiValueError, match="proxy_headers"):
+        aio.WebSocketApiClient(proxied)
+    with pytest.raises(ApiValueError, match="cancel_on_disconnect=True needs credentials"):
+        aio.WebSocketApiClient(
+            Configuration(host="http://127.0.0.1:9/api/v2"), cancel_on_disconnect=True
+        )
+
+
+async def test_unreachable_and_refused_handshakes_are_the_librarys_errors() -> None:
+    with raw_http_server(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n") as url:
+        with pytest.raises(ApiException, match="503") as refused:
+            await aio.WebSocketApiClient(Configuration(host=url, retries=0)).open()
+        assert refused.value.status == 503
+    with raw_http_server(None) as url:
+        with pytest.raises(ApiException, match=r"timed out after 0\.3 s"):
+            await aio.WebSocketApiClient(
+                Configuration(host=url, retries=0), open_timeout=0.3
+            ).open()
+    refused_port = Configuration(host="http://127.0.0.1:9/api/v2", retries=0)
+    with pytest.raises(ApiConnectionError) as unreachable:
+        await aio.WebSocketApiClient(refused_port).open()
+    assert unreachable.value.status == 0 and unreachable.value.__cause__ is not None
+    with pytest.raises(ApiValueError, match="compression"):
+        await aio.WebSocketApiClient(refused_port, compression="brotli").open()
+
+
+async def test_a_redirect_is_refused_not_followed() -> None:
+    """The session's credentials travel inside the connection: a redirect would carry them to
+    another origin, so it is a refused handshake, as on the threaded client."""
+    moved = (
+        b"HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:1/ws/api/v2\r\nContent-Length: 0\r\n\r\n"
+    )
+    with raw_http_server(moved) as url:
+        with pytest.raises(ApiException) as refused:
+            await aio.WebSocketApiClient(Configuration(host=url, retries=0)).open()
+    assert refused.value.status == 302
+
+
+async def test_wss_with_the_threaded_clients_tls_settings(ca: trustme.CA, ca_file: str) -> None:
+    with tls_simulator(ca, "127.0.0.1") as sim:
+        trusted = token_configuration(sim, ssl_ca_cert=ca_file)
+        async with aio.WebSocketApiClient(trusted, heartbeat=None) as ws:
+            assert ws.url.startswith("wss://") and (await ws.call("public/test"))["result"]
+        with pytest.raises(ApiConnectionError) as untrusted:
+            await aio.WebSocketApiClient(token_configuration(sim, retries=0)).open()
+        assert "certificate" in str(untrusted.value).lower()
+        with pytest.warns(InsecureTLSWarning):
+            unverified = aio.WebSocketApiClient(token_configuration(sim, verify_ssl=False))
+        async with unverified as ws:
+            assert (await ws.call("public/test"))["result"]
+
+
+@pytest.mark.timing
+async def test_a_proxy_tunnels_the_session(sim: DeribitSimulator) -> None:
+    with connect_proxy() as (proxy, heads):
+        configuration = token_configuration(sim, proxy=proxy)
+        async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
+            assert (await ws.call("public/test"))["result"]["version"]
+    assert heads and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
