@@ -219,3 +219,42 @@ async def test_a_proxy_tunnels_the_session(sim: DeribitSimulator) -> None:
         async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
             assert (await ws.call("public/test"))["result"]["version"]
     assert heads and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
+
+
+async def test_an_evicted_session_authenticates_again_on_the_same_connection() -> None:
+    """13009 for a token that had worked: ``SessionEvicted``, one re-authentication awaited by
+    the call (the core's ticket, as a future), and the call goes through; nothing reconnects."""
+    from test_simulator_fidelity import grant
+
+    from openapi_client.testing import ManualClock
+    from openapi_client.websocket import Disconnected, SessionEvicted
+
+    clock = ManualClock()
+    events: list[Any] = []
+    with DeribitSimulator(time_scale=0.1, clock=clock) as sim:
+        configuration = key_configuration(sim)
+        async with aio.WebSocketApiClient(
+            configuration, heartbeat=None, on_event=events.append
+        ) as ws:
+            api = aio.SessionManagementApi(ws)
+            assert (await api.private_get_cancel_on_disconnect_get())["result"]["enabled"] is False
+            clock.advance(600)
+            for _ in range(16):  # another process uses up the key's sessions
+                grant(sim)
+            assert (await api.private_get_cancel_on_disconnect_get())["result"]["enabled"] is False
+            await asyncio.sleep(0.05)  # the callbacks run
+            (evicted,) = [event for event in events if isinstance(event, SessionEvicted)]
+            assert evicted.connection == 1 and "16 sessions" in evicted.reason
+            assert not any(isinstance(event, Disconnected) for event in events)
+
+
+async def test_an_asymmetric_key_authenticates_the_session() -> None:
+    from test_asymmetric_e2e import ED25519_PUBLIC, grants, key_configuration, signed_grants
+    from test_asymmetric_e2e import simulator as key_simulator
+
+    with key_simulator() as sim:
+        async with aio.WebSocketApiClient(key_configuration(sim), heartbeat=None) as ws:
+            answer = await aio.SessionManagementApi(ws).private_get_cancel_on_disconnect_get()
+            assert answer["result"]["enabled"] is False
+        assert [grant.transport for grant in grants(sim)] == ["websocket"]
+        assert len(signed_grants(sim, ED25519_PUBLIC)) == 1
