@@ -34,6 +34,7 @@ from openapi_client.simulator import (
 )
 
 if TYPE_CHECKING:
+    from openapi_client import aio
     from openapi_client.websocket import WebSocketApiClient
 
 __all__ = [
@@ -154,6 +155,24 @@ class DeribitTestKit:
             configuration if configuration is not None else self.configuration(), **options
         )
         return self._opened.enter_context(client)
+
+    def aio_client(
+        self, configuration: Configuration | None = None, **options: Any
+    ) -> aio.WebSocketApiClient:
+        """An :class:`openapi_client.aio.WebSocketApiClient` on the simulator, for an asyncio
+        test: not open yet, since opening it is a coroutine; open and close it in the test::
+
+            async with deribit.aio_client(heartbeat=10) as session:
+                ...
+
+        ``options`` are its keyword arguments, as for :meth:`ws_client`. Needs the
+        ``[websocket]`` extra.
+        """
+        from openapi_client.aio import WebSocketApiClient as AsyncWebSocketApiClient
+
+        return AsyncWebSocketApiClient(
+            configuration if configuration is not None else self.configuration(), **options
+        )
 
     def close(self) -> None:
         """Close every client the kit opened, newest first."""

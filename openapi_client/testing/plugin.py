@@ -11,6 +11,9 @@ Fixtures (each fresh per test):
 - ``deribit_session_api``: :class:`~openapi_client.SessionManagementApi` over that client;
 - ``deribit_ws_client``: an open :class:`~openapi_client.websocket.WebSocketApiClient` on it
   (needs the ``[websocket]`` extra);
+- ``deribit_aio_client``: an open :class:`openapi_client.aio.WebSocketApiClient` on it, for
+  ``async def`` tests (there when pytest-asyncio is installed; ``deribit.aio_client()`` works
+  under any asyncio test runner);
 - ``deribit``: a :class:`~openapi_client.testing.DeribitTestKit` to open more clients, inject
   faults and assert on requests and cancel-on-disconnect events.
 
@@ -22,6 +25,7 @@ passes keyword arguments to the simulator of one test.
 
 from __future__ import annotations
 
+import importlib.util
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from openapi_client import ApiClient, Configuration, SessionManagementApi
+    from collections.abc import AsyncIterator
+
+    from openapi_client import ApiClient, Configuration, SessionManagementApi, aio
     from openapi_client.simulator import DeribitSimulator
     from openapi_client.testing import DeribitTestKit
     from openapi_client.websocket import WebSocketApiClient
@@ -164,12 +170,29 @@ def deribit_session_api(deribit_api_client: ApiClient) -> SessionManagementApi:
 @pytest.fixture
 def deribit_ws_client(deribit: DeribitTestKit) -> WebSocketApiClient:
     """An open WebSocket session on the simulator, with the session's default settings."""
+    _needs_websockets("deribit_ws_client")
+    return deribit.ws_client()
+
+
+def _needs_websockets(fixture: str) -> None:
     try:
         import websockets  # noqa: F401
     except ImportError:
         pytest.fail(
-            "deribit_ws_client needs the websockets package: "
+            f"{fixture} needs the websockets package: "
             "pip install 'openapi-client-deribit-session[websocket]'",
             pytrace=False,
         )
-    return deribit.ws_client()
+
+
+# The asyncio fixture needs pytest-asyncio (deribit.aio_client() does not).
+if importlib.util.find_spec("pytest_asyncio") is not None:
+    import pytest_asyncio
+
+    @pytest_asyncio.fixture
+    async def deribit_aio_client(deribit: DeribitTestKit) -> AsyncIterator[aio.WebSocketApiClient]:
+        """An open asyncio WebSocket session on the simulator, with the session's default
+        settings, closed after the test (on the test's event loop)."""
+        _needs_websockets("deribit_aio_client")
+        async with deribit.aio_client() as client:
+            yield client
