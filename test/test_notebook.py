@@ -62,6 +62,8 @@ EXPECTED: list[tuple[str, str]] = [
     ("ws-events", "answered a test_request on connection 1"),
     ("ws-close", "[]\n"),
     ("ws-close", "['closed']"),
+    ("aio", "ok\n{'scope': 'connection', 'enabled': False}\n"),
+    ("aio", "<State.CLOSED: 'closed'>"),
     ("cleanup", "<DeribitSimulator stopped>"),
 ]
 
