@@ -303,7 +303,9 @@ def serve_heartbeats(host: str, port: int, every: float) -> None:
     """A WebSocket server that sends a ``test_request`` every ``every`` seconds on each
     connection and times, by its own clock, how long each takes to come back as ``public/test``.
     Answers every other request with ``"ok"``; ``public/bench_latencies`` returns the times (ms)
-    and ``public/bench_reset`` forgets them. Prints an ``http://`` URL, serves until SIGTERM.
+    and ``public/bench_reset`` forgets them; ``public/bench_echo`` answers with its params and
+    ``public/bench_requests`` counts those since the reset. Prints an ``http://`` URL, serves
+    until SIGTERM.
 
     It runs on one asyncio loop (``websockets.asyncio``): a message is timed in the thread that
     read it from the socket, with no hand-over between threads on the server's side.
@@ -321,6 +323,7 @@ def serve_heartbeats(host: str, port: int, every: float) -> None:
     async def connection(ws: ServerConnection) -> None:
         sent: collections.deque[float] = collections.deque()
         latencies: list[float] = []
+        echoed = [0]  # public/bench_echo requests since the last reset (bench/aio_websocket.py)
 
         async def beat() -> None:
             while True:
@@ -342,6 +345,12 @@ def serve_heartbeats(host: str, port: int, every: float) -> None:
                     result = list(latencies)
                 elif method == "public/bench_reset":
                     latencies.clear()
+                    echoed[0] = 0
+                elif method == "public/bench_echo":
+                    echoed[0] += 1
+                    result = request.get("params")
+                elif method == "public/bench_requests":
+                    result = echoed[0]
                 answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": result}
                 await ws.send(json.dumps(answer))
         except ConnectionClosed:

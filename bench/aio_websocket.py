@@ -1,0 +1,606 @@
+"""Benchmarks of the asyncio WebSocket session (issue 17), by the method of ``bench/websocket.py``.
+
+    python bench/aio_websocket.py                  # the full run, about two minutes
+    python bench/aio_websocket.py --quick          # fewer rounds, under a minute
+    python bench/aio_websocket.py --only cpu,inflight --rounds 9
+    python bench/aio_websocket.py --json bench/results/aio_websocket.json
+    python bench/aio_websocket.py --check          # exit 1 when a target is missed
+
+1. *cpu*: client CPU per call, ``await public_set_heartbeat_get(30)`` on an open
+   ``openapi_client.aio.WebSocketApiClient``, against the simplest hand-written alternative on the
+   same event loop machinery, a bare ``websockets.asyncio.client`` connection doing
+   ``await send(json)`` then ``json.loads(await recv())`` with ``websockets``' defaults (which
+   offer permessage-deflate; the simulator accepts it). Beside them, for context: the bare client
+   with compression off, and the threaded session's call. Target: session / bare <= 1.0.
+2. *latency*: from a ``test_request`` leaving the server to its ``public/test`` arriving there,
+   while 8 tasks call as fast as they can on the same session; the idle session is the
+   baseline. Target: p99 <= 5 ms.
+3. *inflight*: 1,000 calls in flight on one session at once (``asyncio.gather``), each asking
+   the server to echo a number of its own: every answer must carry its own call's number, none
+   may come twice, and the server must have seen exactly 1,000 requests. Target: all correct.
+4. *restore*: from a dropped connection (the server closes TCP without a close frame) to the
+   session restored (authenticated, heartbeat and cancel-on-disconnect set again), with the
+   default backoff; opening a fresh session is the baseline. Target: <= 1 s.
+5. *memory*: VmRSS growth over 20,000 calls on one session, the bare connection for context.
+   Target: <= 1 MiB.
+
+The servers are ``bench/websocket.py``'s, each in a process of its own: the simulator (with a
+fault that drops the connection on ``public/bench_drop``) for 1, 4 and 5, and for 2 and 3 its
+heartbeat server (a ``test_request`` every 10 ms, timed by the server itself; it echoes
+``public/bench_echo``). Every measurement runs in a fresh interpreter, the variants take turns
+round after round, medians are reported with ratios of medians. Loopback only; every loop is
+bounded in calls and in time, every subprocess by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import itertools
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import websocket as threaded
+from harness import (
+    BenchError,
+    SimulatorProcess,
+    median,
+    rotated,
+    run_worker,
+    spread,
+    terminate_on_sigterm,
+)
+from run import Report, Row, format_table, meta, verdict
+from workloads import WorkloadError, vm_rss_kib
+
+SCRIPT = str(Path(__file__).resolve())
+BENCHMARKS = ("cpu", "latency", "inflight", "restore", "memory")
+
+INFLIGHT = 1000
+ECHO_METHOD = "public/bench_echo"
+
+AsyncCall = Callable[[], Awaitable[Any]]
+Samples = dict[str, list[dict[str, Any]]]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    cpu_calls: int
+    cpu_warmup: int
+    cpu_blocks: int
+    tasks: int
+    load_seconds: float
+    load_calls: int
+    drops: int
+    memory_calls: int
+    memory_warmup: int
+    memory_variants: tuple[str, ...]
+    #: Bound of each measured loop in a worker, in seconds.
+    max_seconds: float
+
+    @classmethod
+    def make(cls, quick: bool, rounds: int | None) -> Plan:
+        return cls(
+            rounds=rounds if rounds is not None else (3 if quick else 5),
+            cpu_calls=1000 if quick else 2000,
+            cpu_warmup=200 if quick else 300,
+            cpu_blocks=10,
+            tasks=8,
+            load_seconds=2.0 if quick else 4.0,
+            load_calls=100_000,
+            drops=5 if quick else 10,
+            memory_calls=20_000,
+            memory_warmup=2000,
+            memory_variants=("session",) if quick else ("session", "bare"),
+            max_seconds=60.0,
+        )
+
+
+# == the measured side: ``python bench/aio_websocket.py worker NAME VARIANT ...`` ================
+
+
+@contextlib.asynccontextmanager
+async def opened(variant: str, url: str) -> Any:
+    """``call``: an awaitable making ``public/set_heartbeat(30)`` and returning the envelope.
+
+    * ``session``: ``aio.SessionManagementApi(aio.WebSocketApiClient(...))``;
+    * ``bare``: one ``websockets.asyncio.client`` connection with its defaults, ``send(json)``,
+      ``json.loads(recv())``; ``bare-plain``: the same with ``compression=None``.
+    """
+    if variant == "session":
+        from openapi_client import aio
+
+        async with aio.WebSocketApiClient(threaded._configuration(url)) as session:
+            api = aio.SessionManagementApi(session)
+            yield lambda: api.public_set_heartbeat_get(threaded.INTERVAL)
+        return
+    if variant in ("bare", "bare-plain"):
+        from websockets.asyncio.client import connect
+
+        from openapi_client.websocket import websocket_url
+
+        options: dict[str, Any] = {"proxy": None}  # loopback: no proxy
+        if variant == "bare-plain":
+            options["compression"] = None
+        async with connect(websocket_url(url), **options) as ws:
+            ids = itertools.count(1)
+
+            async def bare_call() -> Any:
+                await ws.send(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": next(ids),
+                            "method": "public/set_heartbeat",
+                            "params": {"interval": threaded.INTERVAL},
+                        }
+                    )
+                )
+                return json.loads(await ws.recv())
+
+            yield bare_call
+        return
+    raise WorkloadError(f"unknown variant {variant!r}; choose session, bare or bare-plain")
+
+
+def _check(answer: Any, variant: str) -> None:
+    if not isinstance(answer, dict) or answer.get("result") != "ok":
+        raise WorkloadError(f"{variant}: unexpected answer {answer!r}")
+
+
+async def _calls(call: AsyncCall, count: int, deadline: float) -> tuple[int, Any]:
+    """Up to ``count`` calls one after the other, stopping early once ``deadline`` has passed
+    (looked at every 50 calls)."""
+    done, last = 0, None
+    while done < count and time.perf_counter() < deadline:
+        for _ in range(min(50, count - done)):
+            last = await call()
+        done += min(50, count - done)
+    return done, last
+
+
+async def cpu(variant: str, url: str, calls: int, warmup: int, blocks: int, bound: float) -> Any:
+    """Process CPU time per call, in ``blocks`` blocks (median block reported), after
+    ``warmup`` calls and a full collection."""
+    async with opened(variant, url) as call:
+        _check(await call(), variant)
+        await _calls(call, warmup, time.perf_counter() + bound / 4)
+        gc.collect()
+        deadline = time.perf_counter() + bound
+        size = max(1, calls // blocks)
+        block_cpu_us: list[float] = []
+        done, last = 0, None
+        while done < calls and time.perf_counter() < deadline:
+            started = time.process_time()
+            count, last = await _calls(call, min(size, calls - done), deadline)
+            block_cpu_us.append((time.process_time() - started) / max(count, 1) * 1e6)
+            done += count
+        _check(last, variant)
+    return {
+        "variant": variant,
+        "calls": done,
+        "truncated": done < calls,
+        "block_cpu_us": block_cpu_us,
+        "cpu_us_block_median": statistics.median(block_cpu_us),
+    }
+
+
+async def memory(variant: str, url: str, calls: int, warmup: int, bound: float) -> Any:
+    """VmRSS growth over ``calls`` calls after ``warmup`` calls and a full collection."""
+    async with opened(variant, url) as call:
+        _check(await call(), variant)
+        await _calls(call, warmup, time.perf_counter() + bound / 4)
+        gc.collect()
+        before = vm_rss_kib()
+        done, last = await _calls(call, calls, time.perf_counter() + bound)
+        gc.collect()
+        after = vm_rss_kib()
+        _check(last, variant)
+    growth = after - before
+    return {"variant": variant, "calls": done, "truncated": done < calls, "growth_kib": growth}
+
+
+async def latency(variant: str, url: str, tasks: int, seconds: float, calls: int) -> Any:
+    """The heartbeat server's ``test_request`` -> ``public/test`` times over ``seconds``, with
+    ``tasks`` tasks calling as fast as they can (``loaded``) or none (``idle``)."""
+    from openapi_client import aio
+
+    async with aio.WebSocketApiClient(threaded._configuration(url)) as ws:
+        api = aio.SessionManagementApi(ws)
+        await ws.call("public/bench_reset")
+        deadline = time.perf_counter() + seconds
+        counts = [0] * tasks
+
+        async def hammer(index: int) -> None:
+            while counts[index] < calls and time.perf_counter() < deadline:
+                await api.public_set_heartbeat_get(threaded.INTERVAL)
+                counts[index] += 1
+
+        if variant == "loaded":
+            await asyncio.gather(*(hammer(index) for index in range(tasks)))
+        else:
+            await asyncio.sleep(seconds)
+        answer = await ws.call("public/bench_latencies")
+    latencies_ms: list[float] = answer["result"]
+    return {
+        "variant": variant,
+        "calls": sum(counts),
+        "samples": len(latencies_ms),
+        "p50_ms": threaded._percentile(latencies_ms, 0.50),
+        "p99_ms": threaded._percentile(latencies_ms, 0.99),
+        "max_ms": max(latencies_ms, default=float("nan")),
+        "latencies_ms": latencies_ms,
+        "truncated": False,
+    }
+
+
+async def inflight(url: str, count: int) -> Any:
+    """``count`` calls in flight on one session at once, each asking for an echo of its own
+    number; how many came back right, how many twice, and how long it took."""
+    from openapi_client import aio
+
+    async with aio.WebSocketApiClient(threaded._configuration(url)) as ws:
+        await ws.call("public/bench_reset")
+        started = time.perf_counter()
+        answers = await asyncio.gather(
+            *(ws.call(ECHO_METHOD, {"n": n}) for n in range(count)), return_exceptions=True
+        )
+        elapsed = time.perf_counter() - started
+        seen = (await ws.call("public/bench_requests"))["result"]
+    correct = sum(
+        1
+        for n, answer in enumerate(answers)
+        if isinstance(answer, dict) and answer.get("result") == {"n": n}
+    )
+    ids = [answer.get("id") for answer in answers if isinstance(answer, dict)]
+    return {
+        "variant": "session",
+        "calls": count,
+        "correct": correct,
+        "repeated": len(ids) - len(set(ids)),
+        "errors": sum(1 for answer in answers if isinstance(answer, BaseException)),
+        "server_requests": seen,
+        "ms": elapsed * 1000,
+        "truncated": False,
+    }
+
+
+async def restore(url: str, drops: int, bound: float) -> Any:
+    """``drops`` times: the server drops the connection; the time from the client seeing the
+    drop to the session restored, each paired with opening a fresh session (the baseline)."""
+    from openapi_client import ApiConnectionError, aio
+    from openapi_client.websocket import Disconnected, SessionRestored
+
+    configuration = threaded._configuration(url, key=True)
+    options: dict[str, Any] = {"heartbeat": threaded.INTERVAL, "cancel_on_disconnect": True}
+    restore_ms: list[float] = []
+    fresh_ms: list[float] = []
+    deadline = time.perf_counter() + bound
+    async with aio.WebSocketApiClient(configuration, **options) as ws:
+        events = ws.events(timeout=bound)
+        async for event in events:
+            if isinstance(event, SessionRestored):
+                break
+        for _ in range(drops):
+            if time.perf_counter() > deadline:
+                break
+            started = time.perf_counter()
+            async with aio.WebSocketApiClient(configuration, **options):
+                fresh_ms.append((time.perf_counter() - started) * 1000)
+            with contextlib.suppress(ApiConnectionError):
+                await ws.call(threaded.DROP_METHOD)
+            lost = None
+            async for event in events:
+                if isinstance(event, Disconnected):
+                    lost = event
+                elif isinstance(event, SessionRestored) and lost is not None:
+                    restore_ms.append((event.time - lost.time) * 1000)
+                    break
+            else:
+                raise WorkloadError("the session was not restored in time")
+    return {
+        "variant": "session",
+        "calls": len(restore_ms),
+        "restore_ms": restore_ms,
+        "fresh_ms": fresh_ms,
+        "truncated": len(restore_ms) < drops,
+    }
+
+
+# == the parent: rounds, medians, ratios ==========================================================
+
+
+def rounds(
+    name: str, variants: Sequence[str], args: Sequence[str], plan: Plan, progress: Progress
+) -> Samples:
+    """``plan.rounds`` rounds of worker ``name``, the variants in rotating order."""
+    samples: Samples = {variant: [] for variant in variants}
+    for index in range(plan.rounds):
+        progress(f"{name}: round {index + 1}/{plan.rounds}")
+        for variant in rotated(list(variants), index):
+            # The threaded session's call is bench/websocket.py's own "session" variant.
+            if variant == "threaded":
+                program, asked = [threaded.SCRIPT, "worker"], "session"
+            else:
+                program, asked = [SCRIPT, "worker"], variant
+            timeout = plan.max_seconds * 2 + 30
+            samples[variant].append(run_worker(name, [asked, *args], timeout, program=program))
+    return samples
+
+
+def common(url: str, plan: Plan) -> list[str]:
+    return ["--url", url, "--max-seconds", str(plan.max_seconds)]
+
+
+def bench_cpu(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    args = [*common(url, plan), "--calls", str(plan.cpu_calls), "--warmup", str(plan.cpu_warmup)]
+    variants = ("session", "bare", "bare-plain", "threaded")
+    samples = rounds("cpu", variants, args, plan, progress)
+    key = "cpu_us_block_median"
+    ours, bare, ratio, ratio_range = threaded.paired(samples, key, "session", "bare")
+    plain, _, plain_ratio, _ = threaded.paired(samples, key, "bare-plain", "bare")
+    sync, _, sync_ratio, _ = threaded.paired(samples, key, "threaded", "bare")
+    rows = [
+        Row(
+            "aio_cpu",
+            f"1. CPU per call on an asyncio session, us ({plan.rounds} x {plan.cpu_calls:,})",
+            ours,
+            bare,
+            ratio,
+            f"<= {threaded.CPU_TARGET:.2f}",
+            verdict(ratio <= threaded.CPU_TARGET),
+            ratio_range,
+        ),
+        Row(
+            "aio_cpu_plain",
+            "   beside it: the bare client, compression off, us",
+            plain,
+            bare,
+            plain_ratio,
+            "-",
+            "info",
+            note=f"session/bare-plain {ours / plain:.2f}",
+        ),
+        Row(
+            "aio_cpu_threaded",
+            "   beside it: the threaded session's call, us",
+            sync,
+            bare,
+            sync_ratio,
+            "-",
+            "info",
+            note=f"asyncio/threaded {ours / sync:.2f}",
+        ),
+    ]
+    data = {variant: threaded.column(samples, variant, key) for variant in samples}
+    return {"cpu_us_block_median": data, "ratio": ratio}, rows
+
+
+def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    args = [
+        *common(url, plan),
+        "--tasks", str(plan.tasks),
+        "--seconds", str(plan.load_seconds),
+        "--calls", str(plan.load_calls),
+    ]
+    samples = rounds("latency", ("loaded", "idle"), args, plan, progress)
+    p99, idle_p99, ratio, ratio_range = threaded.paired(samples, "p99_ms", "loaded", "idle")
+    pooled = [ms for result in samples["loaded"] for ms in result["latencies_ms"]]
+    calls_per_s = median(threaded.column(samples, "loaded", "calls")) / plan.load_seconds
+    rows = [
+        Row(
+            "aio_latency",
+            f"2. test_request answered, p99 ms, {plan.tasks} tasks busy",
+            p99,
+            idle_p99,
+            ratio,
+            f"<= {threaded.LATENCY_TARGET_MS:g} ms",
+            verdict(p99 <= threaded.LATENCY_TARGET_MS),
+            ratio_range,
+            digits=2,
+            note=f"{len(pooled):,} answers, pooled p99 "
+            f"{threaded._percentile(pooled, 0.99):.2f} ms, max "
+            f"{max(pooled, default=float('nan')):.2f} ms, {calls_per_s:,.0f} calls/s",
+        )
+    ]
+    for result in samples["loaded"] + samples["idle"]:
+        del result["latencies_ms"]
+    return {"rounds": samples, "pooled_p99_ms": threaded._percentile(pooled, 0.99)}, rows
+
+
+def bench_inflight(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    samples = rounds("inflight", ("session",), [*common(url, plan)], plan, progress)
+    results = samples["session"]
+    right = all(
+        r["correct"] == INFLIGHT and r["repeated"] == 0 and r["server_requests"] == INFLIGHT
+        for r in results
+    )
+    rows = [
+        Row(
+            "aio_inflight",
+            f"3. {INFLIGHT:,} calls in flight, answered right ({len(results)} rounds)",
+            min(r["correct"] for r in results),
+            INFLIGHT,
+            None,
+            f"= {INFLIGHT:,}",
+            verdict(right),
+            digits=0,
+            note=f"twice: {sum(r['repeated'] for r in results)}, errors: "
+            f"{sum(r['errors'] for r in results)}, median "
+            f"{median([r['ms'] for r in results]):.0f} ms for all {INFLIGHT:,}",
+        )
+    ]
+    return {"rounds": results}, rows
+
+
+def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    args = [*common(url, plan), "--drops", str(plan.drops)]
+    samples = rounds("restore", ("session",), args, plan, progress)
+    restored = [ms for result in samples["session"] for ms in result["restore_ms"]]
+    fresh = [ms for result in samples["session"] for ms in result["fresh_ms"]]
+    ours, theirs = median(restored), median(fresh)
+    rows = [
+        Row(
+            "aio_restore",
+            f"4. drop to session restored, ms ({len(restored)} drops)",
+            ours,
+            theirs,
+            ours / theirs,
+            f"<= {threaded.RESTORE_TARGET_MS:g} ms",
+            verdict(max(restored, default=float("inf")) <= threaded.RESTORE_TARGET_MS),
+            spread([r / f for r, f in zip(restored, fresh)]),
+            note=f"slowest {max(restored, default=float('nan')):.0f} ms; baseline: a fresh "
+            "session opened",
+        )
+    ]
+    return {"restore_ms": restored, "fresh_ms": fresh}, rows
+
+
+def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    args = [
+        *common(url, plan),
+        "--calls", str(plan.memory_calls),
+        "--warmup", str(plan.memory_warmup),
+    ]
+    samples = rounds("memory", plan.memory_variants, args, plan, progress)
+    ours = threaded.column(samples, "session", "growth_kib")
+    bare = threaded.column(samples, "bare", "growth_kib") if "bare" in samples else []
+    growth = max(ours)
+    rows = [
+        Row(
+            "aio_memory",
+            f"5. RSS growth over {plan.memory_calls:,} calls, KiB",
+            median(ours),
+            median(bare) if bare else None,
+            None,
+            f"<= {threaded.MEMORY_TARGET_KIB:g} KiB",
+            verdict(growth <= threaded.MEMORY_TARGET_KIB),
+            digits=0,
+            note=f"largest of {len(ours)} rounds {growth:.0f} KiB",
+        )
+    ]
+    return {"growth_kib": {"session": ours, "bare": bare}}, rows
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python bench/aio_websocket.py",
+        description="Benchmark the asyncio WebSocket session (issue 17).",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter loads")
+    parser.add_argument("--rounds", type=int, metavar="N", help="rounds (default 5, quick 3)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write every sample as JSON")
+    parser.add_argument("--only", metavar="LIST", help=f"a subset of {','.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a target is missed or not measured"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.rounds is not None and not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be from 1 to 50")
+    selected = BENCHMARKS
+    if args.only:
+        selected = tuple(name.strip() for name in args.only.split(",") if name.strip())
+        if set(selected) - set(BENCHMARKS):
+            parser.error(f"choose benchmarks from {','.join(BENCHMARKS)}")
+    terminate_on_sigterm()
+    plan = Plan.make(args.quick, args.rounds)
+    report = Report(plan=plan, meta=meta())  # type: ignore[arg-type]
+    from importlib import metadata
+
+    report.meta["websockets"] = metadata.version("websockets")
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f} s] {message}", file=sys.stderr, flush=True)
+
+    with contextlib.ExitStack() as cleanup:
+        simulator = cleanup.enter_context(SimulatorProcess(program=[threaded.SCRIPT, "simulator"]))
+        beats = cleanup.enter_context(
+            SimulatorProcess(
+                program=[threaded.SCRIPT, "heartbeat-server"],
+                options=["--every", str(threaded.TEST_REQUEST_EVERY)],
+            )
+        )
+        progress(f"simulator at {simulator.url}, heartbeat server at {beats.url}")
+        steps = {
+            "cpu": lambda: bench_cpu(simulator.url, plan, progress),
+            "latency": lambda: bench_latency(beats.url, plan, progress),
+            "inflight": lambda: bench_inflight(beats.url, plan, progress),
+            "restore": lambda: bench_restore(simulator.url, plan, progress),
+            "memory": lambda: bench_memory(simulator.url, plan, progress),
+        }
+        for name in BENCHMARKS:
+            if name not in selected:
+                continue
+            try:
+                report.results[name], rows = steps[name]()
+                report.rows.extend(rows)
+            except BenchError as error:
+                report.errors[name] = str(error)
+                progress(f"{name}: {error}")
+    report.meta["seconds"] = round(time.monotonic() - started, 1)
+    print(threaded.describe(report).replace("WebSocket benchmarks", "asyncio WebSocket benchmarks"))
+    print()
+    print(format_table(report))
+    print(f"\n({report.meta['seconds']:.0f} s; exit status 0 unless --check)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "meta": report.meta,
+            "plan": asdict(plan),
+            "rows": [asdict(row) for row in report.rows],
+            "results": report.results,
+            "errors": report.errors,
+        }
+        args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    if args.check and (report.errors or any(row.verdict == "FAIL" for row in report.rows)):
+        return 1
+    return 0
+
+
+def _worker_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/aio_websocket.py worker")
+    parser.add_argument("name", choices=BENCHMARKS)
+    parser.add_argument("variant")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--tasks", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--drops", type=int, default=10)
+    args = parser.parse_args(argv)
+    bound = args.max_seconds
+    if args.name == "cpu":
+        work = cpu(args.variant, args.url, args.calls, args.warmup, 10, bound)
+    elif args.name == "memory":
+        work = memory(args.variant, args.url, args.calls, args.warmup, bound)
+    elif args.name == "latency":
+        work = latency(args.variant, args.url, args.tasks, min(args.seconds, bound), args.calls)
+    elif args.name == "inflight":
+        work = inflight(args.url, INFLIGHT)
+    else:
+        work = restore(args.url, args.drops, bound)
+    print(json.dumps(asyncio.run(asyncio.wait_for(work, bound * 2))))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        sys.exit(_worker_main(sys.argv[2:]))
+    sys.exit(main())
