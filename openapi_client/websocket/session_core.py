@@ -77,6 +77,7 @@ from openapi_client.websocket.events import (
 )
 from openapi_client.websocket.jsonrpc import (
     ERROR_STATUS,
+    MAX_REQUEST_BYTES,
     REQUEST_HEAD,
     TOO_MANY_REQUESTS,
     Data,
@@ -878,13 +879,14 @@ class SessionCore:
         request_id = self._next_id
         self._next_id = request_id + 1
         text = f"{REQUEST_HEAD}{request_id}{call._body}"
-        try:
-            check_size(text, call.method)
-        except ApiValueError as error:
-            if raising:
-                raise
-            self._complete(call, error)
-            return None
+        if len(text) > MAX_REQUEST_BYTES:
+            try:
+                check_size(text, call.method)
+            except ApiValueError as error:
+                if raising:
+                    raise
+                self._complete(call, error)
+                return None
         call.id = request_id
         call.link = link
         timeout = call.read_timeout
