@@ -41,6 +41,14 @@ UNROUTABLE: list[tuple[str, str]] = [
 ]
 
 
+def one_connection(open_session: SessionOpener, server: Any, recorder: Recorder) -> Any:
+    """A session on ``server`` that never reconnects, without heartbeats."""
+    configuration = Configuration(host=api_url(server), retries=0)
+    return open_session(
+        configuration, recorder, suite_defaults=False, heartbeat=None, max_reconnects=0
+    )
+
+
 def noisy(request: dict[str, Any]) -> list[Message] | None:
     if request["method"] == "public/noise":
         return [text for text, _ in UNROUTABLE] + [ok(request)]
@@ -58,14 +66,7 @@ def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
     recorder = Recorder()
     caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
     with serving(answering(noisy)) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with open_session(
-            suite_defaults=False,
-            configuration=configuration,
-            heartbeat=None,
-            max_reconnects=0,
-            on_event=recorder,
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             assert ws_client.call("public/noise")["result"] == "ok"
             assert ws_client.call("public/test")["result"] == "ok"
             assert ws_client.state is State.READY
@@ -85,14 +86,7 @@ def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only(
     timeout), and the connection goes on."""
     recorder = Recorder()
     with serving(answering(noisy)) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with open_session(
-            suite_defaults=False,
-            configuration=configuration,
-            heartbeat=None,
-            max_reconnects=0,
-            on_event=recorder,
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             with pytest.raises(ApiProtocolError, match="both a result and an error"):
                 ws_client.call("public/ambiguous", timeout=30)
             assert ws_client.call("public/test")["result"] == "ok"
@@ -132,14 +126,7 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
 
     recorder = Recorder()
     with serving(script) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with open_session(
-            suite_defaults=False,
-            configuration=configuration,
-            heartbeat=None,
-            max_reconnects=0,
-            on_event=recorder,
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             ws_client.subscribe("platform_state", lambda channel, data: received.append(data))
             assert ws_client.call("public/notify")["result"] == "ok"
             assert ws_client.call("public/test")["result"] == "ok"

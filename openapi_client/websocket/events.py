@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Union, get_args
 
 from openapi_client.redaction import install_filter, redact
 
@@ -165,18 +165,7 @@ Event = Union[
 ]
 
 #: Every event type (for ``isinstance``).
-EVENT_TYPES: tuple[type, ...] = (
-    Connected,
-    Authenticated,
-    TokenRefreshed,
-    HeartbeatAnswered,
-    SessionRestored,
-    Disconnected,
-    Reconnecting,
-    SessionEvicted,
-    WatchdogExpired,
-    Closed,
-)
+EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
 
 def as_dict(event: Event) -> dict[str, Any]:

@@ -183,7 +183,7 @@ class Session:
         :raises OpenApiException: the session refuses calls, or the request cannot be sent.
         """
         call = Call(method, params, connect_timeout, read_timeout, checked)
-        call.handle = _waiter()
+        waiter = call.handle = _waiter()
         with self._lock:
             text = self.core.submit(call, _monotonic())
         try:
@@ -191,6 +191,10 @@ class Session:
                 connection = self._connections.get(call.link.number)  # type: ignore[union-attr]
                 if connection is not None:
                     connection.send(text)
+                # Most answers come long before the deadline: one wait, then the general case.
+                left = call.answer_by - _monotonic()
+                if 0 < left < LONGEST_WAIT and waiter.acquire(timeout=left):
+                    return call
             self._wait(call)
         except BaseException:
             with self._lock:
@@ -281,14 +285,24 @@ class Session:
     def deliver(self, number: int, messages: list[Data]) -> None:
         """Messages read from connection ``number`` (on its thread)."""
         display = self._display
-        decoded = [(raw, decode(raw, display)) for raw in messages]
-        now = _monotonic()
         core = self.core
-        with self._lock:
-            for raw, message in decoded:
+        if len(messages) == 1:  # the usual case, spared a list
+            raw = messages[0]
+            message = decode(raw, display)
+            now = _monotonic()
+            with self._lock:
                 core.receive(number, raw, now, message)
-            outputs = core.take_outputs()
-        if outputs:
+                outputs = core.take_outputs()
+        else:
+            decoded = [(raw, decode(raw, display)) for raw in messages]
+            now = _monotonic()
+            with self._lock:
+                for raw, message in decoded:
+                    core.receive(number, raw, now, message)
+                outputs = core.take_outputs()
+        if len(outputs) == 1 and type(outputs[0]) is Call:  # an answer: the usual case
+            outputs[0].handle.release()
+        elif outputs:
             self._perform(outputs)
 
     def connection_lost(self, connection: Connection) -> None:

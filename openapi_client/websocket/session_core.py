@@ -77,6 +77,7 @@ from openapi_client.websocket.events import (
 )
 from openapi_client.websocket.jsonrpc import (
     ERROR_STATUS,
+    MAX_REQUEST_BYTES,
     REQUEST_HEAD,
     TOO_MANY_REQUESTS,
     Data,
@@ -757,20 +758,20 @@ class SessionCore:
         link = request.link
         link.step_deadline = math.inf
         kind = request.kind
+        if kind is _AUTH:
+            token = self._auth_answered(request, message, raw, now)
+            if token is None:
+                return  # the key grant follows the refused refresh grant
+            if not isinstance(token, Token):
+                self._restore_failed(link, token, now)
+                return
+            self._adopt(link, token, now)
+            link.step += 1
+            self._next_step(link, now)
+            return
         if "error" in message:
             error = answer_error(message, raw)
-            if kind is _AUTH and request.grant[0] == "refresh":
-                self._log(
-                    logging.INFO,
-                    "token refresh refused (%r); authenticating with the API key",
-                    error,
-                )
-                method, params, grant = self._auth_request(key_only=True)
-                self._send_step(link, method, params, _AUTH, grant, now)
-                return
-            if kind is _AUTH:
-                error = self._explained(error, request)
-            elif kind is _COD and not self.cancel_on_disconnect:
+            if kind is _COD and not self.cancel_on_disconnect:
                 self._log(
                     logging.INFO, "could not read the cancel-on-disconnect setting: %r", error
                 )
@@ -781,14 +782,7 @@ class SessionCore:
             self._restore_failed(link, error, now)
             return
         result = message.get("result")
-        if kind is _AUTH:
-            try:
-                token = token_from_grant(result, self._configuration, request.sent_at)
-            except ApiException as refused:
-                self._restore_failed(link, refused, now)
-                return
-            self._adopt(link, token, now)
-        elif kind is _COD:
+        if kind is _COD:
             if self.cancel_on_disconnect:
                 link.cod = True
             else:
@@ -878,13 +872,14 @@ class SessionCore:
         request_id = self._next_id
         self._next_id = request_id + 1
         text = f"{REQUEST_HEAD}{request_id}{call._body}"
-        try:
-            check_size(text, call.method)
-        except ApiValueError as error:
-            if raising:
-                raise
-            self._complete(call, error)
-            return None
+        if len(text) > MAX_REQUEST_BYTES:
+            try:
+                check_size(text, call.method)
+            except ApiValueError as error:
+                if raising:
+                    raise
+                self._complete(call, error)
+                return None
         call.id = request_id
         call.link = link
         timeout = call.read_timeout
@@ -1415,11 +1410,11 @@ class SessionCore:
             return None
         return token.refresh_at
 
-    def _renew(self, now: float, key_only: bool = False) -> None:
+    def _renew(self, now: float) -> None:
         link = self._link
         assert link is not None
         try:
-            method, params, grant = self._auth_request(key_only)
+            method, params, grant = self._auth_request()
         except ApiValueError as refused:
             self._renewal_failed(refused, now)
             return
@@ -1434,22 +1429,11 @@ class SessionCore:
         link = request.link
         if link.state is _ENDED:
             return
-        if "error" in message:
-            error = answer_error(message, raw)
-            if request.grant[0] == "refresh":
-                self._log(
-                    logging.INFO,
-                    "token refresh refused (%r); authenticating with the API key",
-                    error,
-                )
-                self._renew(now, key_only=True)
-                return
-            self._renewal_failed(self._explained(error, request), now)
-            return
-        try:
-            token = token_from_grant(message.get("result"), self._configuration, request.sent_at)
-        except ApiException as refused:
-            self._renewal_failed(refused, now)
+        token = self._auth_answered(request, message, raw, now)
+        if token is None:
+            return  # the key grant follows the refused refresh grant
+        if not isinstance(token, Token):
+            self._renewal_failed(token, now)
             return
         self._adopt(link, token, now)
         self._at(token.refresh_at)
@@ -1523,26 +1507,49 @@ class SessionCore:
     ) -> None:
         ticket = request.ticket
         assert ticket is not None
-        link = request.link
-        if "error" in message:
-            error = answer_error(message, raw)
-            if request.grant[0] == "refresh":
-                method, params, grant = self._auth_request(key_only=True)
-                follow = self._send_request(link, method, params, _REAUTH, now)
-                follow.grant = grant
-                follow.ticket = ticket
-                ticket.id = follow.id
-                ticket.answer_by = follow.deadline
-                return
-            self._complete(ticket, self._explained(error, request))
+        token = self._auth_answered(request, message, raw, now)
+        if token is None:
+            return  # the key grant follows the refused refresh grant
+        if not isinstance(token, Token):
+            self._complete(ticket, token)
             return
-        try:
-            token = token_from_grant(message.get("result"), self._configuration, request.sent_at)
-        except ApiException as refused:
-            self._complete(ticket, refused)
-            return
-        self._adopt(link, token, now)
+        self._adopt(request.link, token, now)
         self._complete(ticket)
+
+    def _auth_answered(
+        self, request: _Request, message: dict[str, Any], raw: Data, now: float
+    ) -> Token | OpenApiException | None:
+        """What the answer to one of the session's ``public/auth`` requests gives: the token,
+        or why there is none (a refused key grant restated when the clock was off); None when a
+        refused refresh grant was followed by a key grant, sent in its place (same purpose,
+        same ticket)."""
+        if "error" not in message:
+            try:
+                return token_from_grant(message.get("result"), self._configuration, request.sent_at)
+            except ApiException as refused:
+                return refused
+        error = answer_error(message, raw)
+        if request.grant[0] != "refresh":
+            return self._explained(error, request)
+        self._log(
+            logging.INFO, "token refresh refused (%r); authenticating with the API key", error
+        )
+        link = request.link
+        try:
+            method, params, grant = self._auth_request(key_only=True)
+        except ApiValueError as refused:  # the key cannot make a grant (e.g. no secret now)
+            return refused
+        follow = self._send_request(link, method, params, request.kind, now)
+        follow.grant = grant
+        follow.ticket = ticket = request.ticket
+        if ticket is not None:
+            ticket.id = follow.id
+            ticket.answer_by = follow.deadline
+        if request.kind is _RENEW:
+            self._renewal = follow
+        elif request.kind is _AUTH:
+            link.step_deadline = follow.deadline
+        return None
 
     # -- subscriptions --------------------------------------------------------------------------
 

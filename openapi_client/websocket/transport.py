@@ -251,7 +251,8 @@ class SocketTransport:
             if self._close_deadline is None and protocol.close_expected():
                 self._close_deadline = _monotonic() + self._close_timeout
             ended = protocol.state is _CLOSED
-        self._write_quietly(writes)
+        if writes:
+            self._write_quietly(writes)
         messages = self._assemble(events) if events else []
         if ended:
             self.release()
