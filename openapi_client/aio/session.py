@@ -346,7 +346,11 @@ class AsyncSession:
                 message = decode(raw, display)
                 core.receive(number, raw, _monotonic(), message)
                 outputs = core.take_outputs()
-                if outputs:
+                if len(outputs) == 1 and type(outputs[0]) is Call:  # an answer: the usual case
+                    waiter = outputs[0].handle
+                    if not waiter.done():
+                        waiter.set_result(True)
+                elif outputs:
                     await self._perform(outputs)
         except ConnectionClosed as closed:
             received = (int(closed.rcvd.code), closed.rcvd.reason) if closed.rcvd else None
