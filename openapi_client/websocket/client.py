@@ -34,6 +34,7 @@ from typing import (
     overload,
 )
 
+from openapi_client.calls import BaseAttempt
 from openapi_client.configuration import Configuration, check_timeout
 from openapi_client.core import Attempt, Reply, SyncClient
 from openapi_client.credentials import uses_api_key
@@ -46,6 +47,7 @@ from openapi_client.websocket.events import Event, logger
 from openapi_client.websocket.hub import EventHub
 from openapi_client.websocket.session import Session
 from openapi_client.websocket.session_core import (
+    Call,
     CoreSettings,
     State,
     SubscriptionCallback,
@@ -61,7 +63,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_RECONNECT_BACKOFF",
     "RawAnswer",
+    "SessionClientBase",
     "SessionTransport",
+    "SessionTransportBase",
     "WebSocketApiClient",
     "WsTimeout",
 ]
@@ -129,7 +133,177 @@ class _MethodEndpoint(Endpoint):
         self.idempotent = idempotent
 
 
-class WebSocketApiClient(SyncClient):
+class SessionClientBase:
+    """What the threaded :class:`WebSocketApiClient` and the asyncio
+    ``openapi_client.aio.WebSocketApiClient`` share: their settings, checked and built once, the
+    properties a program reads, and the checks of a call by name and of a subscription's answer.
+    Their I/O methods are their own (plain here, coroutines there); ``_session`` is their session
+    driver (with ``core``, ``state``, ``check_in``, ``add_subscriptions`` and
+    ``remove_subscriptions``)."""
+
+    configuration: Configuration
+    _session: Any
+    _close_asked = False
+
+    def _settings(
+        self,
+        configuration: Configuration,
+        url: str | None,
+        heartbeat: float | None,
+        cancel_on_disconnect: bool,
+        max_reconnects: int | None,
+        reconnect_backoff: RetryPolicy,
+        throttle_delay: float,
+        liveness_timeout: float | None,
+        max_message_size: int,
+        open_timeout: float | None,
+        close_timeout: float,
+        keepalive_ping: float | None,
+        compression: str | None,
+        watchdog: float | None,
+    ) -> CoreSettings:
+        """Check the settings (``ApiValueError`` saying which is wrong), keep what connections
+        are opened with, and return what the session core is given."""
+        if heartbeat is not None:
+            from openapi_client.api.endpoints import SET_HEARTBEAT
+
+            heartbeat = SET_HEARTBEAT.json_params({"interval": heartbeat}, True)["interval"]
+        _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
+        _check_watchdog(watchdog)
+        self.configuration = configuration
+        self._target: Target = resolve(configuration.host, url)
+        self._check_transport_security()
+        default = ws_timeout(configuration.request_timeout)
+        self._options = ConnectOptions(
+            open_timeout=default.connect if open_timeout is None else float(open_timeout),
+            close_timeout=float(close_timeout),
+            max_message_size=max_message_size,
+            keepalive_ping=keepalive_ping,
+            compression=compression,
+        )
+        self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
+        self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
+        return CoreSettings(
+            url=self._target.url,
+            display=self._target.display,
+            heartbeat=heartbeat,
+            cancel_on_disconnect=cancel_on_disconnect,
+            reconnect_backoff=reconnect_backoff,
+            throttle_delay=float(throttle_delay),
+            max_reconnects=max_reconnects,
+            liveness_timeout=liveness_timeout,
+            call_timeout=default.read,
+            close_timeout=self._options.close_timeout,
+            watchdog=None if watchdog is None else float(watchdog),
+        )
+
+    def _check_credentials(self) -> None:
+        """Cancel-on-disconnect needs credentials (once the session exists)."""
+        core = self._session.core
+        if core.cancel_on_disconnect and not core.credentials_available:
+            raise ApiValueError(
+                "cancel_on_disconnect=True needs credentials: set Configuration.access_token, "
+                "or Configuration.client_id and client_secret"
+            )
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called; a closed client refuses calls."""
+        return self._close_asked
+
+    @property
+    def state(self) -> State:
+        """Where the session stands (:class:`~openapi_client.websocket.State`)."""
+        state: State = self._session.state
+        return state
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL the session connects to."""
+        return self._target.url
+
+    @property
+    def heartbeat(self) -> float | None:
+        """The heartbeat interval applied on every connection (None: off)."""
+        heartbeat: float | None = self._session.core.heartbeat
+        return heartbeat
+
+    @property
+    def cancel_on_disconnect(self) -> bool:
+        """Whether cancel-on-disconnect is enabled on every connection."""
+        return bool(self._session.core.cancel_on_disconnect)
+
+    @property
+    def watchdog(self) -> float | None:
+        """The watchdog's period in seconds (None: no watchdog)."""
+        watchdog: float | None = self._session.core.settings.watchdog
+        return watchdog
+
+    def check_in(self) -> None:
+        """Tell the watchdog the program is alive: call it from the loop whose health matters,
+        more often than ``watchdog`` seconds. After the watchdog closed the connection, this
+        opens a new one and the session is restored. Cheap; any thread; nothing without a
+        watchdog."""
+        self._session.check_in()
+
+    def __repr__(self) -> str:
+        text = f"WebSocketApiClient(url={self._target.url!r}, state={self.state.value!r}"
+        watchdog = self.watchdog
+        if watchdog is not None:
+            text += f", watchdog={watchdog:g}"
+        return text + ")"
+
+    def _method_endpoint(self, method: Any, params: Any, idempotent: bool) -> _MethodEndpoint:
+        """The endpoint of a call by name, after checking its method and parameters."""
+        if not isinstance(method, str) or not _METHOD.fullmatch(method):
+            raise ApiValueError(
+                f"method must name a Deribit method such as 'public/get_time', got {method!r}"
+            )
+        if method == "private/logout":
+            raise ApiValueError("private/logout ends the session: call close(logout=True)")
+        if params is not None and not isinstance(params, Mapping):
+            raise ApiTypeError(f"params must be a mapping of named parameters, got {params!r}")
+        endpoint = self._endpoints.get((method, idempotent))
+        if endpoint is None:
+            endpoint = _MethodEndpoint(method, idempotent)
+            if len(self._endpoints) < 256:
+                self._endpoints[(method, idempotent)] = endpoint
+        return endpoint
+
+    def _subscribed(self, wanted: tuple[str, ...], answer: Mapping[str, Any]) -> list[str]:
+        """The channels Deribit confirmed in ``answer`` to subscribing ``wanted``; the others
+        are forgotten.
+
+        :raises ApiValueError: Deribit confirmed none of them.
+        """
+        result = answer.get("result")
+        confirmed = [str(channel) for channel in result] if isinstance(result, list) else []
+        refused = [channel for channel in wanted if channel not in confirmed]
+        if refused:
+            logger.warning("Deribit did not confirm the subscription to %s", ", ".join(refused))
+            self._session.remove_subscriptions(refused)
+        if refused and not confirmed:
+            raise ApiValueError(f"Deribit subscribed none of {', '.join(refused)}")
+        return confirmed
+
+    def _check_transport_security(self) -> None:
+        target = self._target
+        if target.secure or target.is_loopback or self.configuration.allow_insecure_http:
+            return
+        configuration = self.configuration
+        if (
+            configuration.access_token
+            or configuration.token_provider is not None
+            or uses_api_key(configuration)
+        ):
+            raise ApiValueError(
+                f"the session would send credentials over plain ws:// to {target.display}; use "
+                "wss:// (an https:// host), or set Configuration.allow_insecure_http = True if "
+                "you really mean it"
+            )
+
+
+class WebSocketApiClient(SessionClientBase, SyncClient):
     """Calls the API classes make, over one Deribit WebSocket session shared by every thread.
 
     Opening it connects and applies the session's settings (it raises an ``ApiException`` when
@@ -168,6 +342,8 @@ class WebSocketApiClient(SyncClient):
         cancel-on-disconnect cancels its orders; None (default): no watchdog.
     """
 
+    _session: Session
+
     def __init__(
         self,
         configuration: Configuration | None = None,
@@ -190,49 +366,26 @@ class WebSocketApiClient(SyncClient):
     ) -> None:
         if configuration is None:
             configuration = Configuration.get_default_copy()
-        if heartbeat is not None:
-            from openapi_client.api.endpoints import SET_HEARTBEAT
-
-            heartbeat = SET_HEARTBEAT.json_params({"interval": heartbeat}, True)["interval"]
-        _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
-        _check_watchdog(watchdog)
-        self.configuration = configuration
-        self._target: Target = resolve(configuration.host, url)
-        self._check_transport_security()
-        default = ws_timeout(configuration.request_timeout)
-        self._options = ConnectOptions(
-            open_timeout=default.connect if open_timeout is None else float(open_timeout),
-            close_timeout=float(close_timeout),
-            max_message_size=max_message_size,
-            keepalive_ping=keepalive_ping,
-            compression=compression,
-        )
-        self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
-        self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
-        self._session = Session(
+        settings = self._settings(
             configuration,
-            CoreSettings(
-                url=self._target.url,
-                display=self._target.display,
-                heartbeat=heartbeat,
-                cancel_on_disconnect=cancel_on_disconnect,
-                reconnect_backoff=reconnect_backoff,
-                throttle_delay=float(throttle_delay),
-                max_reconnects=max_reconnects,
-                liveness_timeout=liveness_timeout,
-                call_timeout=default.read,
-                close_timeout=self._options.close_timeout,
-                watchdog=None if watchdog is None else float(watchdog),
-            ),
-            self._target,
-            self._open,
-            EventHub(on_event),
+            url,
+            heartbeat,
+            cancel_on_disconnect,
+            max_reconnects,
+            reconnect_backoff,
+            throttle_delay,
+            liveness_timeout,
+            max_message_size,
+            open_timeout,
+            close_timeout,
+            keepalive_ping,
+            compression,
+            watchdog,
         )
-        if cancel_on_disconnect and not self._session.core.credentials_available:
-            raise ApiValueError(
-                "cancel_on_disconnect=True needs credentials: set Configuration.access_token, "
-                "or Configuration.client_id and client_secret"
-            )
+        self._session = Session(
+            configuration, settings, self._target, self._open, EventHub(on_event)
+        )
+        self._check_credentials()
         self._close_asked = False
         self._transport = SessionTransport(configuration, self._session)
         super().__init__(configuration, self._transport, pool_threads)
@@ -265,61 +418,15 @@ class WebSocketApiClient(SyncClient):
         # The session refuses calls from now on, and says why (closed, or it had given up).
         self._calls.stop_threads()
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called; a closed client refuses calls."""
-        return self._close_asked
-
-    @property
-    def state(self) -> State:
-        """Where the session stands (:class:`~openapi_client.websocket.State`)."""
-        return self._session.state
-
-    @property
-    def url(self) -> str:
-        """The WebSocket URL the session connects to."""
-        return self._target.url
-
-    @property
-    def heartbeat(self) -> float | None:
-        """The heartbeat interval applied on every connection (None: off)."""
-        return self._session.core.heartbeat
-
-    @property
-    def cancel_on_disconnect(self) -> bool:
-        """Whether cancel-on-disconnect is enabled on every connection."""
-        return self._session.core.cancel_on_disconnect
-
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """The session's events in order, from the first not yet taken (at most the last 1,000
         are kept); ends after :class:`~openapi_client.websocket.Closed`, or when ``timeout``
         seconds pass without an event. Meant for one consumer at a time."""
         return self._session.hub.iterate(timeout)
 
-    @property
-    def watchdog(self) -> float | None:
-        """The watchdog's period in seconds (None: no watchdog)."""
-        return self._session.core.settings.watchdog
-
-    def check_in(self) -> None:
-        """Tell the watchdog the program is alive: call it from the loop whose health matters,
-        more often than ``watchdog`` seconds. After the watchdog closed the connection, this
-        opens a new one and the session is restored. Cheap; any thread; nothing without a
-        watchdog."""
-        self._session.check_in()
-
-    def __repr__(self) -> str:
-        text = f"WebSocketApiClient(url={self._target.url!r}, state={self.state.value!r}"
-        watchdog = self.watchdog
-        if watchdog is not None:
-            text += f", watchdog={watchdog:g}"
-        return text + ")"
-
     # -- subscriptions --------------------------------------------------------------------------
 
-    def subscribe(
-        self, channels: str | Iterable[str], callback: SubscriptionCallback
-    ) -> list[str]:
+    def subscribe(self, channels: str | Iterable[str], callback: SubscriptionCallback) -> list[str]:
         """Subscribe to ``channels`` and call ``callback(channel, data)`` for every
         notification (on the callback thread); renewed on every reconnect.
 
@@ -339,15 +446,7 @@ class WebSocketApiClient(SyncClient):
         except BaseException:
             session.remove_subscriptions(wanted)
             raise
-        result = answer.get("result")
-        confirmed = [str(channel) for channel in result] if isinstance(result, list) else []
-        refused = [channel for channel in wanted if channel not in confirmed]
-        if refused:
-            logger.warning("Deribit did not confirm the subscription to %s", ", ".join(refused))
-            session.remove_subscriptions(refused)
-        if refused and not confirmed:
-            raise ApiValueError(f"Deribit subscribed none of {', '.join(refused)}")
-        return confirmed
+        return self._subscribed(wanted, answer)
 
     def unsubscribe(self, channels: str | Iterable[str]) -> None:
         """Stop the notifications of ``channels`` (and their renewal)."""
@@ -401,19 +500,7 @@ class WebSocketApiClient(SyncClient):
         """
         if isinstance(method, Endpoint):
             return self._calls.call(method, params or {}, options or {}, http_info)
-        if not isinstance(method, str) or not _METHOD.fullmatch(method):
-            raise ApiValueError(
-                f"method must name a Deribit method such as 'public/get_time', got {method!r}"
-            )
-        if method == "private/logout":
-            raise ApiValueError("private/logout ends the session: call close(logout=True)")
-        if params is not None and not isinstance(params, Mapping):
-            raise ApiTypeError(f"params must be a mapping of named parameters, got {params!r}")
-        endpoint = self._endpoints.get((method, idempotent))
-        if endpoint is None:
-            endpoint = _MethodEndpoint(method, idempotent)
-            if len(self._endpoints) < 256:
-                self._endpoints[(method, idempotent)] = endpoint
+        endpoint = self._method_endpoint(method, params, idempotent)
         resolved = None if timeout is None else self._transport.timeout(timeout)
         result: dict[str, Any] = self._calls.invoke(
             endpoint, dict(params or {}), True, True, resolved
@@ -434,33 +521,17 @@ class WebSocketApiClient(SyncClient):
             proxy_headers=configuration.proxy_headers,
         )
 
-    def _check_transport_security(self) -> None:
-        target = self._target
-        if target.secure or target.is_loopback or self.configuration.allow_insecure_http:
-            return
-        configuration = self.configuration
-        if (
-            configuration.access_token
-            or configuration.token_provider is not None
-            or uses_api_key(configuration)
-        ):
-            raise ApiValueError(
-                f"the session would send credentials over plain ws:// to {target.display}; use "
-                "wss:// (an https:// host), or set Configuration.allow_insecure_http = True if "
-                "you really mean it"
-            )
 
-
-class SessionTransport:
-    """The WebSocket transport (a :class:`~openapi_client.core.Transport`): a call is one
+class SessionTransportBase:
+    """What the threaded :class:`SessionTransport` and the asyncio one share: a call is one
     JSON-RPC request on the session's connection (waiting for a ready session at most the
-    timeout's connect part), given to the threaded session driver.
+    timeout's connect part); only how they wait differs.
 
     :param configuration: the settings (``request_timeout``, ``client_side_validation``).
-    :param session: the session whose connection carries the calls.
+    :param session: the session driver whose connection carries the calls.
     """
 
-    def __init__(self, configuration: Configuration, session: Session):
+    def __init__(self, configuration: Configuration, session: Any) -> None:
         self.configuration = configuration
         self.session = session
         self._timeouts: dict[Any, WsTimeout] = {}
@@ -483,6 +554,50 @@ class SessionTransport:
             self._timeouts[value] = timeout
         return timeout
 
+    def _request(
+        self, endpoint: Endpoint, request: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], str | None, bool]:
+        """``(params, credential, checked)`` of a request: a private call's credential added
+        (a fixed token goes with the call), and whether its arguments were checked."""
+        configuration = self.configuration
+        params = request
+        credential = None
+        if endpoint.private:
+            params, credential = private_params(configuration, request, endpoint.operation)
+        # The API classes' arguments were checked against their declaration, when enabled.
+        checked = type(endpoint) is not _MethodEndpoint and configuration.client_side_validation
+        return params, credential, checked
+
+    @staticmethod
+    def _outcome(call: Call, attempt: BaseAttempt, credential: str | None, preload: bool) -> Any:
+        """What the call gave: a :class:`Reply`, or a :class:`RawAnswer` without ``preload``.
+
+        :raises OpenApiException: the call's error (an error answer, or no answer).
+        """
+        attempt.credential = credential or call.credential
+        error = call.error
+        if error is not None:
+            raise error
+        if not preload:
+            raw = call.raw
+            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
+        return Reply(call.message, 200, _NO_HEADERS)
+
+    def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
+        return error
+
+    def may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
+        if not self.session.accepting_calls:
+            return False
+        return getattr(endpoint, "idempotent", True) is not False
+
+
+class SessionTransport(SessionTransportBase):
+    """The WebSocket transport (a :class:`~openapi_client.core.Transport`), given to the
+    threaded session driver (see :class:`SessionTransportBase`)."""
+
+    session: Session
+
     def send(
         self,
         endpoint: Endpoint,
@@ -493,33 +608,12 @@ class SessionTransport:
     ) -> Any:
         """One request on the session; the rate-limit turn is taken first."""
         attempt.take_turn()
-        configuration = self.configuration
-        params = request
-        credential = None
-        if endpoint.private:
-            params, credential = private_params(configuration, request, endpoint.operation)
-        # The API classes' arguments were checked against their declaration, when enabled.
-        checked = type(endpoint) is not _MethodEndpoint and configuration.client_side_validation
+        params, credential, checked = self._request(endpoint, request)
         call = self.session.call(endpoint.method, params, timeout.connect, timeout.read, checked)
-        attempt.credential = credential or call.credential
-        error = call.error
-        if error is not None:
-            raise error
-        if not preload:
-            raw = call.raw
-            return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
-        return Reply(call.message, 200, _NO_HEADERS)
+        return self._outcome(call, attempt, credential, preload)
 
     def reauthenticate(self, credential: str) -> bool:
         return self.session.reauthenticate(credential)
-
-    def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
-        return error
-
-    def may_retry(self, endpoint: Endpoint, error: ApiException) -> bool:
-        if not self.session.accepting_calls:
-            return False
-        return getattr(endpoint, "idempotent", True) is not False
 
     def close(self, logout: bool = False) -> None:
         """End the session (see :meth:`WebSocketApiClient.close`)."""
