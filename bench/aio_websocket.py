@@ -44,7 +44,6 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,12 +52,9 @@ from harness import (
     BenchError,
     SimulatorProcess,
     median,
-    rotated,
-    run_worker,
-    spread,
     terminate_on_sigterm,
 )
-from run import Report, Row, format_table, meta, verdict
+from run import Report, Row, meta, verdict
 from workloads import WorkloadError, vm_rss_kib
 
 SCRIPT = str(Path(__file__).resolve())
@@ -72,38 +68,8 @@ Samples = dict[str, list[dict[str, Any]]]
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Plan:
-    rounds: int
-    cpu_calls: int
-    cpu_warmup: int
-    cpu_blocks: int
-    tasks: int
-    load_seconds: float
-    load_calls: int
-    drops: int
-    memory_calls: int
-    memory_warmup: int
-    memory_variants: tuple[str, ...]
-    #: Bound of each measured loop in a worker, in seconds.
-    max_seconds: float
-
-    @classmethod
-    def make(cls, quick: bool, rounds: int | None) -> Plan:
-        return cls(
-            rounds=rounds if rounds is not None else (3 if quick else 5),
-            cpu_calls=1000 if quick else 2000,
-            cpu_warmup=200 if quick else 300,
-            cpu_blocks=10,
-            tasks=8,
-            load_seconds=2.0 if quick else 4.0,
-            load_calls=100_000,
-            drops=5 if quick else 10,
-            memory_calls=20_000,
-            memory_warmup=2000,
-            memory_variants=("session",) if quick else ("session", "bare"),
-            max_seconds=60.0,
-        )
+#: The plan of bench/websocket.py: the same rounds and counts (its ``threads`` are tasks here).
+Plan = threaded.Plan
 
 
 # == the measured side: ``python bench/aio_websocket.py worker NAME VARIANT ...`` ================
@@ -320,22 +286,29 @@ async def restore(url: str, drops: int, bound: float) -> Any:
 # == the parent: rounds, medians, ratios ==========================================================
 
 
+def _worker(variant: str) -> tuple[str, str]:
+    """Which script measures ``variant``: this one, but the threaded session's call, which is
+    bench/websocket.py's own ``session``."""
+    return (threaded.SCRIPT, "session") if variant == "threaded" else (SCRIPT, variant)
+
+
 def rounds(
     name: str, variants: Sequence[str], args: Sequence[str], plan: Plan, progress: Progress
 ) -> Samples:
     """``plan.rounds`` rounds of worker ``name``, the variants in rotating order."""
-    samples: Samples = {variant: [] for variant in variants}
-    for index in range(plan.rounds):
-        progress(f"{name}: round {index + 1}/{plan.rounds}")
-        for variant in rotated(list(variants), index):
-            # The threaded session's call is bench/websocket.py's own "session" variant.
-            if variant == "threaded":
-                program, asked = [threaded.SCRIPT, "worker"], "session"
-            else:
-                program, asked = [SCRIPT, "worker"], variant
-            timeout = plan.max_seconds * 2 + 30
-            samples[variant].append(run_worker(name, [asked, *args], timeout, program=program))
-    return samples
+    return threaded.rounds(name, variants, args, plan, progress, _worker)
+
+
+def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    return threaded.bench_latency(url, plan, progress, _worker, "aio", 2, "tasks")
+
+
+def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    return threaded.bench_restore(url, plan, progress, _worker, "aio", 4)
+
+
+def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    return threaded.bench_memory(url, plan, progress, _worker, "aio", 5)
 
 
 def common(url: str, plan: Plan) -> list[str]:
@@ -386,38 +359,6 @@ def bench_cpu(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any],
     return {"cpu_us_block_median": data, "ratio": ratio}, rows
 
 
-def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
-    args = [
-        *common(url, plan),
-        "--tasks", str(plan.tasks),
-        "--seconds", str(plan.load_seconds),
-        "--calls", str(plan.load_calls),
-    ]
-    samples = rounds("latency", ("loaded", "idle"), args, plan, progress)
-    p99, idle_p99, ratio, ratio_range = threaded.paired(samples, "p99_ms", "loaded", "idle")
-    pooled = [ms for result in samples["loaded"] for ms in result["latencies_ms"]]
-    calls_per_s = median(threaded.column(samples, "loaded", "calls")) / plan.load_seconds
-    rows = [
-        Row(
-            "aio_latency",
-            f"2. test_request answered, p99 ms, {plan.tasks} tasks busy",
-            p99,
-            idle_p99,
-            ratio,
-            f"<= {threaded.LATENCY_TARGET_MS:g} ms",
-            verdict(p99 <= threaded.LATENCY_TARGET_MS),
-            ratio_range,
-            digits=2,
-            note=f"{len(pooled):,} answers, pooled p99 "
-            f"{threaded._percentile(pooled, 0.99):.2f} ms, max "
-            f"{max(pooled, default=float('nan')):.2f} ms, {calls_per_s:,.0f} calls/s",
-        )
-    ]
-    for result in samples["loaded"] + samples["idle"]:
-        del result["latencies_ms"]
-    return {"rounds": samples, "pooled_p99_ms": threaded._percentile(pooled, 0.99)}, rows
-
-
 def bench_inflight(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
     samples = rounds("inflight", ("session",), [*common(url, plan)], plan, progress)
     results = samples["session"]
@@ -443,80 +384,13 @@ def bench_inflight(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, 
     return {"rounds": results}, rows
 
 
-def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
-    args = [*common(url, plan), "--drops", str(plan.drops)]
-    samples = rounds("restore", ("session",), args, plan, progress)
-    restored = [ms for result in samples["session"] for ms in result["restore_ms"]]
-    fresh = [ms for result in samples["session"] for ms in result["fresh_ms"]]
-    ours, theirs = median(restored), median(fresh)
-    rows = [
-        Row(
-            "aio_restore",
-            f"4. drop to session restored, ms ({len(restored)} drops)",
-            ours,
-            theirs,
-            ours / theirs,
-            f"<= {threaded.RESTORE_TARGET_MS:g} ms",
-            verdict(max(restored, default=float("inf")) <= threaded.RESTORE_TARGET_MS),
-            spread([r / f for r, f in zip(restored, fresh)]),
-            note=f"slowest {max(restored, default=float('nan')):.0f} ms; baseline: a fresh "
-            "session opened",
-        )
-    ]
-    return {"restore_ms": restored, "fresh_ms": fresh}, rows
-
-
-def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
-    args = [
-        *common(url, plan),
-        "--calls", str(plan.memory_calls),
-        "--warmup", str(plan.memory_warmup),
-    ]
-    samples = rounds("memory", plan.memory_variants, args, plan, progress)
-    ours = threaded.column(samples, "session", "growth_kib")
-    bare = threaded.column(samples, "bare", "growth_kib") if "bare" in samples else []
-    growth = max(ours)
-    rows = [
-        Row(
-            "aio_memory",
-            f"5. RSS growth over {plan.memory_calls:,} calls, KiB",
-            median(ours),
-            median(bare) if bare else None,
-            None,
-            f"<= {threaded.MEMORY_TARGET_KIB:g} KiB",
-            verdict(growth <= threaded.MEMORY_TARGET_KIB),
-            digits=0,
-            note=f"largest of {len(ours)} rounds {growth:.0f} KiB",
-        )
-    ]
-    return {"growth_kib": {"session": ours, "bare": bare}}, rows
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def main(argv: Sequence[str] | None = None) -> int:
+    args, selected = threaded.parse_arguments(
+        argv,
         prog="python bench/aio_websocket.py",
         description="Benchmark the asyncio WebSocket session (issue 17).",
+        benchmarks=BENCHMARKS,
     )
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter loads")
-    parser.add_argument("--rounds", type=int, metavar="N", help="rounds (default 5, quick 3)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write every sample as JSON")
-    parser.add_argument("--only", metavar="LIST", help=f"a subset of {','.join(BENCHMARKS)}")
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 when a target is missed or not measured"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.rounds is not None and not 1 <= args.rounds <= 50:
-        parser.error("--rounds must be from 1 to 50")
-    selected = BENCHMARKS
-    if args.only:
-        selected = tuple(name.strip() for name in args.only.split(",") if name.strip())
-        if set(selected) - set(BENCHMARKS):
-            parser.error(f"choose benchmarks from {','.join(BENCHMARKS)}")
     terminate_on_sigterm()
     plan = Plan.make(args.quick, args.rounds)
     report = Report(plan=plan, meta=meta())  # type: ignore[arg-type]
@@ -544,9 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "restore": lambda: bench_restore(simulator.url, plan, progress),
             "memory": lambda: bench_memory(simulator.url, plan, progress),
         }
-        for name in BENCHMARKS:
-            if name not in selected:
-                continue
+        for name in selected:
             try:
                 report.results[name], rows = steps[name]()
                 report.rows.extend(rows)
@@ -554,23 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report.errors[name] = str(error)
                 progress(f"{name}: {error}")
     report.meta["seconds"] = round(time.monotonic() - started, 1)
-    print(threaded.describe(report).replace("WebSocket benchmarks", "asyncio WebSocket benchmarks"))
-    print()
-    print(format_table(report))
-    print(f"\n({report.meta['seconds']:.0f} s; exit status 0 unless --check)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "meta": report.meta,
-            "plan": asdict(plan),
-            "rows": [asdict(row) for row in report.rows],
-            "results": report.results,
-            "errors": report.errors,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    if args.check and (report.errors or any(row.verdict == "FAIL" for row in report.rows)):
-        return 1
-    return 0
+    title = threaded.describe(report).replace("WebSocket", "asyncio WebSocket", 1)
+    return threaded.finish(report, title, args)
 
 
 def _worker_main(argv: Sequence[str]) -> int:
@@ -581,7 +438,7 @@ def _worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--tasks", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=8, help="tasks calling (latency)")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--drops", type=int, default=10)
     args = parser.parse_args(argv)
@@ -591,7 +448,7 @@ def _worker_main(argv: Sequence[str]) -> int:
     elif args.name == "memory":
         work = memory(args.variant, args.url, args.calls, args.warmup, bound)
     elif args.name == "latency":
-        work = latency(args.variant, args.url, args.tasks, min(args.seconds, bound), args.calls)
+        work = latency(args.variant, args.url, args.threads, min(args.seconds, bound), args.calls)
     elif args.name == "inflight":
         work = inflight(args.url, INFLIGHT)
     else:

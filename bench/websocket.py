@@ -72,6 +72,8 @@ MEMORY_TARGET_KIB = 1024.0
 
 Progress = Callable[[str], None]
 Samples = dict[str, list[dict[str, Any]]]
+#: Which script measures a variant, and the variant's name there (default: this script's own).
+Workers = Callable[[str], tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -376,15 +378,19 @@ def rounds(
     args: Sequence[str],
     plan: Plan,
     progress: Progress,
+    workers: Workers | None = None,
 ) -> Samples:
-    """``plan.rounds`` rounds of worker ``name``, the variants in rotating order."""
+    """``plan.rounds`` rounds of worker ``name``, the variants in rotating order; ``workers``
+    says which script measures a variant, and under which name (``bench/aio_websocket.py``
+    has its own)."""
     samples: Samples = {variant: [] for variant in variants}
     timeout = plan.max_seconds * 2 + 30
     for index in range(plan.rounds):
         progress(f"{name}: round {index + 1}/{plan.rounds}")
         for variant in rotated(list(variants), index):
+            script, asked = (SCRIPT, variant) if workers is None else workers(variant)
             samples[variant].append(
-                run_worker(name, [variant, *args], timeout, program=[SCRIPT, "worker"])
+                run_worker(name, [asked, *args], timeout, program=[script, "worker"])
             )
     return samples
 
@@ -438,22 +444,32 @@ def bench_cpu(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any],
     return {"cpu_us_block_median": data, "ratio": ratio}, rows
 
 
-def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+def bench_latency(
+    url: str,
+    plan: Plan,
+    progress: Progress,
+    workers: Workers | None = None,
+    key: str = "ws",
+    number: int = 2,
+    busy: str = "threads",
+) -> tuple[dict[str, Any], list[Row]]:
+    """Benchmark 2; ``workers``, ``key``, ``number`` and ``busy`` let bench/aio_websocket.py
+    run it with its own workers (tasks calling, not threads)."""
     args = [
         *common(url, plan),
         "--threads", str(plan.threads),
         "--seconds", str(plan.load_seconds),
         "--calls", str(plan.load_calls),
     ]
-    samples = rounds("latency", ("loaded", "idle"), args, plan, progress)
+    samples = rounds("latency", ("loaded", "idle"), args, plan, progress, workers)
     p99, idle_p99, ratio, ratio_range = paired(samples, "p99_ms", "loaded", "idle")
     p50, idle_p50, p50_ratio, _ = paired(samples, "p50_ms", "loaded", "idle")
     pooled = [ms for result in samples["loaded"] for ms in result["latencies_ms"]]
     calls_per_s = median(column(samples, "loaded", "calls")) / plan.load_seconds
     rows = [
         Row(
-            "ws_latency",
-            f"2. test_request answered, p99 ms, {plan.threads} threads busy",
+            f"{key}_latency",
+            f"{number}. test_request answered, p99 ms, {plan.threads} {busy} busy",
             p99,
             idle_p99,
             ratio,
@@ -465,7 +481,7 @@ def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, A
             f"max {max(pooled, default=float('nan')):.2f} ms, {calls_per_s:,.0f} calls/s",
         ),
         Row(
-            "ws_latency_p50",
+            f"{key}_latency_p50",
             "   same, median (p50) ms",
             p50,
             idle_p50,
@@ -480,16 +496,24 @@ def bench_latency(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, A
     return {"rounds": samples, "pooled_p99_ms": _percentile(pooled, 0.99)}, rows
 
 
-def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+def bench_restore(
+    url: str,
+    plan: Plan,
+    progress: Progress,
+    workers: Workers | None = None,
+    key: str = "ws",
+    number: int = 3,
+) -> tuple[dict[str, Any], list[Row]]:
+    """Benchmark 3 (``workers``, ``key``, ``number``: as for :func:`bench_latency`)."""
     args = [*common(url, plan), "--drops", str(plan.drops)]
-    samples = rounds("restore", ("session",), args, plan, progress)
+    samples = rounds("restore", ("session",), args, plan, progress, workers)
     restored = [ms for result in samples["session"] for ms in result["restore_ms"]]
     fresh = [ms for result in samples["session"] for ms in result["fresh_ms"]]
     ours, theirs = median(restored), median(fresh)
     rows = [
         Row(
-            "ws_restore",
-            f"3. drop to session restored, ms ({len(restored)} drops)",
+            f"{key}_restore",
+            f"{number}. drop to session restored, ms ({len(restored)} drops)",
             ours,
             theirs,
             ours / theirs,
@@ -503,20 +527,28 @@ def bench_restore(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, A
     return {"restore_ms": restored, "fresh_ms": fresh}, rows
 
 
-def bench_memory(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+def bench_memory(
+    url: str,
+    plan: Plan,
+    progress: Progress,
+    workers: Workers | None = None,
+    key: str = "ws",
+    number: int = 4,
+) -> tuple[dict[str, Any], list[Row]]:
+    """Benchmark 4 (``workers``, ``key``, ``number``: as for :func:`bench_latency`)."""
     args = [
         *common(url, plan),
         "--calls", str(plan.memory_calls),
         "--warmup", str(plan.memory_warmup),
     ]
-    samples = rounds("memory", plan.memory_variants, args, plan, progress)
+    samples = rounds("memory", plan.memory_variants, args, plan, progress, workers)
     ours = column(samples, "session", "growth_kib")
     bare = column(samples, "bare", "growth_kib") if "bare" in samples else []
     growth = max(ours)
     rows = [
         Row(
-            "ws_memory",
-            f"4. RSS growth over {plan.memory_calls:,} calls, KiB",
+            f"{key}_memory",
+            f"{number}. RSS growth over {plan.memory_calls:,} calls, KiB",
             median(ours),
             median(bare) if bare else None,
             None,
@@ -540,31 +572,35 @@ def describe(report: Report) -> str:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python bench/websocket.py",
-        description="Benchmark the WebSocket session (issue 10).",
-    )
+def parse_arguments(
+    argv: Sequence[str] | None,
+    prog: str = "python bench/websocket.py",
+    description: str = "Benchmark the WebSocket session (issue 10).",
+    benchmarks: Sequence[str] = BENCHMARKS,
+) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    """The command line's options, and the benchmarks it selects (``bench/aio_websocket.py``
+    has the same command line)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter loads")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds (default 5, quick 3)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every sample as JSON")
-    parser.add_argument("--only", metavar="LIST", help=f"a subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--only", metavar="LIST", help=f"a subset of {','.join(benchmarks)}")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target is missed or not measured"
     )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
     args = parser.parse_args(argv)
     if args.rounds is not None and not 1 <= args.rounds <= 50:
         parser.error("--rounds must be from 1 to 50")
-    selected = BENCHMARKS
+    selected = tuple(benchmarks)
     if args.only:
         selected = tuple(name.strip() for name in args.only.split(",") if name.strip())
-        if set(selected) - set(BENCHMARKS):
-            parser.error(f"choose benchmarks from {','.join(BENCHMARKS)}")
+        if set(selected) - set(benchmarks):
+            parser.error(f"choose benchmarks from {','.join(benchmarks)}")
+    return args, selected
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, selected = parse_arguments(argv)
     terminate_on_sigterm()
     plan = Plan.make(args.quick, args.rounds)
     report = Report(plan=plan, meta=meta())  # type: ignore[arg-type]
@@ -601,7 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report.errors[name] = str(error)
                 progress(f"{name}: {error}")
     report.meta["seconds"] = round(time.monotonic() - started, 1)
-    print(describe(report))
+    return finish(report, describe(report), args)
+
+
+def finish(report: Report, title: str, args: argparse.Namespace) -> int:
+    """Print the table under ``title``, write ``--json``, and return the exit status."""
+    print(title)
     print()
     print(format_table(report))
     print(f"\n({report.meta['seconds']:.0f} s; exit status 0 unless --check)")
@@ -609,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "meta": report.meta,
-            "plan": asdict(plan),
+            "plan": asdict(report.plan),
             "rows": [asdict(row) for row in report.rows],
             "results": report.results,
             "errors": report.errors,
