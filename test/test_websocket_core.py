@@ -1056,6 +1056,28 @@ def test_the_watchdog_while_reconnecting_stops_the_reconnect() -> None:
     assert driver.core.next_deadline() is None and outputs == []
 
 
+def test_the_watchdog_counts_from_the_first_restore() -> None:
+    """Opening the session is not the program's loop: a first connection slower than the
+    watchdog's period neither fires it nor leaves the session stuck short of READY (a driver
+    waiting for READY waited for ever); the period starts at the first SessionRestored."""
+    driver = Driver(watchdog=1.0)
+    driver.start()
+    assert driver.core.watchdog_deadline() is None
+    driver.open(1)
+    driver.advance(3.0)  # the hello takes three periods to come back
+    assert driver.core.watchdog_check(driver.now) is False
+    assert driver.events(WatchdogExpired) == [] and driver.core.state is State.RESTORING
+    driver.answer(1)
+    driver.answer(1, grant())
+    driver.answer(1)
+    driver.answer(1, {"scope": "connection", "enabled": False})
+    assert driver.core.state is State.READY
+    assert driver.core.watchdog_deadline() == driver.now + 1.0
+    assert driver.core.next_deadline() == driver.now + 1.0  # the driver's timer learns it
+    driver.advance(1.01)
+    assert driver.events(WatchdogExpired)[0].since_check_in == pytest.approx(1.01)
+
+
 def test_the_watchdog_is_off_by_default() -> None:
     driver = Driver()
     driver.restored_key_session()

@@ -18,6 +18,7 @@ import pytest
 from test_websocket_support import (
     SOON,
     Recorder,
+    SessionOpener,
     key_configuration,
     session,
     wait_until,
@@ -212,6 +213,30 @@ def test_check_ins_in_time_never_fire_the_watchdog(sim: DeribitSimulator) -> Non
         assert len(fired) <= len(late), (len(fired), sorted(gaps)[-5:])
         if not late:
             assert fired == [] and ws_client.state is State.READY
+
+
+@pytest.mark.timing
+@pytest.mark.usefixtures("short_watchdogs")
+def test_a_first_connection_slower_than_the_watchdog_opens_the_session(
+    sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
+    """The watchdog counts from the session's first readiness: a first restore slower than its
+    period neither fires it nor keeps the constructor (or ``open()``) waiting for ever."""
+    sim.inject("ws_delay", path="/public/hello", seconds=0.3)
+    recorder = Recorder()
+    opened: list[Any] = []
+
+    def open_it() -> None:
+        opened.append(open_session(key_configuration(sim), recorder, watchdog=0.1, heartbeat=None))
+
+    opening = threading.Thread(target=open_it, daemon=True)
+    opening.start()
+    opening.join(SOON)
+    assert opened, "the session never became ready"
+    recorder.wait_for(WatchdogExpired)  # no check-in since the session was ready: it fires
+    kinds = [type(event).__name__ for event in recorder.events]
+    assert kinds.count("SessionRestored") == 1
+    assert kinds.index("SessionRestored") < kinds.index("WatchdogExpired"), kinds
 
 
 @pytest.mark.parametrize("watchdog", [0.5, 0, -1, True, "10", float("inf"), float("nan")])

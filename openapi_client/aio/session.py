@@ -155,9 +155,6 @@ class AsyncSession:
         core.start(_monotonic(), first_attempts)
         core.take_outputs()  # WAKE: the timer task looks at once
         self._timer = loop.create_task(self._run_timer())
-        if self._settings.watchdog is not None:
-            self._watchdog = Watchdog(self._watchdog_deadline, self._fire_watchdog)
-            self._watchdog.start()
         try:
             await self._until(lambda: core.state is State.READY or core.finished)
         except BaseException:  # cancelled (an interrupt, a timeout): nothing is left running
@@ -171,6 +168,9 @@ class AsyncSession:
             if error is None:
                 error = ApiConnectionError(f"could not establish the session: {core.failure}")
             raise error
+        if self._settings.watchdog is not None:  # it counts from the session's first readiness
+            self._watchdog = Watchdog(self._watchdog_deadline, self._fire_watchdog)
+            self._watchdog.start()
 
     async def _until(self, condition: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until ``condition()`` holds: looked at each time the session is restored or

@@ -142,9 +142,6 @@ class Session:
             target=self._supervise, name="openapi_client-ws-session", daemon=True
         )
         self._supervisor.start()
-        if self._settings.watchdog is not None:
-            self._watchdog = Watchdog(self.core.watchdog_deadline, self._fire_watchdog)
-            self._watchdog.start()
         self._perform(outputs)
         core = self.core
         try:
@@ -165,6 +162,9 @@ class Session:
 
                 error = ApiConnectionError(f"could not establish the session: {core.failure}")
             raise error
+        if self._settings.watchdog is not None:  # it counts from the session's first readiness
+            self._watchdog = Watchdog(self.core.watchdog_deadline, self._fire_watchdog)
+            self._watchdog.start()
 
     # -- calls ----------------------------------------------------------------------------------
 

@@ -823,7 +823,12 @@ class SessionCore:
         link.state = _LINK_READY
         link.step_deadline = math.inf
         self.state = _READY
-        self._first = False
+        if self._first:
+            self._first = False
+            period = self.settings.watchdog
+            if period is not None:  # the watchdog counts from here
+                self._checked_in_at = now
+                self._at(now + period)
         self._attempt = 0
         self._emit(SessionRestored(link.number, self.heartbeat, bool(link.cod), link.channels, now))
         queue = self._queue
@@ -1580,11 +1585,13 @@ class SessionCore:
         self._at(now)
 
     def watchdog_deadline(self) -> float | None:
-        """When the watchdog fires unless a check-in comes first; None when it is off or has
-        fired. Safe to read from any thread without the driver's lock (a stale value only
-        makes the reader ask :meth:`watchdog_check` again)."""
+        """When the watchdog fires unless a check-in comes first; None when it is off, has
+        fired, or the session was never ready yet (the watchdog counts from the first
+        :class:`SessionRestored`: opening the session is not the program's loop, and the first
+        connection may take longer than the period). Safe to read from any thread without the
+        driver's lock (a stale value only makes the reader ask :meth:`watchdog_check` again)."""
         period = self.settings.watchdog
-        if period is None or self.state in _REFUSING:
+        if period is None or self._first or self.state in _REFUSING:
             return None
         return self._checked_in_at + period
 
