@@ -132,6 +132,8 @@ class AsyncSession:
         self._opening: dict[int, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        #: ``loop.time()`` less :data:`_monotonic`, for the loop's timers.
+        self._clock_offset = 0.0
         self._timer: asyncio.Task[None] | None = None
         self._alarm: asyncio.Future[bool] | None = None
         self._status: list[asyncio.Future[bool]] = []
@@ -151,6 +153,7 @@ class AsyncSession:
         """
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._clock_offset = loop.time() - _monotonic()  # 0 on asyncio's own loops
         core = self.core
         core.start(_monotonic(), first_attempts)
         core.take_outputs()  # WAKE: the timer task looks at once
@@ -211,12 +214,21 @@ class AsyncSession:
         if loop is not asyncio.get_running_loop():
             raise self._unusable()
         call = Call(method, params, connect_timeout, read_timeout, checked)
-        call.handle = loop.create_future()
+        waiter = call.handle = loop.create_future()
         core = self.core
         text = core.submit(call, _monotonic())
         try:
             if text is not None:
                 await self._send(call.link.number, text)  # type: ignore[union-attr]
+            if text is not None and call.answer_by != _INFINITY:
+                # Most answers come long before the deadline: one wait, then the general case.
+                timer = loop.call_at(call.answer_by + self._clock_offset, _time_up, waiter)
+                try:
+                    answered = await waiter
+                finally:
+                    timer.cancel()
+                if answered:
+                    return call
             await self._wait(call)
         except BaseException:
             core.abandon(call)
@@ -233,7 +245,7 @@ class AsyncSession:
             if deadline == _INFINITY:
                 await waiter
                 return
-            timer = loop.call_later(deadline - _monotonic(), _time_up, waiter)
+            timer = loop.call_at(deadline + self._clock_offset, _time_up, waiter)
             try:
                 answered = await waiter
             finally:
