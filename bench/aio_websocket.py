@@ -23,6 +23,9 @@
    default backoff; opening a fresh session is the baseline. Target: <= 1 s.
 5. *memory*: VmRSS growth over 20,000 calls on one session, the bare connection for context.
    Target: <= 1 MiB.
+6. *layers*: where a call's CPU goes, measured in one process with the variants taking turns
+   block by block: the API class, a call by name, the session driver alone, and the bare client
+   with and without compression. No target: context for 1.
 
 The servers are ``bench/websocket.py``'s, each in a process of its own: the simulator (with a
 fault that drops the connection on ``public/bench_drop``) for 1, 4 and 5, and for 2 and 3 its
@@ -58,7 +61,7 @@ from run import Report, Row, meta, verdict
 from workloads import WorkloadError, vm_rss_kib
 
 SCRIPT = str(Path(__file__).resolve())
-BENCHMARKS = ("cpu", "latency", "inflight", "restore", "memory")
+BENCHMARKS = ("cpu", "latency", "inflight", "restore", "memory", "layers")
 
 INFLIGHT = 1000
 ECHO_METHOD = "public/bench_echo"
@@ -283,6 +286,62 @@ async def restore(url: str, drops: int, bound: float) -> Any:
     }
 
 
+async def layers(url: str, turns: int, block: int) -> Any:
+    """CPU per call of the layers of a call, measured in one process with the variants taking
+    turns block by block: the API class, a call by name, the session driver alone
+    (``AsyncSession.call``), and the bare client with and without compression."""
+    from openapi_client import aio
+
+    async with contextlib.AsyncExitStack() as stack:
+        ws = await stack.enter_async_context(aio.WebSocketApiClient(threaded._configuration(url)))
+        api = aio.SessionManagementApi(ws)
+        driver = ws._session
+        calls: dict[str, AsyncCall] = {
+            "API class": lambda: api.public_set_heartbeat_get(threaded.INTERVAL),
+            "call by name": lambda: ws.call("public/set_heartbeat", {"interval": 30}),
+            "session driver alone": lambda: driver.call(
+                "public/set_heartbeat", {"interval": 30}, 5.0, 5.0
+            ),
+            "bare, compression off": await stack.enter_async_context(opened("bare-plain", url)),
+            "bare": await stack.enter_async_context(opened("bare", url)),
+        }
+        for call in calls.values():
+            await _calls(call, 300, time.perf_counter() + 30)
+        gc.collect()
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(turns):
+            for name, call in calls.items():
+                started = time.process_time()
+                await _calls(call, block, time.perf_counter() + 30)
+                samples[name].append((time.process_time() - started) / block * 1e6)
+    return {
+        "variant": "session",
+        "calls": turns * block,
+        "us": {name: statistics.median(values) for name, values in samples.items()},
+        "truncated": False,
+    }
+
+
+def bench_layers(url: str, plan: Plan, progress: Progress) -> tuple[dict[str, Any], list[Row]]:
+    samples = rounds("layers", ("session",), common(url, plan), plan, progress)
+    names = list(samples["session"][0]["us"])
+    us = {name: median([result["us"][name] for result in samples["session"]]) for name in names}
+    floor = us["bare, compression off"]
+    rows = [
+        Row(
+            f"aio_layers_{index}",
+            ("6. in one process, us: " if index == 0 else "   ") + name,
+            us[name],
+            floor,
+            us[name] / floor,
+            "-",
+            "info",
+        )
+        for index, name in enumerate(names)
+    ]
+    return {"us": us}, rows
+
+
 # == the parent: rounds, medians, ratios ==========================================================
 
 
@@ -417,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "inflight": lambda: bench_inflight(beats.url, plan, progress),
             "restore": lambda: bench_restore(simulator.url, plan, progress),
             "memory": lambda: bench_memory(simulator.url, plan, progress),
+            "layers": lambda: bench_layers(simulator.url, plan, progress),
         }
         for name in selected:
             try:
@@ -451,6 +511,8 @@ def _worker_main(argv: Sequence[str]) -> int:
         work = latency(args.variant, args.url, args.threads, min(args.seconds, bound), args.calls)
     elif args.name == "inflight":
         work = inflight(args.url, INFLIGHT)
+    elif args.name == "layers":
+        work = layers(args.url, turns=15, block=300)
     else:
         work = restore(args.url, args.drops, bound)
     print(json.dumps(asyncio.run(asyncio.wait_for(work, bound * 2))))
