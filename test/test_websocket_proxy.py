@@ -250,15 +250,32 @@ def configuration_through(
     )
 
 
-def proxy_for(
-    route: Route, pki: Pki, sim: DeribitSimulator, answer: Answer | None = None
-) -> TunnelProxy:
-    return TunnelProxy(
-        answer,
-        tls=pki.proxy_tls if route.proxy_tls else None,
-        host=sim.host,
-        names={ORIGIN_NAME: sim.host},
-    )
+@contextlib.contextmanager
+def routed(
+    route: Route,
+    pki: Pki,
+    answer: Answer | None = None,
+    *,
+    host: str = "127.0.0.1",
+    names: tuple[str, ...] = (ORIGIN_NAME,),
+) -> Iterator[tuple[DeribitSimulator, TunnelProxy]]:
+    """The simulator (see :func:`origin`) and a running proxy on ``host`` for ``route``, which
+    resolves :data:`ORIGIN_NAME` to the simulator."""
+    with origin(pki, route.secure, host, names) as sim:
+        proxy = TunnelProxy(
+            answer,
+            tls=pki.proxy_tls if route.proxy_tls else None,
+            host=sim.host,
+            names={ORIGIN_NAME: sim.host},
+        )
+        with proxy.server:
+            yield sim, proxy
+
+
+def call_through(proxy: str, pki: Pki, sim: DeribitSimulator, **settings: object) -> None:
+    """Open a session on ``sim`` through ``proxy``, make a call on it, close it."""
+    with session(configuration_through(proxy, pki, sim, **settings)) as ws_client:
+        assert ws_client.call("public/test")["result"]["version"]
 
 
 def with_credentials(url: str) -> str:
@@ -285,12 +302,9 @@ def test_every_route_through_a_proxy_carries_the_session(
     pki: Pki,
 ) -> None:
     route = ROUTES[route_id]
-    with origin(pki, route.secure, host=family) as sim:
-        proxy = proxy_for(route, pki, sim)
-        with proxy.server, session(configuration_through(proxy.url, pki, sim)) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
-            assert ws_client.url.startswith("wss://" if route.secure else "ws://")
-        (head,) = proxy.heads
+    with routed(route, pki, host=family) as (sim, proxy):
+        call_through(proxy.url, pki, sim)
+    (head,) = proxy.heads
     host = ORIGIN_NAME if route.secure else bracketed(family)
     assert head.startswith(f"CONNECT {host}:{sim.port} HTTP/1.1\r\n".encode())
     assert header(head, "Host") == f"{host}:{sim.port}"
@@ -314,8 +328,8 @@ def test_every_route_through_a_proxy_carries_the_session(
 def test_any_2xx_answer_opens_the_tunnel(established: bytes, pki: Pki) -> None:
     with origin(pki, False) as sim:
         proxy = TunnelProxy(established=established)
-        with proxy.server, session(configuration_through(proxy.url, pki, sim)) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
+        with proxy.server:
+            call_through(proxy.url, pki, sim)
 
 
 @pytest.mark.parametrize("proxy_scheme", ["http", "https"])
@@ -326,10 +340,9 @@ def test_the_origin_certificate_is_checked_for_the_origin_name(
     # The origin's certificate names the proxy's address, not the origin's name: through the
     # tunnel it must be refused (it would pass a check against the proxy's name).
     route = Route(True, proxy_scheme == "https")
-    with origin(pki, True, names=("127.0.0.1",)) as sim:
-        proxy = proxy_for(route, pki, sim)
-        with proxy.server, pytest.raises(ApiSSLError) as refused:
-            session(configuration_through(proxy.url, pki, sim))
+    with routed(route, pki, names=("127.0.0.1",)) as (sim, proxy):
+        with pytest.raises(ApiSSLError) as refused:
+            call_through(proxy.url, pki, sim)
     assert f"{ORIGIN_NAME}:{sim.port}" in str(refused.value)
     assert "certificate" in str(refused.value)
     assert len(proxy.heads) == 1  # the tunnel was open; TLS with the origin refused it
@@ -343,7 +356,7 @@ def test_the_https_proxy_certificate_is_checked(secure: bool, pki: Pki) -> None:
     with origin(pki, secure) as sim:
         proxy = TunnelProxy(tls=untrusted, names={ORIGIN_NAME: sim.host})
         with proxy.server, pytest.raises(ApiSSLError) as refused:
-            session(configuration_through(proxy.url, pki, sim))
+            call_through(proxy.url, pki, sim)
     assert "certificate" in str(refused.value)
     assert proxy.heads == []  # nothing was said to a proxy that could not be verified
 
@@ -357,11 +370,8 @@ def test_credentials_in_the_proxy_url_go_to_the_proxy_only(
     pki: Pki,
 ) -> None:
     route = ROUTES[route_id]
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim)
-        configuration = configuration_through(with_credentials(proxy.url), pki, sim)
-        with proxy.server, session(configuration) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
+    with routed(route, pki) as (sim, proxy):
+        call_through(with_credentials(proxy.url), pki, sim)
     (head,) = proxy.heads
     assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
     if not route.secure:  # what reached the origin, readable on ws://
@@ -371,12 +381,8 @@ def test_credentials_in_the_proxy_url_go_to_the_proxy_only(
 
 @pytest.mark.parametrize("route_id", ["ws-via-http", "wss-via-https"])
 def test_a_path_in_the_proxy_url_is_ignored(route_id: str, pki: Pki) -> None:
-    route = ROUTES[route_id]
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim)
-        url = with_credentials(proxy.url) + "/corporate/proxy?region=eu"
-        with proxy.server, session(configuration_through(url, pki, sim)) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
+    with routed(ROUTES[route_id], pki) as (sim, proxy):
+        call_through(with_credentials(proxy.url) + "/corporate/proxy?region=eu", pki, sim)
     (head,) = proxy.heads
     assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
 
@@ -390,13 +396,8 @@ def test_proxy_headers_go_to_the_proxy_only(
     route = ROUTES[route_id]
     other = base64.b64encode(b"other-user:other-password").decode()
     headers = {PROXY_HEADER[0]: PROXY_HEADER[1], "Proxy-Authorization": f"Basic {other}"}
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim)
-        configuration = configuration_through(
-            with_credentials(proxy.url), pki, sim, proxy_headers=headers
-        )
-        with proxy.server, session(configuration) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
+    with routed(route, pki) as (sim, proxy):
+        call_through(with_credentials(proxy.url), pki, sim, proxy_headers=headers)
     (head,) = proxy.heads
     assert header(head, PROXY_HEADER[0]) == PROXY_HEADER[1]
     assert header(head, "Proxy-Authorization") == f"Basic {other}"
@@ -411,14 +412,9 @@ def test_proxy_basic_credentials_in_headers_reach_an_https_proxy_for_wss(
 ) -> None:
     # websockets' client (TLS inside TLS) sends only the credentials of the proxy URL: a Basic
     # Proxy-Authorization among proxy_headers is given to it that way.
-    route = ROUTES["wss-via-https"]
-    with origin(pki, True) as sim:
-        proxy = proxy_for(route, pki, sim)
-        configuration = configuration_through(
-            proxy.url, pki, sim, proxy_headers={"Proxy-Authorization": f"Basic {PROXY_TOKEN}"}
-        )
-        with proxy.server, session(configuration) as ws_client:
-            assert ws_client.call("public/test")["result"]["version"]
+    headers = {"Proxy-Authorization": f"Basic {PROXY_TOKEN}"}
+    with routed(ROUTES["wss-via-https"], pki) as (sim, proxy):
+        call_through(proxy.url, pki, sim, proxy_headers=headers)
     (head,) = proxy.heads
     assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
 
@@ -432,12 +428,9 @@ def test_proxy_headers_an_https_proxy_for_wss_cannot_carry_are_refused(
     headers: dict[str, str],
     pki: Pki,
 ) -> None:
-    route = ROUTES["wss-via-https"]
-    with origin(pki, True) as sim:
-        proxy = proxy_for(route, pki, sim)
-        configuration = configuration_through(proxy.url, pki, sim, proxy_headers=headers)
-        with proxy.server, pytest.raises(ApiValueError) as refused:
-            session(configuration)
+    with routed(ROUTES["wss-via-https"], pki) as (sim, proxy):
+        with pytest.raises(ApiValueError) as refused:
+            call_through(proxy.url, pki, sim, proxy_headers=headers)
     assert "proxy_headers" in str(refused.value) and "http://" in str(refused.value)
     assert "proxy-bearer-token" not in str(refused.value)
     assert proxy.heads == []
@@ -457,8 +450,12 @@ REFUSALS = {
 }
 
 
-def assert_no_proxy_secret(texts: list[str]) -> None:
-    for text in texts:
+def assert_no_proxy_secret(error: BaseException, *texts: str) -> None:
+    """Neither the proxy's password nor its Proxy-Authorization credential shows in ``error``
+    (its text, its causes, its printed traceback) or in ``texts``."""
+    shown = [*texts, "".join(traceback.format_exception(error))]
+    shown += [f"{item!s} {item!r}" for item in chain_of(error)]
+    for text in shown:
         assert PROXY_PASSWORD not in text and PROXY_TOKEN not in text, text
 
 
@@ -471,13 +468,11 @@ def test_a_refusing_proxy_gives_a_clear_error_without_its_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     status, headers, advice = REFUSALS[refusal]
-    route = ROUTES[route_id]
     recorder = Recorder()
     caplog.set_level(logging.DEBUG)
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim, refuse(status, *headers))
+    with routed(ROUTES[route_id], pki, refuse(status, *headers)) as (sim, proxy):
         configuration = configuration_through(with_credentials(proxy.url), pki, sim)
-        with proxy.server, pytest.raises(ApiConnectionError) as refused:
+        with pytest.raises(ApiConnectionError) as refused:
             session(configuration, recorder)
     error = refused.value
     text = str(error)
@@ -487,10 +482,7 @@ def test_a_refusing_proxy_gives_a_clear_error_without_its_password(
     assert error.status == 0 and error.retriable  # no answer from the origin: retried
     if refusal == "407":
         assert '(Basic, realm="trading-desk")' in text, text
-    texts = [text, caplog.text, "".join(traceback.format_exception(error))]
-    texts += [f"{item!s} {item!r}" for item in chain_of(error)]
-    texts += [repr(event) for event in recorder.events]
-    assert_no_proxy_secret(texts)
+    assert_no_proxy_secret(error, caplog.text, *(repr(event) for event in recorder.events))
 
 
 @pytest.mark.timing
@@ -505,8 +497,7 @@ def test_a_proxy_that_refuses_after_a_loss_gets_reconnects_that_back_off(
     refusal = refuse("407 Proxy Authentication Required", ("Proxy-Authenticate", "Basic"))
     refused_at: list[float] = []
 
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim)
+    with routed(route, pki) as (sim, proxy):
 
         def tunnel_once(peer: Peer, head: bytes) -> None:
             if len(proxy.heads) == 1:
@@ -517,7 +508,7 @@ def test_a_proxy_that_refuses_after_a_loss_gets_reconnects_that_back_off(
 
         proxy.answer = tunnel_once
         configuration = configuration_through(proxy.url, pki, sim)
-        with proxy.server, session(configuration, recorder, reconnect_backoff=backoff) as ws_client:
+        with session(configuration, recorder, reconnect_backoff=backoff) as ws_client:
             assert ws_client.call("public/test")["result"]["version"]
             proxy.cut()  # the tunnel drops; every later CONNECT is refused
             recorder.wait_for(Disconnected)
@@ -564,22 +555,19 @@ def test_a_broken_proxy_answer_is_refused_clearly(
     pki: Pki,
 ) -> None:
     answer, kind, says = ANSWERS[answer_id]
-    route = ROUTES[route_id]
     if route_id == "wss-via-https":  # websockets' client reads the answer
         if answer_id == "speaks-first":
             pytest.skip("websockets' client drops what follows the answer")
         if answer_id == "too-long":
             says = "valid HTTP"  # over websockets' own limit on a line, 8192 bytes
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim, answer)
-        configuration = configuration_through(with_credentials(proxy.url), pki, sim)
+    with routed(ROUTES[route_id], pki, answer) as (sim, proxy):
         started = time.monotonic()
-        with proxy.server, pytest.raises(kind) as refused:
-            session(configuration)
+        with pytest.raises(kind) as refused:
+            call_through(with_credentials(proxy.url), pki, sim)
     assert time.monotonic() - started < SOON
     text = str(refused.value)
     assert f"the proxy {proxy.url.split('://')[1]}" in text and says in text, text
-    assert_no_proxy_secret([text, *(f"{item!s} {item!r}" for item in chain_of(refused.value))])
+    assert_no_proxy_secret(refused.value)
 
 
 @pytest.mark.timing
@@ -589,14 +577,11 @@ def test_a_proxy_answer_that_never_ends_is_bounded_by_the_open_timeout(
     pki: Pki,
 ) -> None:
     # A byte every 50 ms would keep a per-read timeout from ever expiring.
-    route = ROUTES[route_id]
     endless = dribble(b"HTTP/1.1 200 Connection established\r\nX-Slow: " + b"a" * 2000, 0.05)
-    with origin(pki, route.secure) as sim:
-        proxy = proxy_for(route, pki, sim, endless)
-        configuration = configuration_through(proxy.url, pki, sim, request_timeout=(1.0, 1.0))
+    with routed(ROUTES[route_id], pki, endless) as (sim, proxy):
         started = time.monotonic()
-        with proxy.server, pytest.raises(ApiTimeoutError) as timed_out:
-            session(configuration)
+        with pytest.raises(ApiTimeoutError) as timed_out:
+            call_through(proxy.url, pki, sim, request_timeout=(1.0, 1.0))
         elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 8.0, elapsed  # the 1 s open timeout, not the dribble's 100 s
     assert "timed out after 1 s" in str(timed_out.value)
@@ -606,26 +591,18 @@ def test_an_unreachable_proxy_is_named(pki: Pki) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here once the socket is closed
-    with origin(pki, False) as sim:
-        configuration = configuration_through(
-            with_credentials(f"http://127.0.0.1:{port}"), pki, sim
-        )
-        with pytest.raises(ApiConnectionError) as refused:
-            session(configuration)
+    with origin(pki, False) as sim, pytest.raises(ApiConnectionError) as refused:
+        call_through(with_credentials(f"http://127.0.0.1:{port}"), pki, sim)
     text = str(refused.value)
     assert f"the proxy 127.0.0.1:{port} refused the connection" in text, text
-    assert_no_proxy_secret([text, *(f"{item!s} {item!r}" for item in chain_of(refused.value))])
+    assert_no_proxy_secret(refused.value)
 
 
 def test_the_session_comes_back_through_the_proxy(pki: Pki) -> None:
     # A tunnel that drops is replaced by a new one, and the session restored over it.
     recorder = Recorder()
-    with origin(pki, False) as sim:
-        proxy = TunnelProxy()
-        with (
-            proxy.server,
-            session(configuration_through(proxy.url, pki, sim), recorder) as ws_client,
-        ):
+    with routed(ROUTES["ws-via-http"], pki) as (sim, proxy):
+        with session(configuration_through(proxy.url, pki, sim), recorder) as ws_client:
             assert ws_client.call("public/test")["result"]["version"]
             proxy.cut()
             recorder.wait_for(Disconnected)
