@@ -181,7 +181,11 @@ class SessionClientBase:
             keepalive_ping=keepalive_ping,
             compression=compression,
         )
-        self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
+        # The same TLS settings verify a wss:// origin and an https:// proxy.
+        https_proxy = (configuration.proxy or "").lower().startswith("https:")
+        self._ssl_context = (
+            tls.ssl_context(configuration) if self._target.secure or https_proxy else None
+        )
         self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
         return CoreSettings(
             url=self._target.url,
