@@ -10,13 +10,30 @@ as the library's).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
 import pytest
 import trustme
+from test_websocket_proxy import (
+    ORIGIN_NAME,
+    PROXY_HEADER,
+    PROXY_TOKEN,
+    REFUSALS,
+    ROUTE_IDS,
+    ROUTES,
+    Pki,
+    assert_no_proxy_secret,
+    configuration_through,
+    header,
+    pki,
+    refuse,
+    routed,
+    with_credentials,
+)
 from test_websocket_support import SOON, key_configuration, token_configuration
-from test_websocket_transport import ca, ca_file, connect_proxy, raw_http_server, tls_simulator
+from test_websocket_transport import ca, ca_file, raw_http_server, tls_simulator
 
 from openapi_client import (
     ApiConnectionError,
@@ -33,7 +50,7 @@ from openapi_client.websocket.client import RawAnswer
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
 
-__all__ = ["ca", "ca_file"]  # fixtures, shared with the threaded transport's tests
+__all__ = ["ca", "ca_file", "pki"]  # fixtures, shared with the threaded transport's tests
 
 
 @pytest.fixture
@@ -155,13 +172,6 @@ async def test_settings_the_asyncio_client_refuses() -> None:
     remote = Configuration(host="http://deribit.invalid/api/v2", access_token="t")
     with pytest.raises(ApiValueError, match="plain ws://"):
         aio.WebSocketApiClient(remote)
-    proxied = Configuration(
-        host="http://127.0.0.1:9/api/v2",
-        proxy="http://127.0.0.1:3128",
-        proxy_headers={"Proxy-Authorization": "Basic eDp5"},
-    )
-    with pytest.raises(ApiValueError, match="proxy_headers"):
-        aio.WebSocketApiClient(proxied)
     with pytest.raises(ApiValueError, match="cancel_on_disconnect=True needs credentials"):
         aio.WebSocketApiClient(
             Configuration(host="http://127.0.0.1:9/api/v2"), cancel_on_disconnect=True
@@ -212,13 +222,75 @@ async def test_wss_with_the_threaded_clients_tls_settings(ca: trustme.CA, ca_fil
             assert (await ws.call("public/test"))["result"]
 
 
-@pytest.mark.timing
-async def test_a_proxy_tunnels_the_session(sim: DeribitSimulator) -> None:
-    with connect_proxy() as (proxy, heads):
-        configuration = token_configuration(sim, proxy=proxy)
-        async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
-            assert (await ws.call("public/test"))["result"]["version"]
-    assert heads and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
+# -- through a proxy: websockets' asyncio client opens the tunnel ---------------------------------
+
+
+async def open_through(configuration: Configuration) -> None:
+    async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
+        assert (await ws.call("public/test"))["result"]["version"]
+
+
+TLS_IN_TLS = pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="asyncio runs TLS inside TLS (wss:// through an https:// proxy) from Python 3.11 on; "
+    "before, the client refuses that route (test_tls_inside_tls_needs_python_3_11)",
+)
+
+
+@pytest.mark.parametrize(
+    "route_id",
+    [
+        pytest.param(route_id, marks=TLS_IN_TLS if route_id == "wss-via-https" else ())
+        for route_id in ROUTE_IDS
+    ],
+)
+async def test_every_route_through_a_proxy_carries_the_session(route_id: str, pki: Pki) -> None:
+    """ws:// and wss://, through http:// and https:// proxies (the proxy verified with the
+    threaded session's TLS settings), with the proxy URL's credentials."""
+    route = ROUTES[route_id]
+    with routed(route, pki) as (sim, proxy):
+        await open_through(configuration_through(with_credentials(proxy.url), pki, sim))
+    (head,) = proxy.heads
+    host = ORIGIN_NAME if route.secure else sim.host
+    assert head.startswith(f"CONNECT {host}:{sim.port} HTTP/1.1\r\n".encode())
+    assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
+    assert header(head, "User-Agent") == Configuration().user_agent
+
+
+async def test_proxy_headers_the_asyncio_client_can_send_and_those_it_cannot(pki: Pki) -> None:
+    """Its client sends only the proxy URL's credentials: a Basic Proxy-Authorization among
+    proxy_headers goes that way; any other proxy header is refused, saying where to put it."""
+    with routed(ROUTES["ws-via-http"], pki) as (sim, proxy):
+        basic = {"Proxy-Authorization": f"Basic {PROXY_TOKEN}"}
+        await open_through(configuration_through(proxy.url, pki, sim, proxy_headers=basic))
+        other = configuration_through(proxy.url, pki, sim, proxy_headers=dict([PROXY_HEADER]))
+        with pytest.raises(ApiValueError, match=r"proxy_headers \(X-Proxy-Desk\)") as refused:
+            aio.WebSocketApiClient(other)
+    assert "http://user:password@" in str(refused.value)
+    (head,) = proxy.heads
+    assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="asyncio runs TLS inside TLS here")
+async def test_tls_inside_tls_needs_python_3_11(pki: Pki) -> None:
+    with routed(ROUTES["wss-via-https"], pki) as (sim, proxy):
+        with pytest.raises(ApiValueError, match=r"Python 3\.11"):
+            aio.WebSocketApiClient(configuration_through(proxy.url, pki, sim))
+    assert proxy.heads == []
+
+
+async def test_a_refusing_proxy_gives_a_clear_error_without_its_password(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, headers, advice = REFUSALS["407"]
+    with routed(ROUTES["ws-via-https"], pki, refuse(status, *headers)) as (sim, proxy):
+        configuration = configuration_through(with_credentials(proxy.url), pki, sim)
+        with pytest.raises(ApiConnectionError) as refused:
+            await open_through(configuration)
+    text = str(refused.value)
+    assert "refused the tunnel" in text and advice in text and refused.value.status == 0
+    assert_no_proxy_secret(refused.value, caplog.text)
 
 
 async def test_an_evicted_session_authenticates_again_on_the_same_connection() -> None:

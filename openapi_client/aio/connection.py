@@ -25,7 +25,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import HeadersLike
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidProxy, InvalidProxyStatus, InvalidStatus
 from websockets.http11 import USER_AGENT
 
 from openapi_client.exceptions import OpenApiException
@@ -99,9 +99,11 @@ async def open_connection(
     server_hostname: str | None,
     user_agent: str,
     proxy: str | None,
+    proxy_url: str | None,
 ) -> SessionConnection:
-    """Open a connection to ``target`` (through ``proxy``'s tunnel when given), within
-    ``options.open_timeout`` seconds.
+    """Open a connection to ``target`` (through the tunnel of ``proxy``, given to ``websockets``
+    as ``proxy_url``: with the credentials it sends), within ``options.open_timeout`` seconds;
+    ``ssl_context`` verifies a ``wss://`` origin and an ``https://`` proxy.
 
     :raises OpenApiException: the handshake was answered with an HTTP status (e.g. 429 with
         ``retry_after``, or a redirect); :class:`~openapi_client.exceptions.ApiTransportError`
@@ -116,7 +118,7 @@ async def open_connection(
         "ping_timeout": options.keepalive_ping,
         "compression": options.compression,
         "user_agent_header": user_agent,
-        "proxy": proxy,
+        "proxy": proxy_url,
         "logger": _PROTOCOL_LOGGER,
         "create_connection": SessionConnection,
     }
@@ -124,11 +126,17 @@ async def open_connection(
         settings["ssl"] = ssl_context
         if server_hostname is not None:
             settings["server_hostname"] = server_hostname
+    if proxy is not None and proxy.lower().startswith("https:"):
+        settings["proxy_ssl"] = ssl_context  # the proxy is verified as the origin would be
     failure: OpenApiException | None = None
     try:
         connection = await connect(target.url, **settings)
     except Exception as error:
-        failure = caused_by(_connect_error(_as_handled(error), target, options), error)
+        # Not chained: websockets' InvalidProxy quotes the proxy URL, which may hold a password,
+        # and InvalidProxyStatus holds the proxy's answer, which may echo it, in its repr (which
+        # redaction, reading an exception's text, does not see); the message says what they do.
+        cause = None if isinstance(error, (InvalidProxy, InvalidProxyStatus)) else error
+        failure = caused_by(_connect_error(_as_handled(error), target, options, proxy), cause)
     else:
         return connection  # type: ignore[return-value]  # create_connection made it
     raise failure  # outside the except: no unredacted context
