@@ -7,7 +7,7 @@ import warnings
 
 from openapi_client.configuration import Configuration
 from openapi_client.exceptions import ApiValueError
-from openapi_client.rest import InsecureTLSWarning
+from openapi_client.net.tls import InsecureTLSWarning
 
 __all__ = ["server_hostname", "ssl_context"]
 
