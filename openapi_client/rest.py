@@ -23,44 +23,23 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from urllib3 import exceptions as urllib3_errors
 
 from openapi_client.configuration import Configuration, Timeout, check_timeout
 from openapi_client.deadline import Deadline
-from openapi_client.exceptions import (
-    ApiException,
-    ApiValueError,
-    OpenApiException,
-    exception_for_response,
-)
-from openapi_client.headers import HTTPHeaders, check_header
-from openapi_client.http.body import RESTResponse, StreamedResponse, finish
-from openapi_client.http.direct import Lane
-from openapi_client.http.message import broken, check_answer, printable
-from openapi_client.http.pools import (
-    _CURRENT_WATCH,
-    NO_RETRIES,
-    PoolQueue,
-    WatchedHTTPConnectionPool,
-    WatchedHTTPSConnectionPool,
-    urllib3_is_stock,
-)
+from openapi_client.exceptions import ApiException, ApiValueError, exception_for_response
+from openapi_client.headers import check_header
+from openapi_client.http.body import RESTResponse, StreamedResponse
+from openapi_client.http.direct import DirectPath
+from openapi_client.http.pools import urllib3_is_stock
 from openapi_client.http.slots import Slots
-from openapi_client.http.timeouts import (
-    RequestTimeout,
-    deadline_error,
-    pool_wait_timeout,
-    time_left,
-)
-from openapi_client.http.urllib3_path import TRANSPORT_ERRORS, Urllib3Body, discard_urllib3
-from openapi_client.http.watchdog import WATCHDOG, Watch
+from openapi_client.http.timeouts import RequestTimeout
+from openapi_client.http.urllib3_path import Urllib3Path
 from openapi_client.net.errors import transport_error as transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import InsecureTLSWarning, client_context
@@ -88,45 +67,24 @@ class RESTClientObject:
 
     def __init__(self, configuration: Configuration, pools_size: int = 4) -> None:
         self.configuration = configuration
-        maxsize = configuration.connection_pool_maxsize
-        max_connections = configuration.max_connections
         # Loading a CA bundle costs about 30 ms: done now when TLS is configured or the host is
         # https (so that a bad file is a setting error here), else when an https lane first
         # needs it.
-        self._tls: ssl.SSLContext | None = None
+        tls: ssl.SSLContext | None = None
         if (
             configuration.ssl_ca_cert
             or configuration.cert_file
             or configuration.key_file
             or configuration.host.startswith("https:")
         ):
-            self._tls = client_context(configuration)
-        pool_args: dict[str, Any] = {
-            "num_pools": pools_size,
-            "maxsize": max_connections,
-            "block": True,
-            "retries": NO_RETRIES,
-        }
-        if configuration.verify_ssl:
-            import certifi
-
-            pool_args["cert_reqs"] = ssl.CERT_REQUIRED
-            pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
-        else:
-            pool_args["cert_reqs"] = ssl.CERT_NONE
+            tls = client_context(configuration)
+        if not configuration.verify_ssl:
             warnings.warn(
                 "TLS certificate verification is off (Configuration.verify_ssl = False): "
                 "anyone on the network path can read and change your requests and token.",
                 InsecureTLSWarning,
                 stacklevel=3,
             )
-        if configuration.cert_file:
-            pool_args["cert_file"] = configuration.cert_file
-        if configuration.key_file:
-            pool_args["key_file"] = configuration.key_file
-        if configuration.assert_hostname is not None:
-            pool_args["assert_hostname"] = configuration.assert_hostname
-        self._pool_args = pool_args
         self.uses_proxy = bool(configuration.proxy)
         stock = urllib3_is_stock()
         #: Whether direct requests take the direct path (see the module docstring).
@@ -136,33 +94,16 @@ class RESTClientObject:
             and stock
             and not isinstance(configuration.assert_hostname, str)
         )
-        self._watch_connections = stock
-        self.pool_manager = self._new_pool_manager()
-        self._maxsize = maxsize
-        self._max_connections = max_connections
+        self._direct = DirectPath(configuration, tls)
+        self._urllib3 = Urllib3Path(configuration, pools_size)
         self._timeouts: dict[Any, RequestTimeout] = {}
-        self._lanes: dict[str, Lane] = {}
-        self._lanes_lock = threading.Lock()
         self._closed = False
 
-    def _new_pool_manager(self) -> urllib3.PoolManager:
-        configuration = self.configuration
-        manager: urllib3.PoolManager
-        if configuration.proxy:
-            manager = urllib3.ProxyManager(
-                proxy_url=configuration.proxy,
-                proxy_headers=configuration.proxy_headers,
-                **self._pool_args,
-            )
-        else:
-            manager = urllib3.PoolManager(**self._pool_args)
-        if self._watch_connections:
-            # Pools whose connections report to the watchdog; otherwise urllib3's own.
-            manager.pool_classes_by_scheme = {
-                "http": WatchedHTTPConnectionPool,
-                "https": WatchedHTTPSConnectionPool,
-            }
-        return manager
+    @property
+    def pool_manager(self) -> urllib3.PoolManager:
+        """urllib3's ``PoolManager`` (a ``ProxyManager`` through a proxy) for requests that take
+        urllib3's path."""
+        return self._urllib3.pool_manager
 
     # -- timeouts -------------------------------------------------------------------------------
 
@@ -214,129 +155,16 @@ class RESTClientObject:
             deadline = Deadline.after(self.configuration.attempt_timeout, "attempt_timeout")
         limit = self.configuration.max_response_size
         if self.direct:
-            lane = self._lanes.get(origin.origin)
+            direct = self._direct
+            lane = direct.lanes.get(origin.origin)
             if lane is None:
-                lane = self._lane(origin)
+                lane = direct.lane(origin)
             return lane.exchange(
                 target, headers, timeout, deadline, ready, limit, preload_content
             )
-        return self._send_through_urllib3(
+        return self._urllib3.send(
             origin, target, headers, timeout, deadline, ready, limit, preload_content
         )
-
-    def _lane(self, origin: Origin) -> Lane:
-        with self._lanes_lock:
-            lane = self._lanes.get(origin.origin)
-            if lane is None:
-                tls = self._tls
-                if tls is None and origin.scheme == "https":
-                    tls = self._tls = client_context(self.configuration)
-                lane = Lane(origin, tls, self._maxsize, self._max_connections)
-                self._lanes[origin.origin] = lane
-            return lane
-
-    def _send_through_urllib3(
-        self,
-        origin: Origin,
-        target: str,
-        headers: Mapping[str, str],
-        timeout: RequestTimeout,
-        deadline: Deadline,
-        ready: Callable[[], Deadline] | None,
-        limit: int,
-        preload_content: bool,
-    ) -> Any:
-        if ready is not None and not self._watch_connections:
-            deadline = ready()
-            ready = None
-        where = origin.display
-        watch = Watch(deadline.at)
-        # The connection calls `ready` once it is connected, just before the request leaves.
-        watch.ready = ready
-        response: Any = None
-        body: Urllib3Body | None = None
-        # Whatever happens from here (an interrupt included), the handler gives back what the
-        # exchange holds: the answer and its connection, the watchdog's registration, and a slot
-        # urllib3 did not give back itself (see Watch.abandon).
-        try:
-            response = self._urlopen(
-                origin.origin + target, headers, timeout, deadline, watch, where
-            )
-            body = Urllib3Body(response, watch, where, timeout, watch.deadline or deadline, limit)
-            status = int(response.status)
-            reason = printable(response.reason or "")
-            response_headers = HTTPHeaders(response.headers.items())
-            if "Transfer-Encoding" in response_headers and "Content-Length" in response_headers:
-                # Both framings: http.client reads by the chunks; trust nothing after them.
-                body.framing_in_doubt()
-            if 100 <= status <= 199:
-                # urllib3 (through http.client) takes an informational answer other than 100 as
-                # the answer, and leaves the real one unread; the connection cannot be trusted.
-                raise broken(
-                    f"{where} sent an informational answer ({status}) that urllib3's path "
-                    "cannot skip"
-                )
-            check_answer(status, reason, response_headers, limit)
-            return finish(status, reason, response_headers, body, preload_content)
-        except BaseException:
-            if body is not None:
-                body.discard()
-            elif response is not None:
-                discard_urllib3(response)
-            watch.abandon()
-            raise
-
-    def _urlopen(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        timeout: RequestTimeout,
-        deadline: Deadline,
-        watch: Watch,
-        where: str,
-    ) -> Any:
-        """urllib3's answer to ``GET url``, its head read; raises the library's errors (and
-        interrupts as they are). The caller gives back what the exchange holds."""
-        remaining = time_left(deadline, where)
-        WATCHDOG.add(watch)
-        _CURRENT_WATCH.watch = watch
-        try:
-            return self.pool_manager.urlopen(
-                "GET",
-                url,
-                headers=dict(headers),
-                retries=NO_RETRIES,
-                redirect=False,
-                timeout=urllib3.Timeout(
-                    connect=min(timeout.connect, remaining), read=min(timeout.read, remaining)
-                ),
-                pool_timeout=remaining,
-                preload_content=False,
-                decode_content=False,
-                enforce_content_length=True,
-            )
-        except Exception as error:
-            if isinstance(error, OpenApiException):
-                raise  # the rate limiter's refusal, from the connection about to send
-            if isinstance(error, urllib3_errors.EmptyPoolError):
-                raise pool_wait_timeout(where, deadline, self._max_connections) from error
-            # The socket timeout is capped at what is left of the deadline, so on a busy machine
-            # it can fire before the watchdog marks the deadline expired: the deadline ran out.
-            current = watch.deadline or deadline
-            if watch.expired or current.remaining() <= 0.0:
-                raise deadline_error(where, current) from error
-            if isinstance(error, UnicodeEncodeError) or (
-                type(error) is ValueError and "header" in str(error)
-            ):  # http.client refusing a header name or value
-                raise ApiValueError(
-                    "a request header is not valid HTTP (a line break or control character in "
-                    "a header set with set_default_header, user_agent or a credential?)"
-                ) from None
-            if isinstance(error, TRANSPORT_ERRORS):
-                raise transport_error(error, where, timeout) from error
-            raise
-        finally:
-            _CURRENT_WATCH.watch = None
 
     def request(
         self,
@@ -378,28 +206,16 @@ class RESTClientObject:
 
     def _slots(self) -> list[Slots]:
         """The connection slots of every origin, on both paths (what the client holds)."""
-        with self._lanes_lock:
-            lanes = list(self._lanes.values())
-        pools = self.pool_manager.pools
-        held: list[Any] = [pools[key].pool for key in pools.keys()]  # urllib3's QueueCls
-        return [lane.slots for lane in lanes] + [
-            pool_queue.slots for pool_queue in held if isinstance(pool_queue, PoolQueue)
-        ]
+        return self._direct.slots() + self._urllib3.slots()
 
     def close(self) -> None:
         """Close every pooled connection; the client refuses requests from then on."""
         self._closed = True
-        with self._lanes_lock:
-            lanes, self._lanes = self._lanes, {}
-        for lane in lanes.values():
-            lane.close()
-        self.pool_manager.clear()
+        self._direct.close()
+        self._urllib3.close()
 
     def after_fork(self) -> None:
         """In a child process just forked: drop the parent's connections without touching them
         (the parent keeps using them), and start afresh."""
-        self._lanes_lock = threading.Lock()
-        for lane in self._lanes.values():
-            lane.abandon()
-        self._lanes = {}
-        self.pool_manager = self._new_pool_manager()
+        self._direct.after_fork()
+        self._urllib3.after_fork()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from openapi_client.configuration import Configuration
 from openapi_client.deadline import Deadline
 from openapi_client.exceptions import (
     ApiConnectionError,
@@ -28,8 +30,9 @@ from openapi_client.http.timeouts import (
 from openapi_client.http.wire import Wire, WireBody
 from openapi_client.net.errors import connect_reason, transport_error
 from openapi_client.net.origin import Origin
+from openapi_client.net.tls import client_context
 
-__all__ = ["Connection", "Lane"]
+__all__ = ["Connection", "DirectPath", "Lane"]
 
 
 class Connection:
@@ -217,3 +220,55 @@ def _connect_error(
     return ApiConnectionError(
         f"could not connect to {where} ({reason}); check Configuration.host and the network"
     )
+
+
+class DirectPath:
+    """The direct path to every origin: a :class:`Lane` each, made when first needed."""
+
+    __slots__ = ("_lock", "configuration", "lanes", "tls")
+
+    def __init__(self, configuration: Configuration, tls: ssl.SSLContext | None) -> None:
+        self.configuration = configuration
+        #: The TLS context of the https lanes; made when the first one needs it, if not given.
+        self.tls = tls
+        #: The lanes by origin (``scheme://host:port``).
+        self.lanes: dict[str, Lane] = {}
+        self._lock = threading.Lock()
+
+    def lane(self, origin: Origin) -> Lane:
+        """The lane to ``origin``, made now if there is none yet."""
+        with self._lock:
+            lane = self.lanes.get(origin.origin)
+            if lane is None:
+                tls = self.tls
+                if tls is None and origin.scheme == "https":
+                    tls = self.tls = client_context(self.configuration)
+                configuration = self.configuration
+                lane = Lane(
+                    origin,
+                    tls,
+                    configuration.connection_pool_maxsize,
+                    configuration.max_connections,
+                )
+                self.lanes[origin.origin] = lane
+            return lane
+
+    def slots(self) -> list[Slots]:
+        """The connection slots of every lane."""
+        with self._lock:
+            return [lane.slots for lane in self.lanes.values()]
+
+    def close(self) -> None:
+        """Close every idle connection, and forget the lanes."""
+        with self._lock:
+            lanes, self.lanes = self.lanes, {}
+        for lane in lanes.values():
+            lane.close()
+
+    def after_fork(self) -> None:
+        """In a child process just forked: forget the parent's connections without touching
+        them."""
+        self._lock = threading.Lock()
+        for lane in self.lanes.values():
+            lane.abandon()
+        self.lanes = {}

@@ -1,22 +1,44 @@
-"""urllib3's path: reading an answer urllib3 made, within the same limits as the direct path."""
+"""urllib3's path: one exchange through urllib3's ``PoolManager.urlopen``, and its answer read
+within the same limits as the direct path's."""
 
 from __future__ import annotations
 
 import http.client
-from typing import Any
+import ssl
+from collections.abc import Mapping
+from typing import Any, Callable
 
+import urllib3
 from urllib3 import exceptions as urllib3_errors
 
+from openapi_client.configuration import Configuration
 from openapi_client.deadline import Deadline
+from openapi_client.exceptions import ApiValueError, OpenApiException
 from openapi_client.headers import HTTPHeaders
-from openapi_client.http.body import Body
-from openapi_client.http.message import too_large
-from openapi_client.http.pools import WatchedHTTPConnection, WatchedHTTPSConnection
-from openapi_client.http.timeouts import RequestTimeout, deadline_error
-from openapi_client.http.watchdog import Watch
+from openapi_client.http.body import Body, finish
+from openapi_client.http.message import broken, check_answer, printable, too_large
+from openapi_client.http.pools import (
+    _CURRENT_WATCH,
+    NO_RETRIES,
+    PoolQueue,
+    WatchedHTTPConnection,
+    WatchedHTTPConnectionPool,
+    WatchedHTTPSConnection,
+    WatchedHTTPSConnectionPool,
+    urllib3_is_stock,
+)
+from openapi_client.http.slots import Slots
+from openapi_client.http.timeouts import (
+    RequestTimeout,
+    deadline_error,
+    pool_wait_timeout,
+    time_left,
+)
+from openapi_client.http.watchdog import WATCHDOG, Watch
 from openapi_client.net.errors import transport_error
+from openapi_client.net.origin import Origin
 
-__all__ = ["TRANSPORT_ERRORS", "Urllib3Body", "discard_urllib3"]
+__all__ = ["Urllib3Path"]
 
 # What urllib3, http.client and sockets raise for a failed exchange. urllib3 1.26 reports a
 # certificate for another host name as a CertificateError, which is a ValueError.
@@ -119,3 +141,172 @@ def discard_urllib3(response: Any) -> None:
         response.release_conn()
     except Exception:  # pragma: no cover - closing a broken connection may complain
         pass
+
+
+class Urllib3Path:
+    """urllib3's path: a ``PoolManager`` (a ``ProxyManager`` through a proxy) whose pools keep
+    the client's promises while urllib3's connection classes are its own (see
+    :mod:`~openapi_client.http.pools`), and urllib3's own pools otherwise."""
+
+    def __init__(self, configuration: Configuration, pools_size: int) -> None:
+        self.configuration = configuration
+        pool_args: dict[str, Any] = {
+            "num_pools": pools_size,
+            "maxsize": configuration.max_connections,
+            "block": True,
+            "retries": NO_RETRIES,
+        }
+        if configuration.verify_ssl:
+            import certifi
+
+            pool_args["cert_reqs"] = ssl.CERT_REQUIRED
+            pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
+        else:
+            pool_args["cert_reqs"] = ssl.CERT_NONE
+        if configuration.cert_file:
+            pool_args["cert_file"] = configuration.cert_file
+        if configuration.key_file:
+            pool_args["key_file"] = configuration.key_file
+        if configuration.assert_hostname is not None:
+            pool_args["assert_hostname"] = configuration.assert_hostname
+        self._pool_args = pool_args
+        #: Whether the connections report to their exchange (urllib3's classes are its own).
+        self.watched = urllib3_is_stock()
+        self.pool_manager = self._new_pool_manager()
+
+    def _new_pool_manager(self) -> urllib3.PoolManager:
+        configuration = self.configuration
+        manager: urllib3.PoolManager
+        if configuration.proxy:
+            manager = urllib3.ProxyManager(
+                proxy_url=configuration.proxy,
+                proxy_headers=configuration.proxy_headers,
+                **self._pool_args,
+            )
+        else:
+            manager = urllib3.PoolManager(**self._pool_args)
+        if self.watched:
+            # Pools whose connections report to the watchdog; otherwise urllib3's own.
+            manager.pool_classes_by_scheme = {
+                "http": WatchedHTTPConnectionPool,
+                "https": WatchedHTTPSConnectionPool,
+            }
+        return manager
+
+    def send(
+        self,
+        origin: Origin,
+        target: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        ready: Callable[[], Deadline] | None,
+        limit: int,
+        preload_content: bool,
+    ) -> Any:
+        if ready is not None and not self.watched:
+            deadline = ready()
+            ready = None
+        where = origin.display
+        watch = Watch(deadline.at)
+        # The connection calls `ready` once it is connected, just before the request leaves.
+        watch.ready = ready
+        response: Any = None
+        body: Urllib3Body | None = None
+        # Whatever happens from here (an interrupt included), the handler gives back what the
+        # exchange holds: the answer and its connection, the watchdog's registration, and a slot
+        # urllib3 did not give back itself (see Watch.abandon).
+        try:
+            response = self._urlopen(
+                origin.origin + target, headers, timeout, deadline, watch, where
+            )
+            body = Urllib3Body(response, watch, where, timeout, watch.deadline or deadline, limit)
+            status = int(response.status)
+            reason = printable(response.reason or "")
+            response_headers = HTTPHeaders(response.headers.items())
+            if "Transfer-Encoding" in response_headers and "Content-Length" in response_headers:
+                # Both framings: http.client reads by the chunks; trust nothing after them.
+                body.framing_in_doubt()
+            if 100 <= status <= 199:
+                # urllib3 (through http.client) takes an informational answer other than 100 as
+                # the answer, and leaves the real one unread; the connection cannot be trusted.
+                raise broken(
+                    f"{where} sent an informational answer ({status}) that urllib3's path "
+                    "cannot skip"
+                )
+            check_answer(status, reason, response_headers, limit)
+            return finish(status, reason, response_headers, body, preload_content)
+        except BaseException:
+            if body is not None:
+                body.discard()
+            elif response is not None:
+                discard_urllib3(response)
+            watch.abandon()
+            raise
+
+    def _urlopen(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        deadline: Deadline,
+        watch: Watch,
+        where: str,
+    ) -> Any:
+        """urllib3's answer to ``GET url``, its head read; raises the library's errors (and
+        interrupts as they are). The caller gives back what the exchange holds."""
+        remaining = time_left(deadline, where)
+        WATCHDOG.add(watch)
+        _CURRENT_WATCH.watch = watch
+        try:
+            return self.pool_manager.urlopen(
+                "GET",
+                url,
+                headers=dict(headers),
+                retries=NO_RETRIES,
+                redirect=False,
+                timeout=urllib3.Timeout(
+                    connect=min(timeout.connect, remaining), read=min(timeout.read, remaining)
+                ),
+                pool_timeout=remaining,
+                preload_content=False,
+                decode_content=False,
+                enforce_content_length=True,
+            )
+        except Exception as error:
+            if isinstance(error, OpenApiException):
+                raise  # the rate limiter's refusal, from the connection about to send
+            if isinstance(error, urllib3_errors.EmptyPoolError):
+                cap = self.configuration.max_connections
+                raise pool_wait_timeout(where, deadline, cap) from error
+            # The socket timeout is capped at what is left of the deadline, so on a busy machine
+            # it can fire before the watchdog marks the deadline expired: the deadline ran out.
+            current = watch.deadline or deadline
+            if watch.expired or current.remaining() <= 0.0:
+                raise deadline_error(where, current) from error
+            if isinstance(error, UnicodeEncodeError) or (
+                type(error) is ValueError and "header" in str(error)
+            ):  # http.client refusing a header name or value
+                raise ApiValueError(
+                    "a request header is not valid HTTP (a line break or control character in "
+                    "a header set with set_default_header, user_agent or a credential?)"
+                ) from None
+            if isinstance(error, TRANSPORT_ERRORS):
+                raise transport_error(error, where, timeout) from error
+            raise
+        finally:
+            _CURRENT_WATCH.watch = None
+
+    def slots(self) -> list[Slots]:
+        """The connection slots of every pool (none while the pools are urllib3's own)."""
+        pools = self.pool_manager.pools
+        held: list[Any] = [pools[key].pool for key in pools.keys()]  # urllib3's QueueCls
+        return [pool_queue.slots for pool_queue in held if isinstance(pool_queue, PoolQueue)]
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool_manager.clear()
+
+    def after_fork(self) -> None:
+        """In a child process just forked: new pools, the parent's left alone."""
+        self.pool_manager = self._new_pool_manager()
