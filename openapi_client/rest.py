@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
@@ -42,7 +41,7 @@ from openapi_client.http.timeouts import RequestTimeout
 from openapi_client.http.urllib3_path import Urllib3Path
 from openapi_client.net.errors import transport_error as transport_error
 from openapi_client.net.origin import Origin
-from openapi_client.net.tls import InsecureTLSWarning, client_context
+from openapi_client.net.tls import InsecureTLSWarning, client_context, warn_unverified
 from openapi_client.redaction import install_filter
 
 # Re-exported: generated clients import ApiException from here; the WebSocket session imports
@@ -77,14 +76,11 @@ class RESTClientObject:
             or configuration.key_file
             or configuration.host.startswith("https:")
         ):
-            tls = client_context(configuration)
+            # A name given as assert_hostname is urllib3's to check (the direct path steps aside).
+            named = isinstance(configuration.assert_hostname, str)
+            tls = client_context(configuration, check_hostname=not named)
         if not configuration.verify_ssl:
-            warnings.warn(
-                "TLS certificate verification is off (Configuration.verify_ssl = False): "
-                "anyone on the network path can read and change your requests and token.",
-                InsecureTLSWarning,
-                stacklevel=3,
-            )
+            warn_unverified("your requests and token", stacklevel=3)
         self.uses_proxy = bool(configuration.proxy)
         stock = urllib3_is_stock()
         #: Whether direct requests take the direct path (see the module docstring).
@@ -95,7 +91,7 @@ class RESTClientObject:
             and not isinstance(configuration.assert_hostname, str)
         )
         self._direct = DirectPath(configuration, tls)
-        self._urllib3 = Urllib3Path(configuration, pools_size)
+        self._urllib3 = Urllib3Path(configuration, pools_size, tls)
         self._timeouts: dict[Any, RequestTimeout] = {}
         self._closed = False
 

@@ -37,6 +37,7 @@ from openapi_client.http.timeouts import (
 from openapi_client.http.watchdog import WATCHDOG, Watch
 from openapi_client.net.errors import transport_error
 from openapi_client.net.origin import Origin
+from openapi_client.net.tls import client_context
 
 __all__ = ["Urllib3Path"]
 
@@ -148,27 +149,26 @@ class Urllib3Path:
     the client's promises while urllib3's connection classes are its own (see
     :mod:`~openapi_client.http.pools`), and urllib3's own pools otherwise."""
 
-    def __init__(self, configuration: Configuration, pools_size: int) -> None:
+    def __init__(
+        self, configuration: Configuration, pools_size: int, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """:param tls: the TLS context of the pools' connections (one is built when not given);
+            an https proxy's connection gets one of its own."""
         self.configuration = configuration
+        named = isinstance(configuration.assert_hostname, str)
         pool_args: dict[str, Any] = {
             "num_pools": pools_size,
             "maxsize": configuration.max_connections,
             "block": True,
             "retries": NO_RETRIES,
+            # A name given as assert_hostname is checked by urllib3 (see client_context).
+            "ssl_context": tls or client_context(configuration, check_hostname=not named),
         }
-        if configuration.verify_ssl:
-            import certifi
-
-            pool_args["cert_reqs"] = ssl.CERT_REQUIRED
-            pool_args["ca_certs"] = configuration.ssl_ca_cert or certifi.where()
-        else:
-            pool_args["cert_reqs"] = ssl.CERT_NONE
-        if configuration.cert_file:
-            pool_args["cert_file"] = configuration.cert_file
-        if configuration.key_file:
-            pool_args["key_file"] = configuration.key_file
         if configuration.assert_hostname is not None:
             pool_args["assert_hostname"] = configuration.assert_hostname
+        proxy = configuration.proxy
+        if proxy is not None and proxy.lower().startswith("https:"):
+            pool_args["proxy_ssl_context"] = client_context(configuration)
         self._pool_args = pool_args
         #: Whether the connections report to their exchange (urllib3's classes are its own).
         self.watched = urllib3_is_stock()
