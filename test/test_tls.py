@@ -165,6 +165,31 @@ def test_unverified_client_leaves_other_urllib3_users_warned(
     assert urllib3.exceptions.InsecureRequestWarning in [w.category for w in caught]
 
 
+@pytest.mark.parametrize("client", ["direct", "urllib3", "websocket"])
+def test_no_connection_writes_its_session_keys_to_sslkeylogfile(
+    tls_simulator: DeribitSimulator,
+    ca_file: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    client: str,
+) -> None:
+    """``SSLKEYLOGFILE`` would let anyone who reads that file decrypt the traffic, tokens
+    included: no TLS context of the library writes it, on either HTTP path or the session."""
+    key_log = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(key_log))
+    configuration = configuration_for(
+        tls_simulator.url, ssl_ca_cert=ca_file, fast_path=client == "direct"
+    )
+    if client == "websocket":
+        from openapi_client.websocket import WebSocketApiClient
+
+        with WebSocketApiClient(configuration, heartbeat=None) as ws_client:
+            assert ws_client.call("public/test")["result"]
+    else:
+        assert heartbeat(configuration)[0]["result"] == "ok"
+    assert not key_log.exists()
+
+
 def test_verified_client_does_not_warn(tls_simulator: DeribitSimulator, ca_file: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
