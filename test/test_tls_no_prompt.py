@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import trustme
@@ -59,8 +59,6 @@ CLIENTS = ["direct", "urllib3 (proxy)", "websocket"]
 
 
 def refused_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -13,10 +13,7 @@ from typing import Any, Callable
 from openapi_client.configuration import Configuration
 from openapi_client.deadline import Deadline
 from openapi_client.exceptions import (
-    ApiConnectionError,
     ApiException,
-    ApiTimeoutError,
-    ApiValueError,
 )
 from openapi_client.http.body import RESTResponse, StreamedResponse
 from openapi_client.http.message import request_head
@@ -28,7 +25,7 @@ from openapi_client.http.timeouts import (
     time_left,
 )
 from openapi_client.http.wire import Wire, WireBody
-from openapi_client.net.errors import connect_reason, transport_error
+from openapi_client.net.errors import CONNECT, TLS_HANDSHAKE, transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import client_context
 
@@ -158,13 +155,7 @@ class Lane:
         preload: bool,
     ) -> RESTResponse | StreamedResponse:
         origin = self.origin
-        try:
-            request = request_head(origin, target, headers)
-        except UnicodeEncodeError:
-            raise ApiValueError(
-                "a request header has characters HTTP cannot carry (set with "
-                "set_default_header, user_agent or a credential?)"
-            ) from None
+        request = request_head(origin, target, headers)
         # `held` is the slot until the connection that takes it is made. Whatever happens from
         # here, the connection is closed and its slot freed in the handler below, or (if an
         # interrupt lands before that handler could run) when this frame is dropped.
@@ -206,20 +197,10 @@ def _connect_error(
     handshake: bool,
 ) -> ApiException:
     """The library's exception for a failure to connect (``binding``: the deadline, not the
-    connect timeout, limited the wait)."""
-    if isinstance(error, socket.timeout):
-        if binding:
-            return deadline_error(where, deadline)
-        suffix = " (TLS handshake)" if handshake else ""
-        return ApiTimeoutError(
-            f"connecting to {where} timed out after {timeout.connect:g} s{suffix}"
-        )
-    if handshake:
-        return transport_error(error, where, timeout, handshake=True)
-    reason = connect_reason(error)
-    return ApiConnectionError(
-        f"could not connect to {where} ({reason}); check Configuration.host and the network"
-    )
+    connect timeout, limited the wait; ``handshake``: in the TLS handshake)."""
+    if binding and isinstance(error, socket.timeout):
+        return deadline_error(where, deadline)
+    return transport_error(error, where, timeout, TLS_HANDSHAKE if handshake else CONNECT)
 
 
 class DirectPath:

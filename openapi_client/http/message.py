@@ -40,6 +40,8 @@ MAX_HEADER_LINES = 100
 
 
 def request_head(origin: Origin, target: str, headers: Mapping[str, str]) -> bytes:
+    """The head of ``GET target``, as it is written; ``ApiValueError`` for a header that HTTP
+    cannot carry."""
     lines = [f"GET {target} HTTP/1.1", f"Host: {origin.host_header}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     if "Accept-Encoding" not in headers:
@@ -54,7 +56,13 @@ def request_head(origin: Origin, target: str, headers: Mapping[str, str]) -> byt
             "a request header contains a line break or NUL (set with set_default_header, "
             "user_agent or a credential?)"
         )
-    return head.encode("latin-1")
+    try:
+        return head.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ApiValueError(
+            "a request header has characters HTTP cannot carry (set with set_default_header, "
+            "user_agent or a credential?)"
+        ) from None
 
 
 def check_answer(status: int, reason: str, headers: HTTPHeaders, limit: int) -> None:

@@ -13,10 +13,16 @@ from urllib3 import exceptions as urllib3_errors
 
 from openapi_client.configuration import Configuration
 from openapi_client.deadline import Deadline
-from openapi_client.exceptions import ApiValueError, OpenApiException
+from openapi_client.exceptions import OpenApiException
 from openapi_client.headers import HTTPHeaders
 from openapi_client.http.body import Body, finish
-from openapi_client.http.message import broken, check_answer, printable, too_large
+from openapi_client.http.message import (
+    broken,
+    check_answer,
+    printable,
+    request_head,
+    too_large,
+)
 from openapi_client.http.pools import (
     _CURRENT_WATCH,
     NO_RETRIES,
@@ -35,7 +41,7 @@ from openapi_client.http.timeouts import (
     time_left,
 )
 from openapi_client.http.watchdog import WATCHDOG, Watch
-from openapi_client.net.errors import transport_error
+from openapi_client.net.errors import EXCHANGE, TLS_HANDSHAKE, transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import client_context
 
@@ -207,6 +213,9 @@ class Urllib3Path:
         if ready is not None and not self.watched:
             deadline = ready()
             ready = None
+        # The direct path's checks of the request: http.client would refuse a bad header with a
+        # bare ValueError.
+        request_head(origin, target, headers)
         where = origin.display
         watch = Watch(deadline.at)
         # The connection calls `ready` once it is connected, just before the request leaves.
@@ -284,15 +293,11 @@ class Urllib3Path:
             current = watch.deadline or deadline
             if watch.expired or current.remaining() <= 0.0:
                 raise deadline_error(where, current) from error
-            if isinstance(error, UnicodeEncodeError) or (
-                type(error) is ValueError and "header" in str(error)
-            ):  # http.client refusing a header name or value
-                raise ApiValueError(
-                    "a request header is not valid HTTP (a line break or control character in "
-                    "a header set with set_default_header, user_agent or a credential?)"
-                ) from None
             if isinstance(error, TRANSPORT_ERRORS):
-                raise transport_error(error, where, timeout) from error
+                # Before the request began, urllib3 was connecting; with urllib3's own pools, when
+                # is not known.
+                stage = EXCHANGE if watch.requested or not self.watched else TLS_HANDSHAKE
+                raise transport_error(error, where, timeout, stage) from error
             raise
         finally:
             _CURRENT_WATCH.watch = None

@@ -31,6 +31,7 @@ class Watch:
         "expired",
         "lock",
         "ready",
+        "requested",
         "slot",
     )
 
@@ -45,10 +46,14 @@ class Watch:
         self.deadline: Deadline | None = None
         #: The pool slot this exchange took (see ``PoolQueue``), until urllib3 gives it back.
         self.slot: Slot | None = None
+        #: Whether a connection has begun the request (before, urllib3 was connecting: TCP, a
+        #: proxy's tunnel, TLS).
+        self.requested = False
 
     def sending(self) -> None:
         """The request is about to leave: the rate limiter's turn, which may move the deadline
         later by the time it waited."""
+        self.requested = True
         ready, self.ready = self.ready, None
         if ready is None:
             return
