@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlencode, urlsplit
-
-import urllib3
 
 from openapi_client.configuration import Configuration, Timeout, check_timeout
 from openapi_client.deadline import Deadline
@@ -35,14 +34,17 @@ from openapi_client.exceptions import ApiException, ApiValueError, exception_for
 from openapi_client.headers import check_header
 from openapi_client.http.body import RESTResponse, StreamedResponse
 from openapi_client.http.direct import DirectPath
-from openapi_client.http.pools import urllib3_is_stock
 from openapi_client.http.slots import Slots
 from openapi_client.http.timeouts import RequestTimeout
-from openapi_client.http.urllib3_path import Urllib3Path
 from openapi_client.net.errors import transport_error as transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import InsecureTLSWarning, client_context, warn_unverified
 from openapi_client.redaction import install_filter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import urllib3
+
+    from openapi_client.http.urllib3_path import Urllib3Path
 
 # Re-exported: generated clients import ApiException from here; the WebSocket session imports
 # transport_error from here until it imports it from openapi_client.net.errors.
@@ -82,16 +84,20 @@ class RESTClientObject:
         if not configuration.verify_ssl:
             warn_unverified("your requests and token", stacklevel=3)
         self.uses_proxy = bool(configuration.proxy)
-        stock = urllib3_is_stock()
         #: Whether direct requests take the direct path (see the module docstring).
         self.direct = (
             bool(configuration.fast_path)
             and not self.uses_proxy
-            and stock
+            and not _urllib3_replaced()
             and not isinstance(configuration.assert_hostname, str)
         )
         self._direct = DirectPath(configuration, tls)
-        self._urllib3 = Urllib3Path(configuration, pools_size, tls)
+        self._pools_size = pools_size
+        self._tls = tls
+        # urllib3's path, and urllib3 itself, are loaded only for a client that takes it.
+        self._urllib3: Urllib3Path | None = None
+        if not self.direct:
+            self._urllib3 = self._urllib3_path()
         self._timeouts: dict[Any, RequestTimeout] = {}
         self._closed = False
 
@@ -99,7 +105,15 @@ class RESTClientObject:
     def pool_manager(self) -> urllib3.PoolManager:
         """urllib3's ``PoolManager`` (a ``ProxyManager`` through a proxy) for requests that take
         urllib3's path."""
-        return self._urllib3.pool_manager
+        return self._urllib3_path().pool_manager
+
+    def _urllib3_path(self) -> Urllib3Path:
+        path = self._urllib3
+        if path is None:
+            from openapi_client.http.urllib3_path import Urllib3Path
+
+            path = self._urllib3 = Urllib3Path(self.configuration, self._pools_size, self._tls)
+        return path
 
     # -- timeouts -------------------------------------------------------------------------------
 
@@ -115,9 +129,7 @@ class RESTClientObject:
             return cached
         check_timeout(value)
         connect, read = value if isinstance(value, tuple) else (value, value)
-        result = RequestTimeout(
-            float(connect), float(read), urllib3.Timeout(connect=connect, read=read)
-        )
+        result = RequestTimeout(float(connect), float(read))
         if len(self._timeouts) < 64:
             self._timeouts[value] = result
         return result
@@ -158,7 +170,7 @@ class RESTClientObject:
             return lane.exchange(
                 target, headers, timeout, deadline, ready, limit, preload_content
             )
-        return self._urllib3.send(
+        return self._urllib3_path().send(
             origin, target, headers, timeout, deadline, ready, limit, preload_content
         )
 
@@ -202,16 +214,29 @@ class RESTClientObject:
 
     def _slots(self) -> list[Slots]:
         """The connection slots of every origin, on both paths (what the client holds)."""
-        return self._direct.slots() + self._urllib3.slots()
+        pools = self._urllib3.slots() if self._urllib3 is not None else []
+        return self._direct.slots() + pools
 
     def close(self) -> None:
         """Close every pooled connection; the client refuses requests from then on."""
         self._closed = True
         self._direct.close()
-        self._urllib3.close()
+        if self._urllib3 is not None:
+            self._urllib3.close()
 
     def after_fork(self) -> None:
         """In a child process just forked: drop the parent's connections without touching them
         (the parent keeps using them), and start afresh."""
         self._direct.after_fork()
-        self._urllib3.after_fork()
+        if self._urllib3 is not None:
+            self._urllib3.after_fork()
+
+
+def _urllib3_replaced() -> bool:
+    """Whether urllib3's connection classes have been replaced (by
+    ``urllib3.http2.inject_into_urllib3()``, for instance); not before urllib3 is imported."""
+    if "urllib3.connectionpool" not in sys.modules:
+        return False
+    from openapi_client.http.pools import urllib3_is_stock
+
+    return not urllib3_is_stock()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import urllib3
-
 from openapi_client.deadline import Deadline
 from openapi_client.exceptions import ApiTimeoutError
 
@@ -13,11 +11,10 @@ __all__ = ["RequestTimeout", "deadline_error", "pool_wait_timeout", "time_left"]
 
 
 class RequestTimeout(NamedTuple):
-    """Connect and read timeouts in seconds, with the equivalent urllib3 ``Timeout``."""
+    """Connect and read timeouts in seconds."""
 
     connect: float
     read: float
-    urllib3_timeout: urllib3.Timeout
 
 
 def time_left(deadline: Deadline, where: str) -> float:
