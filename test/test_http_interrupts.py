@@ -57,7 +57,7 @@ from openapi_client import (
     RateLimit,
     SessionManagementApi,
 )
-from openapi_client.http.pools import _CURRENT_WATCH
+from openapi_client.http.pools import CURRENT_WATCH
 from openapi_client.http.watchdog import WATCHDOG
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.testing import ManualClock
@@ -176,7 +176,7 @@ print(json.dumps({
     "idle": sum(s.idle for s in slots),
     "waiting": sum(len(s._waiting) for s in slots),
     "watched": watchdog.WATCHDOG.live(),
-    "current_watch": getattr(pools._CURRENT_WATCH, "watch", None) is not None,
+    "current_watch": pools.CURRENT_WATCH.watch is not None,
 }), flush=True)
 """
 
@@ -352,7 +352,7 @@ def assert_whole(client: ApiClient) -> None:
         for connection in slots._idle:
             assert connection.pooled and connection.sock is not None
     assert WATCHDOG.live() == 0
-    assert getattr(_CURRENT_WATCH, "watch", None) is None
+    assert CURRENT_WATCH.watch is None
     watchdogs = [t for t in threading.enumerate() if t.name == "openapi_client-watchdog"]
     assert len(watchdogs) <= 1, watchdogs
 

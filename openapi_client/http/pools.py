@@ -20,6 +20,7 @@ from openapi_client.http.watchdog import Watch
 from openapi_client.redaction import RedactingFilter
 
 __all__ = [
+    "CURRENT_WATCH",
     "NO_RETRIES",
     "PoolQueue",
     "WatchedHTTPConnection",
@@ -46,11 +47,28 @@ def urllib3_is_stock() -> bool:
     )
 
 
-_CURRENT_WATCH = threading.local()
+class _CurrentWatch(threading.local):
+    """The one thread-local of the HTTP transport: the exchange (its :class:`Watch`) that urllib3
+    is running in this thread, set around its ``urlopen`` call only.
+
+    It cannot be passed explicitly through urllib3's public API. The pool's queue
+    (:class:`PoolQueue`, urllib3's ``QueueCls``) is asked for a connection with no word of the
+    request that wants it. A connection's ``request()`` gets nothing of the caller's but the
+    headers, and ``ProxyManager.urlopen`` rebuilds those as a plain dict for an http URL; the
+    other keywords of ``urlopen`` go to the response, not the connection. And a pool per request
+    would not pool. urllib3 runs an exchange in the calling thread from start to end, so the
+    thread says which exchange a connection serves: its slot, its watchdog and its rate-limit
+    turn (:meth:`Watch.sending`) reach the connection through here.
+    """
+
+    watch: Watch | None = None
+
+
+CURRENT_WATCH = _CurrentWatch()
 
 
 def _after_fork_in_child() -> None:
-    _CURRENT_WATCH.watch = None
+    CURRENT_WATCH.watch = None
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
@@ -86,7 +104,7 @@ class PoolQueue:
         held = self.slots.take(until)
         if held is None:
             raise queue.Empty
-        watch: Watch | None = getattr(_CURRENT_WATCH, "watch", None)
+        watch: Watch | None = CURRENT_WATCH.watch
         if isinstance(held, Slot):
             if watch is not None:
                 watch.slot = held  # until the new connection takes it (_before_request)
@@ -100,7 +118,7 @@ class PoolQueue:
         if connection is None:
             # urllib3 fills a new pool with a None per connection it may open (this queue counts
             # them itself), and puts one back when it closed the connection of a failed exchange.
-            watch: Watch | None = getattr(_CURRENT_WATCH, "watch", None)
+            watch: Watch | None = CURRENT_WATCH.watch
             if watch is not None and watch.slot is not None:
                 given_up, watch.slot = watch.slot, None
                 given_up.free()
@@ -127,7 +145,7 @@ def _before_request(connection: Any) -> None:
     if getattr(connection, "framing_in_doubt", False):
         connection.framing_in_doubt = False
         connection.close()  # http.client opens a new socket for the request
-    watch: Watch | None = getattr(_CURRENT_WATCH, "watch", None)
+    watch: Watch | None = CURRENT_WATCH.watch
     if watch is not None:
         if watch.slot is not None:
             connection.slot = watch.slot

@@ -24,7 +24,7 @@ from openapi_client.http.message import (
     too_large,
 )
 from openapi_client.http.pools import (
-    _CURRENT_WATCH,
+    CURRENT_WATCH,
     NO_RETRIES,
     PoolQueue,
     WatchedHTTPConnection,
@@ -266,7 +266,7 @@ class Urllib3Path:
         interrupts as they are). The caller gives back what the exchange holds."""
         remaining = time_left(deadline, where)
         WATCHDOG.add(watch)
-        _CURRENT_WATCH.watch = watch
+        CURRENT_WATCH.watch = watch
         try:
             return self.pool_manager.urlopen(
                 "GET",
@@ -300,7 +300,7 @@ class Urllib3Path:
                 raise transport_error(error, where, timeout, stage) from error
             raise
         finally:
-            _CURRENT_WATCH.watch = None
+            CURRENT_WATCH.watch = None
 
     def slots(self) -> list[Slots]:
         """The connection slots of every pool (none while the pools are urllib3's own)."""
