@@ -12,15 +12,15 @@ from openapi_client.http.message import RECV_SIZE
 __all__ = ["Body", "RESTResponse", "StreamedResponse", "finish"]
 
 
-class RESTResponse:
-    """A fully read HTTP response: ``status``, ``reason``, ``data`` (bytes) and ``headers``."""
+class _Answer:
+    """What either kind of answer has: ``status``, ``reason`` (the standard phrase when the
+    server sent none) and ``headers``."""
 
-    __slots__ = ("data", "headers", "reason", "status")
+    __slots__ = ("headers", "reason", "status")
 
-    def __init__(self, status: int, reason: str, data: bytes, headers: HTTPHeaders) -> None:
+    def __init__(self, status: int, reason: str, headers: HTTPHeaders) -> None:
         self.status = status
         self.reason = reason or http.client.responses.get(status, "")
-        self.data = data
         #: The response headers (case-insensitive).
         self.headers = headers
 
@@ -34,7 +34,17 @@ class RESTResponse:
         return value
 
     def __repr__(self) -> str:
-        return f"RESTResponse(status={self.status}, reason={self.reason!r})"
+        return f"{type(self).__name__}(status={self.status}, reason={self.reason!r})"
+
+
+class RESTResponse(_Answer):
+    """A fully read HTTP response: ``status``, ``reason``, ``data`` (bytes) and ``headers``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, status: int, reason: str, data: bytes, headers: HTTPHeaders) -> None:
+        super().__init__(status, reason, headers)
+        self.data = data
 
 
 class Body:
@@ -69,7 +79,7 @@ def finish(
     return RESTResponse(status, reason, body.read_all(), headers)
 
 
-class StreamedResponse:
+class StreamedResponse(_Answer):
     """An unread answer (``_preload_content=False``): ``status``, ``reason``, ``headers``, and a
     body to read with :meth:`read` or :meth:`stream`, or all at once as :attr:`data`.
 
@@ -80,9 +90,7 @@ class StreamedResponse:
     """
 
     def __init__(self, status: int, reason: str, headers: HTTPHeaders, body: Body) -> None:
-        self.status = status
-        self.reason = reason or http.client.responses.get(status, "")
-        self.headers = headers
+        super().__init__(status, reason, headers)
         self._body: Body | None = body
         self._data: bytes | None = None
 
@@ -142,18 +150,8 @@ class StreamedResponse:
     def closed(self) -> bool:
         return self._body is None
 
-    def getheaders(self) -> HTTPHeaders:
-        return self.headers
-
-    def getheader(self, name: str, default: str | None = None) -> str | None:
-        value: str | None = self.headers.get(name, default)
-        return value
-
     def __enter__(self) -> StreamedResponse:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.release_conn()
-
-    def __repr__(self) -> str:
-        return f"StreamedResponse(status={self.status}, reason={self.reason!r})"

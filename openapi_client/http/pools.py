@@ -153,36 +153,28 @@ def _before_request(connection: Any) -> None:
         watch.sending()
 
 
-class WatchedHTTPConnection(urllib3_connection.HTTPConnection):
+class _Watched:
+    """What the watched connections add to urllib3's (a base class before urllib3's own)."""
+
+    framing_in_doubt = False
+    slot: Slot | None = None
+    pooled = False
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        _before_request(self)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def close(self) -> None:
+        if not self.pooled:  # else a stale holder's close (see Slots)
+            super().close()  # type: ignore[misc]
+
+
+class WatchedHTTPConnection(_Watched, urllib3_connection.HTTPConnection):
     """urllib3's connection, reporting to the exchange that sends on it."""
 
-    framing_in_doubt = False
-    slot: Slot | None = None
-    pooled = False
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        _before_request(self)
-        return super().request(*args, **kwargs)
-
-    def close(self) -> None:
-        if not self.pooled:  # else a stale holder's close (see Slots)
-            super().close()
-
-
-class WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
+class WatchedHTTPSConnection(_Watched, urllib3_connection.HTTPSConnection):
     """urllib3's TLS connection, reporting to the exchange that sends on it."""
-
-    framing_in_doubt = False
-    slot: Slot | None = None
-    pooled = False
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        _before_request(self)
-        return super().request(*args, **kwargs)
-
-    def close(self) -> None:
-        if not self.pooled:  # else a stale holder's close (see Slots)
-            super().close()
 
 
 class WatchedHTTPConnectionPool(urllib3.HTTPConnectionPool):
