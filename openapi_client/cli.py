@@ -155,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="end after SECONDS (default: run until Ctrl-C)",
     )
+    session.add_argument(
+        "--watchdog",
+        type=_duration,
+        metavar="SECONDS",
+        help=(
+            "close the connection without logging out (so cancel-on-disconnect cancels the "
+            "orders) when the command's loop has not checked in for SECONDS, >= 1"
+        ),
+    )
+    session.add_argument(
+        "--freeze-after",
+        type=_duration,
+        metavar="SECONDS",
+        help="with --watchdog: stop checking in after SECONDS, as a frozen bot would (a demo)",
+    )
     for name, (_, summary, scoped) in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=summary)
         if name == "set-heartbeat":
@@ -295,16 +310,19 @@ def _hold_session(
 
     output = _Output(out)
     stop = threading.Event()
-    deadline = None if args.duration is None else time.monotonic() + args.duration
+    started = time.monotonic()
+    deadline = None if args.duration is None else started + args.duration
     ws_client = WebSocketApiClient(
         configuration,
         heartbeat=args.heartbeat,
         cancel_on_disconnect=args.cancel_on_disconnect,
+        watchdog=args.watchdog,
     )
+    freeze = None if args.freeze_after is None else started + args.freeze_after
     failure: str | None = None
     try:
         with _stop_on_signals(stop):
-            failure = _print_events(ws_client, output, stop, deadline)
+            failure = _print_events(ws_client, output, stop, deadline, freeze)
     except KeyboardInterrupt:  # arrived before the handler was in place: end the same way
         pass
     finally:
@@ -322,11 +340,19 @@ def _print_events(
     output: _Output,
     stop: threading.Event,
     deadline: float | None,
+    freeze: float | None = None,
 ) -> str | None:
-    """Print events until asked to stop; the reason when the session gave up, else None."""
+    """Print events until asked to stop; the reason when the session gave up, else None.
+    Checks in with the session's watchdog on every turn until ``freeze`` (monotonic), if any:
+    this loop is the command's health."""
     from openapi_client.websocket import Closed
 
+    def check_in() -> None:
+        if freeze is None or time.monotonic() < freeze:
+            ws_client.check_in()
+
     while not (stop.is_set() or output.broken):
+        check_in()
         wait = _POLL_SECONDS
         if deadline is not None:
             wait = min(wait, deadline - time.monotonic())
@@ -336,6 +362,7 @@ def _print_events(
             output.event(event)
             if isinstance(event, Closed):
                 return event.reason if event.failed else None
+            check_in()
             if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 break
     return None
@@ -384,6 +411,8 @@ def main(
             args = parser.parse_args(argv)
             if args.legacy_http and not args.simulator:
                 parser.error("--legacy-http goes with --simulator")
+            if getattr(args, "freeze_after", None) is not None and args.watchdog is None:
+                parser.error("--freeze-after goes with --watchdog")
             if args.private_key_file and args.simulator:
                 parser.error(
                     "--private-key-file is for Deribit: --simulator makes and uses its own key"

@@ -57,7 +57,11 @@ __all__ = [
     "TokenManager",
     "explain_forbidden",
     "granted_scope",
+    "key_grant",
+    "refresh_grant",
+    "renewal_retry_at",
     "requested_scope",
+    "token_from_grant",
     "token_lifetime",
     "uses_api_key",
     "with_clock_hint",
@@ -230,18 +234,12 @@ class TokenManager:
             self._renew(token)
         except ApiException as error:
             now = self._clock()
-            left = max(0.0, token.expires_at - now)
-            # In half the time left, 1 to 5 s from now; at the latest when it expires, where a
-            # renewal is due anyway.
-            retry_at = min(
-                now + max(_REFRESH_RETRY_MIN_SECONDS, min(_REFRESH_RETRY_SECONDS, left / 2)),
-                token.expires_at,
-            )
+            retry_at = renewal_retry_at(token, now)
             logger.warning(
                 "could not renew the access token ahead of expiry (%r); keeping it for its "
                 "remaining %.1f s and trying again in %.1f s",
                 error,
-                left,
+                max(0.0, token.expires_at - now),
                 retry_at - now,
             )
             self._token = token._replace(refresh_at=retry_at)
@@ -250,15 +248,13 @@ class TokenManager:
         if token is not None and token.refresh_token:
             try:
                 refresh_token = token.refresh_token
-                return self._grant(
-                    lambda: {"grant_type": "refresh_token", "refresh_token": refresh_token}
-                )
+                return self._grant(lambda: refresh_grant(refresh_token))
             except ApiTransportError:
                 raise
             except ApiException as error:
                 logger.info("token refresh refused (%r); authenticating with the API key", error)
         try:
-            return self._grant(self._key_grant)
+            return self._grant(lambda: key_grant(self._configuration))
         except ApiException as error:
             if self._configuration.auth_method != "client_signature":
                 raise
@@ -268,77 +264,105 @@ class TokenManager:
                 raise
             raise explained from error
 
-    def _key_grant(self) -> dict[str, Any]:
-        """The grant's arguments, built anew for each attempt (a nonce is never sent twice)."""
-        configuration = self._configuration
-        client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
-        private_key = configuration.private_key
-        grant: dict[str, Any]
-        if private_key is not None:
-            timestamp = signing.now_ms()
-            nonce = signing.new_nonce()
-            grant = {
-                "grant_type": "client_signature",
-                "client_id": client_id,
-                "timestamp": timestamp,
-                "nonce": nonce,
-                "signature": private_key.sign(signing.string_to_sign(timestamp, nonce, "")),
-            }
-        elif configuration.auth_method == "client_credentials":
-            secret = _checked(configuration.client_secret, "Configuration.client_secret")
-            grant = {
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-            }
-        else:
-            secret = _checked(configuration.client_secret, "Configuration.client_secret")
-            timestamp = signing.now_ms()
-            nonce = signing.new_nonce()
-            signature = signing.sign(secret, timestamp, nonce, "")
-            register_secret(signature)
-            grant = {
-                "grant_type": "client_signature",
-                "client_id": client_id,
-                "timestamp": timestamp,
-                "nonce": nonce,
-                "signature": signature,
-            }
-        scope = requested_scope(configuration)
-        if scope is not None:
-            grant["scope"] = scope
-        return grant
-
     def _grant(self, make_args: Callable[[], Mapping[str, Any]]) -> Token:
         from openapi_client.api.endpoints import PUBLIC_AUTH
 
         started = self._clock()
         envelope = self._fetch(PUBLIC_AUTH, make_args)
-        result = envelope.get("result")
-        if not isinstance(result, dict):
-            raise ApiException(200, "public/auth answered without a result")
-        access = result.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise ApiException(200, "public/auth answered without an access_token")
-        lifetime = token_lifetime(result.get("expires_in"))
-        _checked(access, "the access token from public/auth")
-        scope = result.get("scope")
-        _note_grant(access, requested_scope(self._configuration), scope)
-        refresh = result.get("refresh_token")
-        register_secret(refresh)
-        margin = min(float(self._configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
-        margin = max(0.0, margin)  # a negative setting would refresh only after expiry
-        token = Token(
-            access_token=access,
-            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-            expires_at=started + lifetime,
-            refresh_at=started + lifetime - margin,
-            lifetime=lifetime,
-            scope=scope if isinstance(scope, str) else "",
-        )
+        token = token_from_grant(envelope.get("result"), self._configuration, started)
         self._token = token
-        logger.debug("got an access token, valid %g s", lifetime)
         return token
+
+
+def key_grant(configuration: Configuration) -> dict[str, Any]:
+    """The arguments of ``public/auth`` for ``configuration``'s API key, built anew for each
+    attempt (a nonce is never sent twice; the signature's timestamp is the wall clock's)."""
+    client_id = _checked(configuration.client_id, "Configuration.client_id", secret=False)
+    private_key = configuration.private_key
+    grant: dict[str, Any]
+    if private_key is not None:
+        timestamp = signing.now_ms()
+        nonce = signing.new_nonce()
+        grant = {
+            "grant_type": "client_signature",
+            "client_id": client_id,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": private_key.sign(signing.string_to_sign(timestamp, nonce, "")),
+        }
+    elif configuration.auth_method == "client_credentials":
+        secret = _checked(configuration.client_secret, "Configuration.client_secret")
+        grant = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+        }
+    else:
+        secret = _checked(configuration.client_secret, "Configuration.client_secret")
+        timestamp = signing.now_ms()
+        nonce = signing.new_nonce()
+        signature = signing.sign(secret, timestamp, nonce, "")
+        register_secret(signature)
+        grant = {
+            "grant_type": "client_signature",
+            "client_id": client_id,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": signature,
+        }
+    scope = requested_scope(configuration)
+    if scope is not None:
+        grant["scope"] = scope
+    return grant
+
+
+def refresh_grant(refresh_token: str) -> dict[str, Any]:
+    """The arguments of ``public/auth`` that renew a token with its ``refresh_token``."""
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token}
+
+
+def token_from_grant(result: Any, configuration: Configuration, started: float) -> Token:
+    """The token in the ``result`` of a ``public/auth`` answer to a grant sent at ``started``
+    (on the clock the deadlines are kept on): checked, its credentials registered for
+    redaction, its lifetime held in range (:func:`token_lifetime`) and renewed
+    ``Configuration.token_refresh_margin`` seconds before expiry, at most a fifth of its
+    lifetime (so that short-lived tokens are not renewed on every call).
+
+    :raises ApiException: the answer holds no usable token.
+    """
+    if not isinstance(result, dict):
+        raise ApiException(200, "public/auth answered without a result")
+    access = result.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise ApiException(200, "public/auth answered without an access_token")
+    lifetime = token_lifetime(result.get("expires_in"))
+    _checked(access, "the access token from public/auth")
+    scope = result.get("scope")
+    _note_grant(access, requested_scope(configuration), scope)
+    refresh = result.get("refresh_token")
+    register_secret(refresh)
+    margin = min(float(configuration.token_refresh_margin), lifetime * _MAX_MARGIN_SHARE)
+    margin = max(0.0, margin)  # a negative setting would refresh only after expiry
+    logger.debug("got an access token, valid %g s", lifetime)
+    return Token(
+        access_token=access,
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        expires_at=started + lifetime,
+        refresh_at=started + lifetime - margin,
+        lifetime=lifetime,
+        scope=scope if isinstance(scope, str) else "",
+    )
+
+
+def renewal_retry_at(token: Token, now: float) -> float:
+    """When to try again to renew ``token`` after a renewal failed at ``now``: in half the time
+    it has left, 1 to 5 s from now, and at the latest when it expires (where a renewal is due
+    anyway). Never sooner than a second while the token lives: never a loop."""
+    left = max(0.0, token.expires_at - now)
+    return min(
+        now + max(_REFRESH_RETRY_MIN_SECONDS, min(_REFRESH_RETRY_SECONDS, left / 2)),
+        token.expires_at,
+    )
 
 
 def uses_api_key(configuration: Configuration) -> bool:

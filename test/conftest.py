@@ -145,3 +145,8 @@ def api_client(configuration: Configuration) -> Iterator[ApiClient]:
 @pytest.fixture
 def api(api_client: ApiClient) -> SessionManagementApi:
     return SessionManagementApi(api_client)
+
+
+# The WebSocket session's behaviour tests run once per session driver (threaded, asyncio): the
+# fixture lives beside the helpers it uses (imported last: they import this module's names).
+from test_websocket_support import open_session  # noqa: E402, F401

@@ -244,3 +244,48 @@ def test_cancel_on_disconnect_needs_credentials(sim: DeribitSimulator) -> None:
     assert (status, events) == (2, [])
     assert "needs credentials" in err
     assert sim.ws_connections == []
+
+
+@pytest.mark.timing
+def test_watchdog_checks_in_from_the_commands_loop_and_a_freeze_fires_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--watchdog 1``: the command checks in from its own loop, so the session lives; with
+    ``--freeze-after 0.5`` it stops checking in, as a frozen bot would: the watchdog closes the
+    connection without logging out and cancel-on-disconnect fires."""
+    monkeypatch.setenv("DERIBIT_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DERIBIT_CLIENT_SECRET", CLIENT_SECRET)
+    with DeribitSimulator(time_scale=0.1) as sim:
+        status, events, err = run_in_process(
+            "--host", sim.url, "session", "--cancel-on-disconnect", "--watchdog", "1",
+            "--duration", "2",
+        )
+        assert (status, err) == (0, "")
+        assert "WatchdogExpired" not in names(events)
+        status, events, err = run_in_process(
+            "--host", sim.url, "session", "--cancel-on-disconnect", "--watchdog", "1",
+            "--freeze-after", "0.5", "--duration", "3",
+        )
+        assert (status, err) == (0, "")
+        kinds = [kind for kind in names(events) if kind != "HeartbeatAnswered"]
+        assert kinds[:3] == ["Connected", "Authenticated", "SessionRestored"]
+        assert kinds[3:] == ["WatchdogExpired", "Disconnected", "Closed"], events
+        expired = events[names(events).index("WatchdogExpired")]
+        assert expired["connection"] == 1 and expired["since_check_in"] >= 1.0
+        assert events[names(events).index("Disconnected")]["cancel_on_disconnect_may_have_fired"]
+        assert not any(r.path.endswith("/private/logout") for r in sim.requests)
+        assert [event.reason for event in sim.cancel_on_disconnect_events] == ["closed", "closed"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["session", "--watchdog", "0.5"], "watchdog must be None or a number of seconds >= 1"),
+        (["session", "--freeze-after", "1"], "--freeze-after goes with --watchdog"),
+        (["session", "--watchdog", "x"], "must be a number of seconds > 0"),
+    ],
+)
+def test_watchdog_usage_errors_exit_2(argv: list[str], says: str) -> None:
+    status, events, err = run_in_process("--host", refused_url(), *argv)
+    assert (status, events) == (2, [])
+    assert says in err and "Traceback" not in err

@@ -15,8 +15,8 @@ from test_websocket_support import (
     FAST_BACKOFF,
     TIME_SCALE,
     Recorder,
+    SessionOpener,
     key_configuration,
-    session,
     token_configuration,
     wait_until,
 )
@@ -26,7 +26,6 @@ from openapi_client import (
     ApiValueError,
     BadRequestException,
     Configuration,
-    SessionManagementApi,
     TooManyRequestsException,
 )
 from openapi_client.simulator import DeribitSimulator
@@ -37,7 +36,6 @@ from openapi_client.websocket import (
     Reconnecting,
     SessionRestored,
     State,
-    WebSocketApiClient,
 )
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.timing]
@@ -71,6 +69,7 @@ def recorder() -> Recorder:
 def assert_restored(sim: DeribitSimulator) -> None:
     """The session's only connection is a new one with every setting the session asked for.
     (The simulator numbers every opening handshake, refused ones included.)"""
+
     def only_a_new_one() -> list:
         connections = sim.ws_connections
         if len(connections) == 1 and connections[0].id > 1 and connections[0].heartbeat_interval:
@@ -97,12 +96,17 @@ def assert_restored(sim: DeribitSimulator) -> None:
     ids=["drop", "close-4000", "close-1001", "malformed", "oversized"],
 )
 def test_call_in_flight_is_retried_on_the_restored_session(
-    sim: DeribitSimulator, recorder: Recorder, fault: str, params: dict, code: object
+    sim: DeribitSimulator,
+    recorder: Recorder,
+    fault: str,
+    params: dict,
+    code: object,
+    open_session: SessionOpener,
 ) -> None:
-    with session(
+    with open_session(
         key_configuration(sim), recorder, cancel_on_disconnect=True, max_message_size=1 << 20
     ) as ws_client:
-        api = SessionManagementApi(ws_client)
+        api = ws_client.api
         sim.inject(fault, path="/private/get_cancel_on_disconnect", **params)
         answer = api.private_get_cancel_on_disconnect_get()
         assert answer["result"] == {"scope": "connection", "enabled": True}
@@ -117,10 +121,10 @@ def test_call_in_flight_is_retried_on_the_restored_session(
 
 
 def test_unanswered_heartbeat_closes_with_4000_and_the_session_returns(
-    fast_heartbeats: DeribitSimulator, recorder: Recorder
+    fast_heartbeats: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
 ) -> None:
     sim = fast_heartbeats
-    with session(key_configuration(sim), recorder, cancel_on_disconnect=True):
+    with open_session(key_configuration(sim), recorder, cancel_on_disconnect=True):
         sim.inject("ws_ignore_test", path="/public/test")
         (lost,) = recorder.wait_for(Disconnected)
         assert (lost.code, lost.cancel_on_disconnect_may_have_fired) == (4000, True)
@@ -131,17 +135,17 @@ def test_unanswered_heartbeat_closes_with_4000_and_the_session_returns(
 
 
 def test_silent_connection_is_declared_dead_and_replaced(
-    fast_heartbeats: DeribitSimulator, recorder: Recorder
+    fast_heartbeats: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
 ) -> None:
     # Heartbeats every 0.1 s keep a live connection well inside the 0.6 s liveness timeout; the
     # silence lasts 0.9 s longer than that, so only the liveness timeout can end the call, and a
     # busy machine has room both ways.
     sim = fast_heartbeats
-    with session(
+    with open_session(
         key_configuration(sim), recorder, cancel_on_disconnect=True, liveness_timeout=0.6
     ) as ws_client:
         sim.inject("ws_silence", path="/private/get_cancel_on_disconnect", seconds=1.5)
-        answer = SessionManagementApi(ws_client).private_get_cancel_on_disconnect_get()
+        answer = ws_client.api.private_get_cancel_on_disconnect_get()
         assert answer["result"]["enabled"] is True
         (lost,) = recorder.of(Disconnected)
         assert lost.code is None and "declared dead" in lost.reason
@@ -149,9 +153,9 @@ def test_silent_connection_is_declared_dead_and_replaced(
 
 
 def test_refused_handshake_waits_for_retry_after(
-    sim: DeribitSimulator, recorder: Recorder
+    sim: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
 ) -> None:
-    with session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
+    with open_session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
         sim.inject("ws_refuse", retry_after="1")
         sim.inject("ws_drop", path="/public/test")
         assert ws_client.call("public/test", idempotent=True)["result"]
@@ -163,7 +167,9 @@ def test_refused_handshake_waits_for_retry_after(
         assert ws_client.state is State.READY
 
 
-def test_too_many_requests_ends_the_connection_and_backs_off_longer(recorder: Recorder) -> None:
+def test_too_many_requests_ends_the_connection_and_backs_off_longer(
+    recorder: Recorder, open_session: SessionOpener
+) -> None:
     # The credit pool is on a manual clock: it refills only when the test says so, not while a
     # busy machine makes the 40 calls slowly.
     clock = ManualClock()
@@ -175,7 +181,7 @@ def test_too_many_requests_ends_the_connection_and_backs_off_longer(recorder: Re
         clock=clock,
     ) as simulator:
         configuration = key_configuration(simulator, retries=0)
-        with session(
+        with open_session(
             configuration, recorder, cancel_on_disconnect=True, throttle_delay=0.5
         ) as ws_client:
             with pytest.raises(TooManyRequestsException) as refused:
@@ -194,11 +200,11 @@ def test_too_many_requests_ends_the_connection_and_backs_off_longer(recorder: Re
 
 
 def test_answers_out_of_order_reach_their_callers(
-    sim: DeribitSimulator, recorder: Recorder
+    sim: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
 ) -> None:
     """A late answer overtaken by later ones still goes to its own caller; nothing reconnects."""
-    with session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
-        api = SessionManagementApi(ws_client)
+    with open_session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
+        api = ws_client.api
         # One round trip after the delayed request arrived, its answer is still a second away.
         sim.inject("ws_delay", path="/private/get_cancel_on_disconnect", seconds=1.0)
         late = api.private_get_cancel_on_disconnect_get(scope="account", async_req=True)
@@ -223,8 +229,10 @@ def test_answers_out_of_order_reach_their_callers(
         )
 
 
-def test_only_idempotent_calls_are_sent_again(sim: DeribitSimulator) -> None:
-    with session(token_configuration(sim), heartbeat=None) as ws_client:
+def test_only_idempotent_calls_are_sent_again(
+    sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
+    with open_session(token_configuration(sim), heartbeat=None) as ws_client:
         sim.inject("ws_drop", path="/public/get_time")
         with pytest.raises(ApiConnectionError) as lost:
             ws_client.call("public/get_time")
@@ -234,9 +242,9 @@ def test_only_idempotent_calls_are_sent_again(sim: DeribitSimulator) -> None:
         assert len([r for r in sim.requests if r.path.endswith("/public/get_time")]) == 1
 
 
-def test_gives_up_after_max_reconnects(recorder: Recorder) -> None:
+def test_gives_up_after_max_reconnects(recorder: Recorder, open_session: SessionOpener) -> None:
     simulator = DeribitSimulator(time_scale=TIME_SCALE).start()
-    ws_client = session(token_configuration(simulator), recorder, max_reconnects=2)
+    ws_client = open_session(token_configuration(simulator), recorder, max_reconnects=2)
     simulator.stop()
     (closed,) = recorder.wait_for(Closed)
     assert closed.failed and "gave up after 2" in closed.reason
@@ -247,38 +255,44 @@ def test_gives_up_after_max_reconnects(recorder: Recorder) -> None:
     ws_client.close()
 
 
-def test_first_connection_failure_raises() -> None:
+def test_first_connection_failure_raises(open_session: SessionOpener) -> None:
     simulator = DeribitSimulator().start()
     url = simulator.url
     simulator.stop()
     configuration = Configuration(host=url, retries=0, request_timeout=(1.0, 1.0))
     with pytest.raises(ApiConnectionError, match="refused the connection") as refused:
-        WebSocketApiClient(configuration, reconnect_backoff=FAST_BACKOFF)
+        open_session(
+            suite_defaults=False, configuration=configuration, reconnect_backoff=FAST_BACKOFF
+        )
     assert refused.value.status == 0 and refused.value.__cause__ is not None
 
 
-def test_refused_first_handshake_is_an_http_error(sim: DeribitSimulator) -> None:
+def test_refused_first_handshake_is_an_http_error(
+    sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
     sim.inject("ws_refuse", count=5, retry_after="0")
     configuration = token_configuration(sim, retries=0)
     with pytest.raises(TooManyRequestsException) as refused:
-        session(configuration)
+        open_session(configuration)
     assert refused.value.status == 429 and refused.value.retry_after == 0
 
 
-def test_wrong_credentials_fail_without_retrying(sim: DeribitSimulator) -> None:
+def test_wrong_credentials_fail_without_retrying(
+    sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
     configuration = key_configuration(sim)
     configuration.client_secret = "not-the-secret"
     with pytest.raises(BadRequestException) as refused:
-        session(configuration)
+        open_session(configuration)
     assert refused.value.error_code == 13004
     assert "not-the-secret" not in str(refused.value) + repr(refused.value)
     assert sim.auth_requests == 1
 
 
-def test_credentials_never_cross_plain_ws_off_loopback() -> None:
+def test_credentials_never_cross_plain_ws_off_loopback(open_session: SessionOpener) -> None:
     configuration = Configuration(host="http://203.0.113.9/api/v2", access_token="secret")
     with pytest.raises(ApiValueError, match="plain ws://"):
-        WebSocketApiClient(configuration)
+        open_session(suite_defaults=False, configuration=configuration)
 
 
 def test_script_without_close_exits_promptly(sim: DeribitSimulator) -> None:

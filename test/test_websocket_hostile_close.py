@@ -18,10 +18,16 @@ from test_websocket_hostile_server import (
     serving,
     text_frame,
 )
-from test_websocket_support import FAST_BACKOFF, SOON, Recorder, wait_until
+from test_websocket_support import (
+    FAST_BACKOFF,
+    SOON,
+    Recorder,
+    SessionOpener,
+    wait_until,
+)
 
 from openapi_client import Configuration, RetryPolicy
-from openapi_client.websocket import Disconnected, SessionRestored, State, WebSocketApiClient
+from openapi_client.websocket import Disconnected, SessionRestored, State
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -30,7 +36,7 @@ RETRY_AT_ONCE = RetryPolicy(total=2, backoff_factor=0.0, jitter=0.0)
 
 
 @pytest.mark.timing
-def test_a_close_frame_with_the_101_is_answered_at_once() -> None:
+def test_a_close_frame_with_the_101_is_answered_at_once(open_session: SessionOpener) -> None:
     """The server's close frame comes in the same packet as the handshake's answer. The client
     echoes it at once (RFC 6455, 5.5.1) and opens the next connection; before, the frame was
     read with the handshake but never answered, and the client waited its close timeout plus
@@ -49,8 +55,9 @@ def test_a_close_frame_with_the_101_is_answered_at_once() -> None:
 
     with serving(script) as server:
         started = time.monotonic()
-        ws_client = WebSocketApiClient(
-            Configuration(host=api_url(server), retries=RETRY_AT_ONCE),
+        ws_client = open_session(
+            suite_defaults=False,
+            configuration=Configuration(host=api_url(server), retries=RETRY_AT_ONCE),
             heartbeat=None,
             close_timeout=5.0,
         )
@@ -66,7 +73,7 @@ def test_a_close_frame_with_the_101_is_answered_at_once() -> None:
     assert server.connections == 2
 
 
-def test_a_close_frame_behind_an_answer_in_one_packet() -> None:
+def test_a_close_frame_behind_an_answer_in_one_packet(open_session: SessionOpener) -> None:
     """The answer goes to its caller, then the close is seen, echoed and reported."""
     recorder = Recorder()
     peers: list[WsPeer] = []
@@ -82,8 +89,9 @@ def test_a_close_frame_behind_an_answer_in_one_packet() -> None:
                 ws.send(ok(request))
 
     with serving(script) as server:
-        with WebSocketApiClient(
-            Configuration(host=api_url(server), retries=0),
+        with open_session(
+            suite_defaults=False,
+            configuration=Configuration(host=api_url(server), retries=0),
             heartbeat=None,
             max_reconnects=0,
             on_event=recorder,
@@ -97,7 +105,7 @@ def test_a_close_frame_behind_an_answer_in_one_packet() -> None:
 
 
 @pytest.mark.timing
-def test_close_keeps_to_its_timeout_on_a_half_open_connection() -> None:
+def test_close_keeps_to_its_timeout_on_a_half_open_connection(open_session: SessionOpener) -> None:
     """After the session is restored the server reads nothing and answers nothing. ``close()``
     waits the close timeout for an answer to its close frame, then cuts the socket: 2 s, as
     documented; before, a reader already waiting on the socket kept it 1 s longer."""
@@ -113,8 +121,9 @@ def test_close_keeps_to_its_timeout_on_a_half_open_connection() -> None:
         ws.hold()
 
     with serving(script) as server:
-        ws_client = WebSocketApiClient(
-            Configuration(host=api_url(server), retries=0),
+        ws_client = open_session(
+            suite_defaults=False,
+            configuration=Configuration(host=api_url(server), retries=0),
             heartbeat=None,
             reconnect_backoff=FAST_BACKOFF,
         )

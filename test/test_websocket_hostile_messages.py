@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from test_websocket_hostile_server import Message, WsPeer, answering, api_url, ok, serving
-from test_websocket_support import Recorder
+from test_websocket_support import (
+    Recorder,
+    SessionOpener,
+)
 
 from openapi_client import ApiProtocolError, Configuration
-from openapi_client.websocket import Disconnected, State, WebSocketApiClient
-from openapi_client.websocket.session import Session
+from openapi_client.websocket import Disconnected, State
+from openapi_client.websocket.session_core import SessionCore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,6 +41,14 @@ UNROUTABLE: list[tuple[str, str]] = [
 ]
 
 
+def one_connection(open_session: SessionOpener, server: Any, recorder: Recorder) -> Any:
+    """A session on ``server`` that never reconnects, without heartbeats."""
+    configuration = Configuration(host=api_url(server), retries=0)
+    return open_session(
+        configuration, recorder, suite_defaults=False, heartbeat=None, max_reconnects=0
+    )
+
+
 def noisy(request: dict[str, Any]) -> list[Message] | None:
     if request["method"] == "public/noise":
         return [text for text, _ in UNROUTABLE] + [ok(request)]
@@ -48,17 +59,14 @@ def noisy(request: dict[str, Any]) -> list[Message] | None:
 
 
 def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_session: SessionOpener
 ) -> None:
     """Before, an ``id`` that is an object raised ``TypeError`` in the reader, which dropped
     the connection ("the reader failed"); a JSON document nested too deeply did the same."""
     recorder = Recorder()
     caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
     with serving(answering(noisy)) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             assert ws_client.call("public/noise")["result"] == "ok"
             assert ws_client.call("public/test")["result"] == "ok"
             assert ws_client.state is State.READY
@@ -71,15 +79,14 @@ def test_unroutable_messages_are_logged_and_dropped_and_the_connection_stays(
     assert "reader failed" not in text
 
 
-def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only() -> None:
+def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only(
+    open_session: SessionOpener,
+) -> None:
     """The outcome of that call is unknown: its caller gets a protocol error at once (not a
     timeout), and the connection goes on."""
     recorder = Recorder()
     with serving(answering(noisy)) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             with pytest.raises(ApiProtocolError, match="both a result and an error"):
                 ws_client.call("public/ambiguous", timeout=30)
             assert ws_client.call("public/test")["result"] == "ok"
@@ -88,25 +95,28 @@ def test_an_answer_with_both_a_result_and_an_error_fails_its_call_only() -> None
 
 
 def test_a_message_whose_handling_fails_is_dropped_alone(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, open_session: SessionOpener
 ) -> None:
     """A fault while one notification is handled (here the session's handler raises) costs
     that notification, not the connection."""
-    original = Session.notification
+    original = SessionCore._subscription
 
-    def faulty(self: Session, connection: Any, params: Any) -> None:
+    def faulty(self: SessionCore, params: Any) -> None:
         if params.get("channel") == "explodes":
             raise RuntimeError("injected fault")
-        original(self, connection, params)
+        original(self, params)
 
-    monkeypatch.setattr(Session, "notification", faulty)
+    monkeypatch.setattr(SessionCore, "_subscription", faulty)
     received: list[Any] = []
 
     def notifications(request: dict[str, Any]) -> list[Message] | None:
         if request["method"] == "public/notify":
             return [
-                {"jsonrpc": "2.0", "method": "subscription",
-                 "params": {"channel": name, "data": name}}
+                {
+                    "jsonrpc": "2.0",
+                    "method": "subscription",
+                    "params": {"channel": name, "data": name},
+                }
                 for name in ("explodes", "platform_state")
             ] + [ok(request)]
         return None
@@ -116,10 +126,7 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
 
     recorder = Recorder()
     with serving(script) as server:
-        configuration = Configuration(host=api_url(server), retries=0)
-        with WebSocketApiClient(
-            configuration, heartbeat=None, max_reconnects=0, on_event=recorder
-        ) as ws_client:
+        with one_connection(open_session, server, recorder) as ws_client:
             ws_client.subscribe("platform_state", lambda channel, data: received.append(data))
             assert ws_client.call("public/notify")["result"] == "ok"
             assert ws_client.call("public/test")["result"] == "ok"

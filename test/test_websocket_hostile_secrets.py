@@ -20,7 +20,10 @@ from test_websocket_hostile_server import (
     serving,
     session_answers,
 )
-from test_websocket_support import Recorder, session
+from test_websocket_support import (
+    Recorder,
+    SessionOpener,
+)
 
 from openapi_client import ApiConnectionError, ApiException, Configuration
 from openapi_client.cli import main
@@ -44,8 +47,11 @@ def leaks(request: dict[str, Any]) -> list[Message] | None:
         return None
     error = {"code": 13009, "message": f"unauthorized {ACCESS}", "data": {"secret": SECRET}}
     return [
-        {"jsonrpc": "2.0", "method": "subscription",
-         "params": {"channel": f"user.orders.{ACCESS}", "data": {"token": REFRESH}}},
+        {
+            "jsonrpc": "2.0",
+            "method": "subscription",
+            "params": {"channel": f"user.orders.{ACCESS}", "data": {"token": REFRESH}},
+        },
         {"jsonrpc": "2.0", "error": {"code": 11050, "message": f"bad {SECRET}"}},
         {"jsonrpc": "2.0", "method": f"mystery/{REFRESH}", "params": {}},
         f"not json {ACCESS} {SECRET}",
@@ -88,14 +94,18 @@ def chain_of(error: BaseException) -> list[BaseException]:
     return chain
 
 
-def test_secrets_echoed_by_the_server_never_show(caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_echoed_by_the_server_never_show(
+    caplog: pytest.LogCaptureFixture, open_session: SessionOpener
+) -> None:
     """Before, the close reason showed in ``Disconnected.reason``, in DEBUG lines (with the
     channel name of the unexpected notification) and in the exception chained as the cause of
     the call's error, which a printed traceback shows."""
     recorder = Recorder()
     caplog.set_level(logging.DEBUG, logger="openapi_client")
     with serving(leaking) as server:
-        with session(key_configuration(api_url(server)), recorder, heartbeat=None) as ws_client:
+        with open_session(
+            key_configuration(api_url(server)), recorder, heartbeat=None
+        ) as ws_client:
             with pytest.raises(ApiException) as answered:
                 ws_client.call("public/leak")
             with pytest.raises(ApiConnectionError) as dropped:

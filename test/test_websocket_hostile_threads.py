@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from test_websocket_support import Recorder, session, token_configuration
@@ -43,13 +43,19 @@ def sim() -> Iterator[DeribitSimulator]:
         yield simulator
 
 
-def once(monkeypatch: pytest.MonkeyPatch, name: str, fault: BaseException) -> None:
-    """Make ``Session.<name>`` raise ``fault`` the first time it is called."""
+def once(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    fault: BaseException,
+    when: Callable[..., bool] = lambda *args: True,
+) -> None:
+    """Make ``Session.<name>`` raise ``fault`` the first time it is called with arguments
+    ``when`` accepts."""
     original = getattr(Session, name)
     fired: list[bool] = []
 
     def faulty(self: Session, *args: Any) -> Any:
-        if not fired:
+        if not fired and when(*args):
             fired.append(True)
             raise fault
         return original(self, *args)
@@ -65,7 +71,12 @@ def test_a_reader_that_dies_fails_the_call_in_flight_and_the_session_comes_back(
     is held back 20 s, its timeout is 15 s); ``Disconnected`` says the reader failed; the
     session reconnects. Before, the main thread read the socket itself and the fault came out
     of the call as it was."""
-    once(monkeypatch, "heartbeat_answered", InjectedFault("injected"))
+    once(
+        monkeypatch,
+        "_publish",
+        InjectedFault("injected"),
+        lambda event: isinstance(event, HeartbeatAnswered),
+    )
     recorder = Recorder()
     with session(token_configuration(sim), recorder) as ws_client:
         sim.inject("ws_delay", path="/public/get_time", seconds=20.0)
@@ -107,9 +118,9 @@ def test_a_supervisor_that_fails_ends_the_session_clearly(
     """The supervisor fails as it starts a reconnect: the session gives up at once, with
     ``Closed(failed=True)`` and state FAILED, and calls are refused without waiting. Before, it
     stayed RECONNECTING for good and every call waited for a session that never came."""
-    once(monkeypatch, "_reconnect", RuntimeError("injected"))
     recorder = Recorder()
     ws_client = session(token_configuration(sim), recorder)
+    once(monkeypatch, "_open", RuntimeError("injected"))  # the supervisor opens connections
     try:
         sim.inject("ws_drop", path="/public/test")
         with pytest.raises(ApiConnectionError):

@@ -21,7 +21,11 @@ from test_websocket_hostile_server import (
     serving,
     session_answers,
 )
-from test_websocket_support import FAST_BACKOFF, Recorder, session
+from test_websocket_support import (
+    FAST_BACKOFF,
+    Recorder,
+    SessionOpener,
+)
 
 from openapi_client import ApiConnectionError, ApiException, Configuration, RetryPolicy
 from openapi_client.credentials import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
@@ -105,11 +109,22 @@ def key_configuration(url: str) -> Configuration:
         ("9" * 500, MAX_TOKEN_LIFETIME),
         ("900", 900.0),
     ],
-    ids=["zero", "negative", "a-millisecond", "minus-infinity", "1e300", "infinity",
-         "500-digits", "ordinary"],
+    ids=[
+        "zero",
+        "negative",
+        "a-millisecond",
+        "minus-infinity",
+        "1e300",
+        "infinity",
+        "500-digits",
+        "ordinary",
+    ],
 )
 def test_an_odd_token_lifetime_never_storms_nor_overflows(
-    caplog: pytest.LogCaptureFixture, expires_in: str, counted_on: float
+    caplog: pytest.LogCaptureFixture,
+    expires_in: str,
+    counted_on: float,
+    open_session: SessionOpener,
 ) -> None:
     """One grant per connection, whatever ``expires_in`` says (a lifetime of 0 made the session
     renew in a tight loop: thousands of grants a second; 1e300 killed its supervisor with an
@@ -120,7 +135,9 @@ def test_an_odd_token_lifetime_never_storms_nor_overflows(
     recorder = Recorder()
     with serving(server_side.script) as server:
         with caplog.at_level(logging.WARNING, logger="openapi_client"):
-            with session(key_configuration(api_url(server)), recorder, heartbeat=None) as ws_client:
+            with open_session(
+                key_configuration(api_url(server)), recorder, heartbeat=None
+            ) as ws_client:
                 dropped_and_restored(ws_client, recorder)  # the supervisor lives
     assert server_side.grants == 2
     assert [event.expires_in for event in recorder.of(Authenticated)] == [counted_on] * 2
@@ -133,11 +150,17 @@ def test_an_odd_token_lifetime_never_storms_nor_overflows(
 
 
 @pytest.mark.parametrize("expires_in", ['"900"', "true", "NaN", "null", "{}"])
-def test_a_lifetime_that_is_not_a_number_is_refused_once(expires_in: str) -> None:
+def test_a_lifetime_that_is_not_a_number_is_refused_once(
+    expires_in: str, open_session: SessionOpener
+) -> None:
     server_side = AuthServer(expires_in)
     with serving(server_side.script) as server:
         with pytest.raises(ApiException, match="without a numeric expires_in") as refused:
-            WebSocketApiClient(key_configuration(api_url(server)), heartbeat=None)
+            open_session(
+                suite_defaults=False,
+                configuration=key_configuration(api_url(server)),
+                heartbeat=None,
+            )
     assert refused.value.status == 200
     assert server_side.grants == 1
 
@@ -155,7 +178,7 @@ def test_a_lifetime_that_is_not_a_number_is_refused_once(expires_in: str) -> Non
     ids=["1e400", "500-digits", "year-9999", "negative", "nan", "not-a-number"],
 )
 def test_retry_after_at_the_handshake_is_held_in_range(
-    caplog: pytest.LogCaptureFixture, retry_after: str, longest: float
+    caplog: pytest.LogCaptureFixture, retry_after: str, longest: float, open_session: SessionOpener
 ) -> None:
     """After a drop, the next handshake is refused with 429 and an odd ``Retry-After``: the
     session waits at most ``retry_after_max`` (a huge value is logged and cut to it), and never
@@ -183,7 +206,7 @@ def test_retry_after_at_the_handshake_is_held_in_range(
 
     with serving(script) as server:
         with caplog.at_level(logging.WARNING, logger="openapi_client"):
-            with session(
+            with open_session(
                 Configuration(host=api_url(server), retries=0),
                 recorder,
                 heartbeat=None,
@@ -201,7 +224,7 @@ def test_retry_after_at_the_handshake_is_held_in_range(
 
 @pytest.mark.parametrize("interval", [-5, 0, 9.99, True, "30"])
 def test_a_heartbeat_interval_the_session_cannot_use_is_not_adopted(
-    caplog: pytest.LogCaptureFixture, interval: Any
+    caplog: pytest.LogCaptureFixture, interval: Any, open_session: SessionOpener
 ) -> None:
     """``call("public/set_heartbeat", ...)`` sends its parameters as given, and a server may
     answer ``"ok"`` to anything. The session adopts (for its liveness limit and later
@@ -209,7 +232,7 @@ def test_a_heartbeat_interval_the_session_cannot_use_is_not_adopted(
     on the next read, and every connection after it."""
     recorder = Recorder()
     with serving(answering()) as server:
-        with session(
+        with open_session(
             Configuration(host=api_url(server), retries=0), recorder, heartbeat=None
         ) as ws_client:
             assert ws_client.call("public/set_heartbeat", {"interval": interval})["result"] == "ok"

@@ -15,6 +15,7 @@ from conftest import TOKEN
 from test_websocket_support import (
     SOON,
     Recorder,
+    SessionOpener,
     key_configuration,
     session,
     token_configuration,
@@ -70,8 +71,10 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def test_settings_are_applied_on_connect(sim: DeribitSimulator, recorder: Recorder) -> None:
-    with session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
+def test_settings_are_applied_on_connect(
+    sim: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
+) -> None:
+    with open_session(key_configuration(sim), recorder, cancel_on_disconnect=True) as ws_client:
         assert ws_client.state is State.READY
         (connection,) = sim.ws_connections
         assert connection.client_name == "openapi-client-deribit-session"
@@ -83,9 +86,9 @@ def test_settings_are_applied_on_connect(sim: DeribitSimulator, recorder: Record
     assert kinds == [Connected, Authenticated, SessionRestored, Disconnected, Closed]
 
 
-def test_every_session_method(sim: DeribitSimulator) -> None:
-    with session(key_configuration(sim), heartbeat=None) as ws_client:
-        api = SessionManagementApi(ws_client)
+def test_every_session_method(sim: DeribitSimulator, open_session: SessionOpener) -> None:
+    with open_session(key_configuration(sim), heartbeat=None) as ws_client:
+        api = ws_client.api
         assert api.public_set_heartbeat_get(15)["result"] == "ok"
         assert sim.ws_connections[0].heartbeat_interval == 15
         assert ws_client.heartbeat == 15  # adopted: restored after a reconnect
@@ -103,10 +106,12 @@ def test_every_session_method(sim: DeribitSimulator) -> None:
         assert data["jsonrpc"] == "2.0" and "usIn" in data
 
 
-def test_access_token_goes_with_each_private_call(sim: DeribitSimulator) -> None:
-    with session(token_configuration(sim), cancel_on_disconnect=True) as ws_client:
+def test_access_token_goes_with_each_private_call(
+    sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
+    with open_session(token_configuration(sim), cancel_on_disconnect=True) as ws_client:
         assert sim.ws_connections[0].cancel_on_disconnect is True
-        api = SessionManagementApi(ws_client)
+        api = ws_client.api
         assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is True
         sent = [r for r in sim.requests if r.path.endswith("/private/get_cancel_on_disconnect")]
         assert sent and all(r.query.get("access_token") == TOKEN for r in sent)
@@ -114,20 +119,19 @@ def test_access_token_goes_with_each_private_call(sim: DeribitSimulator) -> None
 
 def test_private_call_without_credentials_is_refused_before_sending(
     sim: DeribitSimulator,
+    open_session: SessionOpener,
 ) -> None:
     configuration = key_configuration(sim)
     configuration.client_id = configuration.client_secret = None
-    with session(configuration) as ws_client:
+    with open_session(configuration) as ws_client:
         with pytest.raises(ApiValueError, match="needs credentials"):
-            SessionManagementApi(ws_client).private_get_cancel_on_disconnect_get()
+            ws_client.api.private_get_cancel_on_disconnect_get()
     with pytest.raises(ApiValueError, match="needs credentials"):
-        session(configuration, cancel_on_disconnect=True)
+        open_session(configuration, cancel_on_disconnect=True)
 
 
 @pytest.mark.timing
-def test_generated_style_keywords(
-    sim: DeribitSimulator, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_generated_style_keywords(sim: DeribitSimulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="openapi_client.websocket")
     with session(token_configuration(sim)) as ws_client:
         api = SessionManagementApi(ws_client)
@@ -155,10 +159,10 @@ def test_generated_style_keywords(
         assert ws_client.state is State.READY and [c.id for c in sim.ws_connections] == [1]
 
 
-def test_error_answers_raise_like_http(sim: DeribitSimulator) -> None:
-    with session(token_configuration(sim, client_side_validation=False)) as ws_client:
+def test_error_answers_raise_like_http(sim: DeribitSimulator, open_session: SessionOpener) -> None:
+    with open_session(token_configuration(sim, client_side_validation=False)) as ws_client:
         with pytest.raises(BadRequestException) as refused:
-            SessionManagementApi(ws_client).public_set_heartbeat_get(5)
+            ws_client.api.public_set_heartbeat_get(5)
         error = refused.value
         assert (error.status, error.error_code) == (400, -32602)
         assert error.error_message == "Invalid params"
@@ -167,11 +171,11 @@ def test_error_answers_raise_like_http(sim: DeribitSimulator) -> None:
         assert "Deribit error -32602" in str(error)
         ws_client.configuration.client_side_validation = True
         with pytest.raises(ApiValueError, match="interval must be"):
-            SessionManagementApi(ws_client).public_set_heartbeat_get(5)
+            ws_client.api.public_set_heartbeat_get(5)
 
 
-def test_call_any_method(sim: DeribitSimulator) -> None:
-    with session(token_configuration(sim)) as ws_client:
+def test_call_any_method(sim: DeribitSimulator, open_session: SessionOpener) -> None:
+    with open_session(token_configuration(sim)) as ws_client:
         assert ws_client.call("public/test")["result"]["version"]
         assert ws_client.call("private/get_cancel_on_disconnect", {"scope": "account"})[
             "result"
@@ -245,7 +249,9 @@ def test_heartbeats_answered_under_load(
 
 
 @pytest.mark.timing
-def test_slow_callbacks_never_delay_heartbeat_answers(heartbeat_sim: DeribitSimulator) -> None:
+def test_slow_callbacks_never_delay_heartbeat_answers(
+    heartbeat_sim: DeribitSimulator, open_session: SessionOpener
+) -> None:
     sim = heartbeat_sim
     release = threading.Event()
     entered = threading.Event()
@@ -254,7 +260,7 @@ def test_slow_callbacks_never_delay_heartbeat_answers(heartbeat_sim: DeribitSimu
         entered.set()
         release.wait(SOON)  # user code that does not return until the test lets it
 
-    with session(token_configuration(sim), on_event=stuck) as ws_client:
+    with open_session(token_configuration(sim), on_event=stuck) as ws_client:
         try:
             ws_client.subscribe("platform_state", stuck)
             for _ in range(3):
@@ -277,10 +283,12 @@ def _heartbeats(sim: DeribitSimulator) -> int:
 
 
 def test_subscriptions_reach_the_callback_and_are_renewed(
-    sim: DeribitSimulator, recorder: Recorder
+    sim: DeribitSimulator,
+    recorder: Recorder,
+    open_session: SessionOpener,
 ) -> None:
     notices: list[dict[str, Any]] = []
-    with session(token_configuration(sim), recorder) as ws_client:
+    with open_session(token_configuration(sim), recorder) as ws_client:
         confirmed = ws_client.subscribe(
             ["platform_state"], lambda channel, data: notices.append(data)
         )
@@ -298,8 +306,8 @@ def test_subscriptions_reach_the_callback_and_are_renewed(
         assert sim.publish_platform_state({"x": 1}) == 0
 
 
-def test_events_iterator_and_state(sim: DeribitSimulator) -> None:
-    ws_client = session(token_configuration(sim), heartbeat=None)
+def test_events_iterator_and_state(sim: DeribitSimulator, open_session: SessionOpener) -> None:
+    ws_client = open_session(token_configuration(sim), heartbeat=None)
     assert ws_client.state is State.READY
     sim.inject("ws_close", path="/public/test", code=1011, reason="going")
     ws_client.call("public/test", idempotent=True)
@@ -307,8 +315,14 @@ def test_events_iterator_and_state(sim: DeribitSimulator) -> None:
     assert ws_client.state is State.CLOSED
     names = [type(event).__name__ for event in ws_client.events(timeout=5)]
     assert names == [
-        "Connected", "SessionRestored", "Disconnected", "Reconnecting", "Connected",
-        "SessionRestored", "Disconnected", "Closed",
+        "Connected",
+        "SessionRestored",
+        "Disconnected",
+        "Reconnecting",
+        "Connected",
+        "SessionRestored",
+        "Disconnected",
+        "Closed",
     ]
     assert list(ws_client.events(timeout=0.1)) == []
     with pytest.raises(ApiValueError, match="closed"):
@@ -321,8 +335,10 @@ def test_events_iterator_and_state(sim: DeribitSimulator) -> None:
 PATIENT_CLOSE = 5.0
 
 
-def test_close_fires_cancel_on_disconnect(sim: DeribitSimulator, recorder: Recorder) -> None:
-    with session(
+def test_close_fires_cancel_on_disconnect(
+    sim: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
+) -> None:
+    with open_session(
         key_configuration(sim), recorder, cancel_on_disconnect=True, close_timeout=PATIENT_CLOSE
     ):
         pass
@@ -331,8 +347,10 @@ def test_close_fires_cancel_on_disconnect(sim: DeribitSimulator, recorder: Recor
     assert recorder.of(Disconnected)[-1].cancel_on_disconnect_may_have_fired is True
 
 
-def test_close_with_logout_keeps_the_orders(sim: DeribitSimulator, recorder: Recorder) -> None:
-    ws_client = session(
+def test_close_with_logout_keeps_the_orders(
+    sim: DeribitSimulator, recorder: Recorder, open_session: SessionOpener
+) -> None:
+    ws_client = open_session(
         key_configuration(sim), recorder, cancel_on_disconnect=True, close_timeout=PATIENT_CLOSE
     )
     ws_client.close(logout=True)
@@ -345,9 +363,11 @@ def test_close_with_logout_keeps_the_orders(sim: DeribitSimulator, recorder: Rec
 
 
 def test_cancel_on_disconnect_may_have_fired_only_when_on(
-    sim: DeribitSimulator, recorder: Recorder
+    sim: DeribitSimulator,
+    recorder: Recorder,
+    open_session: SessionOpener,
 ) -> None:
-    with session(key_configuration(sim), recorder, close_timeout=PATIENT_CLOSE):
+    with open_session(key_configuration(sim), recorder, close_timeout=PATIENT_CLOSE):
         pass
     assert recorder.of(Disconnected)[-1].cancel_on_disconnect_may_have_fired is False
     assert sim.cancel_on_disconnect_events == []
@@ -355,7 +375,7 @@ def test_cancel_on_disconnect_may_have_fired_only_when_on(
 
 @pytest.mark.timing
 @pytest.mark.usefixtures("short_token_lifetimes")
-def test_token_refreshed_during_a_long_session() -> None:
+def test_token_refreshed_during_a_long_session(open_session: SessionOpener) -> None:
     """Tokens live 1 s (``expires_in`` is whole seconds) and are renewed 0.8 s after each grant
     (the margin is capped at a fifth of the lifetime), on the open connection, with calls going
     on. The simulator's clock, which expires tokens, moves only when the test says: after each
@@ -366,8 +386,8 @@ def test_token_refreshed_during_a_long_session() -> None:
     started = time.time()
     with DeribitSimulator(time_scale=CALM_SCALE, token_ttl=1.0, clock=clock) as simulator:
         configuration = key_configuration(simulator, token_refresh_margin=0.5)
-        with session(configuration, recorder) as ws_client:
-            api = SessionManagementApi(ws_client)
+        with open_session(configuration, recorder) as ws_client:
+            api = ws_client.api
             calls = 0
 
             def call() -> None:
@@ -393,9 +413,7 @@ def test_token_refreshed_during_a_long_session() -> None:
             assert refreshed and all(event.expires_in == 1.0 for event in refreshed)
             assert recorder.of(Disconnected) == []
             # No call was refused for an expired token and sent again.
-            sent = [
-                r for r in simulator.requests if r.path.endswith("/get_cancel_on_disconnect")
-            ]
+            sent = [r for r in simulator.requests if r.path.endswith("/get_cancel_on_disconnect")]
             assert len(sent) == calls + 1  # and the one that restored the session
             # Never renewed before its time: each renewal 0.8 s after the grant before at least.
             grants = [r.time for r in simulator.requests if r.path.endswith("/public/auth")]

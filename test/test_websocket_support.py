@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Callable, TypeVar
 
 import pytest
@@ -88,15 +89,8 @@ def token_configuration(sim: DeribitSimulator, **settings: Any) -> Configuration
 def session(
     configuration: Configuration, recorder: Recorder | None = None, **options: Any
 ) -> WebSocketApiClient:
-    settings: Any = {
-        "heartbeat": 10,
-        "reconnect_backoff": FAST_BACKOFF,
-        "throttle_delay": 0.3,
-        "close_timeout": 0.5,
-        "on_event": recorder,
-    }
-    settings.update(options)
-    return WebSocketApiClient(configuration, **settings)
+    """A threaded session with the test suite's settings (see :func:`session_options`)."""
+    return WebSocketApiClient(configuration, **session_options(recorder, **options))
 
 
 def run_script(script: str, *arguments: str, timeout: float) -> Any:
@@ -113,3 +107,114 @@ def run_script(script: str, *arguments: str, timeout: float) -> Any:
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     return json.loads(ran.stdout.strip().splitlines()[-1])
+
+
+# -- one behaviour, every driver ------------------------------------------------------------------
+#
+# The session's behaviour tests open their session through the ``open_session`` fixture, which is
+# parametrized over the session drivers in DRIVERS: each driver gives a SessionHandle, the same
+# synchronous calls from the test's thread whatever drives the session (the threaded client is
+# one already; an asyncio client's coroutines are run on its loop by the handle). A difference
+# between the drivers is then a failing test.
+
+
+class SessionHandle:
+    """A session under test, driven by whatever driver, used synchronously from the test.
+
+    ``call``, ``subscribe``, ``unsubscribe``, ``close``, ``check_in``, ``events``, ``state``,
+    ``heartbeat``, ``cancel_on_disconnect``, ``url``, ``watchdog`` behave as on the threaded
+    :class:`WebSocketApiClient`; ``api`` is ``SessionManagementApi`` on it (its methods called
+    synchronously); ``client`` is the driver's own object, for what only it has.
+
+    :param client: the driver's client.
+    :param api: ``SessionManagementApi`` over it.
+    :param run: turns what a method returned into its result (runs a coroutine to its end).
+    """
+
+    def __init__(self, client: Any, api: Any, run: Callable[[Any], Any] = lambda value: value):
+        self.client = client
+        self._run = run
+        self.api = _Synchronous(api, run)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.client, name)
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._run(value(*args, **kwargs))
+
+    def __repr__(self) -> str:
+        return repr(self.client)
+
+    def __enter__(self) -> SessionHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Synchronous:
+    """``target``'s methods, each result passed through ``run``."""
+
+    def __init__(self, target: Any, run: Callable[[Any], Any]) -> None:
+        self._target = target
+        self._run = run
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._target, name)
+        return lambda *args, **kwargs: self._run(method(*args, **kwargs))
+
+
+def open_threaded(configuration: Configuration, **options: Any) -> SessionHandle:
+    """The threaded driver: :class:`WebSocketApiClient`."""
+    from openapi_client import SessionManagementApi
+
+    client = WebSocketApiClient(configuration, **options)
+    return SessionHandle(client, SessionManagementApi(client))
+
+
+#: The session drivers the behaviour tests run against, by name: each opens a session with the
+#: WebSocketApiClient keyword arguments and returns its handle.
+DRIVERS: dict[str, Callable[..., SessionHandle]] = {"threaded": open_threaded}
+
+#: Opens a session for a test: ``open_session(configuration, recorder, **options)``.
+SessionOpener = Callable[..., SessionHandle]
+
+
+@pytest.fixture(params=sorted(DRIVERS))
+def open_session(request: pytest.FixtureRequest) -> Iterator[SessionOpener]:
+    """Opens sessions through each driver in turn, with the suite's settings
+    (:func:`session_options`) unless ``suite_defaults=False``; closes them after the test."""
+    opener = DRIVERS[request.param]
+    opened: list[SessionHandle] = []
+
+    def open_one(
+        configuration: Configuration,
+        recorder: Recorder | None = None,
+        *,
+        suite_defaults: bool = True,
+        **options: Any,
+    ) -> SessionHandle:
+        if suite_defaults:
+            options = session_options(recorder, **options)
+        elif recorder is not None:
+            options["on_event"] = recorder
+        handle = opener(configuration, **options)
+        opened.append(handle)
+        return handle
+
+    yield open_one
+    for handle in reversed(opened):
+        handle.close()
+
+
+def session_options(recorder: Recorder | None = None, **options: Any) -> dict[str, Any]:
+    """The test suite's session settings (quick reconnects, a short close), with ``options``."""
+    settings: Any = {
+        "heartbeat": 10,
+        "reconnect_backoff": FAST_BACKOFF,
+        "throttle_delay": 0.3,
+        "close_timeout": 0.5,
+        "on_event": recorder,
+    }
+    settings.update(options)
+    return dict(settings)

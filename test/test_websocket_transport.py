@@ -366,8 +366,8 @@ def test_stray_messages_are_logged_and_ignored(caplog: pytest.LogCaptureFixture)
         configuration = Configuration(host=url, retries=0)
         with WebSocketApiClient(configuration, heartbeat=None) as ws_client:
             assert ws_client.call("public/noise")["result"] == "ok"
-            connection = ws_client._session.connection
-            assert connection is not None and connection.throttled
+            link = ws_client._session.core._link  # the 10028 outside any call was noted
+            assert link is not None and link.throttled
     text = caplog.text
     for expected in ("not JSON", "not an object", "outside any call", "came after its caller"):
         assert expected in text
@@ -514,18 +514,19 @@ def test_a_credential_refused_by_the_client_on_reconnect_fails_the_session(
     ws_client.close()
 
 
-def test_a_lost_connection_refuses_requests(sim: DeribitSimulator) -> None:
+def test_a_lost_connection_takes_no_more_calls(sim: DeribitSimulator) -> None:
     with session(token_configuration(sim), heartbeat=None) as ws_client:
         connection = ws_client._session.connection
         assert connection is not None
         sim.inject("ws_drop", path="/public/test")
-        ws_client.call("public/test", idempotent=True)
-        assert connection.wait_lost(5) and "lost" in repr(connection)
         with pytest.raises(ApiConnectionError, match="dropped without a close frame"):
-            connection.request("public/test", {}, 1.0)
-        with pytest.raises(ApiConnectionError):
-            connection.send_only("public/test", {})
-        connection.close()  # closing again is harmless
+            ws_client.call("public/test")
+        assert connection.ended.wait(5) and "lost" in repr(connection)
+        connection.send('{"jsonrpc": "2.0", "id": 1, "method": "public/test"}')  # harmless
+        connection.close(1000, "")  # closing again is harmless
+        connection.abort(1000, "")
+        assert ws_client.call("public/test", idempotent=True)["result"]
+        assert ws_client._session.connection is not connection
 
 
 # -- events: bounded queues, failing callbacks ---------------------------------------------------
@@ -534,13 +535,8 @@ def test_a_lost_connection_refuses_requests(sim: DeribitSimulator) -> None:
 def test_event_queues_are_bounded_and_callbacks_may_fail(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from openapi_client.websocket.events import (
-        MAX_BACKLOG,
-        MAX_PENDING_CALLBACKS,
-        Closed,
-        EventHub,
-        Reconnecting,
-    )
+    from openapi_client.websocket.events import Closed, Reconnecting
+    from openapi_client.websocket.hub import MAX_BACKLOG, MAX_PENDING_CALLBACKS, EventHub
 
     release = threading.Event()
     seen: list[Any] = []
@@ -565,11 +561,9 @@ def test_event_queues_are_bounded_and_callbacks_may_fail(
     assert "after the end" not in seen
 
 
-def test_listener_defaults_and_a_hub_that_never_ran() -> None:
-    from openapi_client.websocket.connection import Listener
-    from openapi_client.websocket.events import EventHub
+def test_a_hub_that_never_ran() -> None:
+    from openapi_client.websocket.hub import EventHub
 
-    assert Listener().idle_limit() is None
     hub = EventHub(None)
     hub.close()
     hub.run_callback(print, "never printed")  # no dispatcher after the end
@@ -947,9 +941,11 @@ def test_a_request_on_a_closing_connection_fails_at_once(sim: DeribitSimulator) 
     with session(token_configuration(sim), heartbeat=None) as ws_client:
         connection = ws_client._session.connection
         assert connection is not None
-        connection._transport.close(1000, "")  # closing: nothing more may be sent
+        connection.transport.close(1000, "")  # closing: nothing more may be sent
+        started = time.monotonic()
         with pytest.raises(ApiConnectionError, match="no answer"):
-            connection.request("public/test", {}, 1.0)
+            ws_client.call("public/test", timeout=30)  # not sent: the connection's end fails it
+        assert time.monotonic() - started < 5.0
 
 
 def test_a_transport_on_a_reset_connection_refuses_to_send() -> None:

@@ -28,10 +28,12 @@ from openapi_client.websocket.events import (
     Event,
     HeartbeatAnswered,
     Reconnecting,
+    SessionEvicted,
     SessionRestored,
     TokenRefreshed,
+    WatchdogExpired,
 )
-from openapi_client.websocket.session import State
+from openapi_client.websocket.session_core import State
 from openapi_client.websocket.url import websocket_url
 
 __all__ = [
@@ -43,9 +45,11 @@ __all__ = [
     "Event",
     "HeartbeatAnswered",
     "Reconnecting",
+    "SessionEvicted",
     "SessionRestored",
     "State",
     "TokenRefreshed",
+    "WatchdogExpired",
     "WebSocketApiClient",
     "websocket_url",
 ]

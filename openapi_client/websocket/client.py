@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import (
     TYPE_CHECKING,
@@ -41,22 +40,19 @@ from openapi_client.credentials import uses_api_key
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiTypeError, ApiValueError
 from openapi_client.retry import RetryPolicy
-from openapi_client.websocket import tls
-from openapi_client.websocket.connection import (
-    Connection,
-    ConnectOptions,
-    Listener,
-    answer_error,
-    open_connection,
-)
-from openapi_client.websocket.events import Event, EventHub
-from openapi_client.websocket.session import (
-    Session,
-    Settings,
+from openapi_client.websocket import session_core, tls
+from openapi_client.websocket.connection import ConnectOptions, open_transport
+from openapi_client.websocket.events import Event, logger
+from openapi_client.websocket.hub import EventHub
+from openapi_client.websocket.session import Session
+from openapi_client.websocket.session_core import (
+    CoreSettings,
     State,
     SubscriptionCallback,
-    retry_delay,
+    private_params,
+    subscription_method,
 )
+from openapi_client.websocket.transport import Transport
 from openapi_client.websocket.url import Target, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,6 +163,9 @@ class WebSocketApiClient(SyncClient):
         for none): a backstop for when heartbeats are off.
     :param compression: ``"deflate"`` to offer permessage-deflate; None (default) does not.
     :param pool_threads: threads serving ``async_req=True`` calls.
+    :param watchdog: seconds (at least 1) the program may go without :meth:`check_in` before
+        the session closes its connection without logging out, so that Deribit's
+        cancel-on-disconnect cancels its orders; None (default): no watchdog.
     """
 
     def __init__(
@@ -187,6 +186,7 @@ class WebSocketApiClient(SyncClient):
         keepalive_ping: float | None = 20.0,
         compression: str | None = None,
         pool_threads: int = 1,
+        watchdog: float | None = None,
     ) -> None:
         if configuration is None:
             configuration = Configuration.get_default_copy()
@@ -195,6 +195,7 @@ class WebSocketApiClient(SyncClient):
 
             heartbeat = SET_HEARTBEAT.json_params({"interval": heartbeat}, True)["interval"]
         _check_settings(max_reconnects, throttle_delay, liveness_timeout, max_message_size)
+        _check_watchdog(watchdog)
         self.configuration = configuration
         self._target: Target = resolve(configuration.host, url)
         self._check_transport_security()
@@ -210,22 +211,30 @@ class WebSocketApiClient(SyncClient):
         self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
         self._session = Session(
             configuration,
+            CoreSettings(
+                url=self._target.url,
+                display=self._target.display,
+                heartbeat=heartbeat,
+                cancel_on_disconnect=cancel_on_disconnect,
+                reconnect_backoff=reconnect_backoff,
+                throttle_delay=float(throttle_delay),
+                max_reconnects=max_reconnects,
+                liveness_timeout=liveness_timeout,
+                call_timeout=default.read,
+                close_timeout=self._options.close_timeout,
+                watchdog=None if watchdog is None else float(watchdog),
+            ),
+            self._target,
             self._open,
             EventHub(on_event),
-            Settings(heartbeat, cancel_on_disconnect),
-            backoff=reconnect_backoff,
-            throttle_delay=float(throttle_delay),
-            max_reconnects=max_reconnects,
-            liveness_timeout=liveness_timeout,
-            call_timeout=default.read,
         )
-        if cancel_on_disconnect and not self._session.credentials.available:
+        if cancel_on_disconnect and not self._session.core.credentials_available:
             raise ApiValueError(
                 "cancel_on_disconnect=True needs credentials: set Configuration.access_token, "
                 "or Configuration.client_id and client_secret"
             )
         self._close_asked = False
-        self._transport = SessionTransport(configuration, self._session, float(close_timeout))
+        self._transport = SessionTransport(configuration, self._session)
         super().__init__(configuration, self._transport, pool_threads)
         self._session.start(self._calls.retry_policy())
 
@@ -274,12 +283,12 @@ class WebSocketApiClient(SyncClient):
     @property
     def heartbeat(self) -> float | None:
         """The heartbeat interval applied on every connection (None: off)."""
-        return self._session.settings.heartbeat
+        return self._session.core.heartbeat
 
     @property
     def cancel_on_disconnect(self) -> bool:
         """Whether cancel-on-disconnect is enabled on every connection."""
-        return self._session.settings.cancel_on_disconnect
+        return self._session.core.cancel_on_disconnect
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """The session's events in order, from the first not yet taken (at most the last 1,000
@@ -287,8 +296,24 @@ class WebSocketApiClient(SyncClient):
         seconds pass without an event. Meant for one consumer at a time."""
         return self._session.hub.iterate(timeout)
 
+    @property
+    def watchdog(self) -> float | None:
+        """The watchdog's period in seconds (None: no watchdog)."""
+        return self._session.core.settings.watchdog
+
+    def check_in(self) -> None:
+        """Tell the watchdog the program is alive: call it from the loop whose health matters,
+        more often than ``watchdog`` seconds. After the watchdog closed the connection, this
+        opens a new one and the session is restored. Cheap; any thread; nothing without a
+        watchdog."""
+        self._session.check_in()
+
     def __repr__(self) -> str:
-        return f"WebSocketApiClient(url={self._target.url!r}, state={self.state.value!r})"
+        text = f"WebSocketApiClient(url={self._target.url!r}, state={self.state.value!r}"
+        watchdog = self.watchdog
+        if watchdog is not None:
+            text += f", watchdog={watchdog:g}"
+        return text + ")"
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -303,20 +328,23 @@ class WebSocketApiClient(SyncClient):
         :raises ApiValueError: Deribit confirmed none of them.
         """
         wanted = _channels(channels)
-        subscriptions = self._session.settings.subscriptions
-        for channel in wanted:
-            subscriptions[channel] = callback
+        session = self._session
+        session.add_subscriptions(wanted, callback)
         try:
-            confirmed = self._on_ready_connection(
-                lambda connection: self._session.subscribe(connection, wanted)
+            answer = self.call(
+                subscription_method(wanted, "subscribe"),
+                {"channels": list(wanted)},
+                idempotent=True,
             )
         except BaseException:
-            for channel in wanted:
-                subscriptions.pop(channel, None)
+            session.remove_subscriptions(wanted)
             raise
+        result = answer.get("result")
+        confirmed = [str(channel) for channel in result] if isinstance(result, list) else []
         refused = [channel for channel in wanted if channel not in confirmed]
-        for channel in refused:
-            subscriptions.pop(channel, None)
+        if refused:
+            logger.warning("Deribit did not confirm the subscription to %s", ", ".join(refused))
+            session.remove_subscriptions(refused)
         if refused and not confirmed:
             raise ApiValueError(f"Deribit subscribed none of {', '.join(refused)}")
         return confirmed
@@ -324,27 +352,10 @@ class WebSocketApiClient(SyncClient):
     def unsubscribe(self, channels: str | Iterable[str]) -> None:
         """Stop the notifications of ``channels`` (and their renewal)."""
         wanted = _channels(channels)
-        subscriptions = self._session.settings.subscriptions
-        for channel in wanted:
-            subscriptions.pop(channel, None)
-        private = any(channel.startswith("user.") for channel in wanted)
-        method = "private/unsubscribe" if private else "public/unsubscribe"
-        self.call(method, {"channels": list(wanted)}, idempotent=True)
-
-    def _on_ready_connection(self, action: Callable[[Connection], list[str]]) -> list[str]:
-        policy = self._calls.retry_policy()
-        timeout = self._transport.timeout(None)
-        attempts = 0
-        while True:
-            attempts += 1
-            connection = self._session.ready_connection(timeout.connect)
-            try:
-                return action(connection)
-            except ApiException as error:
-                delay = retry_delay(policy, error, attempts)
-                if delay is None or not self._session.accepting_calls:
-                    raise
-                time.sleep(delay)
+        self._session.remove_subscriptions(wanted)
+        self.call(
+            subscription_method(wanted, "unsubscribe"), {"channels": list(wanted)}, idempotent=True
+        )
 
     # -- any method -----------------------------------------------------------------------------
 
@@ -411,17 +422,16 @@ class WebSocketApiClient(SyncClient):
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _open(self, number: int, listener: Listener) -> Connection:
+    def _open(self) -> Transport:
         configuration = self.configuration
-        return open_connection(
+        return open_transport(
             self._target,
             self._options,
-            number,
-            listener,
             ssl_context=self._ssl_context,
             server_hostname=tls.server_hostname(configuration),
             user_agent=configuration.user_agent,
             proxy=configuration.proxy,
+            proxy_headers=configuration.proxy_headers,
         )
 
     def _check_transport_security(self) -> None:
@@ -443,17 +453,16 @@ class WebSocketApiClient(SyncClient):
 
 class SessionTransport:
     """The WebSocket transport (a :class:`~openapi_client.core.Transport`): a call is one
-    JSON-RPC request on the session's ready connection.
+    JSON-RPC request on the session's connection (waiting for a ready session at most the
+    timeout's connect part), given to the threaded session driver.
 
     :param configuration: the settings (``request_timeout``, ``client_side_validation``).
     :param session: the session whose connection carries the calls.
-    :param close_timeout: seconds :meth:`close` waits for the closing handshake.
     """
 
-    def __init__(self, configuration: Configuration, session: Session, close_timeout: float):
+    def __init__(self, configuration: Configuration, session: Session):
         self.configuration = configuration
         self.session = session
-        self._close_timeout = close_timeout
         self._timeouts: dict[Any, WsTimeout] = {}
 
     def prepare(self, endpoint: Endpoint, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -482,31 +491,27 @@ class SessionTransport:
         timeout: WsTimeout,
         attempt: Attempt,
     ) -> Any:
-        """One request on the ready connection; the rate-limit turn is taken first."""
+        """One request on the session; the rate-limit turn is taken first."""
         attempt.take_turn()
-        session = self.session
-        connection = session.ready_connection(timeout.connect)
+        configuration = self.configuration
         params = request
+        credential = None
         if endpoint.private:
-            params, attempt.credential = session.credentials.for_private_call(
-                connection, request, endpoint.operation
-            )
-        method = endpoint.method
-        message, raw = connection.request(method, params, timeout.read)
-        if "error" in message:
-            raise answer_error(message, raw)
+            params, credential = private_params(configuration, request, endpoint.operation)
         # The API classes' arguments were checked against their declaration, when enabled.
-        checked = type(endpoint) is not _MethodEndpoint
-        session.observe(
-            connection, method, params, checked and self.configuration.client_side_validation
-        )
+        checked = type(endpoint) is not _MethodEndpoint and configuration.client_side_validation
+        call = self.session.call(endpoint.method, params, timeout.connect, timeout.read, checked)
+        attempt.credential = credential or call.credential
+        error = call.error
+        if error is not None:
+            raise error
         if not preload:
+            raw = call.raw
             return RawAnswer(raw.encode() if isinstance(raw, str) else raw)
-        return Reply(message, 200, _NO_HEADERS)
+        return Reply(call.message, 200, _NO_HEADERS)
 
     def reauthenticate(self, credential: str) -> bool:
-        session = self.session
-        return session.credentials.reauthenticate(credential, session.connection)
+        return self.session.reauthenticate(credential)
 
     def explain_refusal(self, error: ApiException, credential: str) -> ApiException:
         return error
@@ -518,7 +523,7 @@ class SessionTransport:
 
     def close(self, logout: bool = False) -> None:
         """End the session (see :meth:`WebSocketApiClient.close`)."""
-        self.session.close(logout, self._close_timeout)
+        self.session.close(logout)
 
     def after_fork(self) -> None:
         """In a child process just forked: the session is the parent's. This copy never touches
@@ -532,6 +537,20 @@ def ws_timeout(value: Any) -> WsTimeout:
     check_timeout(value)
     connect, read = value if isinstance(value, tuple) else (value, value)
     return WsTimeout(float(connect), float(read))
+
+
+def _check_watchdog(watchdog: float | None) -> None:
+    if watchdog is None:
+        return
+    shortest = session_core.MIN_WATCHDOG  # read here: a test may lower it
+    if (
+        isinstance(watchdog, bool)
+        or not isinstance(watchdog, (int, float))
+        or not shortest <= watchdog < float("inf")
+    ):
+        raise ApiValueError(
+            f"watchdog must be None or a number of seconds >= {shortest:g}, got {watchdog!r}"
+        )
 
 
 def _channels(channels: str | Iterable[str]) -> tuple[str, ...]:

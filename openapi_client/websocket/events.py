@@ -1,52 +1,39 @@
-"""What a session tells the program: typed events, delivered to a callback and an iterator.
+"""What a session tells the program: typed events (small ``NamedTuple`` records).
 
-Callbacks (``on_event`` and subscription callbacks) run on one dispatcher thread of their own,
-never on the thread that reads the socket, so a slow callback never delays a heartbeat answer.
-Both queues are bounded: when a callback falls behind by :data:`MAX_PENDING_CALLBACKS`, or nobody
-iterates and :data:`MAX_BACKLOG` events wait, the oldest are dropped (and a warning logged).
-
-Every text an event carries is redacted when it is published (a server may echo a credential in a
-close reason), and so is every line of the session's logger, ``openapi_client.websocket``.
+The session core builds them (every text redacted: a server may echo a credential in a close
+reason) with its own monotonic ``now`` as ``time``; a driver publishes each one through
+:func:`published`, which puts the wall-clock time in. Every line of the session's logger,
+``openapi_client.websocket``, is redacted too.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple, Union, get_args
 
 from openapi_client.redaction import install_filter, redact
 
 __all__ = [
-    "MAX_BACKLOG",
-    "MAX_PENDING_CALLBACKS",
     "Authenticated",
     "Closed",
     "Connected",
     "Disconnected",
     "Event",
-    "EventHub",
     "HeartbeatAnswered",
     "Reconnecting",
+    "SessionEvicted",
     "SessionRestored",
     "TokenRefreshed",
+    "WatchdogExpired",
     "as_dict",
     "logger",
+    "published",
+    "redacted",
 ]
 
 #: The session's logger; its lines are redacted like every line the library writes.
 logger = install_filter(logging.getLogger("openapi_client.websocket"))
-
-#: Events kept for :meth:`WebSocketApiClient.events` until it takes them.
-MAX_BACKLOG = 1000
-#: Callback runs waiting for the dispatcher thread.
-MAX_PENDING_CALLBACKS = 10_000
-
-#: Seconds :meth:`EventHub.close` waits for callbacks still queued.
-_DRAIN_SECONDS = 2.0
 
 
 class Connected(NamedTuple):
@@ -127,6 +114,34 @@ class Reconnecting(NamedTuple):
     time: float
 
 
+class SessionEvicted(NamedTuple):
+    """Deribit refused the session's token (13009) after it had worked: the named session it
+    belongs to (``session:NAME``) is gone. Deribit keeps at most 16 sessions per API key and
+    drops the shortest-lived one for a 17th, so another process using the same key is the
+    likely cause. The session authenticates again at once and goes on."""
+
+    connection: int
+    #: The scope of the refused token, e.g. ``"session:openapi-client ..."``.
+    scope: str
+    #: What happened and what to check, in a sentence.
+    reason: str
+    time: float
+
+
+class WatchdogExpired(NamedTuple):
+    """No :meth:`~openapi_client.websocket.WebSocketApiClient.check_in` came for ``watchdog``
+    seconds: the session closed its connection without logging out (so Deribit's
+    cancel-on-disconnect cancels its orders) and waits for the next check-in to reconnect."""
+
+    #: The connection closed; None when none was open (the session was reconnecting).
+    connection: int | None
+    #: Seconds since the last check-in (or since the session started).
+    since_check_in: float
+    #: Seconds the watchdog fired after its deadline.
+    late: float
+    time: float
+
+
 class Closed(NamedTuple):
     """The session ended for good: :meth:`close` was called, or it gave up reconnecting."""
 
@@ -144,8 +159,13 @@ Event = Union[
     SessionRestored,
     Disconnected,
     Reconnecting,
+    SessionEvicted,
+    WatchdogExpired,
     Closed,
 ]
+
+#: Every event type (for ``isinstance``).
+EVENT_TYPES: tuple[type, ...] = get_args(Event)
 
 
 def as_dict(event: Event) -> dict[str, Any]:
@@ -155,112 +175,7 @@ def as_dict(event: Event) -> dict[str, Any]:
     return data
 
 
-Job = tuple[Callable[..., Any], tuple[Any, ...]]
-
-
-class EventHub:
-    """Queues events for the iterator and runs callbacks on the dispatcher thread.
-
-    :param on_event: called with every event (on the dispatcher thread), or None.
-    """
-
-    def __init__(self, on_event: Callable[[Event], Any] | None) -> None:
-        self._on_event = on_event
-        self._lock = threading.Lock()
-        self._backlog: collections.deque[Event] = collections.deque()
-        self._backlog_ready = threading.Condition(self._lock)
-        self._jobs: collections.deque[Job] = collections.deque()
-        self._jobs_ready = threading.Condition(threading.Lock())
-        self._dispatcher: threading.Thread | None = None
-        self._closed = False
-        self._dropped = 0
-
-    # -- producing ------------------------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        """Publish ``event``, its texts redacted (never blocks)."""
-        event = _redacted(event)
-        logger.debug("event %r", event)
-        with self._lock:
-            if len(self._backlog) >= MAX_BACKLOG:
-                self._backlog.popleft()
-            self._backlog.append(event)
-            self._backlog_ready.notify_all()
-        if self._on_event is not None:
-            self.run_callback(self._on_event, event)
-
-    def run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` on the dispatcher thread (never blocks)."""
-        with self._jobs_ready:
-            if self._closed and self._dispatcher is None:
-                return
-            if len(self._jobs) >= MAX_PENDING_CALLBACKS:
-                self._jobs.popleft()
-                self._dropped += 1
-                if self._dropped == 1:
-                    logger.warning(
-                        "callbacks fall behind: more than %d wait; dropping the oldest",
-                        MAX_PENDING_CALLBACKS,
-                    )
-            self._jobs.append((callback, args))
-            if self._dispatcher is None:
-                self._dispatcher = threading.Thread(
-                    target=self._dispatch, name="openapi_client-ws-callbacks", daemon=True
-                )
-                self._dispatcher.start()
-            self._jobs_ready.notify()
-
-    def _dispatch(self) -> None:
-        while True:
-            with self._jobs_ready:
-                while not self._jobs:
-                    if self._closed:
-                        return
-                    self._jobs_ready.wait()
-                callback, args = self._jobs.popleft()
-                if not self._jobs:
-                    self._dropped = 0
-            try:
-                callback(*args)
-            except BaseException:  # even SystemExit: the thread serves every later callback
-                logger.exception("a WebSocket session callback raised; the session carries on")
-
-    # -- consuming ------------------------------------------------------------------------------
-
-    def iterate(self, timeout: float | None) -> Iterator[Event]:
-        """Events as they come; ends after :class:`Closed`, or when ``timeout`` seconds pass
-        without one."""
-        while True:
-            with self._lock:
-                if not self._backlog:
-                    if self._closed:
-                        return
-                    self._backlog_ready.wait_for(
-                        lambda: bool(self._backlog) or self._closed, timeout
-                    )
-                    if not self._backlog:
-                        return
-                event = self._backlog.popleft()
-            yield event
-            if isinstance(event, Closed):
-                return
-
-    # -- ending ---------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """No more events: wake iterators, let the dispatcher finish what is queued (waiting
-        at most a few seconds, and not at all from a callback)."""
-        with self._lock:
-            self._closed = True
-            self._backlog_ready.notify_all()
-        with self._jobs_ready:
-            dispatcher = self._dispatcher
-            self._jobs_ready.notify_all()
-        if dispatcher is not None and dispatcher is not threading.current_thread():
-            dispatcher.join(_DRAIN_SECONDS)
-
-
-def _redacted(event: Event) -> Event:
+def redacted(event: Event) -> Event:
     """``event`` with every text field (and every text in a tuple field) redacted."""
     changed: dict[str, Any] = {}
     for name, value in zip(event._fields, event):
@@ -275,6 +190,12 @@ def _redacted(event: Event) -> Event:
     return event._replace(**changed) if changed else event
 
 
-def now() -> float:
-    """The wall-clock time events carry."""
-    return time.time()
+def published(event: Event, monotonic: float, wall: float | None = None) -> Event:
+    """``event`` as a program sees it: the session core stamps events with its monotonic
+    ``now``; published at ``monotonic`` (same clock), the event carries the wall-clock time
+    (``time.time()`` unless ``wall`` is given), and a :class:`HeartbeatAnswered` the seconds
+    from reading the ``test_request`` to now (publish it after its answer has been written)."""
+    stamp = time.time() if wall is None else wall
+    if type(event) is HeartbeatAnswered:
+        return event._replace(answered_in=max(0.0, monotonic - event.time), time=stamp)
+    return event._replace(time=stamp)

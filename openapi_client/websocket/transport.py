@@ -4,17 +4,29 @@
 documented sans-I/O API of ``websockets``: the opening handshake, framing, masking, the closing
 handshake, UTF-8 and size checks and the answers to pings are all the protocol's; this module only
 moves bytes between it and the socket, assembles fragmented messages and runs the timers
-(keepalive pings, the close timeout). It has no thread of its own: whichever thread holds the
-connection's read role calls :meth:`Transport.read`, so an answer is read by the thread that
-waits for it, or handed over once by the one that read it (see ``connection.py``).
+(keepalive pings, the close timeout).
 
-Through a proxy, the connection is opened by ``websockets.sync.client.connect`` (which knows how
-to tunnel) and :class:`ThreadedTransport` adapts it: a fallback path, with the extra hand-over
-between ``websockets``' reader thread and ours.
+One thread reads (the connection's own: :meth:`~SocketTransport.read`); any thread may write a
+frame (:meth:`~SocketTransport.send`), close, or cut the connection. The socket is non-blocking:
+a read happens only once ``poll`` says there is something, and a write that does not fit waits
+for room without holding up the reader. On a TLS connection every operation on the TLS object
+(``SSL_read``, ``SSL_write``, ``SSL_pending``) runs under one lock, since OpenSSL does not support
+one connection used from two threads at once (a read in one thread while another writes lost a
+handshake request in ``websockets``' threaded client: session tickets read mid-write). A cut
+(:meth:`~SocketTransport.abort`) shuts the TCP connection down through a plain handle of its
+own, so that it needs no lock and works from any thread at any time.
+
+Through a proxy (``Configuration.proxy``) the same transport runs over the proxy's ``CONNECT``
+tunnel. Only ``wss://`` through an ``https://`` proxy
+(TLS inside TLS) is opened by ``websockets.sync.client.connect``, which :class:`ThreadedTransport`
+adapts: ``websockets``' own thread then reads that TLS connection while callers write on it,
+the race described above, which this path cannot lock out.
 """
 
 from __future__ import annotations
 
+import base64
+import errno
 import inspect
 import logging
 import math
@@ -23,6 +35,8 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any, Protocol, Union
 
 from websockets.client import ClientProtocol
@@ -36,6 +50,7 @@ from websockets.uri import WebSocketURI, parse_uri
 from openapi_client.redaction import install_filter
 
 __all__ = [
+    "LONGEST_WAIT",
     "Closed",
     "Data",
     "SocketTransport",
@@ -57,9 +72,15 @@ _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
 _monotonic = time.monotonic
 
-#: The longest single wait on the socket, in seconds: a longer one (a liveness limit or a
-#: heartbeat from a setting or a server, whatever its size) is waited in turns of this length.
+#: The longest single wait on the socket, in seconds: a longer one (a timer from a setting or a
+#: server, whatever its size) is waited in turns of this length.
 LONGEST_WAIT = 3600.0
+
+#: The longest answer a proxy may give to ``CONNECT``, in bytes.
+_MAX_TUNNEL_ANSWER = 65536
+
+#: What a non-blocking operation raises when it must wait for the socket.
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 #: Where ``websockets`` logs (its lines redacted like the library's). Its debug lines show the
 #: frames, cut at 75 characters, which can cut a token too short to be recognised: they are off
@@ -76,8 +97,8 @@ class Closed(Exception):
 
 
 class Transport(Protocol):
-    """What a connection needs from the wire. Only the thread holding the connection's read role
-    calls :meth:`read`; any thread may call the others."""
+    """What a connection needs from the wire. Only the connection's own thread calls
+    :meth:`read`; any thread may call the others."""
 
     def read(self, timeout: float | None) -> list[Data]:
         """The messages that arrived, waiting at most ``timeout`` seconds (None: until something
@@ -93,10 +114,15 @@ class Transport(Protocol):
         """
 
     def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake (``read`` completes it)."""
+        """Start the closing handshake (``read`` completes it, and cuts the connection when the
+        close timeout passes)."""
 
-    def abort(self) -> None:
-        """Cut the connection without waiting: the next ``read`` reports its end."""
+    def abort(self, code: int = 1001, reason: str = "") -> None:
+        """Cut the connection without waiting (a close frame first if it can go at once): the
+        next ``read`` reports its end."""
+
+    def cut(self) -> None:
+        """Cut the connection now, without a close frame and without any lock (any thread)."""
 
     def release(self) -> None:
         """Free the socket once the connection has ended and nobody reads any more."""
@@ -105,12 +131,14 @@ class Transport(Protocol):
 class SocketTransport:
     """A socket and the ``ClientProtocol`` that frames it.
 
-    :param sock: connected, TLS done, in timeout mode (the longest a write or a half-received
-        TLS record may stall).
+    :param sock: connected, TLS done, handshake done.
     :param protocol: the protocol after a successful opening handshake.
     :param backlog: frames that came with the handshake's response.
     :param keepalive: seconds between pings, and how long a pong may take; None: no pings.
     :param close_timeout: seconds to wait for the closing handshake before cutting the socket.
+    :param write_timeout: the longest a write may wait for room in the socket's buffer.
+    :param cut: a plain handle on the same TCP connection, to shut it down from any thread
+        (for a TLS socket; a plain socket is its own).
     """
 
     def __init__(
@@ -120,21 +148,32 @@ class SocketTransport:
         backlog: list[Frame],
         keepalive: float | None,
         close_timeout: float,
+        write_timeout: float = 10.0,
+        cut: socket.socket | None = None,
     ) -> None:
         self._sock = sock
         self._protocol = protocol
         self._backlog = backlog
         self._keepalive = keepalive
         self._close_timeout = close_timeout
-        #: Guards the protocol: held only while it parses or makes frames, never while the
-        #: socket is written, so that the reader never waits for a write in progress.
+        self._write_timeout = write_timeout
+        self._cut = cut if cut is not None else sock
+        sock.setblocking(False)
+        secure = isinstance(sock, ssl.SSLSocket)
+        #: Serializes every operation on the TLS object (None for a plain socket, whose reads
+        #: and writes may run at once). Held only for one non-blocking call at a time.
+        self._tls: threading.Lock | None = threading.Lock() if secure else None
+        #: Guards the protocol: held only while it parses or makes frames.
         self._lock = threading.Lock()
-        #: Guards the socket's writing side, so that frames leave whole and in the order the
+        #: Held by a writer for a whole write, so that frames leave whole and in the order the
         #: protocol made them. Taken before ``_lock`` by whoever takes both.
         self._write_lock = threading.Lock()
-        #: Bytes TLS has decrypted but not yet returned: readable without the socket being so.
-        self._tls_pending = sock.pending if isinstance(sock, ssl.SSLSocket) else None
-        self._poll = _Readable(sock)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._poll = _Readable(sock, self._wake_r)
+        #: Whether TLS has decrypted bytes that no read returned yet (no ``poll`` needed then).
+        self._tls_pending = secure and self._pending_now()
         self._fragments: list[bytes] | None = None
         self._fragments_text = False
         now = _monotonic()
@@ -144,6 +183,7 @@ class SocketTransport:
         self._pong_looked_for = False
         self._pings = 0
         self._close_deadline: float | None = None
+        self._released = False
         # Frames that came with the handshake's answer were processed with it: a close frame
         # among them is answered now, and its close timeout runs from now.
         with self._lock:
@@ -152,7 +192,7 @@ class SocketTransport:
                 self._close_deadline = now + close_timeout
         self._write_quietly(writes)
 
-    # -- reading (the read role's holder only) --------------------------------------------------
+    # -- reading (the connection's own thread) --------------------------------------------------
 
     def read(self, timeout: float | None) -> list[Data]:
         protocol = self._protocol
@@ -173,8 +213,7 @@ class SocketTransport:
                     return []
                 if wait is None or left < wait:
                     wait = left
-            tls_pending = self._tls_pending
-            if (tls_pending is not None and tls_pending()) or self._poll.wait(wait):
+            if self._tls_pending or self._poll.wait(wait):
                 messages = self._receive()
                 if messages:
                     return messages
@@ -182,9 +221,23 @@ class SocketTransport:
 
     def _receive(self) -> list[Data]:
         """One read of the socket, fed to the protocol; the messages it completed."""
+        sock = self._sock
+        tls = self._tls
         try:
-            data = self._sock.recv(_READ_SIZE)
-        except OSError:  # reset, or a TLS record stalled: the end of the stream either way
+            if tls is None:
+                data = sock.recv(_READ_SIZE)
+            else:
+                with tls:
+                    try:
+                        data = sock.recv(_READ_SIZE)
+                    finally:
+                        self._tls_pending = self._pending_now()
+        except ssl.SSLWantWriteError:  # TLS must write before it can read: wait for room
+            self._poll.wait_writable(min(self._write_timeout, 1.0))
+            return []
+        except _WOULD_BLOCK:  # not a whole TLS record yet, or a wake-up with nothing to read
+            return []
+        except OSError:  # reset, a cut, or a TLS failure: the end of the stream either way
             data = b""
         protocol = self._protocol
         with self._lock:
@@ -198,13 +251,21 @@ class SocketTransport:
             if self._close_deadline is None and protocol.close_expected():
                 self._close_deadline = _monotonic() + self._close_timeout
             ended = protocol.state is _CLOSED
-        self._write_quietly(writes)
+        if writes:
+            self._write_quietly(writes)
         messages = self._assemble(events) if events else []
         if ended:
             self.release()
             if not messages:
                 raise self._ended()
         return messages
+
+    def _pending_now(self) -> bool:
+        """Whether TLS holds decrypted bytes (under ``_tls``)."""
+        try:
+            return bool(self._sock.pending())  # type: ignore[attr-defined]
+        except (OSError, ValueError):
+            return False
 
     def _assemble(self, frames: list[Frame]) -> list[Data]:
         messages: list[Data] = []
@@ -247,7 +308,7 @@ class SocketTransport:
         close_deadline = self._close_deadline
         if close_deadline is not None:
             if now >= close_deadline:
-                self.abort()  # the next read sees the end of the stream
+                self.cut()  # the next read sees the end of the stream
                 return None
             wait = close_deadline - now
         keepalive = self._keepalive
@@ -260,7 +321,7 @@ class SocketTransport:
                     return 0.0
                 if now >= due:
                     self._fail(_INTERNAL_ERROR, "keepalive ping timeout")
-                    self.abort()
+                    self.cut()
                     return None
             else:
                 due = self._next_ping  # type: ignore[assignment]
@@ -273,8 +334,7 @@ class SocketTransport:
         return wait
 
     def _readable_now(self) -> bool:
-        tls_pending = self._tls_pending
-        return bool(tls_pending is not None and tls_pending()) or self._poll.wait(0)
+        return self._tls_pending or self._poll.wait(0)
 
     def _send_ping(self, now: float, keepalive: float) -> None:
         self._pings += 1
@@ -316,7 +376,7 @@ class SocketTransport:
             try:
                 self._write(writes)
             except OSError:
-                self.abort()  # a write cut short: nothing more can go on this stream
+                self.cut()  # a write cut short: nothing more can go on this stream
                 raise
 
     def close(self, code: int, reason: str) -> None:
@@ -330,29 +390,106 @@ class SocketTransport:
                 if self._close_deadline is None:
                     self._close_deadline = _monotonic() + self._close_timeout
             self._write_quietly(writes, locked=True)
+        self._wake()  # the reader waits for the answer until the close timeout, from now
 
-    def abort(self) -> None:
+    def abort(self, code: int = 1001, reason: str = "") -> None:
+        if self._write_lock.acquire(blocking=False):  # a close frame, if it can go at once
+            try:
+                if self._lock.acquire(blocking=False):
+                    try:
+                        protocol = self._protocol
+                        if protocol.state is _OPEN:
+                            protocol.send_close(code, reason)
+                        writes = protocol.data_to_send()
+                    finally:
+                        self._lock.release()
+                    self._write_once(writes)
+            finally:
+                self._write_lock.release()
+        self.cut()
+
+    def cut(self) -> None:
+        """Shut the TCP connection down (both ways): wakes a read in progress; the descriptor
+        stays until :meth:`release`. Needs no lock: any thread, at any time."""
         try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a read in progress; the fd stays
+            self._cut.shutdown(socket.SHUT_RDWR)
         except OSError:
+            pass
+        self._wake()
+
+    def _wake(self) -> None:
+        """Make the reader look at its timers again now."""
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (a wake-up is pending anyway) or released
             pass
 
     def release(self) -> None:
         with self._write_lock:  # no write in progress may meet a closed (and reused) descriptor
             with self._lock:
+                if self._released:
+                    return
+                self._released = True
                 self._protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
-                self._sock.close()
+                tls = self._tls
+                if tls is not None:
+                    with tls:
+                        self._sock.close()
+                else:
+                    self._sock.close()
+                if self._cut is not self._sock:
+                    self._cut.close()
+                self._poll.close()
+                self._wake_r.close()
+                self._wake_w.close()
 
     def _write(self, writes: list[bytes]) -> None:
-        """Write what the protocol made (holding ``_write_lock``, not ``_lock``)."""
+        """Write what the protocol made (holding ``_write_lock``, not ``_lock``), waiting for
+        room at most ``write_timeout`` seconds.
+
+        :raises OSError: the connection failed, or had no room for that long.
+        """
+        deadline: float | None = None
         for data in writes:
-            if data:
-                self._sock.sendall(data)
-            else:  # the protocol is done sending: half-close
+            if not data:  # the protocol is done sending: half-close
                 try:
-                    self._sock.shutdown(socket.SHUT_WR)
+                    self._cut.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
+                continue
+            while data:
+                sent = self._send_some(data)
+                if sent == len(data):
+                    break
+                if sent:
+                    data = data[sent:]  # a plain socket's partial write (TLS writes all or none)
+                if deadline is None:
+                    deadline = _monotonic() + self._write_timeout
+                left = deadline - _monotonic()
+                if left <= 0:
+                    raise OSError(errno.ETIMEDOUT, "no room to write for the write timeout")
+                self._poll.wait_writable(left)
+
+    def _send_some(self, data: bytes) -> int:
+        """One non-blocking write; the bytes written (0 when the socket has no room: a TLS
+        write is then repeated with the same bytes, as OpenSSL requires)."""
+        tls = self._tls
+        try:
+            if tls is None:
+                return self._sock.send(data)
+            with tls:
+                return self._sock.send(data)
+        except _WOULD_BLOCK:
+            return 0
+
+    def _write_once(self, writes: list[bytes]) -> None:
+        """What fits at once of ``writes``, without waiting (for a last close frame)."""
+        for data in writes:
+            if data:
+                try:
+                    self._send_some(data)
+                except OSError:
+                    return
 
     def _write_quietly(self, writes: list[bytes], locked: bool = False) -> None:
         """:meth:`_write`, a failure cutting the connection (the read that follows reports the
@@ -366,33 +503,80 @@ class SocketTransport:
                 with self._write_lock:
                     self._write(writes)
         except OSError:
-            self.abort()
+            self.cut()
 
 
 class _Readable:
-    """Waits until a socket has something to read, for at most a given time."""
+    """Waits until a socket has something to read (or a wake-up came), for at most a given time."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        poll = getattr(select, "poll", None)
+    def __init__(self, sock: socket.socket, wake: socket.socket) -> None:
         self._sock = sock
+        self._wake = wake
         self._poller: Any = None
+        self._out_poller: Any = None
+        poll = getattr(select, "poll", None)
         if poll is not None:
             self._poller = poll()
             self._poller.register(sock, select.POLLIN)
+            self._poller.register(wake, select.POLLIN)
+            self._out_poller = poll()
+            self._out_poller.register(sock, select.POLLOUT)
+            self._sock_fd = sock.fileno()
 
     def wait(self, timeout: float | None) -> bool:
         """Whether the socket became readable within ``timeout`` seconds (at most
-        :data:`LONGEST_WAIT`: the caller looks again)."""
-        timeout = LONGEST_WAIT if timeout is None else min(timeout, LONGEST_WAIT)
+        :data:`LONGEST_WAIT`: the caller looks again); False also after a wake-up."""
+        timeout = LONGEST_WAIT if timeout is None else min(max(timeout, 0.0), LONGEST_WAIT)
         poller = self._poller
         if poller is None:  # pragma: no cover - platforms without poll (Windows)
-            return bool(select.select([self._sock], [], [], timeout)[0])
-        return bool(poller.poll(math.ceil(timeout * 1000)))
+            ready = select.select([self._sock, self._wake], [], [], timeout)[0]
+            woken = self._wake in ready
+            readable = self._sock in ready
+        else:
+            events = poller.poll(math.ceil(timeout * 1000))
+            woken = readable = False
+            for fd, _ in events:
+                if fd == self._sock_fd:
+                    readable = True
+                else:
+                    woken = True
+        if woken:
+            try:
+                self._wake.recv(4096)
+            except OSError:
+                pass
+        return readable
+
+    def wait_writable(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for room to write."""
+        timeout = min(max(timeout, 0.0), LONGEST_WAIT)
+        try:
+            if self._out_poller is None:  # pragma: no cover - platforms without poll (Windows)
+                select.select([], [self._sock], [], timeout)
+            else:
+                self._out_poller.poll(math.ceil(timeout * 1000))
+        except (OSError, ValueError):  # closed meanwhile: the write that follows says so
+            pass
+
+    def close(self) -> None:
+        """Forget the descriptors (before they are closed and maybe reused)."""
+        for poller, targets in (
+            (self._poller, (self._sock_fd, self._wake)),
+            (self._out_poller, (self._sock_fd,)),
+        ):
+            if poller is None:
+                continue
+            for target in targets:
+                try:
+                    poller.unregister(target)
+                except (KeyError, ValueError, OSError):
+                    pass
 
 
 class ThreadedTransport:
-    """A connection ``websockets.sync.client.connect`` opened (the proxy path): its own thread
-    reads the socket and answers pings; ``read`` takes the messages from it."""
+    """A connection ``websockets.sync.client.connect`` opened (``wss://`` through an ``https://``
+    proxy): its own thread reads the socket and answers pings; ``read`` takes the messages from
+    it."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -407,10 +591,20 @@ class ThreadedTransport:
         self._ws.send(text)
 
     def close(self, code: int, reason: str) -> None:
-        self._ws.close(code, reason)  # waits at most its close timeout, then drops the socket
+        # websockets waits for the closing handshake (at most its close timeout) itself: on a
+        # thread of its own, so that the caller (maybe the reader) does not wait.
+        threading.Thread(
+            target=self._ws.close, args=(code, reason), name="openapi_client-ws-close", daemon=True
+        ).start()
 
-    def abort(self) -> None:
-        """Nothing to do: ``websockets`` drops the socket at its close timeout itself."""
+    def abort(self, code: int = 1001, reason: str = "") -> None:
+        """Close as at once as ``websockets`` lets: the close frame goes now, and it drops the
+        socket at its close timeout."""
+        self.close(code, reason)
+
+    def cut(self) -> None:
+        """As :meth:`abort`: ``websockets`` owns the socket."""
+        self.abort(1001, "")
 
     def release(self) -> None:
         """Nothing to do: ``websockets`` closes the socket when the connection ends."""
@@ -440,33 +634,100 @@ def open_socket(
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
     user_agent: str,
+    proxy: str | None = None,
+    proxy_headers: Mapping[str, str] | None = None,
 ) -> SocketTransport:
-    """Connect to ``url``: TCP, TLS for ``wss://``, then the opening handshake, all within
-    ``open_timeout`` seconds.
+    """Connect to ``url``: TCP (through ``proxy``'s tunnel when given), TLS for ``wss://``, then
+    the opening handshake, all within ``open_timeout`` seconds.
 
-    :raises Exception: what the socket, ``ssl`` or ``websockets`` raised (``InvalidURI``,
-        ``InvalidStatus``, ``InvalidHandshake``, ``OSError``, ``TimeoutError``, ``ValueError``);
-        the caller turns it into the library's exception.
+    :raises Exception: what the socket, ``ssl``, ``http.client`` or ``websockets`` raised
+        (``InvalidURI``, ``InvalidStatus``, ``InvalidHandshake``, ``OSError``, ``TimeoutError``,
+        ``ValueError``); the caller turns it into the library's exception.
     """
     uri = parse_uri(url)
     extensions = _extensions(compression)
     deadline = _monotonic() + open_timeout
-    sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
+    if proxy is None:
+        sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
+    else:
+        sock = _tunnel(proxy, proxy_headers, uri, open_timeout, ssl_context)
+    cut: socket.socket | None = None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         if uri.secure:
             context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            cut = sock.dup()  # a plain handle on the TCP connection, to cut it from any thread
             sock.settimeout(_left(deadline))
             sock = context.wrap_socket(sock, server_hostname=server_hostname or uri.host)
         protocol = ClientProtocol(
             uri, extensions=extensions, max_size=max_message_size, logger=_PROTOCOL_LOGGER
         )
         backlog = _handshake(sock, protocol, uri, user_agent, deadline)
-        sock.settimeout(open_timeout)  # from here: how long a write or a TLS record may stall
+    except BaseException:
+        sock.close()
+        if cut is not None:
+            cut.close()
+        raise
+    return SocketTransport(
+        sock, protocol, backlog, keepalive, close_timeout, write_timeout=open_timeout, cut=cut
+    )
+
+
+def _tunnel(
+    proxy: str,
+    headers: Mapping[str, str] | None,
+    uri: WebSocketURI,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+) -> socket.socket:
+    """A TCP connection to ``uri``'s host through ``proxy``'s ``CONNECT`` tunnel (TLS to the
+    proxy for an ``https://`` proxy, verified with ``ssl_context``), within ``timeout`` seconds.
+
+    :raises OSError: the proxy could not be reached, or refused the tunnel (its status line
+        says why).
+    """
+    parsed = urllib.parse.urlsplit(proxy)
+    host = parsed.hostname or ""
+    secure = parsed.scheme == "https"
+    deadline = _monotonic() + timeout
+    sock = socket.create_connection((host, parsed.port or (443 if secure else 80)), timeout)
+    try:
+        if secure:
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+        target = f"{uri.host}:{uri.port}" if ":" not in uri.host else f"[{uri.host}]:{uri.port}"
+        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        given = dict(headers or {})
+        if parsed.username is not None and not any(
+            name.lower() == "proxy-authorization" for name in given
+        ):
+            user = urllib.parse.unquote(parsed.username)
+            password = urllib.parse.unquote(parsed.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            given["Proxy-Authorization"] = f"Basic {token}"
+        lines += [f"{name}: {value}" for name, value in given.items()]
+        sock.settimeout(_left(deadline))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            if len(answer) > _MAX_TUNNEL_ANSWER:
+                raise OSError(errno.EPROTO, "the proxy's answer to CONNECT is too long")
+            sock.settimeout(_left(deadline))
+            data = sock.recv(4096)
+            if not data:
+                raise OSError(errno.ECONNRESET, "the proxy closed the connection")
+            answer += data
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+        parts = status.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[1] != "200":
+            raise OSError(errno.ECONNREFUSED, f"the proxy refused the tunnel: {status[:200]}")
+        if rest:  # nothing may come through before the client speaks
+            raise OSError(errno.EPROTO, "the proxy sent data through the tunnel unasked")
     except BaseException:
         sock.close()
         raise
-    return SocketTransport(sock, protocol, backlog, keepalive, close_timeout)
+    return sock
 
 
 def _handshake(
@@ -514,7 +775,8 @@ def open_through_proxy(
     server_hostname: str | None,
     user_agent: str,
 ) -> ThreadedTransport:
-    """Connect through an HTTP(S) proxy with ``websockets.sync.client.connect``.
+    """Connect to a ``wss://`` URL through an ``https://`` proxy (TLS inside TLS) with
+    ``websockets.sync.client.connect``.
 
     :raises Exception: as :func:`open_socket`.
     """
@@ -527,13 +789,12 @@ def open_through_proxy(
         "compression": compression,
         "user_agent_header": user_agent,
         "logger": _PROTOCOL_LOGGER,
+        "ssl": ssl_context,
     }
-    if url.lower().startswith("wss:"):
-        kwargs["ssl"] = ssl_context
-        if server_hostname is not None:
-            kwargs["server_hostname"] = server_hostname
+    if server_hostname is not None:
+        kwargs["server_hostname"] = server_hostname
     if "proxy" not in _CONNECT_PARAMETERS:  # pragma: no cover - websockets < 15
-        raise ValueError("Configuration.proxy on a WebSocket needs websockets >= 15")
+        raise ValueError("an https:// Configuration.proxy for wss:// needs websockets >= 15")
     kwargs["proxy"] = proxy
     if "legacy" in _CONNECT_PARAMETERS:
         kwargs["legacy"] = True  # the connection object itself: the transport closes it
