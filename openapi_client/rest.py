@@ -36,7 +36,6 @@ from openapi_client.http.body import RESTResponse, StreamedResponse
 from openapi_client.http.direct import DirectPath
 from openapi_client.http.slots import Slots
 from openapi_client.http.timeouts import RequestTimeout
-from openapi_client.net.errors import transport_error as transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import InsecureTLSWarning, client_context, warn_unverified
 from openapi_client.redaction import install_filter
@@ -46,8 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from openapi_client.http.urllib3_path import Urllib3Path
 
-# Re-exported: generated clients import ApiException from here; the WebSocket session imports
-# transport_error from here until it imports it from openapi_client.net.errors.
+# Re-exported: generated clients import ApiException from here.
 __all__ = [
     "ApiException",
     "InsecureTLSWarning",
