@@ -66,19 +66,6 @@ class RESTClientObject:
 
     def __init__(self, configuration: Configuration, pools_size: int = 4) -> None:
         self.configuration = configuration
-        # Loading a CA bundle costs about 30 ms: done now when TLS is configured or the host is
-        # https (so that a bad file is a setting error here), else when an https lane first
-        # needs it.
-        tls: ssl.SSLContext | None = None
-        if (
-            configuration.ssl_ca_cert
-            or configuration.cert_file
-            or configuration.key_file
-            or configuration.host.startswith("https:")
-        ):
-            # A name given as assert_hostname is urllib3's to check (the direct path steps aside).
-            named = isinstance(configuration.assert_hostname, str)
-            tls = client_context(configuration, check_hostname=not named)
         if not configuration.verify_ssl:
             warn_unverified("your requests and token", stacklevel=3)
         self.uses_proxy = bool(configuration.proxy)
@@ -89,13 +76,23 @@ class RESTClientObject:
             and not _urllib3_replaced()
             and not isinstance(configuration.assert_hostname, str)
         )
+        # Loading a CA bundle costs about 30 ms: done now when TLS is configured or the host is
+        # https (so that a bad file is a setting error here), else when an https lane first
+        # needs it. urllib3's path loads its own at once.
+        tls: ssl.SSLContext | None = None
+        if self.direct and (
+            configuration.ssl_ca_cert
+            or configuration.cert_file
+            or configuration.key_file
+            or configuration.host.startswith("https:")
+        ):
+            tls = client_context(configuration)
         self._direct = DirectPath(configuration, tls)
         self._pools_size = pools_size
-        self._tls = tls
         # urllib3's path, and urllib3 itself, are loaded only for a client that takes it.
         self._urllib3: Urllib3Path | None = None
         if not self.direct:
-            self._urllib3 = self._urllib3_path()
+            self._urllib3_path()
         self._timeouts: dict[Any, RequestTimeout] = {}
         self._closed = False
 
@@ -110,7 +107,7 @@ class RESTClientObject:
         if path is None:
             from openapi_client.http.urllib3_path import Urllib3Path
 
-            path = self._urllib3 = Urllib3Path(self.configuration, self._pools_size, self._tls)
+            path = self._urllib3 = Urllib3Path(self.configuration, self._pools_size)
         return path
 
     # -- timeouts -------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ within the same limits as the direct path's."""
 from __future__ import annotations
 
 import http.client
-import ssl
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -155,25 +154,23 @@ class Urllib3Path:
     the client's promises while urllib3's connection classes are its own (see
     :mod:`~openapi_client.http.pools`), and urllib3's own pools otherwise."""
 
-    def __init__(
-        self, configuration: Configuration, pools_size: int, tls: ssl.SSLContext | None = None
-    ) -> None:
-        """:param tls: the TLS context of the pools' connections (one is built when not given);
-            an https proxy's connection gets one of its own."""
+    def __init__(self, configuration: Configuration, pools_size: int) -> None:
         self.configuration = configuration
-        named = isinstance(configuration.assert_hostname, str)
         pool_args: dict[str, Any] = {
             "num_pools": pools_size,
             "maxsize": configuration.max_connections,
             "block": True,
             "retries": NO_RETRIES,
-            # A name given as assert_hostname is checked by urllib3 (see client_context).
-            "ssl_context": tls or client_context(configuration, check_hostname=not named),
+            # urllib3 checks the certificate's names itself on the contexts it is given (and
+            # urllib3 1.26 gives the TLS library no server name for an IP address).
+            "ssl_context": client_context(configuration, check_hostname=False),
         }
         if configuration.assert_hostname is not None:
             pool_args["assert_hostname"] = configuration.assert_hostname
         proxy = configuration.proxy
         if proxy is not None and proxy.lower().startswith("https:"):
+            # The proxy's own TLS when an https exchange is tunnelled through it: urllib3 1.26
+            # checks no name on this one itself, so the TLS library does.
             pool_args["proxy_ssl_context"] = client_context(configuration)
         self._pool_args = pool_args
         #: Whether the connections report to their exchange (urllib3's classes are its own).

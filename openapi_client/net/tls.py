@@ -27,9 +27,10 @@ def client_context(configuration: Configuration, *, check_hostname: bool = True)
     * TLS 1.2 or later, offering HTTP/1.1 by ALPN (a WebSocket opens over HTTP/1.1 too);
     * the server's certificate verified against certifi's CA bundle, or ``ssl_ca_cert``; nothing
       verified when ``verify_ssl`` is off;
-    * its host name checked by the TLS library unless ``assert_hostname`` is False, or
-      ``check_hostname`` is: the caller then checks the certificate's names itself (urllib3 does,
-      against a name given as ``assert_hostname``);
+    * its host name checked by the TLS library (in its subject alternative names, never the
+      common name) unless ``assert_hostname`` is False, or ``check_hostname`` is: the caller then
+      checks the certificate's names itself (urllib3 does, against the host or a name given as
+      ``assert_hostname``);
     * the client certificate of ``cert_file`` and ``key_file``. An encrypted key is refused:
       OpenSSL would otherwise stop and ask for its passphrase on the terminal;
     * no key log, whatever ``SSLKEYLOGFILE`` says: the session keys never reach a file.
@@ -42,6 +43,7 @@ def client_context(configuration: Configuration, *, check_hostname: bool = True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])
+    context.hostname_checks_common_name = False
     if configuration.verify_ssl:
         import certifi
 
