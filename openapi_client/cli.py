@@ -7,7 +7,9 @@ or the session failed (Deribit's error, or the network), 2 when the command was 
 Credentials come from the environment (``DERIBIT_ACCESS_TOKEN``, or ``DERIBIT_CLIENT_ID`` and
 ``DERIBIT_CLIENT_SECRET``), or an asymmetric key's PEM file (``--private-key-file`` or
 ``DERIBIT_PRIVATE_KEY_FILE``, its password only from ``DERIBIT_PRIVATE_KEY_PASSWORD``, never from
-the command line); ``--simulator`` needs none.
+the command line); ``--simulator`` needs none and takes none from the environment, but tries a key
+pair given with ``--private-key-file``: its public half is registered with the simulator, its
+private half signs the grants.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import secrets
 import signal
 import sys
@@ -26,6 +29,7 @@ from typing import (
     Any,
     Callable,
     TextIO,
+    cast,
 )
 
 from openapi_client._version import __version__
@@ -37,6 +41,7 @@ from openapi_client.exceptions import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from openapi_client.asymmetric import PrivateKey
     from openapi_client.websocket import Event, WebSocketApiClient
 
 __all__ = ["main"]
@@ -99,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--simulator",
         action="store_true",
-        help="start the embedded Deribit simulator and run against it (offline, no credentials)",
+        help=(
+            "start the embedded Deribit simulator and run against it (offline, no credentials; "
+            "with --private-key-file, try that key pair on it)"
+        ),
     )
     parser.add_argument(
         "--legacy-http",
@@ -116,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "the private key (PEM, Ed25519 or RSA) of an asymmetric API key, used with "
             "DERIBIT_CLIENT_ID instead of DERIBIT_CLIENT_SECRET; an encrypted key's password "
-            "comes from DERIBIT_PRIVATE_KEY_PASSWORD (needs the [asymmetric] extra)"
+            "comes from DERIBIT_PRIVATE_KEY_PASSWORD (needs the [asymmetric] extra). With "
+            "--simulator, its public half is registered with the simulator under a simulated "
+            "client id"
         ),
     )
     # Refused with a reason, so that nobody puts a password where ps and shell history see it
@@ -219,28 +229,56 @@ def _target(args: argparse.Namespace) -> Iterator[Configuration]:
         overrides["request_timeout"] = args.timeout
     if args.retries is not None:
         overrides["retries"] = args.retries
+    if args.simulator:
+        with _simulated(args, overrides) as configuration:
+            yield configuration
+        return
     if args.private_key_file:
         # The command line wins over the environment: this key, not a secret from there.
         overrides["private_key_file"] = args.private_key_file
         overrides["client_secret"] = None
-    if not args.simulator:
-        yield Configuration.from_env(**overrides)
-        return
-    from openapi_client.simulator import DeribitSimulator
+    yield Configuration.from_env(**overrides)
 
-    # Credentials in the environment are meant for Deribit: never send them to the simulator.
+
+#: The client id of the simulator's one API key, for a ``--simulator`` run.
+SIMULATED_CLIENT_ID = "cli"
+
+
+@contextlib.contextmanager
+def _simulated(args: argparse.Namespace, overrides: dict[str, Any]) -> Iterator[Configuration]:
+    """A simulator for this run, and the configuration that reaches it.
+
+    Credentials in the environment are meant for Deribit: none is read, none reaches the
+    simulator. Its one API key is made up for the run, or, with ``--private-key-file``, is that
+    key pair: the public half, derived here from the loaded private key, registered under a
+    simulated client id; the private half signs the ``client_signature`` grants, on the HTTP
+    commands as on the session. Only the key's password comes from the environment
+    (``DERIBIT_PRIVATE_KEY_PASSWORD``), to decrypt it here.
+    """
+    from openapi_client.simulator import ApiKey, DeribitSimulator
+
     session = args.command == "session"
-    client_id, client_secret = "cli", secrets.token_hex(16)
+    credentials: dict[str, Any] = {"client_id": SIMULATED_CLIENT_ID}
+    if args.private_key_file:
+        loaded = Configuration(
+            private_key_file=args.private_key_file,
+            private_key_password=os.environ.get("DERIBIT_PRIVATE_KEY_PASSWORD") or None,
+        )
+        key = cast("PrivateKey", loaded.private_key)  # loaded and checked, or it raised
+        api_key = ApiKey(SIMULATED_CLIENT_ID, public_key=key.public_key_pem())
+        credentials["private_key"] = key
+    else:
+        secret = secrets.token_hex(16)
+        api_key = ApiKey(SIMULATED_CLIENT_ID, client_secret=secret)
+        credentials["client_secret"] = secret
     with DeribitSimulator(
-        credentials={client_id: client_secret},
+        keys=[api_key],
         time_scale=SIMULATOR_TIME_SCALE if session else 1.0,
         legacy_http=args.legacy_http,
     ) as simulator:
-        overrides["host"] = simulator.url
-        if session:  # an API key, so that the session authenticates as against Deribit
-            yield Configuration(client_id=client_id, client_secret=client_secret, **overrides)
-        else:
-            yield Configuration(access_token=simulator.issue_token(client_id), **overrides)
+        if not session and not args.private_key_file:  # one HTTP call: a token will do
+            credentials = {"access_token": simulator.issue_token(SIMULATED_CLIENT_ID)}
+        yield Configuration(host=simulator.url, **credentials, **overrides)
 
 
 def _call(configuration: Configuration, args: argparse.Namespace) -> Any:
@@ -413,10 +451,6 @@ def main(
                 parser.error("--legacy-http goes with --simulator")
             if getattr(args, "freeze_after", None) is not None and args.watchdog is None:
                 parser.error("--freeze-after goes with --watchdog")
-            if args.private_key_file and args.simulator:
-                parser.error(
-                    "--private-key-file is for Deribit: --simulator makes and uses its own key"
-                )
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:

@@ -388,12 +388,12 @@ def auth_requests(sim: DeribitSimulator) -> list[RecordedRequest]:
     return [r for r in sim.requests if r.path.endswith("/public/auth")]
 
 
-def check_grant(request: RecordedRequest, public_pem: Path) -> str:
-    """The grant as Deribit's asymmetric keys take it; returns its nonce."""
+def check_grant(request: RecordedRequest, public_pem: Path, client_id: str = CLIENT_ID) -> str:
+    """The grant as Deribit's asymmetric keys take it, for ``client_id``; returns its nonce."""
     query = dict(request.query)
     assert set(query) == {"grant_type", "client_id", "timestamp", "nonce", "signature", "scope"}
     assert query["grant_type"] == "client_signature"
-    assert query["client_id"] == CLIENT_ID
+    assert query["client_id"] == client_id
     assert query["scope"] == "session:openapi-client"
     timestamp = int(query["timestamp"])
     assert abs(timestamp / 1000 - time.time()) < 30

@@ -84,6 +84,13 @@ class Peer:
             except OSError:
                 return
 
+    def start_tls(self, context: ssl.SSLContext, timeout: float = 5.0) -> None:
+        """Speak TLS from here on (the server's side of the handshake, within ``timeout``
+        seconds); the server's stop shuts the TLS socket down like any other."""
+        self.sock.settimeout(timeout)
+        self.sock = context.wrap_socket(self.sock, server_side=True)
+        self.server.adopt(self.sock)
+
     def reset(self) -> None:
         """Close with a TCP reset (RST) instead of an orderly close."""
         self.sock.setsockopt(
@@ -98,10 +105,13 @@ Script = Callable[[Peer], None]
 class HostileServer:
     """A loopback server running ``script`` for every connection (see the module docstring)."""
 
-    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, script: Script, tls: ssl.SSLContext | None = None, host: str = HOST
+    ) -> None:
         self.script = script
         self.tls = tls
-        self.listener = socket.create_server((HOST, 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.create_server((host, 0), family=family)
         self.port: int = self.listener.getsockname()[1]
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -127,6 +137,11 @@ class HostileServer:
         """The request targets received, in order."""
         return [head.split(b" ")[1].decode() for head in self.requests]
 
+    def adopt(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down too when the server stops (a socket a script made, e.g. by TLS)."""
+        with self.lock:
+            self._peers.append(sock)
+
     def _accept(self) -> None:
         while not self.stopping.is_set():
             try:
@@ -143,17 +158,19 @@ class HostileServer:
             thread.start()
 
     def _serve(self, sock: socket.socket) -> None:
+        peer = Peer(self, sock)
         try:
-            self.script(Peer(self, sock))
+            self.script(peer)
         except OSError:
             pass
         finally:
             with self.lock:
                 self.open_now -= 1
-            try:
-                sock.close()
-            except OSError:
-                pass
+            for used in (peer.sock, sock):  # a TLS socket the script started, then the TCP one
+                try:
+                    used.close()
+                except OSError:
+                    pass
 
     def stop(self) -> None:
         self.stopping.set()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import pytest
 import trustme
 from conftest import TOKEN
-from test_hostile_server import HOST, HostileServer, Peer
+from test_hostile_server import HostileServer, Peer
 from test_websocket_support import (
     SOON,
     Recorder,
@@ -89,10 +89,13 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @contextlib.contextmanager
-def tls_simulator(ca: trustme.CA, *names: str) -> Iterator[DeribitSimulator]:
+def tls_simulator(
+    ca: trustme.CA, *names: str, host: str = "127.0.0.1"
+) -> Iterator[DeribitSimulator]:
+    """A simulator on ``host`` serving TLS with a certificate for ``names`` from ``ca``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names).configure_cert(context)
-    with DeribitSimulator(ssl_context=context, time_scale=CALM_SCALE) as simulator:
+    with DeribitSimulator(host=host, ssl_context=context, time_scale=CALM_SCALE) as simulator:
         yield simulator
 
 
@@ -744,68 +747,6 @@ def test_an_unanswered_keepalive_ping_ends_the_connection() -> None:
         assert time.monotonic() - started >= 0.2  # the ping after 0.1 s, its pong due 0.1 s later
         wait_until(lambda: ws_client.state is State.FAILED, "the session to give up")
         ws_client.close()
-
-
-@contextlib.contextmanager
-def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
-    """An HTTP proxy that accepts CONNECT to loopback and relays bytes both ways; yields its URL
-    and the request heads it received."""
-
-    def tunnel(peer: Peer) -> None:
-        stop = peer.server.stopping
-
-        def relay(source: socket.socket, sink: socket.socket) -> None:
-            source.settimeout(0.05)
-            while not stop.is_set():
-                try:
-                    data = source.recv(65536)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    break
-                if not data:
-                    break
-                try:
-                    sink.sendall(data)
-                except OSError:
-                    break
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
-
-        head = peer.read_request()
-        if head is None:
-            return
-        host, _, port = head.split(b" ")[1].decode().rpartition(":")
-        assert host == "127.0.0.1"
-        with socket.create_connection((host, int(port)), timeout=5) as upstream:
-            peer.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            upstream.sendall(peer.buffer)  # whatever came behind the head
-            back = threading.Thread(target=relay, args=(upstream, peer.sock), daemon=True)
-            back.start()
-            relay(peer.sock, upstream)
-            back.join(5)
-
-    with HostileServer(tunnel) as server:
-        yield f"http://{HOST}:{server.port}", server.requests
-
-
-@pytest.mark.timing
-def test_a_proxy_tunnels_the_session_and_its_reconnects(sim: DeribitSimulator) -> None:
-    # Without heartbeats the simulator says nothing between answers, so each connection is
-    # declared dead after 0.5 s of silence and replaced: a call that meets that on a busy machine
-    # is sent again on the next connection (idempotent), through the proxy all the same.
-    recorder = Recorder()
-    with connect_proxy() as (proxy, heads):
-        configuration = token_configuration(sim, proxy=proxy)
-        with session(
-            configuration, recorder, heartbeat=None, liveness_timeout=0.5
-        ) as ws_client:
-            assert ws_client.call("public/test", idempotent=True)["result"]["version"]
-            lost = recorder.wait_for(Disconnected)[0]  # silence: declared dead, replaced
-            assert lost.code is None and "declared dead" in lost.reason
-            recorder.wait_for(SessionRestored, 2)
-            assert ws_client.call("public/test", idempotent=True)["result"]["version"]
-    assert len(heads) >= 2 and all(head.startswith(b"CONNECT 127.0.0.1:") for head in heads)
 
 
 def test_an_unknown_compression_is_refused() -> None:

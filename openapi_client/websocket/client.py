@@ -207,7 +207,11 @@ class WebSocketApiClient(SyncClient):
             keepalive_ping=keepalive_ping,
             compression=compression,
         )
-        self._ssl_context = tls.ssl_context(configuration) if self._target.secure else None
+        # The same TLS settings verify a wss:// origin and an https:// proxy.
+        https_proxy = (configuration.proxy or "").lower().startswith("https:")
+        self._ssl_context = (
+            tls.ssl_context(configuration) if self._target.secure or https_proxy else None
+        )
         self._endpoints: dict[tuple[str, bool], _MethodEndpoint] = {}
         self._session = Session(
             configuration,

@@ -23,7 +23,16 @@ import ssl
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidProxy,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+)
 
 from openapi_client.exceptions import (
     ApiConnectionError,
@@ -41,8 +50,14 @@ from openapi_client.websocket.jsonrpc import caused_by
 from openapi_client.websocket.transport import (
     Closed,
     Transport,
+    TunnelBroken,
+    TunnelClosed,
+    TunnelError,
+    TunnelRefused,
     open_socket,
     open_through_proxy,
+    printable,
+    proxy_authority,
 )
 from openapi_client.websocket.url import Target
 
@@ -209,11 +224,13 @@ def open_transport(
     """Open a connection to ``target``, driven through ``websockets``' sans-I/O protocol
     (:func:`~.transport.open_socket`, through a proxy's ``CONNECT`` tunnel when one is set);
     only ``wss://`` through an ``https://`` proxy is opened by ``websockets``' own threaded
-    client (:func:`~.transport.open_through_proxy`).
+    client (:func:`~.transport.open_through_proxy`). ``ssl_context`` verifies the origin of a
+    ``wss://`` target and an ``https://`` proxy.
 
     :raises OpenApiException: the handshake was answered with an HTTP error (e.g. 429, with
-        ``retry_after``); :class:`ApiTransportError` subclasses when no connection was made;
-        ``ApiValueError`` for a URL or setting that cannot work.
+        ``retry_after``); :class:`ApiTransportError` subclasses when no connection was made (a
+        proxy that refused the tunnel included); ``ApiValueError`` for a URL or setting that
+        cannot work.
     """
     settings: dict[str, Any] = {
         "open_timeout": options.open_timeout,
@@ -224,14 +241,17 @@ def open_transport(
         "ssl_context": ssl_context if target.secure else None,
         "server_hostname": server_hostname if target.secure else None,
         "user_agent": user_agent,
+        "proxy_headers": proxy_headers,
     }
     failure: OpenApiException | None = None
     try:
         if proxy is not None and target.secure and proxy.lower().startswith("https:"):
             return open_through_proxy(target.url, proxy, **settings)
-        return open_socket(target.url, proxy=proxy, proxy_headers=proxy_headers, **settings)
+        return open_socket(target.url, proxy=proxy, proxy_ssl_context=ssl_context, **settings)
     except Exception as error:
-        failure = caused_by(_connect_error(error, target, options), error)
+        # websockets' InvalidProxy quotes the proxy URL, which may hold a password: not chained.
+        cause = None if isinstance(error, InvalidProxy) else error
+        failure = caused_by(_connect_error(error, target, options, proxy), cause)
     raise failure  # outside the except: no unredacted context
 
 
@@ -239,9 +259,13 @@ class _ConnectTimeout(NamedTuple):
     connect: float
 
 
-def _connect_error(error: Exception, target: Target, options: ConnectOptions) -> OpenApiException:
-    """The library's exception for a failure to open a connection."""
+def _connect_error(
+    error: Exception, target: Target, options: ConnectOptions, proxy: str | None = None
+) -> OpenApiException:
+    """The library's exception for a failure to open a connection (through ``proxy``)."""
     where = target.display
+    if isinstance(error, (TunnelError, ProxyError, InvalidProxy)):  # only through a proxy
+        return _proxy_error(error, target, options, proxy_authority(proxy or ""))
     if isinstance(error, InvalidStatus):
         response = error.response
         reason = f"the WebSocket handshake was refused: HTTP {response.status_code}"
@@ -253,15 +277,81 @@ def _connect_error(error: Exception, target: Target, options: ConnectOptions) ->
         return ApiValueError(f"not a valid WebSocket URL: {target.url!r} ({error})")
     if isinstance(error, InvalidHandshake):
         return ApiProtocolError(f"the WebSocket handshake with {where} failed ({error})")
+    return _socket_error(error, where, target, options)
+
+
+def _socket_error(
+    error: Exception, where: str, target: Target, options: ConnectOptions
+) -> OpenApiException:
+    """The library's exception for what the socket or ``ssl`` raised talking to ``where``."""
     if isinstance(error, (TimeoutError, socket.timeout)) and not isinstance(error, ssl.SSLError):
         return ApiTimeoutError(f"connecting to {where} timed out after {options.open_timeout:g} s")
     if isinstance(error, socket.gaierror):
         return ApiConnectionError(
             f"could not connect to {where} (the host name could not be resolved); check "
-            "Configuration.host and the network"
+            "Configuration.host, Configuration.proxy and the network"
         )
     if isinstance(error, OSError):
         return transport_error(error, where, _ConnectTimeout(options.open_timeout))
     if isinstance(error, ValueError):
         return ApiValueError(f"cannot connect to {target.url!r}: {error}")
     return ApiTransportError(f"connecting to {where} failed ({type(error).__name__})")
+
+
+def _proxy_error(
+    error: Exception, target: Target, options: ConnectOptions, proxy: str
+) -> OpenApiException:
+    """The library's exception for a proxy (at ``proxy``, its ``host:port``) that gave no
+    tunnel: the session's tunnel or ``websockets``' (``wss://`` through an ``https://``
+    proxy). Every one of them but an unusable proxy URL is retried like any failed open."""
+    if isinstance(error, TunnelRefused):
+        return _proxy_refused(proxy, target.display, error.status, error.reason, error.authenticate)
+    if isinstance(error, InvalidProxyStatus):
+        response = error.response
+        return _proxy_refused(
+            proxy,
+            target.display,
+            response.status_code,
+            printable(response.reason_phrase),
+            response.headers.get("Proxy-Authenticate"),
+        )
+    if isinstance(error, TunnelClosed) or (
+        isinstance(error, InvalidProxyMessage) and isinstance(error.__cause__, EOFError)
+    ):
+        return ApiConnectionError(
+            f"the proxy {proxy} closed the connection before it answered CONNECT"
+        )
+    if isinstance(error, TunnelBroken):
+        return ApiProtocolError(f"{error}; refused")
+    if isinstance(error, ProxyError):  # InvalidProxyMessage, or a SOCKS proxy's failure
+        return ApiProtocolError(f"the proxy {proxy} did not answer CONNECT with valid HTTP")
+    if isinstance(error, InvalidProxy):  # its text holds the URL: only its complaint shown
+        return ApiValueError(f"Configuration.proxy cannot be used: {printable(error.msg)}")
+    cause = error.__cause__  # a TunnelError on the way to the proxy: what went wrong there
+    if isinstance(cause, Exception):
+        return _socket_error(cause, f"the proxy {proxy}", target, options)
+    return ApiConnectionError(f"{error} (no tunnel to {target.display})")
+
+
+def _proxy_refused(
+    proxy: str, where: str, status: int, reason: str, authenticate: str | None
+) -> ApiConnectionError:
+    """A proxy's refusal of the tunnel, with what to do about it. Not an HTTP error of the
+    origin's: ``status`` stays 0 (no answer from the origin), and the session's reconnects
+    back off as after any failed open."""
+    text = f"the proxy {proxy} refused the tunnel to {where}: HTTP {status} {reason}".rstrip()
+    if status == 407:
+        # What it asks for as "Basic, realm=...": never "Basic <word>", which redaction would
+        # take for a credential.
+        scheme, _, parameters = (authenticate or "").partition(" ")
+        asks = ", ".join(filter(None, (printable(scheme, 20), printable(parameters, 60))))
+        text += (
+            f"; it asks for credentials{f' ({asks})' if asks else ''}: put them in "
+            "Configuration.proxy (http://user:password@host:port) or Configuration.proxy_headers, "
+            "or check those given"
+        )
+    elif status == 403:
+        text += "; the proxy does not allow this tunnel: check its rules for this host and port"
+    elif status in (502, 503, 504):
+        text += f"; the proxy could not reach {where}"
+    return ApiConnectionError(text)

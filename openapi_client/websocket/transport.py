@@ -17,10 +17,12 @@ handshake request in ``websockets``' threaded client: session tickets read mid-w
 own, so that it needs no lock and works from any thread at any time.
 
 Through a proxy (``Configuration.proxy``) the same transport runs over the proxy's ``CONNECT``
-tunnel. Only ``wss://`` through an ``https://`` proxy
-(TLS inside TLS) is opened by ``websockets.sync.client.connect``, which :class:`ThreadedTransport`
+tunnel, which :func:`open_socket` opens itself (TLS to an ``https://`` proxy too; a refusal or a
+broken answer is a :class:`TunnelError`). Only ``wss://`` through an ``https://`` proxy (TLS
+inside TLS) is opened by ``websockets.sync.client.connect``, which :class:`ThreadedTransport`
 adapts: ``websockets``' own thread then reads that TLS connection while callers write on it,
-the race described above, which this path cannot lock out.
+the race described above, which this path cannot lock out; and that client sends no
+``CONNECT`` header but the proxy URL's credentials.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import errno
 import inspect
 import logging
 import math
+import re
 import select
 import socket
 import ssl
@@ -47,7 +50,7 @@ from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
 
-from openapi_client.redaction import install_filter
+from openapi_client.redaction import install_filter, register_secret
 
 __all__ = [
     "LONGEST_WAIT",
@@ -56,8 +59,14 @@ __all__ = [
     "SocketTransport",
     "ThreadedTransport",
     "Transport",
+    "TunnelBroken",
+    "TunnelClosed",
+    "TunnelError",
+    "TunnelRefused",
     "open_socket",
     "open_through_proxy",
+    "printable",
+    "proxy_authority",
 ]
 
 #: A message as received: text frames decoded, binary frames as bytes.
@@ -636,25 +645,27 @@ def open_socket(
     user_agent: str,
     proxy: str | None = None,
     proxy_headers: Mapping[str, str] | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
 ) -> SocketTransport:
-    """Connect to ``url``: TCP (through ``proxy``'s tunnel when given), TLS for ``wss://``, then
-    the opening handshake, all within ``open_timeout`` seconds.
+    """Connect to ``url``: TCP (through ``proxy``'s tunnel when given: TLS to an ``https://``
+    proxy with ``proxy_ssl_context``), TLS for ``wss://``, then the opening handshake, all within
+    ``open_timeout`` seconds.
 
-    :raises Exception: what the socket, ``ssl``, ``http.client`` or ``websockets`` raised
-        (``InvalidURI``, ``InvalidStatus``, ``InvalidHandshake``, ``OSError``, ``TimeoutError``,
-        ``ValueError``); the caller turns it into the library's exception.
+    :raises Exception: what the socket, ``ssl`` or ``websockets`` raised (``InvalidURI``,
+        ``InvalidStatus``, ``InvalidHandshake``, ``OSError``, ``TimeoutError``, ``ValueError``),
+        or :class:`TunnelError`; the caller turns it into the library's exception.
     """
     uri = parse_uri(url)
     extensions = _extensions(compression)
     deadline = _monotonic() + open_timeout
+    cut: socket.socket | None = None
     if proxy is None:
         sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
     else:
-        sock = _tunnel(proxy, proxy_headers, uri, open_timeout, ssl_context)
-    cut: socket.socket | None = None
+        sock, cut = _tunnel(proxy, proxy_headers, uri, deadline, proxy_ssl_context, user_agent)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        if uri.secure:
+        if uri.secure:  # (through an http:// proxy: wss:// through an https:// one is not here)
             context = ssl_context if ssl_context is not None else ssl.create_default_context()
             cut = sock.dup()  # a plain handle on the TCP connection, to cut it from any thread
             sock.settimeout(_left(deadline))
@@ -673,61 +684,179 @@ def open_socket(
     )
 
 
+class TunnelError(Exception):
+    """The proxy gave no tunnel. ``proxy`` is its ``host:port`` (never its credentials);
+    ``__cause__`` is what the socket or ``ssl`` raised on the way to the proxy, when that was
+    the trouble, else ``str()`` says what the proxy's answer did."""
+
+    def __init__(self, proxy: str, problem: str = "") -> None:
+        super().__init__(f"the proxy {proxy} {problem}".rstrip())
+        self.proxy = proxy
+
+
+class TunnelRefused(TunnelError):
+    """The proxy answered ``CONNECT`` with a status other than 2xx: ``status``, ``reason``
+    (its printable reason phrase) and ``authenticate`` (its ``Proxy-Authenticate``, if any)."""
+
+    def __init__(self, proxy: str, status: int, reason: str, authenticate: str | None) -> None:
+        super().__init__(proxy, f"refused the tunnel: HTTP {status}")
+        self.status = status
+        self.reason = reason
+        self.authenticate = authenticate
+
+
+class TunnelClosed(TunnelError):
+    """The proxy closed the connection before its answer to ``CONNECT`` was complete."""
+
+
+class TunnelBroken(TunnelError):
+    """The proxy's answer to ``CONNECT`` broke HTTP, or bytes came through the tunnel before
+    the client spoke."""
+
+
+#: Where the head of the proxy's answer ends (bare line feeds tolerated, as HTTP allows).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+#: A status line of HTTP/1.x: the status code, and the reason phrase if any.
+_STATUS_LINE = re.compile(r"HTTP/1\.[01] ([0-9]{3})(?: (.*))?")
+
+
+def proxy_authority(proxy: str) -> str:
+    """``host:port`` of a proxy URL (brackets around an IPv6 address), for messages: never the
+    credentials the URL may carry."""
+    parsed = urllib.parse.urlsplit(proxy)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_headers(
+    proxy: urllib.parse.SplitResult, given: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The headers a ``CONNECT`` carries besides ``Host``: ``given`` (``proxy_headers``), and
+    a Basic ``Proxy-Authorization`` made of the proxy URL's user info unless ``given`` has one.
+    Every credential among them is registered for redaction first: a proxy may echo it."""
+    headers = dict(given or {})
+    for name, value in headers.items():
+        if name.lower() == "proxy-authorization":
+            register_secret(value.partition(" ")[2])
+            return headers
+    if proxy.username is not None:
+        user = urllib.parse.unquote(proxy.username)
+        password = urllib.parse.unquote(proxy.password or "")
+        register_secret(password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Proxy-Authorization"] = f"Basic {token}"
+    return headers
+
+
 def _tunnel(
     proxy: str,
     headers: Mapping[str, str] | None,
     uri: WebSocketURI,
-    timeout: float,
-    ssl_context: ssl.SSLContext | None,
-) -> socket.socket:
-    """A TCP connection to ``uri``'s host through ``proxy``'s ``CONNECT`` tunnel (TLS to the
-    proxy for an ``https://`` proxy, verified with ``ssl_context``), within ``timeout`` seconds.
+    deadline: float,
+    context: ssl.SSLContext | None,
+    user_agent: str,
+) -> tuple[socket.socket, socket.socket | None]:
+    """A connection to ``uri``'s host through ``proxy``'s ``CONNECT`` tunnel, before
+    ``deadline``: TLS with an ``https://`` proxy (verified with ``context``, the configuration's),
+    then the request and the head of the answer. Returns the socket, and for a TLS one a plain
+    handle on its TCP connection (see :class:`SocketTransport`'s ``cut``).
 
-    :raises OSError: the proxy could not be reached, or refused the tunnel (its status line
-        says why).
+    The request and the answer's head are handled here, not by ``http.client``: its
+    ``set_tunnel`` documents no way to take the tunnel's socket, cannot speak TLS to the proxy,
+    bounds each read rather than the whole answer, and reads through a buffer that would keep
+    whatever follows the head; urllib3 builds on it and would do the TLS to the origin itself,
+    away from this transport's lock.
+
+    :raises TunnelError: the proxy could not be reached (the cause chained), or gave no tunnel.
     """
     parsed = urllib.parse.urlsplit(proxy)
     host = parsed.hostname or ""
     secure = parsed.scheme == "https"
-    deadline = _monotonic() + timeout
-    sock = socket.create_connection((host, parsed.port or (443 if secure else 80)), timeout)
+    name = proxy_authority(proxy)
+    target = f"[{uri.host}]:{uri.port}" if ":" in uri.host else f"{uri.host}:{uri.port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", f"User-Agent: {user_agent}"]
+    given = _connect_headers(parsed, headers)
+    if any(header.lower() == "user-agent" for header in given):
+        del lines[2]
+    lines += [f"{header}: {value}" for header, value in given.items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     try:
-        if secure:
-            context = ssl_context if ssl_context is not None else ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=host)
-        target = f"{uri.host}:{uri.port}" if ":" not in uri.host else f"[{uri.host}]:{uri.port}"
-        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
-        given = dict(headers or {})
-        if parsed.username is not None and not any(
-            name.lower() == "proxy-authorization" for name in given
-        ):
-            user = urllib.parse.unquote(parsed.username)
-            password = urllib.parse.unquote(parsed.password or "")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            given["Proxy-Authorization"] = f"Basic {token}"
-        lines += [f"{name}: {value}" for name, value in given.items()]
-        sock.settimeout(_left(deadline))
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            if len(answer) > _MAX_TUNNEL_ANSWER:
-                raise OSError(errno.EPROTO, "the proxy's answer to CONNECT is too long")
+        address = (host, parsed.port or (443 if secure else 80))
+        sock = socket.create_connection(address, _left(deadline))
+    except OSError as error:
+        raise TunnelError(name) from error
+    plain: socket.socket | None = None
+    try:
+        try:
+            if secure:
+                plain = sock.dup()
+                context = context if context is not None else ssl.create_default_context()
+                sock.settimeout(_left(deadline))
+                sock = context.wrap_socket(sock, server_hostname=host)
             sock.settimeout(_left(deadline))
-            data = sock.recv(4096)
-            if not data:
-                raise OSError(errno.ECONNRESET, "the proxy closed the connection")
-            answer += data
-        head, _, rest = answer.partition(b"\r\n\r\n")
-        status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-        parts = status.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or parts[1] != "200":
-            raise OSError(errno.ECONNREFUSED, f"the proxy refused the tunnel: {status[:200]}")
-        if rest:  # nothing may come through before the client speaks
-            raise OSError(errno.EPROTO, "the proxy sent data through the tunnel unasked")
+            sock.sendall(request)
+            _read_tunnel_answer(sock, deadline, name)
+        except OSError as error:
+            raise TunnelError(name) from error
     except BaseException:
         sock.close()
+        if plain is not None:
+            plain.close()
         raise
-    return sock
+    return sock, plain
+
+
+def _read_tunnel_answer(sock: socket.socket, deadline: float, proxy: str) -> None:
+    """Read the head of the proxy's answer to ``CONNECT``: nothing more, since the tunnel
+    carries the client's bytes first (the WebSocket or TLS handshake).
+
+    :raises TunnelError: the answer refused the tunnel, broke HTTP, or never came whole.
+    """
+    answer = bytearray()
+    while True:
+        sock.settimeout(_left(deadline))
+        data = sock.recv(4096)
+        if not data:
+            raise TunnelClosed(proxy, "closed the connection before it answered CONNECT")
+        answer += data
+        end = _HEAD_END.search(answer)
+        if (end is not None and end.start() > _MAX_TUNNEL_ANSWER) or (
+            end is None and len(answer) > _MAX_TUNNEL_ANSWER
+        ):
+            raise TunnelBroken(
+                proxy,
+                f"answered CONNECT with more than {_MAX_TUNNEL_ANSWER} bytes of status line "
+                "and headers",
+            )
+        if end is not None:
+            break
+    lines = bytes(answer[: end.start()]).decode("latin-1").splitlines()
+    status = _STATUS_LINE.fullmatch(lines[0]) if lines else None
+    if status is None:
+        raise TunnelBroken(proxy, "did not answer CONNECT with HTTP/1.x")
+    code = int(status[1])
+    if not 200 <= code < 300:
+        raise TunnelRefused(
+            proxy, code, printable(status[2] or ""), _header_value(lines[1:], "proxy-authenticate")
+        )
+    if end.end() < len(answer):
+        raise TunnelBroken(proxy, "sent data through the tunnel before the client spoke")
+
+
+def _header_value(lines: list[str], name: str) -> str | None:
+    """The printable value of the first header ``name`` (lower case) among ``lines``."""
+    for line in lines:
+        header, separator, value = line.partition(":")
+        if separator and header.strip().lower() == name:
+            return printable(value.strip())
+    return None
+
+
+def printable(text: str, limit: int = 100) -> str:
+    """``text`` without control characters, at most ``limit`` characters: a proxy's words, for
+    a message."""
+    return "".join(char for char in text if char.isprintable())[:limit]
 
 
 def _handshake(
@@ -774,12 +903,16 @@ def open_through_proxy(
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
     user_agent: str,
+    proxy_headers: Mapping[str, str] | None = None,
 ) -> ThreadedTransport:
     """Connect to a ``wss://`` URL through an ``https://`` proxy (TLS inside TLS) with
-    ``websockets.sync.client.connect``.
+    ``websockets.sync.client.connect``: ``ssl_context`` verifies both the proxy and the origin.
 
-    :raises Exception: as :func:`open_socket`.
+    :raises Exception: as :func:`open_socket` (``websockets``' ``ProxyError`` and
+        ``InvalidProxy`` in place of :class:`TunnelError`); ``ValueError`` for
+        ``proxy_headers`` this client cannot send.
     """
+    context = ssl_context if ssl_context is not None else ssl.create_default_context()
     kwargs: dict[str, Any] = {
         "open_timeout": open_timeout,
         "close_timeout": close_timeout,
@@ -789,13 +922,54 @@ def open_through_proxy(
         "compression": compression,
         "user_agent_header": user_agent,
         "logger": _PROTOCOL_LOGGER,
-        "ssl": ssl_context,
+        "ssl": context,
+        # Given, it makes websockets run the origin's TLS inside the proxy's; without it
+        # websockets would wrap the proxy's TLS socket as if it were plain TCP.
+        "proxy_ssl": context,
+        "proxy": _proxy_with_credentials(proxy, proxy_headers),
     }
     if server_hostname is not None:
         kwargs["server_hostname"] = server_hostname
-    if "proxy" not in _CONNECT_PARAMETERS:  # pragma: no cover - websockets < 15
-        raise ValueError("an https:// Configuration.proxy for wss:// needs websockets >= 15")
-    kwargs["proxy"] = proxy
     if "legacy" in _CONNECT_PARAMETERS:
         kwargs["legacy"] = True  # the connection object itself: the transport closes it
     return ThreadedTransport(connect(url, **kwargs))
+
+
+def _proxy_with_credentials(proxy: str, headers: Mapping[str, str] | None) -> str:
+    """``proxy`` as ``websockets``' client takes it (``scheme://[user:password@]host:port``, the
+    path it would refuse dropped, as the session's own tunnel ignores it): that client sends only
+    the proxy URL's user info (as a Basic ``Proxy-Authorization``), so the Basic credentials of
+    a ``Proxy-Authorization`` in ``headers`` go into the URL; nothing else can be sent.
+
+    :raises ValueError: ``headers`` holds another header, or credentials that are not Basic.
+    """
+    parsed = urllib.parse.urlsplit(proxy)
+    headers = _connect_headers(parsed, headers)  # registers the credentials for redaction
+    authority = proxy_authority(proxy)
+    if not headers:
+        return f"{parsed.scheme}://{authority}"
+    others = sorted(name for name in headers if name.lower() != "proxy-authorization")
+    credentials = None if others else _basic_credentials(next(iter(headers.values())))
+    if credentials is None:
+        refused = ", ".join(others) or "a Proxy-Authorization that is not Basic"
+        raise ValueError(
+            f"Configuration.proxy_headers ({refused}) cannot be sent to an https:// proxy for "
+            "a wss:// session: that tunnel is opened by websockets' client, which sends only "
+            "the proxy URL's credentials. Put them in Configuration.proxy "
+            "(https://user:password@host:port) or use an http:// proxy"
+        )
+    user, password = (urllib.parse.quote(part, safe="") for part in credentials)
+    return f"{parsed.scheme}://{user}:{password}@{authority}"
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(user, password)`` of a Basic ``Proxy-Authorization`` value, None for another."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode()
+        user, colon, password = decoded.partition(":")
+    except ValueError:  # not base64, or not UTF-8
+        return None
+    return (user, password) if colon else None
