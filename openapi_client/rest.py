@@ -17,6 +17,12 @@ Two paths carry a request, with the same promises:
   kept by a watchdog that shuts the socket of an exchange that outlives its attempt.
 
 Both use only the public APIs of urllib3 (1.26 and 2.x) and of the standard library.
+
+This module is the HTTP transport's public face (:class:`RESTClientObject`, :class:`RESTResponse`,
+:class:`StreamedResponse`, :class:`InsecureTLSWarning`, and ``ApiException`` for generated-style
+code). Its insides are in :mod:`openapi_client.http`, one concern per module; what it shares with
+the WebSocket session (origins, TLS, the mapping of transport failures) in
+:mod:`openapi_client.net`.
 """
 
 from __future__ import annotations

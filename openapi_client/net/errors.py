@@ -3,10 +3,11 @@
 A failure arrives as what the socket, ``ssl``, ``http.client`` or urllib3 raised, often wrapped:
 urllib3 keeps the exception it wraps among its arguments (``ProtocolError("Connection aborted.",
 error)``), Python in ``__cause__`` or ``__context__``. :func:`transport_error` looks at the whole
-chain and gives the exception of the first row of :data:`TABLE <_table>` whose type is somewhere in
-it, for the stage the failure happened at when the row is limited to some: certificates first (the
-most useful thing to say), then TLS, the proxy, connecting, timeouts, and what a server did to the
-exchange. Messages name the server as ``host:port``, never a URL (a query can carry a credential).
+chain and gives the exception of the first row of the table (:func:`_rows`) whose type is
+somewhere in it, at the stage the failure happened if the row is limited to some: certificates
+first (the most useful thing to say), then TLS, the proxy, connecting, timeouts, and what a server
+did to the exchange. Messages name the server as ``host:port``, never a URL (a query can carry
+a credential).
 
 urllib3's rows are used once urllib3 is imported (a failure of urllib3 cannot come before): this
 module does not import it, so the WebSocket session and asyncio clients do not pay for it.
