@@ -155,7 +155,7 @@ def test_websocket_session_with_a_private_key(kind: str) -> None:
     with simulator() as sim, session(key_configuration(sim, kind), recorder) as ws_client:
         api = SessionManagementApi(ws_client)
         private_call(api)
-        (authenticated,) = recorder.of(Authenticated)
+        (authenticated,) = recorder.wait_for(Authenticated)  # events reach callbacks later
         assert "session:openapi-client" in authenticated.scope.split()
         (grant,) = grants(sim)
         assert grant.transport == "websocket"

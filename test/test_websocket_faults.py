@@ -110,7 +110,7 @@ def test_call_in_flight_is_retried_on_the_restored_session(
         sim.inject(fault, path="/private/get_cancel_on_disconnect", **params)
         answer = api.private_get_cancel_on_disconnect_get()
         assert answer["result"] == {"scope": "connection", "enabled": True}
-        (lost,) = recorder.of(Disconnected)
+        (lost,) = recorder.wait_for(Disconnected)
         assert lost.connection == 1
         if code is not None and fault != "ws_oversized":
             assert lost.code == code
@@ -147,7 +147,7 @@ def test_silent_connection_is_declared_dead_and_replaced(
         sim.inject("ws_silence", path="/private/get_cancel_on_disconnect", seconds=1.5)
         answer = ws_client.api.private_get_cancel_on_disconnect_get()
         assert answer["result"]["enabled"] is True
-        (lost,) = recorder.of(Disconnected)
+        (lost,) = recorder.wait_for(Disconnected)
         assert lost.code is None and "declared dead" in lost.reason
         assert_restored(sim)
 

@@ -259,7 +259,7 @@ def test_an_evicted_session_is_announced_and_the_session_authenticates_again(
                 grant(sim)
             assert [e.name for e in sim.session_evictions] == ["openapi-client"]
             assert api.private_get_cancel_on_disconnect_get()["result"]["enabled"] is False
-            (evicted,) = recorder.of(SessionEvicted)
+            (evicted,) = recorder.wait_for(SessionEvicted)
             assert evicted.connection == 1 and "session:openapi-client" in evicted.scope
             assert "16 sessions" in evicted.reason
             assert [e.connection for e in recorder.of(SessionRestored)] == [1]
