@@ -24,8 +24,10 @@ from openapi_client.credentials import Credentials
 from openapi_client.endpoint import Endpoint
 from openapi_client.exceptions import ApiException, ApiValueError, exception_for_response
 from openapi_client.headers import check_header
+from openapi_client.http.timeouts import RequestTimeout
+from openapi_client.net.origin import Origin
 from openapi_client.redaction import install_filter, redact
-from openapi_client.rest import Origin, RequestTimeout, RESTClientObject
+from openapi_client.rest import RESTClientObject
 
 if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType

@@ -27,6 +27,7 @@ from test_hostile_server import (
 )
 
 from openapi_client import (
+    ApiConnectionError,
     ApiException,
     ApiProtocolError,
     ApiTransportError,
@@ -119,6 +120,12 @@ def test_broken_http_is_a_transport_error(name: str, path: str) -> None:
     assert isinstance(error, ApiTransportError), repr(error)
     assert error.status == 0
     assert server.connections == 1, "retries are off: one attempt"
+
+
+def test_a_close_without_an_answer_is_called_so_on_both_paths(path: str) -> None:
+    error, _ = first_answer_is(b"", path)
+    assert type(error) is ApiConnectionError
+    assert "closed the connection without answering" in str(error)
 
 
 BAD_BODIES = {

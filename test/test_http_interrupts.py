@@ -25,15 +25,17 @@ open-connection count is what is actually open, the pool and the watchdog hold n
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import pkgutil
 import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from types import CodeType, FrameType
+from types import CodeType, FrameType, ModuleType
 from typing import Callable
 
 import pytest
@@ -44,6 +46,8 @@ import openapi_client.api_client
 import openapi_client.calls
 import openapi_client.core
 import openapi_client.deadline
+import openapi_client.http
+import openapi_client.net
 import openapi_client.rate_limit
 import openapi_client.rest
 from openapi_client import (
@@ -53,7 +57,8 @@ from openapi_client import (
     RateLimit,
     SessionManagementApi,
 )
-from openapi_client.rest import _CURRENT_WATCH, _WATCHDOG
+from openapi_client.http.pools import CURRENT_WATCH
+from openapi_client.http.watchdog import WATCHDOG
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.testing import ManualClock
 
@@ -67,7 +72,7 @@ import faulthandler, json, os, random, signal, sys, threading, time
 faulthandler.dump_traceback_later(40, exit=True)  # a wedged client: show where, then give up
 
 from openapi_client import ApiClient, ApiException, Configuration, RateLimit, SessionManagementApi
-from openapi_client import rest
+from openapi_client.http import pools, watchdog
 
 url, path = sys.argv[1], sys.argv[2]
 calls, seconds, rng = int(sys.argv[3]), float(sys.argv[4]), random.Random(int(sys.argv[5]))
@@ -170,8 +175,8 @@ print(json.dumps({
     "open": sum(s.open for s in slots),
     "idle": sum(s.idle for s in slots),
     "waiting": sum(len(s._waiting) for s in slots),
-    "watched": rest._WATCHDOG.live(),
-    "current_watch": getattr(rest._CURRENT_WATCH, "watch", None) is not None,
+    "watched": watchdog.WATCHDOG.live(),
+    "current_watch": pools.CURRENT_WATCH.watch is not None,
 }), flush=True)
 """
 
@@ -209,8 +214,18 @@ def test_calls_interrupted_at_random_moments_leak_nothing(
 
 # -- every moment, one after the other ------------------------------------------------------------
 
-#: The code whose moments are swept: the client's own, and the standard library's locks, threads
-#: and queues it calls (where a ``threading.Condition`` used to leave a lock held).
+def package_modules(*packages: ModuleType) -> list[ModuleType]:
+    """Every module of ``packages`` (imported here: some load only on the path that needs them)."""
+    return [
+        importlib.import_module(found.name)
+        for package in packages
+        for found in pkgutil.iter_modules(package.__path__, package.__name__ + ".")
+    ]
+
+
+#: The code whose moments are swept: the client's own (every module of the HTTP transport and of
+#: the wire modules it shares with the WebSocket session), and the standard library's locks,
+#: threads and queues it calls (where a ``threading.Condition`` used to leave a lock held).
 SWEPT_FILES = frozenset(
     module.__file__ or ""
     for module in (
@@ -220,6 +235,7 @@ SWEPT_FILES = frozenset(
         openapi_client.deadline,
         openapi_client.rate_limit,
         openapi_client.rest,
+        *package_modules(openapi_client.http, openapi_client.net),
         threading,
         queue,
     )
@@ -335,8 +351,8 @@ def assert_whole(client: ApiClient) -> None:
         assert not slots._waiting and not slots._lock.locked()
         for connection in slots._idle:
             assert connection.pooled and connection.sock is not None
-    assert _WATCHDOG.live() == 0
-    assert getattr(_CURRENT_WATCH, "watch", None) is None
+    assert WATCHDOG.live() == 0
+    assert CURRENT_WATCH.watch is None
     watchdogs = [t for t in threading.enumerate() if t.name == "openapi_client-watchdog"]
     assert len(watchdogs) <= 1, watchdogs
 

@@ -8,10 +8,19 @@ plain-http guard, no name to resolve); the client never connects to it, only to 
 from __future__ import annotations
 
 import socket
+import ssl
+from pathlib import Path
 
 import pytest
+import trustme
 
-from openapi_client import ApiClient, ApiValueError, Configuration, SessionManagementApi
+from openapi_client import (
+    ApiClient,
+    ApiSSLError,
+    ApiValueError,
+    Configuration,
+    SessionManagementApi,
+)
 from openapi_client.simulator import DeribitSimulator
 
 
@@ -68,3 +77,23 @@ def test_credentials_through_a_plain_http_proxy_to_a_remote_host_are_refused(
         with pytest.raises(ApiValueError, match="allow_insecure_http"):
             api.private_get_cancel_on_disconnect_get()
     assert simulator.requests == []
+
+
+def test_an_https_proxy_is_verified_with_the_configured_ca(tmp_path: Path) -> None:
+    """The connection to an https proxy is TLS, verified like any other: against
+    ``ssl_ca_cert`` when set (here the only CA that trusts the proxy), else refused."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    with DeribitSimulator(ssl_context=server_context, legacy_http=True) as proxy:
+        settings = {"host": EXCHANGE, "proxy": f"https://127.0.0.1:{proxy.port}", "retries": 0}
+        trusted = Configuration(ssl_ca_cert=str(ca_file), **settings)
+        with ApiClient(trusted) as client:
+            assert SessionManagementApi(client).public_set_heartbeat_get(30)["result"] == "ok"
+        assert proxy.requests[0].header("Host") == EXCHANGE_AUTHORITY
+        with ApiClient(Configuration(**settings)) as client:
+            with pytest.raises(ApiSSLError, match="certificate verification failed"):
+                SessionManagementApi(client).public_set_heartbeat_get(30)
+    assert len(proxy.requests) == 1

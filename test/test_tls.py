@@ -165,6 +165,31 @@ def test_unverified_client_leaves_other_urllib3_users_warned(
     assert urllib3.exceptions.InsecureRequestWarning in [w.category for w in caught]
 
 
+@pytest.mark.parametrize("client", ["direct", "urllib3", "websocket"])
+def test_no_connection_writes_its_session_keys_to_sslkeylogfile(
+    tls_simulator: DeribitSimulator,
+    ca_file: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    client: str,
+) -> None:
+    """``SSLKEYLOGFILE`` would let anyone who reads that file decrypt the traffic, tokens
+    included: no TLS context of the library writes it, on either HTTP path or the session."""
+    key_log = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(key_log))
+    configuration = configuration_for(
+        tls_simulator.url, ssl_ca_cert=ca_file, fast_path=client == "direct"
+    )
+    if client == "websocket":
+        from openapi_client.websocket import WebSocketApiClient
+
+        with WebSocketApiClient(configuration, heartbeat=None) as ws_client:
+            assert ws_client.call("public/test")["result"]
+    else:
+        assert heartbeat(configuration)[0]["result"] == "ok"
+    assert not key_log.exists()
+
+
 def test_verified_client_does_not_warn(tls_simulator: DeribitSimulator, ca_file: str) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -262,3 +287,68 @@ def test_connection_closed_during_handshake_is_a_retried_connection_error() -> N
     assert error.status == 0
     assert type(error) is ApiConnectionError
     assert len(accepted) == FAST_RETRIES.total + 1
+
+
+def common_name_only(tmp_path: Any) -> tuple[ssl.SSLContext, str]:
+    """A server context whose certificate names its host only in the subject's common name (no
+    subject alternative name), from a CA of its own; and that CA's file."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "common-name test CA")])
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file, ca_file = tmp_path / "cn.pem", tmp_path / "cn.key", tmp_path / "cn-ca.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context, str(ca_file)
+
+
+@pytest.mark.parametrize("client", ["direct", "urllib3", "websocket"])
+def test_a_host_named_only_in_the_common_name_is_not_trusted(tmp_path: Any, client: str) -> None:
+    """Host names are checked in the certificate's subject alternative names only, never the
+    common name (as browsers and urllib3's own checks do), on every connection."""
+    if client == "urllib3" and urllib3.__version__.startswith("1."):
+        pytest.skip("urllib3 1.26 checks the names itself, and falls back to the common name")
+    context, ca_file = common_name_only(tmp_path)
+    with DeribitSimulator(ssl_context=context, legacy_http=True) as sim:
+        configuration = configuration_for(
+            f"https://localhost:{sim.port}/api/v2", ssl_ca_cert=ca_file, retries=0,
+            fast_path=client == "direct",
+        )
+        if client == "websocket":
+            from openapi_client.websocket import WebSocketApiClient
+
+            with pytest.raises(ApiException) as refused:
+                WebSocketApiClient(configuration, heartbeat=None)
+            error = refused.value
+        else:
+            error = failure(configuration)
+    assert "certificate" in str(error) and "localhost" in str(error), error
+    assert sim.requests == []

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 from openapi_client.exceptions import ApiTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from openapi_client.core import ClientCore
+    from openapi_client.core import Caller
 
 __all__ = ["BaseApi"]
 
 
 class BaseApi:
-    """An API class: thin methods over :meth:`ClientCore.call`.
+    """An API class: thin methods over the ``call`` of its client (a
+    :class:`~openapi_client.core.Caller`).
 
     :param api_client: the client to call through: an :class:`~openapi_client.ApiClient` (HTTP)
         or a :class:`~openapi_client.websocket.WebSocketApiClient`; a new ``ApiClient()`` (with
@@ -22,7 +23,7 @@ class BaseApi:
         ``ApiTypeError``: its API classes are those of :mod:`openapi_client.aio`.
     """
 
-    def __init__(self, api_client: ClientCore | None = None) -> None:
+    def __init__(self, api_client: Caller | None = None) -> None:
         if api_client is None:
             from openapi_client.api_client import ApiClient
 

@@ -43,8 +43,8 @@ from openapi_client.exceptions import (
     OpenApiException,
     exception_for_response,
 )
+from openapi_client.net.errors import transport_error
 from openapi_client.redaction import redacted_exception
-from openapi_client.rest import transport_error
 from openapi_client.websocket.events import logger
 from openapi_client.websocket.jsonrpc import caused_by
 from openapi_client.websocket.transport import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from openapi_client.exceptions import ApiValueError
-from openapi_client.rest import Origin
+from openapi_client.net.origin import Origin
 
 __all__ = ["Target", "resolve", "websocket_url"]
 
