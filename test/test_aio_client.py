@@ -32,7 +32,7 @@ from test_websocket_proxy import (
     routed,
     with_credentials,
 )
-from test_websocket_support import SOON, key_configuration, token_configuration
+from test_websocket_support import SOON, key_configuration, run_script, token_configuration
 from test_websocket_transport import ca, ca_file, raw_http_server, tls_simulator
 
 from openapi_client import (
@@ -330,3 +330,28 @@ async def test_an_asymmetric_key_authenticates_the_session() -> None:
             assert answer["result"]["enabled"] is False
         assert [grant.transport for grant in grants(sim)] == ["websocket"]
         assert len(signed_grants(sim, ED25519_PUBLIC)) == 1
+
+
+NO_HTTP_CLIENT = r"""
+import asyncio, sys
+from openapi_client import Configuration, aio
+
+async def main():
+    configuration = Configuration(host=sys.argv[1], access_token="sim-token")
+    async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
+        await aio.SessionManagementApi(ws).private_get_cancel_on_disconnect_get()
+
+asyncio.run(main())
+http = ("urllib3", "openapi_client.rest", "openapi_client.http", "openapi_client.api_client")
+print(sorted(name for name in sys.modules if name.startswith(http)))
+"""
+
+
+async def test_the_asyncio_session_needs_no_http_client(sim: DeribitSimulator) -> None:
+    """A program that opens an asyncio session and calls through it loads neither urllib3 nor
+    the HTTP transport."""
+    loop = asyncio.get_running_loop()
+    loaded = await loop.run_in_executor(
+        None, lambda: run_script(NO_HTTP_CLIENT, sim.url, timeout=30)
+    )
+    assert loaded == []
