@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET
 from test_hostile_lifecycle import child_env
+from test_websocket_hostile_threads import InjectedFault, once
 from test_websocket_support import FAST_BACKOFF, SOON, run_script
 from test_websocket_watchdog import Reference
 
@@ -104,7 +105,13 @@ async def opened(
 
     def connect() -> Any:
         return open_connection(
-            target, options, ssl_context=None, server_hostname=None, user_agent="t", proxy=None
+            target,
+            options,
+            ssl_context=None,
+            server_hostname=None,
+            user_agent="t",
+            proxy=None,
+            proxy_url=None,
         )
 
     session = AsyncSession(configuration, CoreSettings(**values), connect, AsyncEventHub(events))
@@ -286,38 +293,18 @@ def test_close_leaves_no_task_nor_transport_behind() -> None:
         assert complaint not in ran.stderr, ran.stderr[-3000:]
 
 
-class InjectedFault(BaseException):
-    """A fault no handler of the library expects: not even an ``Exception``."""
-
-
-def fail_once(
-    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, fault: BaseException, when: Any
-) -> None:
-    """Make ``owner.<name>`` raise ``fault`` the first time its arguments satisfy ``when``."""
-    original = getattr(owner, name)
-    fired: list[bool] = []
-
-    def faulty(self: Any, *args: Any) -> Any:
-        if not fired and when(*args):
-            fired.append(True)
-            raise fault
-        return original(self, *args)
-
-    monkeypatch.setattr(owner, name, faulty)
-
-
 @pytest.mark.asyncio
 async def test_a_reader_that_dies_fails_the_call_in_flight_and_the_session_comes_back(
     sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The reader task fails while it publishes a heartbeat's answer: the call waiting for a
     late answer fails at once, ``Disconnected`` says the reader failed, the session comes back."""
-    fail_once(
+    once(
         monkeypatch,
-        AsyncSession,
         "_publish",
         InjectedFault("injected"),
         lambda event: isinstance(event, HeartbeatAnswered),
+        owner=AsyncSession,
     )
     events = Events()
     async with opened(sim, events) as session:
@@ -342,7 +329,7 @@ async def test_a_timer_that_fails_ends_the_session_clearly(
     ``Closed(failed=True)``), and calls are refused without waiting."""
     events = Events()
     async with opened(sim, events) as session:
-        fail_once(monkeypatch, SessionCore, "timer", RuntimeError("injected"), lambda now: True)
+        once(monkeypatch, "timer", RuntimeError("injected"), owner=SessionCore)
         sim.inject("ws_drop", path="/public/test")
         assert isinstance((await session.call("public/test", {}, 5, 5)).error, ApiConnectionError)
         (closed,) = await events.wait_for(Closed)

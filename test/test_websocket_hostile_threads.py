@@ -48,19 +48,20 @@ def once(
     name: str,
     fault: BaseException,
     when: Callable[..., bool] = lambda *args: True,
+    owner: type = Session,
 ) -> None:
-    """Make ``Session.<name>`` raise ``fault`` the first time it is called with arguments
-    ``when`` accepts."""
-    original = getattr(Session, name)
+    """Make ``owner.<name>`` (the threaded session's, by default) raise ``fault`` the first
+    time it is called with arguments ``when`` accepts."""
+    original = getattr(owner, name)
     fired: list[bool] = []
 
-    def faulty(self: Session, *args: Any) -> Any:
+    def faulty(self: Any, *args: Any) -> Any:
         if not fired and when(*args):
             fired.append(True)
             raise fault
         return original(self, *args)
 
-    monkeypatch.setattr(Session, name, faulty)
+    monkeypatch.setattr(owner, name, faulty)
 
 
 def test_a_reader_that_dies_fails_the_call_in_flight_and_the_session_comes_back(
