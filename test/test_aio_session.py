@@ -347,7 +347,7 @@ async def test_a_timer_that_fails_ends_the_session_clearly(
 async def test_check_ins_in_time_never_fire_the_watchdog(sim: DeribitSimulator) -> None:
     """A thousand check-ins from a task, at a tenth of the period: the watchdog fires only after
     a check-in that really came late (a busy machine may hold the loop back), never otherwise."""
-    period, interval = 0.05, 0.005
+    period, interval = 0.025, 0.0025
     events = Events()
     async with opened(sim, events, watchdog=period, cancel_on_disconnect=False) as session:
         times: list[float] = []
