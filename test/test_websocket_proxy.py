@@ -453,7 +453,7 @@ REFUSALS = {
 def assert_no_proxy_secret(error: BaseException, *texts: str) -> None:
     """Neither the proxy's password nor its Proxy-Authorization credential shows in ``error``
     (its text, its causes, its printed traceback) or in ``texts``."""
-    shown = [*texts, "".join(traceback.format_exception(error))]
+    shown = [*texts, "".join(traceback.format_exception(type(error), error, error.__traceback__))]
     shown += [f"{item!s} {item!r}" for item in chain_of(error)]
     for text in shown:
         assert PROXY_PASSWORD not in text and PROXY_TOKEN not in text, text
