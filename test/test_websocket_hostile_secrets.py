@@ -119,7 +119,8 @@ def test_secrets_echoed_by_the_server_never_show(
         for link in chain_of(error):
             assert_clean(repr(link), "an exception's repr")
             assert_clean(str(link), "an exception's text")
-        assert_clean("".join(traceback.format_exception(type(error), error, error.__traceback__)), "a printed traceback")
+        printed = traceback.format_exception(type(error), error, error.__traceback__)
+        assert_clean("".join(printed), "a printed traceback")
     for event in recorder.events:
         assert_clean(repr(event), "an event")
     assert "user.orders.***" in caplog.text  # the unexpected channel, named without the token
