@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from openapi_client.exceptions import ApiTypeError, ApiValueError
+from openapi_client.redaction import register_secret
 
 __all__ = [
     "ApiGroup",
@@ -192,9 +193,14 @@ class ChoiceParam(Param):
 
 
 class TextParam(Param):
-    """A string (an ``int`` is accepted for numeric fields such as timestamps)."""
+    """A string (an ``int`` is accepted for numeric fields such as timestamps).
 
-    __slots__ = ("allow_int",)
+    ``secret``: the value is a credential (a client secret, a refresh token, a signature): a call
+    that carries one registers it for redaction before the request is made, so that a server
+    echoing it back never makes it show in an exception, a log line or an event.
+    """
+
+    __slots__ = ("allow_int", "secret")
 
     def __init__(
         self,
@@ -203,9 +209,11 @@ class TextParam(Param):
         required: bool = False,
         description: str = "",
         allow_int: bool = False,
+        secret: bool = False,
     ) -> None:
         super().__init__(name, required=required, description=description)
         self.allow_int = allow_int
+        self.secret = secret
 
     @property
     def annotation(self) -> str:
@@ -337,6 +345,8 @@ class Endpoint:
                         f"`{self.operation}`"
                     )
                 continue
+            if isinstance(param, TextParam) and param.secret:
+                register_secret(value)
             given.append((param, value))
         return given
 

@@ -119,7 +119,9 @@ class AuthenticationApi(BaseApi):
         :param client_secret: The API key's secret (client_credentials; travels in the query).
         :param refresh_token: A refresh token from an earlier answer.
         :param timestamp: Milliseconds since the epoch.
-        :param signature: HMAC-SHA256 of timestamp, nonce and data, in hex.
+        :param signature: The grant's signature of timestamp, nonce and data: HMAC-SHA256 in hex
+            with a secret, or the private key's signature in unpadded base64url with an asymmetric
+            key.
         :param nonce: A random string, never reused.
         :param data: Optional free text included in the signature.
         :param state: Free text echoed back.

@@ -153,10 +153,21 @@ PUBLIC_AUTH = Endpoint(
         TextParam(
             "client_secret",
             description="The API key's secret (client_credentials; travels in the query).",
+            secret=True,
         ),
-        TextParam("refresh_token", description="A refresh token from an earlier answer."),
+        TextParam(
+            "refresh_token", description="A refresh token from an earlier answer.", secret=True
+        ),
         TextParam("timestamp", allow_int=True, description="Milliseconds since the epoch."),
-        TextParam("signature", description="HMAC-SHA256 of timestamp, nonce and data, in hex."),
+        TextParam(
+            "signature",
+            description=(
+                "The grant's signature of timestamp, nonce and data: HMAC-SHA256 in hex with a "
+                "secret, or the private key's signature in unpadded base64url with an "
+                "asymmetric key."
+            ),
+            secret=True,
+        ),
         TextParam("nonce", description="A random string, never reused."),
         TextParam("data", description="Optional free text included in the signature."),
         TextParam("state", description="Free text echoed back."),
