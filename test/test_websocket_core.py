@@ -25,6 +25,7 @@ from openapi_client.exceptions import (
     TooManyRequestsException,
     exception_for_response,
 )
+from openapi_client.websocket.core.routing import Router
 from openapi_client.websocket.events import (
     Authenticated,
     Closed,
@@ -802,7 +803,7 @@ def test_a_failure_while_handling_a_message_costs_that_message_only(
 ) -> None:
     driver = Driver()
     driver.restored_key_session()
-    monkeypatch.setattr(SessionCore, "_subscription", lambda self, params: 1 / 0)
+    monkeypatch.setattr(Router, "_subscription", lambda self, params: 1 / 0)
     notice = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "x", "data": 1}}
     assert driver.receive(1, notice) == []
     assert "could not be handled; it was dropped" in caplog.text
