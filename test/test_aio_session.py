@@ -146,7 +146,7 @@ async def test_a_cancelled_call_is_abandoned_and_its_late_answer_dropped(
     async with opened(sim) as session:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(session.call("public/get_time", {}, 5, 5), 0.05)
-        assert session.core._pending == {}  # forgotten at once
+        assert session.core._router.pending == {}  # forgotten at once
         await asyncio.sleep(0.5)  # the answer comes, to nobody
         assert "came after its caller gave up" in caplog.text
         task = asyncio.ensure_future(session.call("public/test", {}, 5, 5))

@@ -369,7 +369,7 @@ def test_stray_messages_are_logged_and_ignored(caplog: pytest.LogCaptureFixture)
         configuration = Configuration(host=url, retries=0)
         with WebSocketApiClient(configuration, heartbeat=None) as ws_client:
             assert ws_client.call("public/noise")["result"] == "ok"
-            link = ws_client._session.core._link  # the 10028 outside any call was noted
+            link = ws_client._session.core._links.current  # the 10028 outside any call was noted
             assert link is not None and link.throttled
     text = caplog.text
     for expected in ("not JSON", "not an object", "outside any call", "came after its caller"):
