@@ -45,6 +45,8 @@ class Lock(Protocol):
 
     def release(self) -> None: ...
 
+    def locked(self) -> bool: ...
+
     def __enter__(self) -> bool: ...
 
     def __exit__(
@@ -81,6 +83,18 @@ class RecoverableLock:
 
     def release(self) -> None:
         self._lock.release()
+
+    def locked(self) -> bool:
+        """Whether a thread, this one included, holds the lock."""
+        if not self._lock.acquire(False):
+            return True  # another thread holds it
+        self._lock.release()
+        try:
+            self._lock.release()  # works only if this thread held it before
+        except RuntimeError:
+            return False
+        self._lock.acquire()  # this thread's hold, as it was
+        return True
 
     def __enter__(self) -> bool:
         return self.acquire()

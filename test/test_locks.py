@@ -72,8 +72,11 @@ def test_interrupts_at_random_moments_never_leave_the_lock_held() -> None:
 
 def test_a_hold_left_behind_is_given_back_when_the_thread_asks_again() -> None:
     lock = RecoverableLock()
+    assert not lock.locked()
     lock.acquire()  # as if an interrupt cut the with block short: never released
+    assert lock.locked()
     assert not taken_by_another_thread(lock, 0.2)
+    assert lock.locked()
     with lock:  # the same thread, outside the lock, asks again
         assert not taken_by_another_thread(lock, 0.0)
     assert taken_by_another_thread(lock)
@@ -101,6 +104,7 @@ def test_another_threads_hold_is_not_given_back() -> None:
     thread.start()
     assert holding.wait(5)
     give_back_leftovers()
+    assert lock.locked()
     assert not lock.acquire(True, 0.1)
     done.set()
     thread.join(5)
