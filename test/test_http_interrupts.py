@@ -58,6 +58,7 @@ from openapi_client import (
     SessionManagementApi,
 )
 from openapi_client.http.pools import CURRENT_WATCH
+from openapi_client.http.slots import Slots
 from openapi_client.http.watchdog import WATCHDOG
 from openapi_client.simulator import DeribitSimulator
 from openapi_client.testing import ManualClock
@@ -463,3 +464,28 @@ def test_rate_limit_acquire_interrupted_gives_the_turn_back() -> None:
         with pytest.raises(KeyboardInterrupt):
             limit.acquire()
     assert limit.reserve() == pytest.approx(0.1)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_slot_whose_removal_an_interrupt_stopped_is_not_counted() -> None:
+    """A slot that goes is dropped from its weak set by a weakref callback; an interrupt landing
+    at the callback's start stops it (Python reports the exception as ignored) and leaves a dead
+    reference in the set. The count of open connections, and so the cap, must not see it."""
+    slots = Slots(cap=1, idle_limit=1)
+    slot = slots.take(time.monotonic() + 1.0)
+    assert slots.open == 1
+
+    def interrupt_the_removal(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "_remove":
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+
+    sys.setprofile(interrupt_the_removal)
+    try:
+        del slot  # the last reference: the weak set's callback runs, and is interrupted
+    finally:
+        sys.setprofile(None)
+    assert len(slots._taken.data) == 1  # the dead reference the callback did not remove
+    assert slots.open == 0
+    again = slots.take(time.monotonic() + 1.0)  # not None: the cap is free
+    assert again is not None

@@ -63,8 +63,12 @@ class Slots:
 
     @property
     def open(self) -> int:
-        """Connections open (idle, busy or being made): the slots taken."""
-        return len(self._taken)
+        """Connections open (idle, busy or being made): the slots taken and still alive.
+
+        Counted one by one rather than with ``len()``: the weak set drops a slot that has gone in
+        a weakref callback, and an interrupt landing at that callback's start stops it (Python
+        reports the exception as ignored), leaving the dead reference counted by ``len()``."""
+        return sum(1 for _ in self._taken)
 
     @property
     def idle(self) -> int:
@@ -84,7 +88,7 @@ class Slots:
                     connection = self._idle.pop()
                     connection.pooled = False
                     return connection
-                if len(self._taken) < self.cap:
+                if len(self._taken) < self.cap or self.open < self.cap:
                     slot = Slot(self)
                     self._taken.add(slot)
                     return slot
