@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -330,3 +332,26 @@ def test_manual_clock_drives_token_expiry_and_credits() -> None:
         clock.advance(61.0)  # the token expired; the pool is full again
         api.private_get_cancel_on_disconnect_get(scope="account")
         kit.assert_called("public/auth", times=2)
+
+
+PLUGIN_ALONE = """
+import sys
+import openapi_client.testing.plugin
+watched = ("openapi_client.", "urllib3", "websockets")
+print(sorted(name for name in sys.modules if name.startswith(watched)))
+from openapi_client.testing import DeribitTestKit  # the kit's names are there when asked for
+print("openapi_client.simulator" in sys.modules)
+"""
+
+
+def test_the_plugin_loads_nothing_until_a_fixture_is_used() -> None:
+    """Every pytest run of a project with the library installed imports the plugin: it costs
+    that run neither the simulator nor the clients (about 40 ms) until a test asks for them."""
+    ran = subprocess.run(
+        [sys.executable, "-c", PLUGIN_ALONE], capture_output=True, text=True, timeout=30, check=True
+    )
+    loaded, simulator_after = ran.stdout.splitlines()
+    assert loaded == str(
+        ["openapi_client._version", "openapi_client.testing", "openapi_client.testing.plugin"]
+    )
+    assert simulator_after == "True"
