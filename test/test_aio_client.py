@@ -10,6 +10,7 @@ as the library's).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import sys
 from typing import Any
@@ -257,18 +258,31 @@ async def test_every_route_through_a_proxy_carries_the_session(route_id: str, pk
     assert header(head, "User-Agent") == Configuration().user_agent
 
 
-async def test_proxy_headers_the_asyncio_client_can_send_and_those_it_cannot(pki: Pki) -> None:
-    """Its client sends only the proxy URL's credentials: a Basic Proxy-Authorization among
-    proxy_headers goes that way; any other proxy header is refused, saying where to put it."""
-    with routed(ROUTES["ws-via-http"], pki) as (sim, proxy):
-        basic = {"Proxy-Authorization": f"Basic {PROXY_TOKEN}"}
-        await open_through(configuration_through(proxy.url, pki, sim, proxy_headers=basic))
-        other = configuration_through(proxy.url, pki, sim, proxy_headers=dict([PROXY_HEADER]))
-        with pytest.raises(ApiValueError, match=r"proxy_headers \(X-Proxy-Desk\)") as refused:
-            aio.WebSocketApiClient(other)
-    assert "http://user:password@" in str(refused.value)
+@pytest.mark.parametrize(
+    "route_id",
+    [
+        pytest.param(route_id, marks=TLS_IN_TLS if route_id == "wss-via-https" else ())
+        for route_id in ROUTE_IDS
+    ],
+)
+async def test_proxy_headers_go_to_the_proxy_only(route_id: str, pki: Pki) -> None:
+    """The session writes its own CONNECT: every proxy header is sent, on every route (a
+    Proxy-Authorization among them wins over the URL's credentials), and none goes further."""
+    other = base64.b64encode(b"other-user:other-password").decode()
+    headers = {PROXY_HEADER[0]: PROXY_HEADER[1], "Proxy-Authorization": f"Basic {other}"}
+    route = ROUTES[route_id]
+    with routed(route, pki) as (sim, proxy):
+        configuration = configuration_through(
+            with_credentials(proxy.url), pki, sim, proxy_headers=headers
+        )
+        await open_through(configuration)
     (head,) = proxy.heads
-    assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
+    assert header(head, PROXY_HEADER[0]) == PROXY_HEADER[1]
+    assert header(head, "Proxy-Authorization") == f"Basic {other}"
+    assert head.count(b"Proxy-Authorization") == 1
+    if not route.secure:
+        (through,) = proxy.through
+        assert PROXY_HEADER[1].encode() not in through and other.encode() not in through
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 11), reason="asyncio runs TLS inside TLS here")

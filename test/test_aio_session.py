@@ -111,7 +111,7 @@ async def opened(
             server_hostname=None,
             user_agent="t",
             proxy=None,
-            proxy_url=None,
+            proxy_headers=None,
         )
 
     session = AsyncSession(configuration, CoreSettings(**values), connect, AsyncEventHub(events))
