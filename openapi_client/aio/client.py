@@ -301,7 +301,8 @@ class AsyncSessionTransport(SessionTransportBase):
         attempt: AsyncAttempt,
     ) -> Any:
         """One request on the session; the rate-limit turn is awaited first."""
-        await attempt.take_turn()
+        if attempt.turn_pending:
+            await attempt.take_turn()
         params, credential, checked = self._request(endpoint, request)
         call = await self.session.call(
             endpoint.method, params, timeout.connect, timeout.read, checked

@@ -1,0 +1,240 @@
+"""The asyncio session's own connection (``openapi_client.aio.connection``): ``websockets``'
+sans-I/O protocol over an asyncio protocol of the library's, against hand-written servers on
+loopback. What the behaviour tests run on both drivers do not reach: flow control against a server
+that floods and reads nothing, keepalive pings, fragmented and binary messages, and the session's
+own ``CONNECT`` tunnel meeting broken proxy answers on every route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import select
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+from test_websocket_hostile_server import (
+    BINARY,
+    PING,
+    PONG,
+    TEXT,
+    WsPeer,
+    api_url,
+    frame,
+    ok,
+    serving,
+)
+from test_websocket_proxy import (
+    ANSWERS,
+    ROUTES,
+    Pki,
+    assert_no_proxy_secret,
+    configuration_through,
+    pki,
+    routed,
+    with_credentials,
+)
+from test_websocket_support import SOON
+
+from openapi_client import Configuration, aio
+from openapi_client.websocket import Disconnected, State
+
+pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
+
+__all__ = ["pki"]  # a fixture, shared with the proxy tests
+
+#: A continuation frame's opcode.
+CONT = 0x0
+#: Bytes of pings the flooding server sends: their pongs would be about as many.
+FLOOD = 4 << 20
+
+
+def connection_of(ws: aio.WebSocketApiClient) -> Any:
+    """The session's open connection (its asyncio transport is ``_transport``)."""
+    (connection,) = ws._session._connections.values()
+    return connection
+
+
+async def wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + SOON
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {SOON} s")
+        await asyncio.sleep(0.005)
+
+
+async def test_a_server_flooding_pings_and_reading_nothing_pauses_reading() -> None:
+    """Each ping read makes a pong to write. A server that floods pings and reads nothing
+    would make them pile up in the client's write buffer; the connection stops reading once
+    that buffer passes its high-water mark, and reads on when the server takes the pongs."""
+    drain = threading.Event()
+    flooded = threading.Event()
+
+    def script(ws: WsPeer) -> None:
+        sock = ws.peer.sock
+        if not ws.accept():
+            return
+        for request in ws.requests():
+            ws.send(ok(request))
+            break  # public/hello answered: the session is ready
+        ping = frame(PING, b"p" * 125)
+        count = FLOOD // len(ping)
+        flood = memoryview(ping * count)
+        pongs = count * (len(ping) + 4)  # the client's frames are masked: 4 bytes more each
+        sock.setblocking(False)
+        deadline = time.monotonic() + 3 * SOON
+        while (flood or pongs) and time.monotonic() < deadline:
+            if ws.server.stopping.is_set():
+                return
+            wanted = [sock] if drain.is_set() else []
+            readable, writable, _ = select.select(wanted, [sock] if flood else [], [], 0.05)
+            if readable:
+                try:
+                    pongs -= len(sock.recv(min(pongs, 1 << 20)))  # thrown away
+                except BlockingIOError:
+                    pass
+            if writable:
+                try:
+                    flood = flood[sock.send(flood) :]
+                except BlockingIOError:
+                    pass
+        flooded.set()
+        for request in ws.requests():
+            ws.send(ok(request))
+
+    with serving(script) as server:
+        configuration = Configuration(host=api_url(server), retries=0)
+        async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
+            connection = connection_of(ws)
+            transport = connection._transport
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the kernel holds little
+            seen = {"largest": 0, "paused": False}
+
+            async def watch() -> None:
+                while True:
+                    seen["largest"] = max(seen["largest"], transport.get_write_buffer_size())
+                    seen["paused"] = seen["paused"] or not transport.is_reading()
+                    await asyncio.sleep(0.002)
+
+            watcher = asyncio.ensure_future(watch())
+            try:
+                await wait_for(lambda: seen["paused"], "reading paused")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # small made slow
+                drain.set()
+                await wait_for(flooded.is_set, "the whole flood read")
+                assert (await ws.call("public/test"))["result"] == "ok"
+            finally:
+                watcher.cancel()
+            assert transport.is_reading() and not connection.writing_paused
+            assert ws.state is State.READY
+    assert seen["largest"] < 1 << 20, seen  # about 4 MiB of pongs without flow control
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("answered", [True, False], ids=["answered", "unanswered"])
+async def test_keepalive_pings(answered: bool) -> None:
+    """A ping every 0.1 s, each answered within 0.1 s or the connection ends (1011); the next
+    ping goes only once the last one's pong came."""
+    pings: list[bytes] = []
+    lost: list[Disconnected] = []
+
+    def script(ws: WsPeer) -> None:
+        if not ws.accept():
+            return
+        while True:
+            read = ws.read_frame()
+            if read is None:
+                return
+            opcode, payload = read
+            if opcode == PING:
+                pings.append(payload)
+                if answered:
+                    ws.peer.send(frame(PONG, payload))
+            elif opcode == TEXT:
+                ws.send(ok(json.loads(payload)))
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Disconnected):
+            lost.append(event)
+
+    with serving(script) as server:
+        configuration = Configuration(host=api_url(server), retries=0)
+        async with aio.WebSocketApiClient(
+            configuration,
+            heartbeat=None,
+            keepalive_ping=0.1,
+            close_timeout=0.2,
+            max_reconnects=0,
+            on_event=on_event,
+        ) as ws:
+            if answered:
+                await wait_for(lambda: len(pings) >= 3, "three keepalive pings")
+                assert ws.state is State.READY and (await ws.call("public/test"))["result"]
+                assert len(set(pings)) == len(pings)  # each ping its own payload
+            else:
+                await wait_for(lambda: lost, "the connection to end")
+                assert lost[0].code == 1011 and "keepalive ping timeout" in lost[0].reason
+                assert len(pings) == 1
+
+
+async def test_fragmented_and_binary_messages() -> None:
+    """A text answer in three fragments, and one in a binary frame, reach their callers."""
+
+    def script(ws: WsPeer) -> None:
+        if not ws.accept():
+            return
+        for request in ws.requests():
+            method = request["method"]
+            if method == "public/fragmented":
+                data = json.dumps(ok(request, "é" * 100)).encode()
+                parts = data[:10], data[10:60], data[60:]
+                ws.peer.send(
+                    frame(TEXT, parts[0], fin=False)
+                    + frame(CONT, parts[1], fin=False)
+                    + frame(CONT, parts[2])
+                )
+            elif method == "public/binary":
+                ws.peer.send(frame(BINARY, json.dumps(ok(request, "bytes")).encode()))
+            else:
+                ws.send(ok(request))
+
+    with serving(script) as server:
+        configuration = Configuration(host=api_url(server), retries=0)
+        async with aio.WebSocketApiClient(configuration, heartbeat=None) as ws:
+            assert (await ws.call("public/fragmented"))["result"] == "é" * 100
+            assert (await ws.call("public/binary"))["result"] == "bytes"
+            assert (await ws.call("public/test"))["result"] == "ok"
+
+
+@pytest.mark.parametrize("answer_id", sorted(ANSWERS))
+@pytest.mark.parametrize(
+    "route_id",
+    [
+        "ws-via-http",
+        pytest.param(
+            "wss-via-https",
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="TLS inside TLS"),
+        ),
+    ],
+)
+async def test_a_broken_proxy_answer_is_refused_clearly(
+    route_id: str, answer_id: str, pki: Pki
+) -> None:
+    """The session reads the proxy's answer itself on every route, TLS inside TLS included:
+    the same refusals, in the same words, as the threaded session's."""
+    answer, kind, says = ANSWERS[answer_id]
+    with routed(ROUTES[route_id], pki, answer) as (sim, proxy):
+        configuration = configuration_through(with_credentials(proxy.url), pki, sim)
+        started = time.monotonic()
+        with pytest.raises(kind) as refused:
+            async with aio.WebSocketApiClient(configuration, heartbeat=None):
+                pass
+    assert time.monotonic() - started < SOON
+    text = str(refused.value)
+    assert f"the proxy {proxy.url.split('://')[1]}" in text and says in text, text
+    assert_no_proxy_secret(refused.value)
