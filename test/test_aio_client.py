@@ -277,11 +277,11 @@ async def test_proxy_headers_go_to_the_proxy_only(route_id: str, pki: Pki) -> No
         )
         await open_through(configuration)
     (head,) = proxy.heads
-    assert header(head, PROXY_HEADER[0]) == PROXY_HEADER[1]
-    assert header(head, "Proxy-Authorization") == f"Basic {other}"
-    assert head.count(b"Proxy-Authorization") == 1
-    if not route.secure:
-        (through,) = proxy.through
+    sent = [
+        line for line in head.decode("latin-1").split("\r\n") if line.startswith(("X-", "Proxy-"))
+    ]
+    assert sent == [f"{PROXY_HEADER[0]}: {PROXY_HEADER[1]}", f"Proxy-Authorization: Basic {other}"]
+    for through in proxy.through if not route.secure else []:
         assert PROXY_HEADER[1].encode() not in through and other.encode() not in through
 
 

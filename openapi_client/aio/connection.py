@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
+from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -47,6 +47,7 @@ from openapi_client.redaction import redacted_exception
 from openapi_client.websocket.connection import ConnectOptions, _connect_error
 from openapi_client.websocket.events import logger
 from openapi_client.websocket.jsonrpc import caused_by
+from openapi_client.websocket.messages import Assembler
 from openapi_client.websocket.transport import _PROTOCOL_LOGGER, _extensions
 from openapi_client.websocket.tunnel import (
     TunnelError,
@@ -63,7 +64,7 @@ _ASYNCIO_TIMEOUT: tuple[type[Exception], ...] = (
     () if asyncio.TimeoutError is TimeoutError else (asyncio.TimeoutError,)
 )
 
-_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_TEXT, _PONG = Opcode.TEXT, Opcode.PONG
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
@@ -98,8 +99,7 @@ class SessionConnection(asyncio.Protocol):
         self._on_lost: OnLost | None = None
         #: Messages parsed before :meth:`start` (those that came with the handshake's answer).
         self._backlog: list[Any] = []
-        self._fragments: list[bytes] | None = None
-        self._fragments_text = False
+        self._assembler = Assembler()
         self._room: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._ping: bytes | None = None
@@ -153,8 +153,16 @@ class SessionConnection(asyncio.Protocol):
                 except UnicodeDecodeError as error:
                     self._invalid(error)
                     return
+            elif frame.opcode is _PONG:
+                if self._ping is not None and bytes(frame.data) == self._ping:
+                    self._ping = None
+                continue
             else:
-                message = self._assemble(frame)
+                try:
+                    message = self._assembler.add(frame)
+                except UnicodeDecodeError as error:
+                    self._invalid(error)
+                    return
                 if message is None:
                     continue
             if deliver is None:
@@ -304,38 +312,6 @@ class SessionConnection(asyncio.Protocol):
                 transport.write(data)
             elif transport.can_write_eof():  # the protocol is done sending: half-close
                 transport.write_eof()
-
-    def _assemble(self, frame: Frame) -> Any:
-        """The message ``frame`` completes (None if it completes none): fragments joined,
-        text decoded; a pong for the last ping noted."""
-        opcode = frame.opcode
-        if opcode is _TEXT or opcode is _BINARY:
-            if not frame.fin:
-                self._fragments = [bytes(frame.data)]
-                self._fragments_text = opcode is _TEXT
-                return None
-            data = bytes(frame.data)
-            text = opcode is _TEXT
-        elif opcode is _CONT:
-            fragments = self._fragments
-            assert fragments is not None  # the protocol checks the order of frames
-            fragments.append(bytes(frame.data))
-            if not frame.fin:
-                return None
-            data = b"".join(fragments)
-            self._fragments = None
-            text = self._fragments_text
-        else:
-            if opcode is _PONG and self._ping is not None and bytes(frame.data) == self._ping:
-                self._ping = None
-            return None
-        if not text:
-            return data
-        try:
-            return str(data, "utf-8")
-        except UnicodeDecodeError as error:
-            self._invalid(error)
-            return None
 
     def _invalid(self, error: UnicodeDecodeError) -> None:
         """A text message that is not UTF-8: the server's fault (close code 1007)."""
@@ -508,15 +484,9 @@ async def open_connection(
     raise failure  # outside the except: no unredacted context
 
 
-async def _open(
-    target: Target,
-    options: ConnectOptions,
-    ssl_context: ssl.SSLContext | None,
-    server_hostname: str | None,
-    user_agent: str,
-    proxy: str | None,
-    proxy_headers: Any,
-) -> SessionConnection:
+async def _open(target: Target, options: ConnectOptions, *settings: Any) -> SessionConnection:
+    """:func:`open_connection`'s work; ``settings`` are its keyword arguments, in order."""
+    ssl_context, server_hostname, user_agent, proxy, proxy_headers = settings
     uri = parse_uri(target.url)
     protocol = ClientProtocol(
         uri,

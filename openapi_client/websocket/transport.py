@@ -39,7 +39,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -50,6 +50,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
 
 from openapi_client.redaction import install_filter
+from openapi_client.websocket.messages import Assembler, Data
 from openapi_client.websocket.tunnel import (
     TunnelBroken,
     TunnelClosed,
@@ -79,13 +80,10 @@ __all__ = [
     "proxy_authority",
 ]
 
-#: A message as received: text frames decoded, binary frames as bytes.
-Data = Union[str, bytes]
-
 #: Bytes asked of the socket per read (a TLS socket returns at most one record).
 _READ_SIZE = 65536
 
-_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_PONG = Opcode.PONG
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
@@ -190,8 +188,7 @@ class SocketTransport:
         self._poll = _Readable(sock, self._wake_r)
         #: Whether TLS has decrypted bytes that no read returned yet (no ``poll`` needed then).
         self._tls_pending = secure and self._pending_now()
-        self._fragments: list[bytes] | None = None
-        self._fragments_text = False
+        self._assembler = Assembler()
         now = _monotonic()
         self._next_ping = None if keepalive is None else now + keepalive
         self._ping: bytes | None = None
@@ -286,35 +283,17 @@ class SocketTransport:
     def _assemble(self, frames: list[Frame]) -> list[Data]:
         messages: list[Data] = []
         for frame in frames:
-            opcode = frame.opcode
-            if opcode is _TEXT or opcode is _BINARY:
-                if not frame.fin:
-                    self._fragments = [bytes(frame.data)]
-                    self._fragments_text = opcode is _TEXT
-                    continue
-                data = frame.data
-                text = opcode is _TEXT
-            elif opcode is _CONT:
-                fragments = self._fragments
-                assert fragments is not None  # the protocol checks the order of frames
-                fragments.append(bytes(frame.data))
-                if not frame.fin:
-                    continue
-                data = b"".join(fragments)
-                self._fragments = None
-                text = self._fragments_text
-            else:
-                if opcode is _PONG and bytes(frame.data) == self._ping:
+            if frame.opcode is _PONG:
+                if bytes(frame.data) == self._ping:
                     self._ping = None
                 continue
-            if not text:
-                messages.append(bytes(data))
-                continue
             try:
-                messages.append(str(data, "utf-8"))
+                message = self._assembler.add(frame)
             except UnicodeDecodeError as error:
                 self._fail(_INVALID_DATA, f"{error.reason} at position {error.start}")
                 break
+            if message is not None:
+                messages.append(message)
         return messages
 
     def _timers(self, now: float) -> float | None:
