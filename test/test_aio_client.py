@@ -3,7 +3,7 @@ tests it. What its driver shares with the threaded session is pinned by the beha
 on both drivers (``open_session``); here, what only the asyncio client has: ``async with`` and
 ``open()``, the API classes' keywords awaited, ``async for`` over events, coroutine callbacks,
 cancellation from ``wait_for``/``asyncio.timeout``, the loop it belongs to, and the connection
-opened by ``websockets``' asyncio client (TLS, a proxy's tunnel, a redirect not followed, errors
+it opens itself (TLS, a proxy's tunnel, a redirect not followed, errors
 as the library's).
 """
 
@@ -223,7 +223,7 @@ async def test_wss_with_the_threaded_clients_tls_settings(ca: trustme.CA, ca_fil
             assert (await ws.call("public/test"))["result"]
 
 
-# -- through a proxy: websockets' asyncio client opens the tunnel ---------------------------------
+# -- through a proxy: the session opens the tunnel ------------------------------------------------
 
 
 async def open_through(configuration: Configuration) -> None:
