@@ -1,8 +1,8 @@
 """The asyncio driver of the session core (``openapi_client.aio.session``), against the simulator
 over loopback: what only an event loop has to get right. Calls as futures that the connection's
-callback completes (a thousand in flight), cancellation (a cancelled caller abandons its call and the late
-answer is dropped), ``test_request`` answered at once while tasks hammer the session,
-callbacks (plain and coroutine) off the reader, the watchdog on a blocked loop, and no task left
+callback completes (a thousand in flight), cancellation (a cancelled caller abandons its call and
+the late answer is dropped), ``test_request`` answered at once while tasks hammer the session,
+callbacks (plain and coroutine) off the connection, the watchdog on a blocked loop, and no task left
 behind after ``close()``.
 """
 
