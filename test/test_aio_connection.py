@@ -11,12 +11,14 @@ import asyncio
 import json
 import select
 import socket
-import sys
+import ssl
 import threading
 import time
 from typing import Any
 
 import pytest
+import trustme
+from test_aio_client import TLS_IN_TLS, open_through
 from test_websocket_hostile_server import (
     BINARY,
     PING,
@@ -30,17 +32,22 @@ from test_websocket_hostile_server import (
 )
 from test_websocket_proxy import (
     ANSWERS,
+    ORIGIN_NAME,
     ROUTES,
     Pki,
+    Route,
+    TunnelProxy,
     assert_no_proxy_secret,
     configuration_through,
+    dribble,
+    origin,
     pki,
     routed,
     with_credentials,
 )
 from test_websocket_support import SOON
 
-from openapi_client import Configuration, aio
+from openapi_client import ApiConnectionError, ApiSSLError, ApiTimeoutError, Configuration, aio
 from openapi_client.websocket import Disconnected, State
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
@@ -213,10 +220,7 @@ async def test_fragmented_and_binary_messages() -> None:
     "route_id",
     [
         "ws-via-http",
-        pytest.param(
-            "wss-via-https",
-            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="TLS inside TLS"),
-        ),
+        pytest.param("wss-via-https", marks=TLS_IN_TLS),
     ],
 )
 async def test_a_broken_proxy_answer_is_refused_clearly(
@@ -235,3 +239,59 @@ async def test_a_broken_proxy_answer_is_refused_clearly(
     text = str(refused.value)
     assert f"the proxy {proxy.url.split('://')[1]}" in text and says in text, text
     assert_no_proxy_secret(refused.value)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_the_https_proxy_certificate_is_checked(secure: bool, pki: Pki) -> None:
+    """Nothing is said to a proxy whose certificate the configuration does not trust."""
+    other_ca = trustme.CA()
+    untrusted = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other_ca.issue_cert("127.0.0.1").configure_cert(untrusted)
+    with origin(pki, secure) as sim:
+        proxy = TunnelProxy(tls=untrusted, names={ORIGIN_NAME: sim.host})
+        with proxy.server, pytest.raises(ApiSSLError) as refused:
+            await open_through(configuration_through(proxy.url, pki, sim))
+    assert "certificate" in str(refused.value)
+    assert proxy.heads == []
+
+
+@pytest.mark.parametrize(
+    "proxy_scheme",
+    ["http", pytest.param("https", marks=TLS_IN_TLS)],
+)
+async def test_the_origin_certificate_is_checked_for_the_origin_name(
+    proxy_scheme: str, pki: Pki
+) -> None:
+    """Through the tunnel the origin's certificate is checked against the origin's name, not
+    the proxy's: one naming only the proxy's address is refused."""
+    with routed(Route(True, proxy_scheme == "https"), pki, names=("127.0.0.1",)) as (sim, proxy):
+        with pytest.raises(ApiSSLError) as refused:
+            await open_through(configuration_through(proxy.url, pki, sim))
+    assert f"{ORIGIN_NAME}:{sim.port}" in str(refused.value)
+    assert len(proxy.heads) == 1
+
+
+async def test_an_unreachable_proxy_is_named(pki: Pki) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    with origin(pki, False) as sim, pytest.raises(ApiConnectionError) as refused:
+        await open_through(
+            configuration_through(with_credentials(f"http://127.0.0.1:{port}"), pki, sim)
+        )
+    text = str(refused.value)
+    assert f"the proxy 127.0.0.1:{port} refused the connection" in text, text
+    assert_no_proxy_secret(refused.value)
+
+
+@pytest.mark.timing
+async def test_a_proxy_answer_that_never_ends_is_bounded_by_the_open_timeout(pki: Pki) -> None:
+    endless = dribble(b"HTTP/1.1 200 Connection established\r\nX-Slow: " + b"a" * 2000, 0.05)
+    with routed(ROUTES["ws-via-https"], pki, endless) as (sim, proxy):
+        configuration = configuration_through(proxy.url, pki, sim)
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError, match="timed out after 1 s"):
+            async with aio.WebSocketApiClient(configuration, heartbeat=None, open_timeout=1.0):
+                pass
+        elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 8.0, elapsed  # the 1 s open timeout, not the dribble's 100 s

@@ -500,7 +500,7 @@ async def _open(target: Target, options: ConnectOptions, *settings: Any) -> Sess
     if uri.secure:
         tls = ssl_context if ssl_context is not None else ssl.create_default_context()
     hostname = server_hostname or uri.host
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         if proxy is None:
             transport, _ = await loop.create_connection(
@@ -516,10 +516,7 @@ async def _open(target: Target, options: ConnectOptions, *settings: Any) -> Sess
             )
             transport.set_protocol(connection)
             if tls is not None:
-                transport = await loop.start_tls(
-                    transport, connection, tls, server_hostname=hostname
-                )
-                assert transport is not None
+                transport = await _start_tls(loop, transport, connection, tls, hostname)
             else:
                 transport.resume_reading()
             connection.connection_made(transport)
@@ -529,7 +526,7 @@ async def _open(target: Target, options: ConnectOptions, *settings: Any) -> Sess
         await connection.handshake(user_agent)
     except BaseException:
         if transport is not None:
-            transport.abort()  # type: ignore[attr-defined]
+            transport.abort()
         raise
     return connection
 
@@ -576,6 +573,33 @@ async def _tunnel(
         transport.abort()
         raise
     return transport
+
+
+async def _start_tls(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.Transport,
+    connection: SessionConnection,
+    context: ssl.SSLContext,
+    hostname: str,
+) -> asyncio.Transport:
+    """``loop.start_tls``: TLS to the origin over the tunnel, inside the proxy's TLS when the
+    proxy is ``https://``.
+
+    On CPython 3.11 a TLS handshake that fails inside another TLS connection (an untrusted
+    origin certificate, say) raises a ``TypeError`` of asyncio's own as it closes the outer
+    connection (its ``_SSLProtocolTransport._force_close`` passes ``SSLProtocol._abort`` an
+    argument that method does not take); the handshake's error is that ``TypeError``'s context,
+    and is raised in its place.
+    """
+    try:
+        started = await loop.start_tls(transport, connection, context, server_hostname=hostname)
+    except TypeError as error:
+        handshake = error.__context__
+        if isinstance(handshake, ssl.SSLError):
+            raise handshake from None
+        raise
+    assert started is not None
+    return started
 
 
 def _as_handled(error: Exception) -> Exception:
