@@ -27,7 +27,7 @@ from test_websocket_hostile_threads import InjectedFault, once
 from test_websocket_support import FAST_BACKOFF, SOON, run_script
 from test_websocket_watchdog import Reference
 
-from openapi_client import ApiConnectionError, Configuration, RetryPolicy
+from openapi_client import ApiConnectionError, ApiTimeoutError, Configuration, RetryPolicy
 from openapi_client.aio.connection import open_connection
 from openapi_client.aio.hub import AsyncEventHub
 from openapi_client.aio.session import AsyncSession
@@ -41,6 +41,7 @@ from openapi_client.websocket import (
     SessionRestored,
     State,
     WatchdogExpired,
+    session_core,
 )
 from openapi_client.websocket.connection import ConnectOptions
 from openapi_client.websocket.session_core import CoreSettings, SessionCore
@@ -436,3 +437,28 @@ def test_a_forked_child_refuses_calls_and_the_parent_gets_only_its_answers(
     assert seen["parent_wrong"] == [] and seen["state"] == "ready", seen
     assert not any(r.path.endswith("/public/get_time") for r in sim.requests)
     assert len({r.connection_id for r in sim.requests}) == 1
+
+
+@pytest.mark.timing
+@pytest.mark.asyncio
+async def test_each_unanswered_call_times_out_at_its_own_deadline(
+    sim: DeribitSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One timer of the loop watches every call's deadline: a call made later with a shorter
+    timeout times out at its own deadline, not at the earlier call's; answered calls between
+    them change nothing. (The core's sweep, its backstop, is put out of reach.)"""
+    monkeypatch.setattr(session_core, "SWEEP_SECONDS", 60.0)
+    sim.inject("ws_delay", path="/public/get_time", seconds=30.0, count=2)
+    async with opened(sim) as session:
+        patient = asyncio.ensure_future(session.call("public/get_time", {}, 5, 20.0))
+        await asyncio.sleep(0.05)
+        for _ in range(20):
+            assert (await session.call("public/test", {}, 5, 5)).error is None
+        started = time.monotonic()
+        hasty = await session.call("public/get_time", {}, 5, 0.3)
+        assert isinstance(hasty.error, ApiTimeoutError), hasty.error
+        assert time.monotonic() - started < SOON  # its own 0.3 s, not the first call's 20 s
+        assert not patient.done()
+        patient.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await patient
