@@ -161,16 +161,24 @@ async def test_a_cancelled_call_is_abandoned_and_its_late_answer_dropped(
 
 @pytest.mark.timing
 @pytest.mark.asyncio
-async def test_heartbeats_are_answered_by_the_reader_while_eight_tasks_hammer_calls(
+async def test_heartbeats_are_answered_at_once_while_eight_tasks_hammer_calls(
     sim: DeribitSimulator,
 ) -> None:
+    """The tasks hammer for 1.2 s, and on until two heartbeats (a test_request every 0.5 s)
+    were answered, however late a loaded machine delivers them (at most :data:`SOON`)."""
     events = Events()
     async with opened(sim, events) as session:
-        stop = time.monotonic() + 1.2
+        started = time.monotonic()
+
+        def hammering() -> bool:
+            elapsed = time.monotonic() - started
+            if elapsed >= SOON:
+                return False
+            return elapsed < 1.2 or len(events.of(HeartbeatAnswered)) < 2
 
         async def hammer() -> int:
             count = 0
-            while time.monotonic() < stop and count < 100_000:
+            while hammering() and count < 100_000:
                 await session.call("public/get_time", {}, 5, 5)
                 count += 1
             return count
@@ -178,7 +186,7 @@ async def test_heartbeats_are_answered_by_the_reader_while_eight_tasks_hammer_ca
         counts = await asyncio.gather(*(hammer() for _ in range(8)))
         assert sum(counts) > 100
         answered = events.of(HeartbeatAnswered)
-        assert len(answered) >= 2  # a test_request every 0.5 s
+        assert len(answered) >= 2
         assert max(event.answered_in for event in answered) < 1.0
     assert [type(e) for e in events.of(Disconnected)] == [Disconnected]  # the close only
 
