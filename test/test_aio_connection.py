@@ -295,3 +295,46 @@ async def test_a_proxy_answer_that_never_ends_is_bounded_by_the_open_timeout(pki
                 pass
         elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 8.0, elapsed  # the 1 s open timeout, not the dribble's 100 s
+
+
+@pytest.mark.timing
+async def test_a_call_waits_for_room_at_most_the_write_timeout() -> None:
+    """A server that reads nothing: once the transport's buffer is full, a call's message waits
+    for room, and after the write timeout (the open timeout, 1 s) the connection is cut and the
+    calls fail, rather than waiting for ever (their own timeout only starts once sent)."""
+    held = threading.Event()
+
+    def script(ws: WsPeer) -> None:
+        if not ws.accept():
+            return
+        for request in ws.requests():
+            ws.send(ok(request))
+            break  # public/hello answered: the session is ready
+        held.set()
+        ws.hold()
+
+    lost: list[Disconnected] = []
+    with serving(script) as server:
+        configuration = Configuration(host=api_url(server), retries=0, request_timeout=(30, 30))
+        async with aio.WebSocketApiClient(
+            configuration,
+            heartbeat=None,
+            keepalive_ping=None,
+            open_timeout=1.0,
+            max_reconnects=0,
+            on_event=lambda event: lost.append(event) if isinstance(event, Disconnected) else None,
+        ) as ws:
+            await wait_for(held.is_set, "the server to stop reading")
+            connection = connection_of(ws)
+            sock = connection._transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            blob = "x" * (30 << 10)  # under the 32 KiB Deribit takes
+            calls = [
+                asyncio.ensure_future(ws.call("public/test", {"blob": blob})) for _ in range(8)
+            ]
+            await wait_for(lambda: connection.writing_paused, "the write buffer to fill")
+            started = time.monotonic()
+            outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), SOON)
+            assert time.monotonic() - started < SOON
+            assert all(isinstance(outcome, ApiConnectionError) for outcome in outcomes), outcomes
+            await wait_for(lambda: lost, "Disconnected")

@@ -191,6 +191,7 @@ class SessionConnection(asyncio.Protocol):
         handshake = self._handshake
         if handshake is not None and not handshake.done():
             handshake.set_result(None)  # the opener finds the handshake failed
+        self._writing_paused = False  # nothing more is written: no writer waits
         self._wake_writers()
         cut, self._cut_socket = self._cut_socket, None
         if cut is not None:
@@ -201,6 +202,8 @@ class SessionConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         """The transport's buffer is full: read nothing more (answers to what is read would
         pile up) until it drains; callers' messages wait for room."""
+        if self._lost:
+            return
         self._writing_paused = True
         transport = self._transport
         if transport is not None and not transport.is_closing():
@@ -254,7 +257,8 @@ class SessionConnection(asyncio.Protocol):
         self._write(protocol.data_to_send())
 
     async def wait_for_room(self) -> None:
-        """Wait until the transport's buffer is below its low-water mark; at most the write
+        """Wait until the transport's buffer is below its low-water mark (every waiter is
+        woken then: look at :attr:`writing_paused` again before writing); at most the write
         timeout, after which the connection is cut (the end is reported as usual)."""
         if not self._writing_paused or self._lost:
             return

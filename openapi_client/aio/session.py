@@ -273,7 +273,7 @@ class AsyncSession:
             if text is not None:
                 connection = self._connections.get(call.link.number)  # type: ignore[union-attr]
                 if connection is not None:
-                    if connection.writing_paused:
+                    while connection.writing_paused:  # woken with others: room for all?
                         await connection.wait_for_room()
                     connection.send(text)
             if text is not None and call.answer_by != _INFINITY:
