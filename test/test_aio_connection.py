@@ -25,6 +25,7 @@ from test_websocket_hostile_server import (
     PONG,
     TEXT,
     WsPeer,
+    answering,
     api_url,
     frame,
     ok,
@@ -48,6 +49,7 @@ from test_websocket_proxy import (
 from test_websocket_support import SOON
 
 from openapi_client import ApiConnectionError, ApiSSLError, ApiTimeoutError, Configuration, aio
+from openapi_client.simulator import DeribitSimulator
 from openapi_client.websocket import Disconnected, State
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio]
@@ -338,3 +340,24 @@ async def test_a_call_waits_for_room_at_most_the_write_timeout() -> None:
             assert time.monotonic() - started < SOON
             assert all(isinstance(outcome, ApiConnectionError) for outcome in outcomes), outcomes
             await wait_for(lambda: lost, "Disconnected")
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_compression_is_offered_only_when_asked(compression: str | None) -> None:
+    """``compression="deflate"`` offers permessage-deflate in the handshake (the simulator
+    accepts it and the session runs compressed); by default nothing is offered."""
+    with serving(answering()) as server:
+        configuration = Configuration(host=api_url(server), retries=0)
+        async with aio.WebSocketApiClient(
+            configuration, heartbeat=None, compression=compression
+        ) as ws:
+            assert (await ws.call("public/test"))["result"] == "ok"
+        (head,) = server.requests
+    assert (b"permessage-deflate" in head) is (compression == "deflate")
+    if compression is not None:
+        with DeribitSimulator() as sim:
+            configuration = Configuration(host=sim.url, retries=0)
+            async with aio.WebSocketApiClient(
+                configuration, heartbeat=None, compression=compression
+            ) as ws:
+                assert (await ws.call("public/test"))["result"]["version"]
