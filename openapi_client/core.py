@@ -45,6 +45,7 @@ from openapi_client.calls import (
 from openapi_client.configuration import Configuration
 from openapi_client.deadline import RECHECK_SECONDS, Deadline
 from openapi_client.exceptions import ApiException, ApiValueError
+from openapi_client.locks import HANDLERS_RUN_BETWEEN_ANY_BYTECODES, give_back_leftovers, new_lock
 from openapi_client.redaction import redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,7 +162,7 @@ class _Outcome(Generic[T]):
     __slots__ = ("_error", "_lock", "_result", "_settled", "_state")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._settled = threading.Lock()
         self._settled.acquire()  # released once the outcome is known
         self._state = _PENDING
@@ -281,7 +282,7 @@ class _DaemonPool:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._stopped = False
 
     def submit(self, function: Callable[..., T], *args: Any) -> _Outcome[T]:
@@ -379,7 +380,7 @@ class CallDriver(DriverBase):
         #: the clock's ``advance`` here (and as ``RateLimit(sleep=...)``) to move time instead.
         self.sleep: Callable[[float], object] = time.sleep
         self._executor: _DaemonPool | None = None
-        self._executor_lock = threading.Lock()
+        self._executor_lock = new_lock()
         _DRIVERS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -402,7 +403,7 @@ class CallDriver(DriverBase):
         """In a child process just forked: forget the parent's threads and locks, and tell the
         transport."""
         self._executor = None
-        self._executor_lock = threading.Lock()
+        self._executor_lock = new_lock()
         self.transport.after_fork()
 
     def _pool(self) -> _DaemonPool:
@@ -423,6 +424,20 @@ class CallDriver(DriverBase):
     ) -> Any:
         """Call ``endpoint`` with ``args``, honouring the generated-style ``options``; see
         :meth:`SyncClient.call`."""
+        try:
+            return self._call(endpoint, args, options, http_info)
+        except BaseException:
+            if HANDLERS_RUN_BETWEEN_ANY_BYTECODES:  # pragma: no cover - Python 3.9
+                give_back_leftovers()  # a lock an interrupt left held (see openapi_client.locks)
+            raise
+
+    def _call(
+        self,
+        endpoint: Endpoint,
+        args: Mapping[str, Any],
+        options: Mapping[str, Any],
+        http_info: bool,
+    ) -> Any:
         if self._closed:
             self._check_open()
         transport = self.transport

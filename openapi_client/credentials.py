@@ -32,7 +32,6 @@ import hashlib
 import logging
 import math
 import re
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ from openapi_client.exceptions import (
     ApiTransportError,
     ApiValueError,
 )
+from openapi_client.locks import new_lock
 from openapi_client.redaction import install_filter, register_secret
 
 __all__ = [
@@ -177,7 +177,7 @@ class TokenManager:
         self._configuration = configuration
         self._fetch = fetch
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._token: Token | None = None
         self._key = self._key_of(configuration)
 
@@ -388,7 +388,7 @@ def requested_scope(configuration: Configuration) -> str | None:
 #: The scope Deribit granted with each recent token, by a digest of the token (the token itself
 #: is not kept here), so that a 13021 can say what the token had. Bounded: old tokens drop out.
 _GRANTED_SCOPES: OrderedDict[bytes, str] = OrderedDict()
-_GRANTED_LOCK = threading.Lock()
+_GRANTED_LOCK = new_lock()
 _MAX_GRANTED = 64
 
 #: Levels of a permission, from least to most.
@@ -531,15 +531,15 @@ class Credentials:
         #: (before the first private call) to move time instead of sleeping.
         self.clock = clock
         self._manager: TokenManager | None = None
-        self._manager_lock = threading.Lock()
+        self._manager_lock = new_lock()
         self._bearer_cache = ("", "")
 
     def after_fork(self) -> None:
         """In a child process just forked: locks held by the parent's threads are new here."""
-        self._manager_lock = threading.Lock()
+        self._manager_lock = new_lock()
         manager = self._manager
         if manager is not None:
-            manager._lock = threading.Lock()
+            manager._lock = new_lock()
 
     def _bearer(self, token: str) -> str:
         cached_token, header = self._bearer_cache

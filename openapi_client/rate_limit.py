@@ -9,9 +9,10 @@ for its turn; the simulator uses :meth:`RateLimit.try_acquire` to refuse a reque
 from __future__ import annotations
 
 import math
-import threading
 import time
 from typing import Callable
+
+from openapi_client.locks import new_lock
 
 __all__ = ["DEFAULT_MARGIN", "RateLimit"]
 
@@ -71,7 +72,7 @@ class RateLimit:
         self._clock = clock
         #: Waits the given seconds (see the ``sleep`` parameter).
         self.sleep = sleep
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._available = float(burst)
         self._updated = clock()
 

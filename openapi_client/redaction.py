@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from re import Pattern
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from openapi_client.locks import new_lock
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -73,7 +74,7 @@ class _Registry:
     """The known secrets, and one pattern matching any of them in any echoed form."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._secrets: OrderedDict[str, None] = OrderedDict()
         self._pattern: Pattern[str] | None = None
         self._stale = False

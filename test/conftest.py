@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,15 @@ import pytest
 
 from openapi_client import ApiClient, Configuration, RetryPolicy, SessionManagementApi
 from openapi_client.simulator import DeribitSimulator
+
+# -- bytecode ------------------------------------------------------------------------------------
+# The suite starts many Python processes (the xdist workers, the command line, the docs' examples,
+# notebook kernels, pytest runs of the testing kit). Where PYTHONDONTWRITEBYTECODE is set, every
+# one of them compiled the package, and pytest rewrote every test module, from source again: about
+# a fifth of the suite's CPU time. The workers (started after this runs in the main process) and
+# everything they start write and reuse bytecode in the project's __pycache__ directories.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 #: The simulator's built-in always-valid token and API key.
 TOKEN = "sim-token"

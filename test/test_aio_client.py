@@ -140,7 +140,7 @@ async def test_a_call_cancelled_from_outside_leaves_the_session_sound(
                     await ws.call("public/get_time")
         answers = await asyncio.gather(*(api.public_set_heartbeat_get(10) for _ in range(20)))
         assert all(answer["result"] == "ok" for answer in answers)
-        assert ws._session.core._pending == {}  # nothing left of the cancelled calls
+        assert ws._session.core._router.pending == {}  # nothing left of the cancelled calls
 
 
 async def test_a_session_belongs_to_its_loop(sim: DeribitSimulator) -> None:

@@ -41,9 +41,9 @@ from openapi_client.websocket import (
     SessionRestored,
     State,
     WatchdogExpired,
-    session_core,
 )
 from openapi_client.websocket.connection import ConnectOptions
+from openapi_client.websocket.core import routing
 from openapi_client.websocket.session_core import CoreSettings, SessionCore
 from openapi_client.websocket.url import resolve
 
@@ -147,7 +147,7 @@ async def test_a_cancelled_call_is_abandoned_and_its_late_answer_dropped(
     async with opened(sim) as session:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(session.call("public/get_time", {}, 5, 5), 0.05)
-        assert session.core._pending == {}  # forgotten at once
+        assert session.core._router.pending == {}  # forgotten at once
         await asyncio.sleep(0.5)  # the answer comes, to nobody
         assert "came after its caller gave up" in caplog.text
         task = asyncio.ensure_future(session.call("public/test", {}, 5, 5))
@@ -455,7 +455,7 @@ async def test_each_unanswered_call_times_out_at_its_own_deadline(
     """One timer of the loop watches every call's deadline: a call made later with a shorter
     timeout times out at its own deadline, not at the earlier call's; answered calls between
     them change nothing. (The core's sweep, its backstop, is put out of reach.)"""
-    monkeypatch.setattr(session_core, "SWEEP_SECONDS", 60.0)
+    monkeypatch.setattr(routing, "SWEEP_SECONDS", 60.0)
     sim.inject("ws_delay", path="/public/get_time", seconds=30.0, count=2)
     async with opened(sim) as session:
         patient = asyncio.ensure_future(session.call("public/get_time", {}, 5, 20.0))

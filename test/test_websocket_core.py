@@ -25,6 +25,7 @@ from openapi_client.exceptions import (
     TooManyRequestsException,
     exception_for_response,
 )
+from openapi_client.websocket.core.routing import Router
 from openapi_client.websocket.events import (
     Authenticated,
     Closed,
@@ -315,6 +316,23 @@ def test_a_refresh_grant_refused_falls_back_to_the_key() -> None:
     assert [e.connection for e in driver.events(Authenticated)] == [1, 2]
 
 
+def test_a_restore_step_unanswered_in_time_fails_the_attempt() -> None:
+    driver = Driver(heartbeat=None)
+    driver.start()
+    driver.open(1)
+    driver.answer(1)  # hello; public/auth is never answered
+    assert driver.core.next_deadline() == driver.now + 10.0
+    outputs = driver.advance(10.0)
+    assert Close(1, 1000, "") in outputs
+    driver.answer(1, grant())  # too late: dropped
+    assert driver.events(Authenticated) == []
+    driver.lost(1, sent=(1000, ""), received=(1000, ""))
+    assert driver.core.state is State.FAILED
+    error = driver.core.failure_error
+    assert isinstance(error, ApiTimeoutError)
+    assert str(error) == f"public/auth: {DISPLAY} did not answer within 10 s"
+
+
 def test_a_refused_setting_fails_the_first_connection() -> None:
     driver = Driver(token_configuration())
     driver.start()
@@ -592,6 +610,62 @@ def test_a_renewal_refused_keeps_the_token_while_valid_then_closes_the_connectio
     assert driver.events(Reconnecting)[0].delay >= 5.0  # the throttle floor after it
 
 
+def test_a_renewal_unanswered_in_time_keeps_the_token_and_tries_again() -> None:
+    driver = Driver(key_configuration(token_refresh_margin=60), heartbeat=None)
+    driver.restored_key_session(grant=grant(expires_in=100))
+    driver.advance(80)  # the refresh grant goes, and is never answered
+    assert driver.sent(1)[-1]["params"]["grant_type"] == "refresh_token"
+    driver.advance(9.9)
+    assert driver.core.next_deadline() != driver.now + 5.0  # still waiting for it
+    driver.advance(0.1)
+    # Kept for its remaining 10 s, tried again in half of them.
+    assert driver.core.next_deadline() == driver.now + 5.0
+    assert driver.core.state is State.READY
+    assert not any(type(o) in (Close, Abort) for o in driver.outputs)
+    driver.advance(5.0)
+    driver.answer(1, grant("access-2", "refresh-2"))
+    assert [e.connection for e in driver.events(TokenRefreshed)] == [1]
+
+
+def test_an_ambiguous_answer_to_the_sessions_own_requests() -> None:
+    def both(request_id: int) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": request_id, "result": 1, "error": {"code": 1}}
+
+    # To a restore step: the attempt fails with it.
+    driver = Driver(heartbeat=None)
+    driver.start()
+    driver.open(1)
+    outputs = driver.receive(1, both(driver.sent(1)[-1]["id"]))  # hello
+    assert Close(1, 1000, "") in outputs
+    driver.lost(1, sent=(1000, ""), received=(1000, ""))
+    assert isinstance(driver.core.failure_error, ApiProtocolError)
+    # To a renewal: as a renewal that failed (the token is kept while valid).
+    driver = Driver(key_configuration(token_refresh_margin=60), heartbeat=None)
+    driver.restored_key_session(grant=grant(expires_in=100))
+    driver.advance(80)
+    driver.receive(1, both(driver.sent(1)[-1]["id"]))
+    assert driver.core.next_deadline() == driver.now + 5.0
+    # To a re-authentication: its ticket fails with it.
+    driver = Driver(heartbeat=None)
+    driver.restored_key_session()
+    ticket = driver.core.reauthenticate("access-1", driver.now)
+    assert isinstance(ticket, Call)
+    driver.collect()
+    outputs = driver.receive(1, both(driver.sent(1)[-1]["id"]))
+    assert completed(outputs) == [ticket] and isinstance(ticket.error, ApiProtocolError)
+
+
+def test_a_reauthentication_cut_short_by_a_loss_fails_its_ticket() -> None:
+    driver = Driver(heartbeat=None)
+    driver.restored_key_session()
+    ticket = driver.core.reauthenticate("access-1", driver.now)
+    assert isinstance(ticket, Call)
+    outputs = driver.lost(1)
+    assert completed(outputs) == [ticket]
+    assert isinstance(ticket.error, ApiConnectionError)
+    assert str(ticket.error).startswith(f"public/auth: no answer from {DISPLAY}: ")
+
+
 def test_an_evicted_session_token_is_announced_and_authenticated_again() -> None:
     driver = Driver(heartbeat=None)
     driver.restored_key_session()
@@ -712,6 +786,18 @@ def test_calls_are_refused_with_the_reason_once_the_session_ended() -> None:
     assert str(refused.value) == FORKED
 
 
+def test_calls_queued_when_the_session_ends_are_refused_at_once() -> None:
+    driver = Driver()
+    driver.start()
+    driver.open(1)
+    first, _ = driver.call("public/test")
+    second, _ = driver.call("public/test")
+    outputs = driver.do(driver.core.close)
+    assert completed(outputs) == [first, second]
+    assert isinstance(first.error, ApiValueError) and first.error is not second.error
+    assert not first.queued and driver.core.next_deadline() is not None
+
+
 def test_a_request_too_large_is_refused() -> None:
     driver = Driver()
     driver.restored_key_session()
@@ -802,7 +888,7 @@ def test_a_failure_while_handling_a_message_costs_that_message_only(
 ) -> None:
     driver = Driver()
     driver.restored_key_session()
-    monkeypatch.setattr(SessionCore, "_subscription", lambda self, params: 1 / 0)
+    monkeypatch.setattr(Router, "_subscription", lambda self, params: 1 / 0)
     notice = {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "x", "data": 1}}
     assert driver.receive(1, notice) == []
     assert "could not be handled; it was dropped" in caplog.text

@@ -16,7 +16,7 @@ from test_websocket_support import (
 
 from openapi_client import ApiProtocolError, Configuration
 from openapi_client.websocket import Disconnected, State
-from openapi_client.websocket.session_core import SessionCore
+from openapi_client.websocket.core.routing import Router
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -99,14 +99,14 @@ def test_a_message_whose_handling_fails_is_dropped_alone(
 ) -> None:
     """A fault while one notification is handled (here the session's handler raises) costs
     that notification, not the connection."""
-    original = SessionCore._subscription
+    original = Router._subscription
 
-    def faulty(self: SessionCore, params: Any) -> None:
+    def faulty(self: Router, params: Any) -> None:
         if params.get("channel") == "explodes":
             raise RuntimeError("injected fault")
         original(self, params)
 
-    monkeypatch.setattr(SessionCore, "_subscription", faulty)
+    monkeypatch.setattr(Router, "_subscription", faulty)
     received: list[Any] = []
 
     def notifications(request: dict[str, Any]) -> list[Message] | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-import threading
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ from openapi_client.http.timeouts import (
     time_left,
 )
 from openapi_client.http.wire import Wire, WireBody
+from openapi_client.locks import new_lock
 from openapi_client.net.errors import CONNECT, TLS_HANDSHAKE, transport_error
 from openapi_client.net.origin import Origin
 from openapi_client.net.tls import client_context
@@ -214,7 +214,7 @@ class DirectPath:
         self.tls = tls
         #: The lanes by origin (``scheme://host:port``).
         self.lanes: dict[str, Lane] = {}
-        self._lock = threading.Lock()
+        self._lock = new_lock()
 
     def lane(self, origin: Origin) -> Lane:
         """The lane to ``origin``, made now if there is none yet."""
@@ -249,7 +249,7 @@ class DirectPath:
     def after_fork(self) -> None:
         """In a child process just forked: forget the parent's connections without touching
         them."""
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         for lane in self.lanes.values():
             lane.abandon()
         self.lanes = {}

@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 from openapi_client.deadline import RECHECK_SECONDS
+from openapi_client.locks import new_lock
 
 __all__ = ["Slot", "Slots"]
 
@@ -41,8 +42,9 @@ class Slots:
     """The connections to one origin: at most ``cap`` open at once (idle, busy or being made), at
     most ``idle_limit`` of them idle, and the threads waiting for one.
 
-    The lock is a plain ``threading.Lock`` taken only in ``with`` blocks, which the interpreter
-    enters and leaves without running Python code in between; never ``threading.Condition``,
+    The lock is a plain ``threading.Lock`` (:func:`openapi_client.locks.new_lock`) taken only in
+    ``with`` blocks, which the interpreter enters and leaves without running Python code in
+    between; never ``threading.Condition``,
     whose ``__enter__`` and ``wait()`` are Python code that an interrupt can leave with the lock
     still held (every later call then hangs) or released twice. A waiter parks on a lock of its
     own that whoever frees a slot releases, and looks again every ``RECHECK_SECONDS`` in case the
@@ -56,7 +58,7 @@ class Slots:
         self.idle_limit = idle_limit
         self._idle: list[Any] = []
         self._taken: weakref.WeakSet[Slot] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._waiting: list[threading.Lock] = []
 
     @property

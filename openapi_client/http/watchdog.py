@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from openapi_client.deadline import Deadline
 from openapi_client.http.slots import Slot
+from openapi_client.locks import new_lock
 
 __all__ = ["WATCHDOG", "Watch", "Watchdog"]
 
@@ -39,7 +40,7 @@ class Watch:
         self.at = at
         self.connections: list[Any] = []
         self.expired = False
-        self.lock = threading.Lock()
+        self.lock = new_lock()
         #: Called once, when a connection is about to send (see ``RESTClientObject.send``).
         self.ready: Callable[[], Deadline] | None = None
         #: The deadline ``ready`` returned, when it was called.
@@ -120,7 +121,7 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, weakref.ref[Watch]]] = []
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._wakeup: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._count = itertools.count()
@@ -190,7 +191,7 @@ class Watchdog:
 
     def after_fork(self) -> None:
         self._heap = []
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._wakeup = queue.SimpleQueue()
         self._thread = None
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from openapi_client.configuration import Configuration
 from openapi_client.exceptions import OpenApiException
+from openapi_client.locks import new_lock
 from openapi_client.redaction import redacted_exception
 from openapi_client.retry import RetryPolicy
 from openapi_client.websocket.connection import Connection
@@ -118,7 +119,7 @@ class Session:
         self._display = target.display
         self._open_transport = open_transport
         self.hub = hub
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._connections: dict[int, Connection] = {}
         self._wakeup = threading.Event()
         #: Notified when the session becomes READY and when it is over.
@@ -489,7 +490,7 @@ class Session:
         them), and refuse every call from now on with an ``ApiValueError`` that says to build a
         new client. Nothing here waits for a lock a parent's thread may have held."""
         self._forked = True
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._status = threading.Condition(threading.Lock())
         self._wakeup = threading.Event()
         self.core.after_fork()

@@ -49,6 +49,7 @@ from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
 
+from openapi_client.locks import new_lock
 from openapi_client.redaction import install_filter
 from openapi_client.websocket.messages import Assembler, Data
 from openapi_client.websocket.tunnel import (
@@ -178,10 +179,10 @@ class SocketTransport:
         #: and writes may run at once). Held only for one non-blocking call at a time.
         self._tls: threading.Lock | None = threading.Lock() if secure else None
         #: Guards the protocol: held only while it parses or makes frames.
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         #: Held by a writer for a whole write, so that frames leave whole and in the order the
         #: protocol made them. Taken before ``_lock`` by whoever takes both.
-        self._write_lock = threading.Lock()
+        self._write_lock = new_lock()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
