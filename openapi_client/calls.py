@@ -233,9 +233,10 @@ class CallPlan:
         """Attempts made so far (a repeat after re-authenticating does not count)."""
         return self._attempts
 
-    def start(self) -> Send | Fail:
-        """The first action: the first attempt, unless the call is out of time already."""
-        return self._next_attempt()
+    def start(self, now: float | None = None) -> Send | Fail:
+        """The first action: the first attempt, unless the call is out of time already
+        (``now``: the clock's time, if the driver has just read it)."""
+        return self._next_attempt(now)
 
     def succeeded(self, reply: Any) -> Done:
         """The attempt answered: a :class:`Reply` is shaped as the caller asked; anything else
@@ -284,8 +285,9 @@ class CallPlan:
     def _remaining(self) -> float:
         return self.deadline.at - self._clock()
 
-    def _next_attempt(self) -> Send | Fail:
-        now = self._clock()
+    def _next_attempt(self, now: float | None = None) -> Send | Fail:
+        if now is None:
+            now = self._clock()
         deadline = self.deadline
         if deadline.at - now <= 0.0:
             return self._out_of_time()
@@ -393,14 +395,15 @@ class DriverBase:
         within: Deadline | None,
         refusals: Refusals,
         data_only: bool,
+        now: float,
     ) -> CallPlan:
-        """The plan of a call that starts now: within ``deadline``, or else within
-        :meth:`call_deadline`."""
+        """The plan of a call that starts ``now`` (the driver's clock, just read): within
+        ``deadline``, or else within :meth:`call_deadline`."""
         if self._closed:
             self._check_open()
         configuration = self.configuration
         if deadline is None:
-            deadline = self.call_deadline(within)
+            deadline = self.call_deadline(within, now)
         return CallPlan(
             endpoint,
             deadline,
@@ -411,11 +414,12 @@ class DriverBase:
             self.clock,
         )
 
-    def call_deadline(self, within: Deadline | None = None) -> Deadline:
-        """``call_timeout`` from now, or ``within`` if that comes first (the deadline of a call
-        this one is made for, such as a token fetched for it)."""
+    def call_deadline(self, within: Deadline | None = None, now: float | None = None) -> Deadline:
+        """``call_timeout`` from now (``now``, if the clock was just read), or ``within`` if
+        that comes first (the deadline of a call this one is made for, such as a token fetched
+        for it)."""
         seconds = self.configuration.call_timeout
-        at = self.clock() + seconds
+        at = (self.clock() if now is None else now) + seconds
         if within is not None and within.at < at:
             return within
         return Deadline(at, "call_timeout", seconds)

@@ -471,11 +471,12 @@ class CallDriver(DriverBase):
         ``deadline`` (default: ``call_timeout`` from now, or ``within`` if that comes first: the
         deadline of a call this one is made for, such as a token fetched for it)."""
         transport = self.transport
-        plan = self._plan(endpoint, deadline, within, transport, data_only)
+        now = self.clock()
+        plan = self._plan(endpoint, deadline, within, transport, data_only, now)
         if timeout is None:
             timeout = transport.timeout(None)
         rate_limit = self.configuration.rate_limit
-        action: Action = plan.start()
+        action: Action = plan.start(now)
         while True:
             if isinstance(action, Send):
                 attempt = Attempt(

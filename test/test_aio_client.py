@@ -3,13 +3,14 @@ tests it. What its driver shares with the threaded session is pinned by the beha
 on both drivers (``open_session``); here, what only the asyncio client has: ``async with`` and
 ``open()``, the API classes' keywords awaited, ``async for`` over events, coroutine callbacks,
 cancellation from ``wait_for``/``asyncio.timeout``, the loop it belongs to, and the connection
-opened by ``websockets``' asyncio client (TLS, a proxy's tunnel, a redirect not followed, errors
+it opens itself (TLS, a proxy's tunnel, a redirect not followed, errors
 as the library's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import sys
 from typing import Any
@@ -222,7 +223,7 @@ async def test_wss_with_the_threaded_clients_tls_settings(ca: trustme.CA, ca_fil
             assert (await ws.call("public/test"))["result"]
 
 
-# -- through a proxy: websockets' asyncio client opens the tunnel ---------------------------------
+# -- through a proxy: the session opens the tunnel ------------------------------------------------
 
 
 async def open_through(configuration: Configuration) -> None:
@@ -257,18 +258,31 @@ async def test_every_route_through_a_proxy_carries_the_session(route_id: str, pk
     assert header(head, "User-Agent") == Configuration().user_agent
 
 
-async def test_proxy_headers_the_asyncio_client_can_send_and_those_it_cannot(pki: Pki) -> None:
-    """Its client sends only the proxy URL's credentials: a Basic Proxy-Authorization among
-    proxy_headers goes that way; any other proxy header is refused, saying where to put it."""
-    with routed(ROUTES["ws-via-http"], pki) as (sim, proxy):
-        basic = {"Proxy-Authorization": f"Basic {PROXY_TOKEN}"}
-        await open_through(configuration_through(proxy.url, pki, sim, proxy_headers=basic))
-        other = configuration_through(proxy.url, pki, sim, proxy_headers=dict([PROXY_HEADER]))
-        with pytest.raises(ApiValueError, match=r"proxy_headers \(X-Proxy-Desk\)") as refused:
-            aio.WebSocketApiClient(other)
-    assert "http://user:password@" in str(refused.value)
+@pytest.mark.parametrize(
+    "route_id",
+    [
+        pytest.param(route_id, marks=TLS_IN_TLS if route_id == "wss-via-https" else ())
+        for route_id in ROUTE_IDS
+    ],
+)
+async def test_proxy_headers_go_to_the_proxy_only(route_id: str, pki: Pki) -> None:
+    """The session writes its own CONNECT: every proxy header is sent, on every route (a
+    Proxy-Authorization among them wins over the URL's credentials), and none goes further."""
+    other = base64.b64encode(b"other-user:other-password").decode()
+    headers = {PROXY_HEADER[0]: PROXY_HEADER[1], "Proxy-Authorization": f"Basic {other}"}
+    route = ROUTES[route_id]
+    with routed(route, pki) as (sim, proxy):
+        configuration = configuration_through(
+            with_credentials(proxy.url), pki, sim, proxy_headers=headers
+        )
+        await open_through(configuration)
     (head,) = proxy.heads
-    assert header(head, "Proxy-Authorization") == f"Basic {PROXY_TOKEN}"
+    sent = [
+        line for line in head.decode("latin-1").split("\r\n") if line.startswith(("X-", "Proxy-"))
+    ]
+    assert sent == [f"{PROXY_HEADER[0]}: {PROXY_HEADER[1]}", f"Proxy-Authorization: Basic {other}"]
+    for through in proxy.through if not route.secure else []:
+        assert PROXY_HEADER[1].encode() not in through and other.encode() not in through
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 11), reason="asyncio runs TLS inside TLS here")

@@ -182,12 +182,13 @@ class AsyncCallDriver(DriverBase):
         :class:`~openapi_client.calls.CallPlan` says, within ``deadline`` (default:
         ``call_timeout`` from now, or ``within`` if that comes first)."""
         transport = self.transport
-        plan = self._plan(endpoint, deadline, within, transport, data_only)
+        now = self.clock()
+        plan = self._plan(endpoint, deadline, within, transport, data_only, now)
         if timeout is None:
             timeout = transport.timeout(None)
         rate_limit = self.configuration.rate_limit
         sleep = self.sleep
-        action: Action = plan.start()
+        action: Action = plan.start(now)
         while True:
             if isinstance(action, Send):
                 attempt = AsyncAttempt(

@@ -41,7 +41,6 @@ from openapi_client.websocket.client import (
 )
 from openapi_client.websocket.events import Event
 from openapi_client.websocket.session_core import SubscriptionCallback, subscription_method
-from openapi_client.websocket.transport import _proxy_with_credentials
 
 if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
@@ -108,7 +107,7 @@ class WebSocketApiClient(SessionClientBase):
             compression,
             watchdog,
         )
-        self._proxy_url = _proxy_url(configuration, self._target.secure)
+        _check_proxy_route(configuration, self._target.secure)
         self._session = AsyncSession(configuration, settings, self._open, AsyncEventHub(on_event))
         self._check_credentials()
         self._close_asked = False
@@ -262,37 +261,28 @@ class WebSocketApiClient(SessionClientBase):
             server_hostname=tls.server_hostname(configuration),
             user_agent=configuration.user_agent,
             proxy=configuration.proxy,
-            proxy_url=self._proxy_url,
+            proxy_headers=configuration.proxy_headers,
         )
 
 
-def _proxy_url(configuration: Configuration, secure: bool) -> str | None:
-    """``Configuration.proxy`` as ``websockets``' asyncio client takes it: that client sends
-    only the proxy URL's credentials, so a Basic ``Proxy-Authorization`` in ``proxy_headers``
-    goes into the URL (as for the threaded session's ``wss://`` through an ``https://`` proxy).
+def _check_proxy_route(configuration: Configuration, secure: bool) -> None:
+    """Refuse a route asyncio cannot run: before Python 3.11 (whose asyncio runs TLS inside
+    TLS), a ``wss://`` session through an ``https://`` proxy.
 
-    :raises ApiValueError: ``proxy_headers`` holds anything else; or (before Python 3.11, whose
-        asyncio runs TLS inside TLS) the proxy is ``https://`` for a ``wss://`` session.
+    :raises ApiValueError: that route, on Python < 3.11.
     """
     proxy = configuration.proxy
-    if proxy is None:
-        return None
-    if secure and proxy.lower().startswith("https:") and sys.version_info < (3, 11):
+    if (
+        proxy is not None
+        and secure
+        and proxy.lower().startswith("https:")
+        and sys.version_info < (3, 11)
+    ):
         raise ApiValueError(
             "a wss:// session through an https:// proxy runs TLS inside TLS, which asyncio "
             "supports from Python 3.11 on; use an http:// proxy (the tunnel then carries only "
             "the session's own TLS), the threaded WebSocketApiClient, or Python 3.11+"
         )
-    try:
-        return _proxy_with_credentials(proxy, configuration.proxy_headers)
-    except ValueError:
-        names = ", ".join(sorted(configuration.proxy_headers or {}))
-        raise ApiValueError(
-            f"Configuration.proxy_headers ({names}) cannot be sent by the asyncio session: "
-            "websockets' asyncio client sends only the proxy URL's credentials (a Basic "
-            "Proxy-Authorization is passed that way). Put them in Configuration.proxy "
-            "(http://user:password@host:port)"
-        ) from None
 
 
 class AsyncSessionTransport(SessionTransportBase):
@@ -311,7 +301,8 @@ class AsyncSessionTransport(SessionTransportBase):
         attempt: AsyncAttempt,
     ) -> Any:
         """One request on the session; the rate-limit turn is awaited first."""
-        await attempt.take_turn()
+        if attempt.turn_pending:
+            await attempt.take_turn()
         params, credential, checked = self._request(endpoint, request)
         call = await self.session.call(
             endpoint.method, params, timeout.connect, timeout.read, checked

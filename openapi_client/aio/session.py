@@ -5,29 +5,34 @@ Every decision is :class:`~openapi_client.websocket.session_core.SessionCore`'s;
 feeds it and does what it says. The core is not thread-safe, and here it needs no lock: every
 input is made on the event loop, and none awaits between feeding the core and taking its outputs.
 
-* each connection has a reader task: it takes each message as it arrives, hands it to the core
-  and does the outputs at once, so a ``test_request`` is answered by the reader itself, never
-  behind the program's own code (unless that code blocks the event loop: see below);
+* each connection (:class:`~openapi_client.aio.connection.SessionConnection`) hands every message
+  over in its protocol's callback, the moment its bytes are parsed: the message goes to the core
+  and its outputs are done at once, so a ``test_request`` is answered there, never behind the
+  program's own code (unless that code blocks the event loop: see below), and an answer
+  completes its caller's future in the same turn of the loop;
 * a timer task runs the core's timer at :meth:`SessionCore.next_deadline`, and is woken sooner
   when the core says :data:`~openapi_client.websocket.session_core.WAKE`; connections are opened
   in tasks of their own, so a slow handshake holds up nothing else;
 * a call is a future: the caller submits, writes its frame and awaits the future, which the
-  reader completes. Cancelling the caller (``Task.cancel()``, ``asyncio.timeout()``,
+  connection's callback completes. Cancelling the caller (``Task.cancel()``, ``asyncio.timeout()``,
   ``wait_for``) abandons the call: the core forgets it and drops a late answer;
 * events and subscription callbacks go to the :class:`~openapi_client.aio.hub.AsyncEventHub`'s
-  dispatcher task, never run by the reader;
+  dispatcher task, never run in the connection's callback;
 * with a watchdog, a thread of the library's own (:class:`~openapi_client.websocket.watchdog.
   Watchdog`) watches the deadline: an event loop that is blocked is exactly what a watchdog is
   for, so at the deadline that thread shuts the connection's socket down itself (the server sees
   the connection end at once, and cancel-on-disconnect fires), then hands the rest to the loop.
 
 :meth:`AsyncSession.close` leaves no task behind: it waits (bounded) for the connection's end,
-then for every task the session started.
+then for every task the session started; a connection still open then is dropped, and its end
+awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import heapq
 import math
 import os
 import threading
@@ -37,7 +42,6 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Callable
 
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State as WsState
 
 from openapi_client.aio.connection import SessionConnection
 from openapi_client.aio.hub import AsyncEventHub
@@ -75,7 +79,6 @@ from openapi_client.websocket.watchdog import Watchdog
 
 __all__ = ["AsyncSession"]
 
-_OPEN = WsState.OPEN
 _INFINITY = math.inf
 #: The clock of every input to the core: the watchdog's thread reads the same one (on the default
 #: event loop, ``loop.time()`` is this clock too; timers are set as delays, whatever the loop's).
@@ -90,18 +93,64 @@ def _time_up(waiter: asyncio.Future[bool]) -> None:
         waiter.set_result(False)
 
 
-class _Connection:
-    """An open connection and the task that reads it."""
+class _AnswersDue:
+    """Wakes the callers whose answer has not come by its deadline (:func:`_time_up`), with one
+    timer of the event loop for all of them, set for the earliest.
 
-    __slots__ = ("number", "reader", "ws")
+    A timer of the loop per call (made, then cancelled when the answer comes) cost about 1.6 us
+    of a call's 115 us (issue 17's measurements). Here a call costs a push on a heap; the
+    entries of answered calls are dropped as they reach its top (calls are answered about in
+    the order of their deadlines, so the heap holds about the calls in flight), and at the
+    latest when their deadline passes.
 
-    def __init__(self, number: int, ws: SessionConnection) -> None:
-        self.number = number
-        self.ws = ws
-        self.reader: asyncio.Task[None] | None = None
+    :param loop: the session's loop.
+    :param offset: ``loop.time()`` less :data:`_monotonic`.
+    """
 
-    def __repr__(self) -> str:
-        return f"Connection({self.number})"
+    __slots__ = ("_due", "_loop", "_offset", "_sequence", "_timer", "_timer_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, offset: float) -> None:
+        self._loop = loop
+        self._offset = offset
+        self._due: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self._sequence = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _INFINITY
+
+    def watch(self, deadline: float, waiter: asyncio.Future[bool]) -> None:
+        """Wake ``waiter`` with False at ``deadline`` (:data:`_monotonic` time) unless it is
+        done by then."""
+        due = self._due
+        while due and due[0][2].done():
+            heapq.heappop(due)
+        self._sequence += 1
+        heapq.heappush(due, (deadline, self._sequence, waiter))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline + self._offset, self._time_up)
+
+    def _time_up(self) -> None:
+        self._timer = None
+        self._timer_at = _INFINITY
+        due = self._due
+        now = _monotonic()
+        while due and (due[0][0] <= now or due[0][2].done()):
+            _time_up(heapq.heappop(due)[2])
+        if due:
+            self._arm(due[0][0])
+
+    def close(self) -> None:
+        """Forget every waiter and the timer (the session is over, or forked)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = _INFINITY
+        self._due = []
 
 
 class AsyncSession:
@@ -127,13 +176,15 @@ class AsyncSession:
         self._display = settings.display
         self._open_connection = open_connection
         self.hub = hub
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, SessionConnection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[int, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         #: ``loop.time()`` less :data:`_monotonic`, for the loop's timers.
         self._clock_offset = 0.0
+        #: Wakes callers whose answer is late (made by :meth:`start`, on the loop).
+        self._answers_due: _AnswersDue | None = None
         self._timer: asyncio.Task[None] | None = None
         self._alarm: asyncio.Future[bool] | None = None
         self._status: list[asyncio.Future[bool]] = []
@@ -154,6 +205,7 @@ class AsyncSession:
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._clock_offset = loop.time() - _monotonic()  # 0 on asyncio's own loops
+        self._answers_due = _AnswersDue(loop, self._clock_offset)
         core = self.core
         core.start(_monotonic(), first_attempts)
         core.take_outputs()  # WAKE: the timer task looks at once
@@ -162,7 +214,7 @@ class AsyncSession:
             await self._until(lambda: core.state is State.READY or core.finished)
         except BaseException:  # cancelled (an interrupt, a timeout): nothing is left running
             core.fail("could not establish the session: cancelled", _monotonic())
-            await self._perform(core.take_outputs())
+            self._perform(core.take_outputs())
             await self._stop_tasks()
             raise
         if core.state is not State.READY:
@@ -219,15 +271,15 @@ class AsyncSession:
         text = core.submit(call, _monotonic())
         try:
             if text is not None:
-                await self._send(call.link.number, text)  # type: ignore[union-attr]
+                connection = self._connections.get(call.link.number)  # type: ignore[union-attr]
+                if connection is not None:
+                    while connection.writing_paused:  # woken with others: room for all?
+                        await connection.wait_for_room()
+                    connection.send(text)
             if text is not None and call.answer_by != _INFINITY:
                 # Most answers come long before the deadline: one wait, then the general case.
-                timer = loop.call_at(call.answer_by + self._clock_offset, _time_up, waiter)
-                try:
-                    answered = await waiter
-                finally:
-                    timer.cancel()
-                if answered:
+                self._answers_due.watch(call.answer_by, waiter)  # type: ignore[union-attr]
+                if await waiter:
                     return call
             await self._wait(call)
         except BaseException:
@@ -269,7 +321,7 @@ class AsyncSession:
         answer = core.reauthenticate(credential, _monotonic())
         if isinstance(answer, Call):
             answer.handle = loop.create_future()
-        await self._perform(core.take_outputs())
+        self._perform(core.take_outputs())
         if not isinstance(answer, Call):
             return answer
         try:
@@ -331,7 +383,7 @@ class AsyncSession:
         core.check_in(_monotonic())
         outputs = core.take_outputs()
         if outputs:
-            self._perform_later(outputs)
+            self._perform_or_fail(outputs)
             watchdog = self._watchdog
             if watchdog is not None:
                 watchdog.rearm()
@@ -340,60 +392,48 @@ class AsyncSession:
     def state(self) -> State:
         return self.core.state
 
-    # -- the connections' readers ---------------------------------------------------------------
+    # -- what the connections hand over ----------------------------------------------------------
 
-    async def _read(self, connection: _Connection) -> None:
-        """Read ``connection`` until it ends; each message goes to the core and its outputs are
-        done at once. Whatever ends this task ends the connection first, and tells the core."""
-        ws = connection.ws
-        number = connection.number
+    def _received(self, number: int, raw: Any) -> None:
+        """A message on connection ``number`` (in its protocol's callback): to the core, and
+        its outputs done at once. An exception ends the connection ("the reader failed")."""
         core = self.core
-        display = self._display
+        core.receive(number, raw, _monotonic(), decode(raw, self._display))
+        outputs = core.take_outputs()
+        if len(outputs) == 1 and type(outputs[0]) is Call:  # an answer: the usual case
+            waiter = outputs[0].handle
+            if not waiter.done():
+                waiter.set_result(True)
+        elif outputs:
+            self._perform(outputs)
+
+    def _lost(
+        self,
+        connection: SessionConnection,
+        number: int,
+        closed: ConnectionClosed | None,
+        failure: str | None,
+        cause: BaseException | None,
+    ) -> None:
+        """Connection ``number`` has ended: the core is told how."""
         received = sent = None
-        failure: str | None = None
-        cause: BaseException | None = None
-        try:
-            while True:
-                raw = await ws.recv()
-                message = decode(raw, display)
-                core.receive(number, raw, _monotonic(), message)
-                outputs = core.take_outputs()
-                if len(outputs) == 1 and type(outputs[0]) is Call:  # an answer: the usual case
-                    waiter = outputs[0].handle
-                    if not waiter.done():
-                        waiter.set_result(True)
-                elif outputs:
-                    await self._perform(outputs)
-        except ConnectionClosed as closed:
+        if closed is not None:
             received = (int(closed.rcvd.code), closed.rcvd.reason) if closed.rcvd else None
             sent = (int(closed.sent.code), closed.sent.reason) if closed.sent else None
-            cause = closed
-        except asyncio.CancelledError:  # the session is being stopped: cut, report, end
-            failure = "the connection's reader was stopped"
-            ws.abort()
-            raise
-        except BaseException as error:  # a fault of the library's: end the connection cleanly
-            logger.error(
-                "the reader of the WebSocket connection %r failed; the connection is closed",
-                connection,
-                exc_info=redacted_exception(error),
-            )
-            failure = f"the reader failed ({type(error).__name__})"
-            cause = error
-            ws.abort()
-        finally:
-            if self._connections.get(number) is connection:
-                del self._connections[number]
-            core.lost(
-                number, _monotonic(), received=received, sent=sent, failure=failure, cause=cause
-            )
-            self._perform_later(core.take_outputs())
+            if cause is None:
+                cause = closed
+        if self._connections.get(number) is connection:
+            del self._connections[number]
+        core = self.core
+        core.lost(number, _monotonic(), received=received, sent=sent, failure=failure, cause=cause)
+        self._perform_or_fail(core.take_outputs())
 
     # -- doing what the core says ---------------------------------------------------------------
 
-    async def _perform(self, outputs: list[Output]) -> None:
-        """Do ``outputs`` in order (only a frame being written may wait, for room in the
-        socket's buffer). If one fails, the calls among the rest are still woken."""
+    def _perform(self, outputs: list[Output]) -> None:
+        """Do ``outputs`` in order, none of them waiting (a frame is written at once, whatever
+        the room in the transport's buffer: the core sends few, and small). If one fails, the
+        calls among the rest are still woken."""
         index = 0
         try:
             for index, output in enumerate(outputs):  # noqa: B007 - read in the finally
@@ -402,7 +442,9 @@ class AsyncSession:
                     if not waiter.done():
                         waiter.set_result(True)
                 elif type(output) is Send:
-                    await self._send(output.connection, output.text)
+                    connection = self._connections.get(output.connection)
+                    if connection is not None:
+                        connection.send(output.text)
                 elif type(output) in EVENT_TYPES:
                     self._publish(output)
                 elif type(output) is Deliver:
@@ -427,16 +469,14 @@ class AsyncSession:
                     if waiter is not None and not waiter.done():
                         waiter.set_result(True)
 
-    def _perform_later(self, outputs: list[Output]) -> None:
-        """Do ``outputs`` where no ``await`` is possible: in a task of the session's."""
-        if outputs:
-            self._spawn(self._perform_or_fail(outputs))
-
-    async def _perform_or_fail(self, outputs: list[Output]) -> None:
-        """:meth:`_perform`, in a task of its own: if doing them fails (a fault of the
-        library's), the session ends clearly (FAILED, ``Closed``), never half done in silence."""
+    def _perform_or_fail(self, outputs: list[Output]) -> None:
+        """:meth:`_perform`, outside a connection's callback: if doing them fails (a fault of
+        the library's), the session ends clearly (FAILED, ``Closed``), never half done in
+        silence."""
+        if not outputs:
+            return
         try:
-            await self._perform(outputs)
+            self._perform(outputs)
         except Exception as error:
             logger.error(
                 "the WebSocket session could not do what it had decided",
@@ -444,21 +484,7 @@ class AsyncSession:
             )
             core = self.core
             core.fail(f"the session's driver failed ({type(error).__name__})", _monotonic())
-            await self._perform(core.take_outputs())
-
-    async def _send(self, number: int, text: str) -> None:
-        """Write ``text`` as one frame on connection ``number`` while it is open; a failure
-        needs no handling here: the reader sees the end of the connection and reports it."""
-        connection = self._connections.get(number)
-        if connection is None:
-            return
-        ws = connection.ws
-        if ws.state is not _OPEN:  # closing: nothing more may go (and send would wait for it)
-            return
-        try:
-            await ws.send(text)
-        except ConnectionClosed as error:
-            logger.debug("a write on %r failed: %r", connection, redacted_exception(error))
+            self._perform(core.take_outputs())
 
     def _publish(self, event: Any) -> None:
         self.hub.emit(published(event, _monotonic()))
@@ -470,26 +496,18 @@ class AsyncSession:
             self._status.clear()
 
     def _close_connection(self, output: Close) -> None:
-        """The closing handshake, in a task: ``websockets`` cuts the connection when the close
-        timeout passes; the reader reports the end."""
+        """The closing handshake: the connection is cut when the close timeout passes, and
+        reports its end."""
         connection = self._connections.get(output.connection)
         if connection is not None:
-            self._spawn(connection.ws.close(output.code, output.reason))
+            connection.close(output.code, output.reason)
 
     def _abort_connection(self, output: Abort) -> None:
         """Cut at once: the close frame goes first if the socket takes it now, then the
         connection is dropped."""
         connection = self._connections.get(output.connection)
-        if connection is None:
-            return
-        loop = self._loop
-        assert loop is not None
-        ws = connection.ws
-        if ws.state is _OPEN:
-            self._spawn(ws.close(output.code, output.reason))  # its first step writes the frame
-            loop.call_soon(ws.abort)  # and runs before this
-        else:
-            ws.abort()
+        if connection is not None:
+            connection.abort(output.code, output.reason)
 
     async def _open(self, number: int) -> None:
         """Open connection ``number`` and tell the core how it went."""
@@ -506,7 +524,7 @@ class AsyncSession:
             self._opening.pop(number, None)
             stopped = ApiConnectionError("the connection was not opened: the session closed")
             core.open_failed(number, stopped, _monotonic())
-            self._perform_later(core.take_outputs())
+            self._perform_or_fail(core.take_outputs())
             raise
         except Exception as fault:  # a fault of the library's or of a token_provider's
             self._opening.pop(number, None)
@@ -516,21 +534,21 @@ class AsyncSession:
                 "opening a WebSocket connection failed", exc_info=redacted_exception(fault)
             )
             core.fail(f"opening a connection failed ({type(fault).__name__})", _monotonic())
-            await self._perform(core.take_outputs())
+            self._perform(core.take_outputs())
             return
         self._opening.pop(number, None)
         if error is not None or ws is None:
             if ws is not None:
                 ws.abort()
             core.open_failed(number, error, _monotonic())  # type: ignore[arg-type]
-            await self._perform(core.take_outputs())
+            self._perform_or_fail(core.take_outputs())
             return
-        connection = _Connection(number, ws)
-        self._connections[number] = connection
+        self._connections[number] = ws
         core.opened(number, _monotonic(), token)
-        outputs = core.take_outputs()
-        connection.reader = self._spawn(self._read(connection))
-        await self._perform(outputs)
+        self._perform_or_fail(core.take_outputs())
+        ws.start(
+            functools.partial(self._received, number), functools.partial(self._lost, ws, number)
+        )
 
     def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         """A task of the session's, kept until it is done (and awaited by :meth:`close`)."""
@@ -563,7 +581,7 @@ class AsyncSession:
             loop = self._loop
             assert loop is not None
             self.core.fail(f"the session's timer failed ({type(error).__name__})", _monotonic())
-            await self._perform(self.core.take_outputs())
+            self._perform(self.core.take_outputs())
 
     async def _timer_loop(self) -> None:
         loop = self._loop
@@ -573,7 +591,7 @@ class AsyncSession:
             core.timer(_monotonic())
             outputs = core.take_outputs()
             if outputs:
-                await self._perform(outputs)
+                self._perform(outputs)
             if core.finished:
                 return
             alarm = self._alarm = loop.create_future()
@@ -607,7 +625,7 @@ class AsyncSession:
         number = self.core.connection
         connection = None if number is None else self._connections.get(number)
         if connection is not None:
-            connection.ws.cut()
+            connection.cut()
         loop = self._loop
         assert loop is not None
         try:
@@ -617,7 +635,7 @@ class AsyncSession:
 
     def _watchdog_fired(self, when: float, deadline: float) -> None:
         self.core.watchdog_check(_monotonic(), (when, deadline))
-        self._perform_later(self.core.take_outputs())
+        self._perform_or_fail(self.core.take_outputs())
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -630,7 +648,7 @@ class AsyncSession:
             return
         core = self.core
         core.close(_monotonic(), logout)
-        await self._perform(core.take_outputs())
+        self._perform(core.take_outputs())
         for opening in list(self._opening.values()):
             opening.cancel()  # a connection being opened is never used now
         bound = 2 * self._settings.close_timeout + CLOSE_GRACE + 1.0
@@ -639,7 +657,7 @@ class AsyncSession:
 
     async def _stop_tasks(self) -> None:
         """Stop the watchdog and every task of the session: the timer at once, the others
-        (readers, closing handshakes, callbacks) once they are done, or cancelled after
+        (connections being opened, callbacks) once they are done, or cancelled after
         :data:`_JOIN_SECONDS`."""
         watchdog = self._watchdog
         if watchdog is not None:
@@ -649,8 +667,17 @@ class AsyncSession:
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
             await asyncio.wait({timer})
+        if self._answers_due is not None:
+            self._answers_due.close()
+        connections = list(self._connections.values())
+        for connection in connections:  # still open: dropped, and their ends awaited
+            connection.drop("the session was stopped")
+        if connections:
+            await asyncio.wait(
+                [connection.ended for connection in connections], timeout=_JOIN_SECONDS
+            )
         current = asyncio.current_task()
-        for _ in range(3):  # a task may start another (a reader's last report)
+        for _ in range(3):  # a task may start another
             tasks = {task for task in self._tasks if task is not current}
             if not tasks:
                 break
@@ -660,7 +687,6 @@ class AsyncSession:
             if pending:
                 await asyncio.wait(pending)
         await self.hub.close()
-        await asyncio.sleep(0)  # websockets' keepalive tasks finish their cancellation
 
     def after_fork(self) -> None:
         """In a child process just forked: the connections, the tasks and the loop are the
@@ -672,6 +698,7 @@ class AsyncSession:
         self._tasks = set()
         self._opening = {}
         self._timer = self._alarm = None
+        self._answers_due = None
         self._status = []
         self._watchdog = None
         self.hub = AsyncEventHub(None)

@@ -32,7 +32,6 @@ import errno
 import inspect
 import logging
 import math
-import re
 import select
 import socket
 import ssl
@@ -40,7 +39,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -51,7 +50,19 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.uri import WebSocketURI, parse_uri
 
 from openapi_client.locks import new_lock
-from openapi_client.redaction import install_filter, register_secret
+from openapi_client.redaction import install_filter
+from openapi_client.websocket.messages import Assembler, Data
+from openapi_client.websocket.tunnel import (
+    TunnelBroken,
+    TunnelClosed,
+    TunnelError,
+    TunnelRefused,
+    connect_headers,
+    connect_request,
+    printable,
+    proxy_authority,
+    tunnel_answer,
+)
 
 __all__ = [
     "LONGEST_WAIT",
@@ -70,13 +81,10 @@ __all__ = [
     "proxy_authority",
 ]
 
-#: A message as received: text frames decoded, binary frames as bytes.
-Data = Union[str, bytes]
-
 #: Bytes asked of the socket per read (a TLS socket returns at most one record).
 _READ_SIZE = 65536
 
-_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_PONG = Opcode.PONG
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _INVALID_DATA = 1007
 _INTERNAL_ERROR = 1011
@@ -85,9 +93,6 @@ _monotonic = time.monotonic
 #: The longest single wait on the socket, in seconds: a longer one (a timer from a setting or a
 #: server, whatever its size) is waited in turns of this length.
 LONGEST_WAIT = 3600.0
-
-#: The longest answer a proxy may give to ``CONNECT``, in bytes.
-_MAX_TUNNEL_ANSWER = 65536
 
 #: What a non-blocking operation raises when it must wait for the socket.
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -184,8 +189,7 @@ class SocketTransport:
         self._poll = _Readable(sock, self._wake_r)
         #: Whether TLS has decrypted bytes that no read returned yet (no ``poll`` needed then).
         self._tls_pending = secure and self._pending_now()
-        self._fragments: list[bytes] | None = None
-        self._fragments_text = False
+        self._assembler = Assembler()
         now = _monotonic()
         self._next_ping = None if keepalive is None else now + keepalive
         self._ping: bytes | None = None
@@ -280,35 +284,17 @@ class SocketTransport:
     def _assemble(self, frames: list[Frame]) -> list[Data]:
         messages: list[Data] = []
         for frame in frames:
-            opcode = frame.opcode
-            if opcode is _TEXT or opcode is _BINARY:
-                if not frame.fin:
-                    self._fragments = [bytes(frame.data)]
-                    self._fragments_text = opcode is _TEXT
-                    continue
-                data = frame.data
-                text = opcode is _TEXT
-            elif opcode is _CONT:
-                fragments = self._fragments
-                assert fragments is not None  # the protocol checks the order of frames
-                fragments.append(bytes(frame.data))
-                if not frame.fin:
-                    continue
-                data = b"".join(fragments)
-                self._fragments = None
-                text = self._fragments_text
-            else:
-                if opcode is _PONG and bytes(frame.data) == self._ping:
+            if frame.opcode is _PONG:
+                if bytes(frame.data) == self._ping:
                     self._ping = None
                 continue
-            if not text:
-                messages.append(bytes(data))
-                continue
             try:
-                messages.append(str(data, "utf-8"))
+                message = self._assembler.add(frame)
             except UnicodeDecodeError as error:
                 self._fail(_INVALID_DATA, f"{error.reason} at position {error.start}")
                 break
+            if message is not None:
+                messages.append(message)
         return messages
 
     def _timers(self, now: float) -> float | None:
@@ -685,71 +671,6 @@ def open_socket(
     )
 
 
-class TunnelError(Exception):
-    """The proxy gave no tunnel. ``proxy`` is its ``host:port`` (never its credentials);
-    ``__cause__`` is what the socket or ``ssl`` raised on the way to the proxy, when that was
-    the trouble, else ``str()`` says what the proxy's answer did."""
-
-    def __init__(self, proxy: str, problem: str = "") -> None:
-        super().__init__(f"the proxy {proxy} {problem}".rstrip())
-        self.proxy = proxy
-
-
-class TunnelRefused(TunnelError):
-    """The proxy answered ``CONNECT`` with a status other than 2xx: ``status``, ``reason``
-    (its printable reason phrase) and ``authenticate`` (its ``Proxy-Authenticate``, if any)."""
-
-    def __init__(self, proxy: str, status: int, reason: str, authenticate: str | None) -> None:
-        super().__init__(proxy, f"refused the tunnel: HTTP {status}")
-        self.status = status
-        self.reason = reason
-        self.authenticate = authenticate
-
-
-class TunnelClosed(TunnelError):
-    """The proxy closed the connection before its answer to ``CONNECT`` was complete."""
-
-
-class TunnelBroken(TunnelError):
-    """The proxy's answer to ``CONNECT`` broke HTTP, or bytes came through the tunnel before
-    the client spoke."""
-
-
-#: Where the head of the proxy's answer ends (bare line feeds tolerated, as HTTP allows).
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-#: A status line of HTTP/1.x: the status code, and the reason phrase if any.
-_STATUS_LINE = re.compile(r"HTTP/1\.[01] ([0-9]{3})(?: (.*))?")
-
-
-def proxy_authority(proxy: str) -> str:
-    """``host:port`` of a proxy URL (brackets around an IPv6 address), for messages: never the
-    credentials the URL may carry."""
-    parsed = urllib.parse.urlsplit(proxy)
-    host = parsed.hostname or ""
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _connect_headers(
-    proxy: urllib.parse.SplitResult, given: Mapping[str, str] | None
-) -> dict[str, str]:
-    """The headers a ``CONNECT`` carries besides ``Host``: ``given`` (``proxy_headers``), and
-    a Basic ``Proxy-Authorization`` made of the proxy URL's user info unless ``given`` has one.
-    Every credential among them is registered for redaction first: a proxy may echo it."""
-    headers = dict(given or {})
-    for name, value in headers.items():
-        if name.lower() == "proxy-authorization":
-            register_secret(value.partition(" ")[2])
-            return headers
-    if proxy.username is not None:
-        user = urllib.parse.unquote(proxy.username)
-        password = urllib.parse.unquote(proxy.password or "")
-        register_secret(password)
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        headers["Proxy-Authorization"] = f"Basic {token}"
-    return headers
-
-
 def _tunnel(
     proxy: str,
     headers: Mapping[str, str] | None,
@@ -775,13 +696,7 @@ def _tunnel(
     host = parsed.hostname or ""
     secure = parsed.scheme == "https"
     name = proxy_authority(proxy)
-    target = f"[{uri.host}]:{uri.port}" if ":" in uri.host else f"{uri.host}:{uri.port}"
-    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", f"User-Agent: {user_agent}"]
-    given = _connect_headers(parsed, headers)
-    if any(header.lower() == "user-agent" for header in given):
-        del lines[2]
-    lines += [f"{header}: {value}" for header, value in given.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    request = connect_request(proxy, headers, uri.host, uri.port, user_agent)
     try:
         address = (host, parsed.port or (443 if secure else 80))
         sock = socket.create_connection(address, _left(deadline))
@@ -818,46 +733,9 @@ def _read_tunnel_answer(sock: socket.socket, deadline: float, proxy: str) -> Non
     while True:
         sock.settimeout(_left(deadline))
         data = sock.recv(4096)
-        if not data:
-            raise TunnelClosed(proxy, "closed the connection before it answered CONNECT")
         answer += data
-        end = _HEAD_END.search(answer)
-        if (end is not None and end.start() > _MAX_TUNNEL_ANSWER) or (
-            end is None and len(answer) > _MAX_TUNNEL_ANSWER
-        ):
-            raise TunnelBroken(
-                proxy,
-                f"answered CONNECT with more than {_MAX_TUNNEL_ANSWER} bytes of status line "
-                "and headers",
-            )
-        if end is not None:
-            break
-    lines = bytes(answer[: end.start()]).decode("latin-1").splitlines()
-    status = _STATUS_LINE.fullmatch(lines[0]) if lines else None
-    if status is None:
-        raise TunnelBroken(proxy, "did not answer CONNECT with HTTP/1.x")
-    code = int(status[1])
-    if not 200 <= code < 300:
-        raise TunnelRefused(
-            proxy, code, printable(status[2] or ""), _header_value(lines[1:], "proxy-authenticate")
-        )
-    if end.end() < len(answer):
-        raise TunnelBroken(proxy, "sent data through the tunnel before the client spoke")
-
-
-def _header_value(lines: list[str], name: str) -> str | None:
-    """The printable value of the first header ``name`` (lower case) among ``lines``."""
-    for line in lines:
-        header, separator, value = line.partition(":")
-        if separator and header.strip().lower() == name:
-            return printable(value.strip())
-    return None
-
-
-def printable(text: str, limit: int = 100) -> str:
-    """``text`` without control characters, at most ``limit`` characters: a proxy's words, for
-    a message."""
-    return "".join(char for char in text if char.isprintable())[:limit]
+        if tunnel_answer(answer, proxy, eof=not data):
+            return
 
 
 def _handshake(
@@ -945,7 +823,7 @@ def _proxy_with_credentials(proxy: str, headers: Mapping[str, str] | None) -> st
     :raises ValueError: ``headers`` holds another header, or credentials that are not Basic.
     """
     parsed = urllib.parse.urlsplit(proxy)
-    headers = _connect_headers(parsed, headers)  # registers the credentials for redaction
+    headers = connect_headers(parsed, headers)  # registers the credentials for redaction
     authority = proxy_authority(proxy)
     if not headers:
         return f"{parsed.scheme}://{authority}"

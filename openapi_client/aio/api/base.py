@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from openapi_client.core import CALL_OPTIONS
@@ -59,18 +59,24 @@ class BaseApi:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.api_client!r})"
 
-    async def _call(
+    def _call(
         self,
         endpoint: Endpoint,
         args: Mapping[str, Any],
         options: Mapping[str, Any],
         http_info: bool,
-    ) -> Any:
-        """Check the option names, then await the client's call."""
+    ) -> Awaitable[Any]:
+        """The client's call, for the method to await, the option names checked first (an
+        unknown one is raised when the method is awaited, as any error of the call). Not a
+        coroutine of its own: one layer less for every resumption of every call."""
         for name in options:
             if name not in ASYNC_CALL_OPTIONS:
-                raise ApiTypeError(_unexpected_option(name, endpoint.operation))
-        return await self.api_client.call(endpoint, args, options, http_info)
+                return _raise(ApiTypeError(_unexpected_option(name, endpoint.operation)))
+        return self.api_client.call(endpoint, args, options, http_info)
+
+
+async def _raise(error: Exception) -> Any:
+    raise error
 
 
 def _not_a_caller(api: str, given: object) -> str:
