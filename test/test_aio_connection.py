@@ -256,7 +256,7 @@ def untrusted_tls() -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+@pytest.mark.parametrize("secure", [False, pytest.param(True, marks=TLS_IN_TLS)], ids=["ws", "wss"])
 async def test_the_https_proxy_certificate_is_checked(
     secure: bool, pki: Pki, untrusted_tls: ssl.SSLContext
 ) -> None:
