@@ -239,11 +239,19 @@ class CallPlan:
         return self._next_attempt(now)
 
     def succeeded(self, reply: Any) -> Done:
-        """The attempt answered: a :class:`Reply` is shaped as the caller asked; anything else
-        (an undecoded answer, for ``_preload_content=False``) is the result as it is."""
-        if type(reply) is not Reply or self._data_only:
-            return Done(reply.data if type(reply) is Reply else reply)
-        return Done((reply.data, reply.status, reply.headers))
+        """The attempt answered: :class:`Done` with :meth:`result`."""
+        return Done(self.result(reply))
+
+    def result(self, reply: Any) -> Any:
+        """The call's result once the attempt answered ``reply`` (what :meth:`succeeded` says,
+        without the :class:`Done` around it, for the drivers): a :class:`Reply` is shaped as the
+        caller asked; anything else (an undecoded answer, for ``_preload_content=False``) is the
+        result as it is."""
+        if type(reply) is not Reply:
+            return reply
+        if self._data_only:
+            return reply.data
+        return (reply.data, reply.status, reply.headers)
 
     def failed(self, error: ApiException, credential: str | None) -> Action:
         """The attempt raised ``error`` having sent ``credential`` (None: none)."""

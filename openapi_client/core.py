@@ -487,7 +487,7 @@ class CallDriver(DriverBase):
                 except ApiException as error:
                     action = plan.failed(error, attempt.credential)
                 else:
-                    return plan.succeeded(reply).result
+                    return plan.result(reply)
             elif isinstance(action, Wait):
                 self.sleep(action.seconds)
                 action = plan.waited()

@@ -95,7 +95,11 @@ class NumberParam(Param):
         return f"{expected} {self.unit}".rstrip()
 
     def check(self, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = type(value)
+        # A plain int or float (nearly every call) is a real number: no need to ask the ABC.
+        if kind is not int and kind is not float and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
             raise ApiTypeError(
                 f"{self.name} must be {self._expected()} (int or float), "
                 f"got {type(value).__name__} {value!r}",
@@ -142,6 +146,8 @@ class NumberParam(Param):
     def json_value(self, value: Any, validate: bool) -> Any:
         if validate:
             self.check(value)
+        if type(value) is int:
+            return value
         if isinstance(value, bool):
             return value  # unchecked: sent as given, for the server to judge
         if isinstance(value, int):
@@ -320,13 +326,15 @@ class Endpoint:
         unknown one, then lets each parameter check and encode its value.
         """
         return "&".join(
-            f"{param.name}={param.encode(value, validate)}"
-            for param, value in self._given(args)
+            [f"{param.name}={param.encode(value, validate)}" for param, value in self._given(args)]
         )
 
     def json_params(self, args: Mapping[str, Any], validate: bool) -> dict[str, Any]:
         """The JSON-RPC ``params`` object for ``args``, checked as :meth:`query` checks them."""
-        return {param.name: param.json_value(value, validate) for param, value in self._given(args)}
+        params: dict[str, Any] = {}
+        for param, value in self._given(args):
+            params[param.name] = param.json_value(value, validate)
+        return params
 
     def _given(self, args: Mapping[str, Any]) -> list[tuple[Param, Any]]:
         """The parameters given a value, in declaration order; refuses unknown and missing ones."""

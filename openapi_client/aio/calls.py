@@ -199,7 +199,7 @@ class AsyncCallDriver(DriverBase):
                 except ApiException as error:
                     action = plan.failed(error, attempt.credential)
                 else:
-                    return plan.succeeded(reply).result
+                    return plan.result(reply)
             elif isinstance(action, Wait):
                 await sleep(action.seconds)
                 action = plan.waited()

@@ -611,7 +611,8 @@ class SessionTransport(SessionTransportBase):
         attempt: Attempt,
     ) -> Any:
         """One request on the session; the rate-limit turn is taken first."""
-        attempt.take_turn()
+        if attempt.turn_pending:
+            attempt.take_turn()
         params, credential, checked = self._request(endpoint, request)
         call = self.session.call(endpoint.method, params, timeout.connect, timeout.read, checked)
         return self._outcome(call, attempt, credential, preload)
