@@ -425,36 +425,27 @@ class CallDriver(DriverBase):
         """Call ``endpoint`` with ``args``, honouring the generated-style ``options``; see
         :meth:`SyncClient.call`."""
         try:
-            return self._call(endpoint, args, options, http_info)
+            if self._closed:
+                self._check_open()
+            transport = self.transport
+            if not options:
+                return self.invoke(endpoint, transport.prepare(endpoint, args), not http_info)
+            data_only, preload, timeout, async_req = read_options(endpoint, options, http_info)
+            request = transport.prepare(endpoint, args)
+            resolved = None if timeout is None else transport.timeout(timeout)
+            if async_req:
+                # The call's time starts now, while it waits for a thread too.
+                deadline = self.call_deadline()
+                return AsyncResult(
+                    self._pool().submit(
+                        self.invoke, endpoint, request, data_only, preload, resolved, deadline
+                    )
+                )
+            return self.invoke(endpoint, request, data_only, preload, resolved)
         except BaseException:
             if HANDLERS_RUN_BETWEEN_ANY_BYTECODES:  # pragma: no cover - Python 3.9
                 give_back_leftovers()  # a lock an interrupt left held (see openapi_client.locks)
             raise
-
-    def _call(
-        self,
-        endpoint: Endpoint,
-        args: Mapping[str, Any],
-        options: Mapping[str, Any],
-        http_info: bool,
-    ) -> Any:
-        if self._closed:
-            self._check_open()
-        transport = self.transport
-        if not options:
-            return self.invoke(endpoint, transport.prepare(endpoint, args), not http_info)
-        data_only, preload, timeout, async_req = read_options(endpoint, options, http_info)
-        request = transport.prepare(endpoint, args)
-        resolved = None if timeout is None else transport.timeout(timeout)
-        if async_req:
-            # The call's time starts now, while it waits for a thread too.
-            deadline = self.call_deadline()
-            return AsyncResult(
-                self._pool().submit(
-                    self.invoke, endpoint, request, data_only, preload, resolved, deadline
-                )
-            )
-        return self.invoke(endpoint, request, data_only, preload, resolved)
 
     def invoke(
         self,
@@ -552,7 +543,3 @@ class SyncClient:
         :class:`AsyncResult` of any of these.
         """
         return self._calls.call(endpoint, args, options, http_info)
-
-    def _after_fork(self) -> None:
-        """What a forked child does (see :meth:`CallDriver.after_fork`)."""
-        self._calls.after_fork()

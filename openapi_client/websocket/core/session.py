@@ -641,8 +641,3 @@ class SessionCore:
         """The number of the connection calls go on, if one is open."""
         link = self._links.current
         return link.number if link is not None and link.state is not ENDED else None
-
-    def connection_open(self, number: int) -> bool:
-        """Whether the core counts connection ``number`` as not yet ended."""
-        link = self._links.by_number.get(number)
-        return link is not None and link.state is not ENDED
