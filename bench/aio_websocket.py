@@ -52,12 +52,9 @@ from typing import Any, Callable
 
 import websocket as threaded
 from harness import (
-    BenchError,
-    SimulatorProcess,
     median,
-    terminate_on_sigterm,
 )
-from run import Report, Row, meta, verdict
+from run import Row, verdict
 from workloads import WorkloadError, vm_rss_kib
 
 SCRIPT = str(Path(__file__).resolve())
@@ -450,44 +447,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Benchmark the asyncio WebSocket session (issue 17).",
         benchmarks=BENCHMARKS,
     )
-    terminate_on_sigterm()
-    plan = Plan.make(args.quick, args.rounds)
-    report = Report(plan=plan, meta=meta())  # type: ignore[arg-type]
-    from importlib import metadata
 
-    report.meta["websockets"] = metadata.version("websockets")
-    started = time.monotonic()
-
-    def progress(message: str) -> None:
-        print(f"[{time.monotonic() - started:5.1f} s] {message}", file=sys.stderr, flush=True)
-
-    with contextlib.ExitStack() as cleanup:
-        simulator = cleanup.enter_context(SimulatorProcess(program=[threaded.SCRIPT, "simulator"]))
-        beats = cleanup.enter_context(
-            SimulatorProcess(
-                program=[threaded.SCRIPT, "heartbeat-server"],
-                options=["--every", str(threaded.TEST_REQUEST_EVERY)],
-            )
-        )
-        progress(f"simulator at {simulator.url}, heartbeat server at {beats.url}")
-        steps = {
-            "cpu": lambda: bench_cpu(simulator.url, plan, progress),
-            "latency": lambda: bench_latency(beats.url, plan, progress),
-            "inflight": lambda: bench_inflight(beats.url, plan, progress),
-            "restore": lambda: bench_restore(simulator.url, plan, progress),
-            "memory": lambda: bench_memory(simulator.url, plan, progress),
-            "layers": lambda: bench_layers(simulator.url, plan, progress),
+    def steps(
+        url: str, beats: str, plan: Plan, progress: Callable[[str], None]
+    ) -> dict[str, Callable[[], Any]]:
+        return {
+            "cpu": lambda: bench_cpu(url, plan, progress),
+            "latency": lambda: bench_latency(beats, plan, progress),
+            "inflight": lambda: bench_inflight(beats, plan, progress),
+            "restore": lambda: bench_restore(url, plan, progress),
+            "memory": lambda: bench_memory(url, plan, progress),
+            "layers": lambda: bench_layers(url, plan, progress),
         }
-        for name in selected:
-            try:
-                report.results[name], rows = steps[name]()
-                report.rows.extend(rows)
-            except BenchError as error:
-                report.errors[name] = str(error)
-                progress(f"{name}: {error}")
-    report.meta["seconds"] = round(time.monotonic() - started, 1)
-    title = threaded.describe(report).replace("WebSocket", "asyncio WebSocket", 1)
-    return threaded.finish(report, title, args)
+
+    return threaded.run(
+        args, selected, steps, lambda title: title.replace("WebSocket", "asyncio WebSocket", 1)
+    )
 
 
 def _worker_main(argv: Sequence[str]) -> int:

@@ -599,8 +599,20 @@ def parse_arguments(
     return args, selected
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args, selected = parse_arguments(argv)
+#: What a benchmark script gives :func:`run` for each benchmark: given the simulator's URL, the
+#: heartbeat server's, the plan and a progress printer, a function measuring it.
+Steps = Callable[[str, str, Plan, Callable[[str], None]], dict[str, Callable[[], Any]]]
+
+
+def run(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    steps: Steps,
+    title: Callable[[str], str] = str,
+) -> int:
+    """Start the simulator and the heartbeat server, run the benchmarks ``names`` in that order
+    (``steps`` says how each is measured), and :func:`finish` with the report under
+    ``title(describe(report))``."""
     terminate_on_sigterm()
     plan = Plan.make(args.quick, args.rounds)
     report = Report(plan=plan, meta=meta())  # type: ignore[arg-type]
@@ -621,23 +633,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         progress(f"simulator at {simulator.url}, heartbeat server at {beats.url}")
-        steps = {
-            "cpu": lambda: bench_cpu(simulator.url, plan, progress),
-            "latency": lambda: bench_latency(beats.url, plan, progress),
-            "restore": lambda: bench_restore(simulator.url, plan, progress),
-            "memory": lambda: bench_memory(simulator.url, plan, progress),
-        }
-        for name in BENCHMARKS:
-            if name not in selected:
-                continue
+        measure = steps(simulator.url, beats.url, plan, progress)
+        for name in names:
             try:
-                report.results[name], rows = steps[name]()
+                report.results[name], rows = measure[name]()
                 report.rows.extend(rows)
             except BenchError as error:
                 report.errors[name] = str(error)
                 progress(f"{name}: {error}")
     report.meta["seconds"] = round(time.monotonic() - started, 1)
-    return finish(report, describe(report), args)
+    return finish(report, title(describe(report)), args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, selected = parse_arguments(argv)
+
+    def steps(
+        url: str, beats: str, plan: Plan, progress: Callable[[str], None]
+    ) -> dict[str, Callable[[], Any]]:
+        return {
+            "cpu": lambda: bench_cpu(url, plan, progress),
+            "latency": lambda: bench_latency(beats, plan, progress),
+            "restore": lambda: bench_restore(url, plan, progress),
+            "memory": lambda: bench_memory(url, plan, progress),
+        }
+
+    return run(args, [name for name in BENCHMARKS if name in selected], steps)
 
 
 def finish(report: Report, title: str, args: argparse.Namespace) -> int:
