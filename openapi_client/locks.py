@@ -114,7 +114,10 @@ class RecoverableLock:
 def give_back_leftovers() -> None:
     """In the main thread, back at the library's entry point after an interrupt: release every
     lock it still holds. Nothing to do where :data:`HANDLERS_RUN_BETWEEN_ANY_BYTECODES` is false
-    (no :class:`RecoverableLock` exists there)."""
+    (no :class:`RecoverableLock` exists there), nor in another thread: signal handlers run only
+    in the main thread, so only it can have been cut short inside a lock."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for lock in list(_RECOVERABLE):
         lock.give_back_leftover()
 

@@ -110,3 +110,21 @@ def test_another_threads_hold_is_not_given_back() -> None:
     thread.join(5)
     assert lock.acquire(True, 5)
     lock.release()
+
+
+def test_only_the_main_thread_gives_back_at_the_entry_point() -> None:
+    """Signal handlers run only in the main thread: another thread's holds are never leftovers,
+    even when it passes the library's entry point (a call made while it holds a lock)."""
+    lock = RecoverableLock()
+    seen: list[bool] = []
+
+    def hold_and_pass_the_entry_point() -> None:
+        with lock:
+            give_back_leftovers()
+            seen.append(lock.locked())
+
+    thread = threading.Thread(target=hold_and_pass_the_entry_point)
+    thread.start()
+    thread.join(5)
+    assert seen == [True]
+    assert taken_by_another_thread(lock)
